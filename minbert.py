@@ -1,0 +1,393 @@
+"""minBERT: the BERT encoder (Devlin et al. 2019), written out, plus its tokenizer.
+
+Reads top to bottom: config -> embeddings -> self-attention -> transformer layer ->
+model -> checkpoint loading/saving -> tokenizer. Shapes use one notation throughout:
+B batch, T tokens, H hidden size, nh attention heads, hs = H // nh head size.
+
+    model = BertModel.from_pretrained("all-MiniLM-L6-v2")   # or a folder, or "bert-base-uncased"
+    tokenizer = build_tokenizer(model.source_dir)
+    out = model(input_ids, attention_mask, token_type_ids)  # {"last_hidden_state", "pooler_output"}
+
+The weights are compatible with Hugging Face's BertModel both ways: `from_pretrained`
+reads their checkpoints, `save_pretrained` writes a folder their `from_pretrained` reads.
+"""
+
+import json
+import math
+import re
+import shutil
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+import hub
+
+
+@dataclass
+class BertConfig:
+    # Field names are Hugging Face's, so a model folder's config.json loads as is.
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    initializer_range: float = 0.02
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
+        if self.hidden_act != "gelu":
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported (only BERT's exact 'gelu')")
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build from a config.json dict; fields of other architectures' configs are ignored."""
+        if d.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"position_embedding_type {d['position_embedding_type']!r} is not supported")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self):
+        return {"architectures": ["BertModel"], "model_type": "bert", **asdict(self)}
+
+
+# ----------------------------------------------------------------------------
+# the encoder
+
+
+class Embeddings(nn.Module):
+    """Token + position + segment embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        # The segment embedding tells sentence A from sentence B in a cross-encoded pair.
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.ln = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids):
+        T = input_ids.size(1)
+        positions = torch.arange(T, device=input_ids.device)  # (T,)
+        x = self.word(input_ids) + self.position(positions) + self.token_type(token_type_ids)  # (B, T, H)
+        return self.dropout(self.ln(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention (Vaswani et al. 2017, eq. 1)."""
+
+    def __init__(self, config, impl="sdpa"):
+        super().__init__()
+        self.nh = config.num_attention_heads
+        self.hs = config.hidden_size // config.num_attention_heads
+        # One (H -> 3H) matmul for queries, keys and values instead of three: same math,
+        # fewer kernel launches and a larger, more efficient matrix multiply.
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.attn_dropout = config.attention_probs_dropout_prob
+        self.impl = impl  # "sdpa" (fused kernel) or "explicit" (the math written out); same result
+
+    def forward(self, x, mask):
+        # x: (B, T, H); mask: additive (B, 1, 1, T), 0 for real tokens and very negative for padding, or None
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).split(H, dim=2)  # 3 x (B, T, H)
+        q, k, v = (t.view(B, T, self.nh, self.hs).transpose(1, 2) for t in (q, k, v))  # 3 x (B, nh, T, hs)
+        p = self.attn_dropout if self.training else 0.0
+        if mask is not None:
+            mask = mask.to(q.dtype)  # under autocast q is bf16/fp16 and the kernel wants matching dtypes
+        if self.impl == "sdpa":
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, nh, T, hs)
+        else:
+            # Scale by 1/sqrt(hs) so the logits keep unit variance and softmax does not saturate.
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))  # (B, nh, T, T)
+            if mask is not None:
+                att = att + mask  # padded keys get ~-inf, so softmax gives them zero weight
+            att = F.dropout(F.softmax(att, dim=-1), p=p, training=self.training)
+            y = att @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, H)  # re-assemble the heads side by side
+        return self.proj(y)
+
+
+class Layer(nn.Module):
+    """One transformer block, post-LN as in the original BERT: x = LN(x + sublayer(x))."""
+
+    def __init__(self, config, impl="sdpa"):
+        super().__init__()
+        self.attn = SelfAttention(config, impl)
+        self.ln1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn_in = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.ffn_out = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.ln2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x, mask):
+        x = self.ln1(x + self.dropout(self.attn(x, mask)))  # (B, T, H)
+        h = F.gelu(self.ffn_in(x))  # (B, T, 4H); exact erf GELU, as BERT was trained with
+        return self.ln2(x + self.dropout(self.ffn_out(h)))  # (B, T, H)
+
+
+class BertModel(nn.Module):
+    def __init__(self, config, attn_impl="sdpa"):
+        super().__init__()
+        if attn_impl not in ("sdpa", "explicit"):
+            raise ValueError(f"attn_impl must be 'sdpa' or 'explicit', not {attn_impl!r}")
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(Layer(config, attn_impl) for _ in range(config.num_hidden_layers))
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
+        self.source_dir = None  # the folder the weights came from (for its vocab.txt)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        # BERT's initialisation, used for a model trained from scratch (tests, tiny configs).
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=self.config.initializer_range)
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
+
+    @property
+    def attn_impl(self):
+        return self.layers[0].attn.impl if len(self.layers) else "sdpa"
+
+    @attn_impl.setter
+    def attn_impl(self, impl):
+        for layer in self.layers:
+            layer.attn.impl = impl
+
+    def embed(self, input_ids, token_type_ids=None):
+        """The embedding-layer output (B, T, H): where SMART adds its perturbation."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        return self.embeddings(input_ids, token_type_ids)
+
+    def encode(self, x, attention_mask):
+        """Run the transformer layers and pooler from embedding-layer output x (B, T, H)."""
+        mask = None
+        # With no padding in the batch, no mask is needed, and SDPA can take its fastest kernel.
+        if attention_mask is not None and not bool(attention_mask.all()):
+            # (B, T) of 1/0 -> additive (B, 1, 1, T), broadcast over heads and query positions.
+            mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        for layer in self.layers:
+            x = layer(x, mask)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, H): a dense layer over the [CLS] token
+        return {"last_hidden_state": x, "pooler_output": pooled}
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return self.encode(self.embed(input_ids, token_type_ids), attention_mask)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path=hub.DEFAULT_MODEL, attn_impl="sdpa", cache_dir=None, base_url=None, **overrides):
+        """Load a model folder, the packaged default, or a hub id. `overrides` replace config
+        fields, e.g. hidden_dropout_prob=0.3."""
+        folder = hub.resolve_model_dir(name_or_path, cache_dir=cache_dir, base_url=base_url)
+        config = BertConfig.from_dict({**json.loads((folder / "config.json").read_text()), **overrides})
+        model = cls(config, attn_impl)
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+        model.load_state_dict(from_hf_state_dict(hub.load_weights(folder), expected, source=hub.weights_file(folder)))
+        model.source_dir = folder
+        return model
+
+    def save_pretrained(self, folder, vocab_file=None):
+        """Write config.json, model.safetensors and vocab.txt in Hugging Face's layout."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        hub.save_safetensors(to_hf_state_dict(self.state_dict()), folder / "model.safetensors")
+        vocab_file = Path(vocab_file) if vocab_file else self.source_dir and self.source_dir / "vocab.txt"
+        if vocab_file is None or not Path(vocab_file).is_file():
+            raise ValueError("save_pretrained needs a vocab.txt: pass vocab_file= (model has no source folder)")
+        if Path(vocab_file).resolve() != (folder / "vocab.txt").resolve():
+            shutil.copyfile(vocab_file, folder / "vocab.txt")
+        for name in ("tokenizer_config.json",):  # keeps the lower-casing choice with the model
+            if self.source_dir and (self.source_dir / name).is_file() and self.source_dir.resolve() != folder.resolve():
+                shutil.copyfile(self.source_dir / name, folder / name)
+
+
+# ----------------------------------------------------------------------------
+# checkpoint names: Hugging Face's on the left, ours on the right
+
+KEY_MAP = [
+    (r"embeddings\.word_embeddings\.", "embeddings.word."),
+    (r"embeddings\.position_embeddings\.", "embeddings.position."),
+    (r"embeddings\.token_type_embeddings\.", "embeddings.token_type."),
+    (r"embeddings\.LayerNorm\.", "embeddings.ln."),
+    (r"encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", r"layers.\1.attn.\2."),  # fused below
+    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"layers.\1.attn.proj."),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"layers.\1.ln1."),
+    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"layers.\1.ffn_in."),
+    (r"encoder\.layer\.(\d+)\.output\.dense\.", r"layers.\1.ffn_out."),
+    (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ln2."),
+    (r"pooler\.dense\.", "pooler."),
+]
+# Keys a checkpoint may carry that this encoder has no use for: the pre-training heads
+# (masked LM, next sentence prediction), reported when skipped, and the position-id buffer
+# of older Hugging Face versions, which only ever holds 0, 1, 2, ... (we compute it).
+PRETRAINING_HEADS = re.compile(r"^cls\.")
+POSITION_IDS = "embeddings.position_ids"
+
+
+def _hf_name(key):
+    """Normalise a checkpoint key: drop a model prefix, rename TF-era gamma/beta."""
+    key = re.sub(r"^(bert|model)\.", "", key)
+    return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
+
+
+def from_hf_state_dict(state, expected, source="checkpoint"):
+    """Map a Hugging Face BERT state dict onto our names, checking every key and shape
+    against `expected` (our name -> shape) and listing every mismatch in the error."""
+    ours, unexpected, ignored = {}, [], 0
+    for key, tensor in state.items():
+        name = _hf_name(key)
+        if name == POSITION_IDS:
+            continue
+        if PRETRAINING_HEADS.match(name):
+            ignored += 1
+            continue
+        for pattern, replacement in KEY_MAP:
+            if re.match(pattern, name):
+                ours[re.sub(pattern, replacement, name, count=1)] = tensor
+                break
+        else:
+            unexpected.append(key)
+    # Fuse each layer's separate query/key/value projections into one qkv projection.
+    for qkv_name in [k for k in expected if ".attn.qkv." in k]:
+        parts = [qkv_name.replace(".qkv.", f".{n}.") for n in ("query", "key", "value")]
+        if all(p in ours for p in parts):
+            ours[qkv_name] = torch.cat([ours.pop(p) for p in parts], dim=0)
+    missing = sorted(set(expected) - set(ours))
+    unexpected += sorted(set(ours) - set(expected))
+    wrong = [
+        f"{k}: checkpoint {tuple(ours[k].shape)}, model {tuple(expected[k])}"
+        for k in expected
+        if k in ours and ours[k].shape != expected[k]
+    ]
+    problems = [
+        f"{what}: {', '.join(keys)}"
+        for what, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong))
+        if keys
+    ]
+    if problems:
+        raise hub.ModelFileError(f"{source}: does not match the BERT config:\n  " + "\n  ".join(problems))
+    if ignored:
+        print(f"{source}: skipped {ignored} pre-training head tensors (cls.*), which the encoder does not use")
+    return {k: v.float() if v.is_floating_point() else v for k, v in ours.items()}
+
+
+def to_hf_state_dict(state):
+    """Inverse of from_hf_state_dict: our names -> Hugging Face BertModel names."""
+    inverse = [
+        (r"^embeddings\.word\.", "embeddings.word_embeddings."),
+        (r"^embeddings\.position\.", "embeddings.position_embeddings."),
+        (r"^embeddings\.token_type\.", "embeddings.token_type_embeddings."),
+        (r"^embeddings\.ln\.", "embeddings.LayerNorm."),
+        (r"^layers\.(\d+)\.attn\.proj\.", r"encoder.layer.\1.attention.output.dense."),
+        (r"^layers\.(\d+)\.ln1\.", r"encoder.layer.\1.attention.output.LayerNorm."),
+        (r"^layers\.(\d+)\.ffn_in\.", r"encoder.layer.\1.intermediate.dense."),
+        (r"^layers\.(\d+)\.ffn_out\.", r"encoder.layer.\1.output.dense."),
+        (r"^layers\.(\d+)\.ln2\.", r"encoder.layer.\1.output.LayerNorm."),
+        (r"^pooler\.", "pooler.dense."),
+    ]
+    out = {}
+    for key, tensor in state.items():
+        fused = re.match(r"^layers\.(\d+)\.attn\.qkv\.(weight|bias)$", key)
+        if fused:
+            i, kind = fused.groups()
+            for name, part in zip(("query", "key", "value"), tensor.chunk(3, dim=0)):
+                out[f"encoder.layer.{i}.attention.self.{name}.{kind}"] = part
+            continue
+        for pattern, replacement in inverse:
+            if re.match(pattern, key):
+                out[re.sub(pattern, replacement, key)] = tensor
+                break
+        else:
+            raise KeyError(f"no Hugging Face name for parameter {key}")
+    return out
+
+
+# ----------------------------------------------------------------------------
+# tokenizer
+
+
+def _lowercase(folder):
+    """Whether the model's vocabulary is uncased: tokenizer_config.json says so, else guess
+    from the vocabulary (cased vocabularies contain capitalised words)."""
+    config_file = Path(folder) / "tokenizer_config.json"
+    if config_file.is_file():
+        lower = json.loads(config_file.read_text()).get("do_lower_case")
+        if lower is not None:
+            return bool(lower)
+    vocab = (Path(folder) / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    return not any(w[:1].isupper() and not w.startswith("[") for w in vocab)
+
+
+@dataclass
+class Encoding:
+    ids: list  # token ids, "[CLS] a [SEP]" or "[CLS] a [SEP] b [SEP]"
+    type_ids: list  # 0 for [CLS], a and its [SEP]; 1 for b and its [SEP]
+
+
+class BertTokenizer:
+    """WordPiece tokenization from the `tokenizers` package, then BERT's special tokens and
+    pair truncation, written out here so they match the original BERT exactly."""
+
+    def __init__(self, folder, max_length=128):
+        folder = Path(folder)
+        if max_length < 3:
+            raise ValueError(f"max_length must be at least 3 ([CLS] a [SEP] b [SEP] needs room), got {max_length}")
+        vocab = models.WordPiece.read_file(str(folder / "vocab.txt"))
+        for special in ("[CLS]", "[SEP]", "[UNK]", "[PAD]"):
+            if special not in vocab:
+                raise ValueError(f"{folder / 'vocab.txt'}: missing special token {special}")
+        self.wordpiece = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+        # BERT's normaliser: drop control chars, space out CJK characters, and if the vocabulary is
+        # uncased, lower-case and strip accents. Then split on whitespace and punctuation.
+        self.wordpiece.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                               lowercase=_lowercase(folder))  # fmt: skip
+        self.wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self.wordpiece.decoder = decoders.WordPiece()
+        self.cls_id, self.sep_id, self.max_length = vocab["[CLS]"], vocab["[SEP]"], max_length
+
+    def encode(self, text, pair=None):
+        return self.encode_batch([text if pair is None else (text, pair)])[0]
+
+    def encode_batch(self, inputs):
+        """Encode a list of sentences or (sentence_a, sentence_b) pairs."""
+        texts = [t for x in inputs for t in ((x,) if isinstance(x, str) else x)]
+        pieces = iter(e.ids for e in self.wordpiece.encode_batch(texts, add_special_tokens=False))
+        return [self._assemble(next(pieces)) if isinstance(x, str) else self._assemble(next(pieces), next(pieces)) for x in inputs]
+
+    def _assemble(self, a, b=None):
+        if b is None:
+            a = a[: self.max_length - 2]
+            return Encoding([self.cls_id, *a, self.sep_id], [0] * (len(a) + 2))
+        # Longest first, as in the original BERT: drop the last token of the longer sentence
+        # (of b on a tie) until the pair fits; in closed form, the longer one is cut first, then both evenly.
+        budget, extra = self.max_length - 3, len(a) + len(b) - (self.max_length - 3)
+        if extra > 0:
+            cut_long = min(extra, abs(len(a) - len(b)))
+            rest = extra - cut_long
+            keep_a = len(a) - (cut_long if len(a) > len(b) else 0) - rest // 2
+            a, b = a[:keep_a], b[: budget - keep_a]
+        return Encoding([self.cls_id, *a, self.sep_id, *b, self.sep_id], [0] * (len(a) + 2) + [1] * (len(b) + 1))
+
+    def decode(self, ids):
+        return self.wordpiece.decode(ids)
+
+
+def build_tokenizer(folder, max_length=128):
+    """The tokenizer of a model folder (its vocab.txt), truncating to max_length tokens."""
+    return BertTokenizer(folder, max_length)

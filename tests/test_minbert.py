@@ -1,0 +1,231 @@
+"""The encoder against Hugging Face's BertModel, the attention fast path against the math,
+checkpoint loading and saving. Reference values come from tests/make_fixtures.py."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hub
+from minbert import BertConfig, BertModel, build_tokenizer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return BertModel.from_pretrained().eval()
+
+
+def run(model, ref, prefix=""):
+    ids, mask, types = (torch.from_numpy(ref[prefix + k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
+    with torch.no_grad():
+        return model(ids, mask, types)
+
+
+def max_diff(out, ref, prefix=""):
+    """Max abs difference over the pooled output and the hidden states of real tokens. Padded
+    positions are excluded: their outputs are never used and are not defined the same way
+    anywhere (Hugging Face's own eager and SDPA paths differ there by 1e-5)."""
+    real = torch.from_numpy(ref[prefix + "attention_mask"]).bool()  # (B, T)
+    hidden = (out["last_hidden_state"] - torch.from_numpy(ref[prefix + "last_hidden_state"]))[real]
+    pooled = out["pooler_output"] - torch.from_numpy(ref[prefix + "pooler_output"])
+    return max(hidden.abs().max().item(), pooled.abs().max().item())
+
+
+@pytest.mark.parametrize("batch", ["single", "pair"])
+@pytest.mark.parametrize("impl", ["sdpa", "explicit"])
+def test_packaged_model_matches_hugging_face(minilm, batch, impl):
+    ref = np.load(FIXTURES / "encoder_ref.npz", allow_pickle=False)
+    assert ref[f"{batch}_attention_mask"].min() == 0, "the fixture batch must contain padding"
+    if batch == "pair":
+        assert ref["pair_token_type_ids"].max() == 1
+    minilm.attn_impl = impl
+    try:
+        out = run(minilm, ref, f"{batch}_")
+    finally:
+        minilm.attn_impl = "sdpa"
+    assert max_diff(out, ref, f"{batch}_") < 1e-5
+
+
+def test_token_types_matter(minilm):
+    # The CS224N starter silently ignored segment ids; make sure ours do change the output.
+    ref = np.load(FIXTURES / "encoder_ref.npz", allow_pickle=False)
+    ids, mask = torch.from_numpy(ref["pair_input_ids"]), torch.from_numpy(ref["pair_attention_mask"])
+    with torch.no_grad():
+        a = minilm(ids, mask, torch.from_numpy(ref["pair_token_type_ids"]))["last_hidden_state"]
+        b = minilm(ids, mask, torch.zeros_like(ids))["last_hidden_state"]
+    assert (a - b).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("folder", ["tiny_bert", "tiny_bert_bin"])
+def test_tiny_checkpoint_matches_hugging_face(folder):
+    model = BertModel.from_pretrained(str(FIXTURES / folder)).eval()
+    assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 2
+    assert max_diff(run(model, np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)), np.load(FIXTURES / "tiny_ref.npz")) < 1e-5
+
+
+def test_explicit_attention_equals_sdpa_in_training_without_dropout():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    model = BertModel(config).train()
+    ids = torch.randint(1, 50, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    mask[2, 3:] = 0
+    outs, grads = {}, {}
+    for impl in ("sdpa", "explicit"):
+        model.attn_impl = impl
+        model.zero_grad()
+        out = model(ids, mask)
+        out["last_hidden_state"][mask.bool()].sum().backward()
+        outs[impl] = out["last_hidden_state"].detach()
+        grads[impl] = model.layers[0].attn.qkv.weight.grad.clone()
+    torch.testing.assert_close(outs["sdpa"], outs["explicit"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads["sdpa"], grads["explicit"], atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_off_in_eval_on_in_train(minilm):
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    with torch.no_grad():
+        a, b = minilm(ids)["pooler_output"], minilm(ids)["pooler_output"]
+        assert torch.equal(a, b)
+        minilm.train()
+        try:
+            c = minilm(ids)["pooler_output"]
+        finally:
+            minilm.eval()
+    assert not torch.allclose(a, c)
+
+
+def test_save_pretrained_round_trip(minilm, tmp_path):
+    minilm.save_pretrained(tmp_path / "saved")
+    names = sorted(p.name for p in (tmp_path / "saved").iterdir())
+    assert {"config.json", "model.safetensors", "vocab.txt"} <= set(names)
+    # The saved keys are Hugging Face's names, so transformers' BertModel.from_pretrained reads them.
+    saved = hub.load_safetensors(tmp_path / "saved" / "model.safetensors")
+    assert "encoder.layer.0.attention.self.query.weight" in saved and "pooler.dense.bias" in saved
+    original = hub.load_safetensors(hub.packaged_model_dir() / "model.safetensors")
+    assert set(saved) == set(original) - {"embeddings.position_ids"}
+    for k, v in saved.items():
+        assert torch.equal(v, original[k]), k
+    again = BertModel.from_pretrained(str(tmp_path / "saved")).eval()
+    ref = np.load(FIXTURES / "encoder_ref.npz", allow_pickle=False)
+    a, b = run(minilm, ref, "pair_"), run(again, ref, "pair_")
+    assert torch.equal(a["last_hidden_state"], b["last_hidden_state"])
+    assert torch.equal(a["pooler_output"], b["pooler_output"])
+
+
+# ----------------------------------------------------------------------------
+# loader errors: each names the problem
+
+
+def tiny_copy(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(FIXTURES / "tiny_bert", folder)
+    return folder
+
+
+def test_truncated_safetensors(tmp_path):
+    folder = tiny_copy(tmp_path)
+    raw = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(hub.ModelFileError, match="truncated or corrupt"):
+        BertModel.from_pretrained(str(folder))
+    (folder / "model.safetensors").write_bytes(raw[:5])
+    with pytest.raises(hub.ModelFileError, match="truncated safetensors file"):
+        BertModel.from_pretrained(str(folder))
+
+
+def rewrite(folder, change):
+    tensors = dict(hub.load_safetensors(folder / "model.safetensors"))
+    change(tensors)
+    hub.save_safetensors(tensors, folder / "model.safetensors")
+
+
+def test_wrong_shape_is_named(tmp_path):
+    folder = tiny_copy(tmp_path)
+    rewrite(folder, lambda t: t.update({"pooler.dense.weight": torch.zeros(32, 31)}))
+    with pytest.raises(hub.ModelFileError, match=r"wrong shapes: pooler.weight: checkpoint \(32, 31\), model \(32, 32\)"):
+        BertModel.from_pretrained(str(folder))
+
+
+def test_missing_and_unexpected_keys_are_listed(tmp_path):
+    folder = tiny_copy(tmp_path)
+    rewrite(folder, lambda t: (t.pop("encoder.layer.1.output.dense.bias"), t.update({"encoder.extra.weight": torch.zeros(2)})))
+    with pytest.raises(hub.ModelFileError) as e:
+        BertModel.from_pretrained(str(folder))
+    assert "missing keys: layers.1.ffn_out.bias" in str(e.value)
+    assert "unexpected keys: encoder.extra.weight" in str(e.value)
+
+
+def test_unknown_dtype(tmp_path):
+    folder = tiny_copy(tmp_path)
+    path = folder / "model.safetensors"
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = raw[8 : 8 + n].replace(b'"F32"', b'"F33"', 1)
+    path.write_bytes(raw[:8] + header + raw[8 + n :])
+    with pytest.raises(hub.ModelFileError, match="unknown dtype 'F33'"):
+        BertModel.from_pretrained(str(folder))
+
+
+def test_prefixed_and_legacy_names_load(tmp_path):
+    # bert-base-uncased on the hub is a pre-training checkpoint: "bert." prefix, gamma/beta, cls.* heads.
+    folder = tiny_copy(tmp_path)
+
+    def legacy(t):
+        for k in list(t):
+            t["bert." + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")] = t.pop(k)
+        t["cls.predictions.bias"] = torch.zeros(100)
+
+    rewrite(folder, legacy)
+    model = BertModel.from_pretrained(str(folder)).eval()
+    ref = np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)
+    assert max_diff(run(model, ref), ref) < 1e-5
+
+
+def test_config_ignores_foreign_fields_and_rejects_unsupported():
+    config = BertConfig.from_dict(json.loads((FIXTURES / "tiny_bert" / "config.json").read_text()))
+    assert config.hidden_size == 32 and config.vocab_size == 100
+    with pytest.raises(ValueError, match="hidden_act 'relu'"):
+        BertConfig.from_dict({"hidden_act": "relu"})
+    with pytest.raises(ValueError, match="position_embedding_type"):
+        BertConfig.from_dict({"position_embedding_type": "relative_key"})
+
+
+def test_missing_folder_and_files(tmp_path):
+    with pytest.raises(hub.ModelFileError, match="model folder not found"):
+        hub.resolve_model_dir(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(hub.ModelFileError, match="missing config.json"):
+        hub.resolve_model_dir(str(tmp_path / "empty"))
+
+
+# ----------------------------------------------------------------------------
+# tokenizer
+
+
+def test_tokenizer_matches_hugging_face_bert_tokenizer():
+    ref = json.loads((FIXTURES / "tokenizer_ref.json").read_text())
+    folder = hub.packaged_model_dir()
+    tokenizers = {}
+    for case in ref["cases"]:
+        n = case["max_length"]
+        tok = tokenizers.setdefault(n, build_tokenizer(folder, max_length=n))
+        enc = tok.encode(case["text"], case["text_pair"]) if case["text_pair"] is not None else tok.encode(case["text"])
+        assert enc.ids == case["input_ids"], case["text"][:80]
+        assert enc.type_ids == case["token_type_ids"], case["text"][:80]
+    assert any(len(c["input_ids"]) == c["max_length"] for c in ref["cases"]), "fixture should exercise truncation"
+
+
+def test_tokenizer_lowercasing_follows_the_vocabulary(tmp_path):
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "Hello", "world"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    assert build_tokenizer(tmp_path).encode("Hello world").ids == [2, 6, 7, 3]  # cased vocabulary: kept
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+    assert build_tokenizer(tmp_path).encode("Hello world").ids == [2, 5, 7, 3]  # config says lower-case
