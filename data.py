@@ -1,0 +1,435 @@
+"""The course data: read and validate the task files, tokenize them once, batch them.
+
+The three tasks of the CS224N multitask project each come as tab-separated files written
+by pandas (an unnamed index column, `"..."` quoting with `""` inside):
+
+    sst   ids-sst-*.csv     id, sentence,             sentiment     (class 0..4)
+    para  quora-*.csv       id, sentence1, sentence2, is_duplicate  (0 or 1)
+    sts   sts-*.csv         id, sentence1, sentence2, similarity    (0.0..5.0)
+
+The path of one example through this module:
+
+    CSV row -> read_examples -> Example -> encode -> TaskData (token ids, tokenized once)
+            -> batch_order / BatchStream (which examples go together) -> collate -> tensors
+
+Batches are padded only to their own longest sequence, and by default are drawn from
+"buckets" of similar lengths, so little compute goes to padding. Pairs of sentences can be
+cross-encoded (one sequence `[CLS] a [SEP] b [SEP]`, the model sees both at once) or
+bi-encoded (a and b as two sequences, compared after encoding).
+
+    python data.py fetch --dest data --mirror /path/to/folder   # what `make data` runs
+"""
+
+import argparse
+import csv
+import math
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import hub
+
+# text columns and label column of each task, looked up by header name
+TASKS = {
+    "sst": (("sentence",), "sentiment"),
+    "para": (("sentence1", "sentence2"), "is_duplicate"),
+    "sts": (("sentence1", "sentence2"), "similarity"),
+}
+
+
+class DataError(Exception):
+    """A data file is malformed, or could not be fetched. The message names the file and line."""
+
+
+@dataclass
+class Example:
+    id: str
+    text_a: str
+    text_b: str | None  # None for single-sentence tasks
+    label: int | float | None  # None in the test files, which have no labels
+
+
+# ----------------------------------------------------------------------------
+# reading and validating the files
+
+
+def parse_label(task, text):
+    """The label of one row as a number, or ValueError saying what is wrong with it.
+    Labels may be written as floats ("3.0", "1.0") because pandas wrote the files."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan  # fails every range check below
+    if task == "sst":
+        if not (math.isfinite(value) and value >= 0 and value.is_integer()):
+            raise ValueError(f"sentiment must be an integer class >= 0, got {text!r}")
+        return int(value)
+    if task == "para":
+        if value not in (0.0, 1.0):
+            raise ValueError(f"is_duplicate must be 0 or 1, got {text!r}")
+        return value  # a float: it is the target of a binary cross-entropy
+    if not 0.0 <= value <= 5.0:  # NaN fails this too
+        raise ValueError(f"similarity must be a number in [0, 5], got {text!r}")
+    return value
+
+
+def _read(path, task, labelled):
+    """Examples of one file plus the line numbers of rows skipped for an empty label."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    text_columns, label_column = TASKS[task]
+    path = Path(path)
+    examples, skipped, seen = [], [], {}
+    line = 1
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            # strict: a stray quote raises instead of silently swallowing the rest of the file
+            reader = csv.reader(f, delimiter="\t", strict=True)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}:1: empty file, expected a header row")
+            for name in ("id", *text_columns):
+                if name not in header:
+                    raise DataError(f"{path}:1: no column {name!r} in header {header}")
+            if labelled and label_column not in header:
+                raise DataError(f"{path}:1: no label column {label_column!r} in header {header}")
+            has_label = label_column in header and labelled is not False
+            id_col = header.index("id")
+            text_cols = [header.index(name) for name in text_columns]
+            label_col = header.index(label_column) if has_label else None
+
+            # a quoted field may span lines, so a row starts one line after the previous one ended
+            line = reader.line_num + 1
+            for row in reader:
+                if len(row) != len(header):
+                    raise DataError(f"{path}:{line}: expected {len(header)} tab-separated fields, found {len(row)}")
+                id_ = row[id_col]
+                if not id_:
+                    raise DataError(f"{path}:{line}: empty id")
+                if id_ in seen:  # predictions are keyed by id, so ids must be unique
+                    raise DataError(f"{path}:{line}: duplicate id {id_!r} (first on line {seen[id_]})")
+                seen[id_] = line
+                label = None
+                if has_label:
+                    if row[label_col].strip() == "":
+                        skipped.append(line)
+                        line = reader.line_num + 1
+                        continue
+                    try:
+                        label = parse_label(task, row[label_col])
+                    except ValueError as e:
+                        raise DataError(f"{path}:{line}: {e}") from None
+                texts = [row[c] for c in text_cols]
+                examples.append(Example(id_, texts[0], texts[1] if len(texts) > 1 else None, label))
+                line = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{line}: malformed CSV: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    return examples, skipped
+
+
+def read_examples(path, task, labelled=None):
+    """Read one task file into a list of Examples, validating every row.
+
+    task: "sst" (any single-sentence file with integer classes), "para" or "sts".
+    labelled: True requires the label column, False ignores it, None (default) reads
+    labels if the header has the column (the test files do not).
+    Rows with an empty label are skipped and reported on stderr; any other problem
+    raises DataError("{path}:{line}: {problem}")."""
+    examples, skipped = _read(path, task, labelled)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        print(f"{path}: skipped {len(skipped)} rows with an empty label (lines {shown})", file=sys.stderr)
+    return examples
+
+
+def num_classes(examples):
+    """Number of sentiment classes: the largest label + 1 (labels are 0..K-1)."""
+    labels = {ex.label for ex in examples}
+    if not labels or None in labels or not all(isinstance(y, int) for y in labels):
+        raise ValueError("num_classes needs examples that all carry integer class labels")
+    k = max(labels) + 1
+    missing = sorted(set(range(k)) - labels)
+    if missing:
+        print(f"warning: classes {missing} of 0..{k - 1} never occur in these examples", file=sys.stderr)
+    return k
+
+
+# ----------------------------------------------------------------------------
+# tokenizing once, padding per batch
+
+
+@dataclass
+class TaskData:
+    """One task file, tokenized. `seqs` holds one (input_ids, token_type_ids) pair of lists
+    for a single sentence or a cross-encoded pair, and two, (a then b), for a bi-encoded pair."""
+
+    example_ids: list[str]
+    seqs: list[tuple[list[np.ndarray], list[np.ndarray]]]
+    labels: np.ndarray | None  # (N,) int64 class ids, or float32 targets; None if unlabelled
+    lengths: np.ndarray  # (N,) tokens in the example's longest sequence, for bucketing
+
+    def __len__(self):
+        return len(self.example_ids)
+
+
+def _encode_texts(tokenizer, inputs):
+    encodings = tokenizer.encode_batch(inputs)
+    # int32 halves the memory of python ints stored as int64; collate widens to long
+    ids = [np.array(e.ids, dtype=np.int32) for e in encodings]
+    types = [np.array(e.type_ids, dtype=np.int8) for e in encodings]
+    return ids, types
+
+
+def encode(tokenizer, examples, pair_encoding="cross"):
+    """Tokenize examples once into a TaskData.
+
+    tokenizer: minbert.build_tokenizer's, which adds [CLS]/[SEP] and truncates but never pads
+    (collate pads each batch). pair_encoding: "cross" (one sequence per pair, type ids 0/1)
+    or "bi" (sentence a and sentence b as separate sequences); ignored for single sentences."""
+    if pair_encoding not in ("cross", "bi"):
+        raise ValueError(f"pair_encoding must be 'cross' or 'bi', got {pair_encoding!r}")
+    pairs = {ex.text_b is not None for ex in examples}
+    if len(pairs) > 1:
+        raise ValueError("examples mix single sentences and sentence pairs")
+    if not pairs or pairs == {False}:
+        seqs = [_encode_texts(tokenizer, [ex.text_a for ex in examples])]
+    elif pair_encoding == "cross":
+        seqs = [_encode_texts(tokenizer, [(ex.text_a, ex.text_b) for ex in examples])]
+    else:
+        seqs = [_encode_texts(tokenizer, [ex.text_a for ex in examples]),
+                _encode_texts(tokenizer, [ex.text_b for ex in examples])]  # fmt: skip
+
+    labels = [ex.label for ex in examples]
+    if all(y is None for y in labels):
+        labels = None
+    elif any(y is None for y in labels):
+        raise ValueError("some examples have labels and some do not")
+    else:
+        # integer labels are class ids (cross-entropy wants long); others are float targets
+        labels = np.array(labels, dtype=np.int64 if all(isinstance(y, int) for y in labels) else np.float32)
+    lengths = np.array([max(len(ids[i]) for ids, _ in seqs) for i in range(len(examples))], dtype=np.int64)
+    return TaskData([ex.id for ex in examples], seqs, labels, lengths)
+
+
+def pad(input_ids, token_type_ids, indices):
+    """Right-pad the chosen sequences to the longest of them (pad id 0).
+    The one padding function: every batch of every task goes through it."""
+    T = max(len(input_ids[i]) for i in indices)
+    ids = np.zeros((len(indices), T), dtype=np.int64)  # (B, T)
+    types = np.zeros((len(indices), T), dtype=np.int64)  # (B, T)
+    mask = np.zeros((len(indices), T), dtype=np.int64)  # (B, T) 1 = real token, 0 = padding
+    for row, i in enumerate(indices):
+        n = len(input_ids[i])
+        ids[row, :n] = input_ids[i]
+        types[row, :n] = token_type_ids[i]
+        mask[row, :n] = 1
+    return {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask),
+        "token_type_ids": torch.from_numpy(types),
+    }
+
+
+def collate(data, indices):
+    """The batch of examples `indices` of a TaskData, as tensors:
+    {"input_ids", "attention_mask", "token_type_ids": (B, T), "labels": (B,)} for single sentences
+    and cross-encoded pairs; {"a": {...}, "b": {...}, "labels": (B,)} for bi-encoded pairs.
+    Unlabelled data has no "labels"."""
+    indices = list(indices)
+    if len(data.seqs) == 1:
+        batch = pad(*data.seqs[0], indices)
+    else:
+        batch = {"a": pad(*data.seqs[0], indices), "b": pad(*data.seqs[1], indices)}
+    if data.labels is not None:
+        batch["labels"] = torch.from_numpy(data.labels[indices])  # (B,)
+    return batch
+
+
+# ----------------------------------------------------------------------------
+# the order of examples
+
+
+def batch_order(lengths, batch_size, generator, bucket=True, bucket_batches=50):
+    """A random split of range(len(lengths)) into batches, every index exactly once.
+
+    With bucket=True, indices are shuffled, cut into chunks of bucket_batches * batch_size,
+    each chunk is sorted by length and cut into batches, and the batches are shuffled:
+    the order stays random but each batch holds similar lengths, so padding is small.
+    Deterministic given the torch.Generator."""
+    perm = torch.randperm(len(lengths), generator=generator).tolist()
+    if not bucket:
+        return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    chunk = bucket_batches * batch_size
+    batches = []
+    for start in range(0, len(perm), chunk):
+        part = sorted(perm[start : start + chunk], key=lambda i: lengths[i])
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def eval_order(lengths, batch_size):
+    """Batches for evaluation: sorted by length, longest first, so an out-of-memory error
+    shows on the first batch rather than at the end. Map predictions back by index."""
+    order = np.argsort(-np.asarray(lengths), kind="stable").tolist()
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class BatchStream:
+    """An endless stream of index batches over one task, for the multitask loop.
+
+    Pass k is ordered by a generator seeded from (seed, k), so the whole stream is a function
+    of the seed, and `state_dict()` ({"pass", "pos"}) is enough to resume exactly where an
+    interrupted run stopped."""
+
+    def __init__(self, data, batch_size, seed, bucket=True, overfit=False):
+        if len(data.lengths) == 0:
+            raise ValueError("cannot stream batches from an empty task")
+        self.lengths = data.lengths
+        self.batch_size, self.seed, self.bucket = batch_size, seed, bucket
+        self.overfit = overfit  # a sanity mode: every batch is the first one, which the model should memorise
+        self.pass_, self.pos = 0, 0
+        self._batches = None  # the batches of pass self.pass_, made on first use
+
+    def _make_batches(self):
+        # SeedSequence mixes (seed, pass) into a well-spread 32-bit seed; seed + pass would
+        # make seed 1 pass 0 replay seed 0 pass 1
+        pass_ = 0 if self.overfit else self.pass_
+        pass_seed = int(np.random.SeedSequence([self.seed, pass_]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(pass_seed)
+        batches = batch_order(self.lengths, self.batch_size, generator, self.bucket)
+        return batches[:1] if self.overfit else batches
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._batches is None:
+            self._batches = self._make_batches()
+        if self.pos >= len(self._batches):
+            self.pass_, self.pos = self.pass_ + 1, 0
+            self._batches = self._make_batches()
+        batch = self._batches[self.pos]
+        self.pos += 1
+        return batch
+
+    @property
+    def batches_per_pass(self):
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    @property
+    def passes(self):
+        """How many times the data has been seen, as a fraction (1.5 = one and a half passes)."""
+        return self.pass_ + self.pos / self.batches_per_pass
+
+    def state_dict(self):
+        return {"pass": self.pass_, "pos": self.pos, "batch_size": self.batch_size, "examples": len(self.lengths)}
+
+    def load_state_dict(self, state):
+        expected = {"batch_size": self.batch_size, "examples": len(self.lengths)}
+        found = {key: state.get(key, value) for key, value in expected.items()}
+        if found != expected:
+            raise ValueError(f"cannot resume batch stream saved with {found} into one with {expected}")
+        self.pass_, self.pos = state["pass"], state["pos"]
+        self._batches = None
+
+
+# ----------------------------------------------------------------------------
+# make data: fetch the course files and check them
+
+BASE_URL = "https://raw.githubusercontent.com/gpoesia/minbert-default-final-project/main/data"
+
+# file -> (task, labelled, accepted numbers of data rows)
+COURSE_FILES = {
+    "ids-sst-train.csv": ("sst", True, (8544,)),
+    "ids-sst-dev.csv": ("sst", True, (1101,)),
+    "ids-sst-test-student.csv": ("sst", False, (2210,)),
+    "quora-train.csv": ("para", True, (13507, 141498)),  # a mirrored subset, or the full course file
+    "quora-dev.csv": ("para", True, (20214,)),
+    "sts-train.csv": ("sts", True, (6040,)),
+    "sts-dev.csv": ("sts", True, (863,)),
+    "sts-test-student.csv": ("sts", False, (1725,)),
+}
+
+
+def check_file(path, task, labelled, counts):
+    """Validate every row of a fetched file and its row count; return the count."""
+    examples, skipped = _read(path, task, labelled)
+    rows = len(examples) + len(skipped)
+    if rows not in counts:
+        expected = " or ".join(f"{n:,}" for n in counts)
+        raise DataError(f"{path}: expected {expected} data rows, found {rows:,} (incomplete or wrong file?)")
+    return rows
+
+
+def _copy(src, dest):
+    # copy then rename, so an interrupted copy never leaves a half file that looks complete
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _download(url, dest):
+    try:
+        hub.download(url, dest)
+    except FileNotFoundError:
+        raise DataError(f"{url}: not found (HTTP 404)") from None
+    except hub.ModelFileError as e:
+        reason = str(e).splitlines()[0]
+        raise DataError(
+            f"{reason}\nIf this machine is offline, copy the data files into a folder and run "
+            "`make data DATA_MIRROR=/path/to/folder`"
+        ) from None
+
+
+def fetch(dest, mirror=None, base_url=BASE_URL, files=COURSE_FILES):
+    """Put each course file into `dest`, from the `mirror` folder when it has it, else from
+    `base_url`, and validate it. A file already in `dest` that validates is kept."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    if mirror and not Path(mirror).is_dir():
+        print(f"mirror folder {mirror} not found; downloading from {base_url}")
+        mirror = None
+    for name, (task, labelled, counts) in files.items():
+        target = dest / name
+        if target.is_file():
+            try:
+                rows = check_file(target, task, labelled, counts)
+                print(f"{name}: ok ({rows:,} rows)")
+                continue
+            except DataError as e:
+                print(f"{name}: invalid, fetching again ({e})")
+        if mirror and (Path(mirror) / name).is_file():
+            _copy(Path(mirror) / name, target)
+            source = f"copied from {mirror}"
+        else:
+            url = f"{base_url.rstrip('/')}/{name}"
+            _download(url, target)
+            source = f"downloaded from {url}"
+        rows = check_file(target, task, labelled, counts)
+        print(f"{name}: {source} ({rows:,} rows)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Course data tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("fetch", help="put the 8 course files into a folder and validate them")
+    p.add_argument("--dest", default="data", help="folder to put the files in (default: data)")
+    p.add_argument("--mirror", default=None, help="local folder to copy the files from, if it exists")
+    p.add_argument("--base-url", default=BASE_URL, help=f"where to download missing files (default: {BASE_URL})")
+    args = parser.parse_args()
+    try:
+        fetch(args.dest, mirror=args.mirror, base_url=args.base_url)
+    except DataError as e:
+        sys.exit(f"error: {e}")

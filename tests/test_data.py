@@ -1,0 +1,356 @@
+"""Tests for data.py: reading and validating the task files, encoding, padding, batch order,
+resuming a batch stream, and `make data` (from a mirror folder and from a local HTTP server)."""
+
+import functools
+import http.server
+import socket
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import data
+import minbert
+from hub import packaged_model_dir
+
+SST_HEADER = "\tid\tsentence\tsentiment\n"
+PAIR_HEADER = "\tid\tsentence1\tsentence2\t{}\n"
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return minbert.build_tokenizer(packaged_model_dir(), max_length=128)
+
+
+# ----------------------------------------------------------------------------
+# reading
+
+
+def test_pandas_quoting(tmp_path):
+    path = write(
+        tmp_path,
+        "sst.csv",
+        SST_HEADER
+        + '0\tx1\t"a ""quoted"" word"\t3\n'
+        + '1\tx2\t"tab\tinside"\t0.0\n'
+        + '2\tx3\t"two\nlines"\t4\n'
+        + "3\tx4\tplain\t7.5\n",  # bad label on physical line 6, after the two-line record
+    )
+    with pytest.raises(data.DataError, match=r"sst\.csv:6: sentiment must be an integer"):
+        data.read_examples(path, "sst")
+    path.write_text(path.read_text().replace("7.5", "1"))
+    examples = data.read_examples(path, "sst")
+    assert [ex.text_a for ex in examples] == ['a "quoted" word', "tab\tinside", "two\nlines", "plain"]
+    assert [ex.label for ex in examples] == [3, 0, 4, 1]
+    assert [ex.id for ex in examples] == ["x1", "x2", "x3", "x4"]
+    assert all(ex.text_b is None for ex in examples)
+
+
+def test_columns_found_by_header_name(tmp_path):
+    # the sst test file's odd header: an index, an unnamed column, then id and sentence
+    path = write(tmp_path, "test.csv", "0\t\tid\tsentence\n1\t0.0\tabc\t Effective but tepid\n2\t1.0\tdef\tfun\n")
+    examples = data.read_examples(path, "sst")
+    assert [(ex.id, ex.text_a, ex.label) for ex in examples] == [("abc", " Effective but tepid", None), ("def", "fun", None)]
+
+    path = write(tmp_path, "shuffled.csv", "similarity\tsentence2\tid\tsentence1\n2.5\tB\tq1\tA\n")
+    (ex,) = data.read_examples(path, "sts")
+    assert (ex.id, ex.text_a, ex.text_b, ex.label) == ("q1", "A", "B", 2.5)
+
+
+def test_label_column_optional_or_required(tmp_path):
+    path = write(tmp_path, "nolabel.csv", "\tid\tsentence1\tsentence2\n0\ta\tx\ty\n")
+    assert data.read_examples(path, "para")[0].label is None
+    with pytest.raises(data.DataError, match=r"nolabel\.csv:1: no label column 'is_duplicate'"):
+        data.read_examples(path, "para", labelled=True)
+    labelled = write(tmp_path, "labelled.csv", PAIR_HEADER.format("is_duplicate") + "0\ta\tx\ty\t1.0\n")
+    assert data.read_examples(labelled, "para", labelled=False)[0].label is None
+    assert data.read_examples(labelled, "para")[0].label == 1.0
+
+
+@pytest.mark.parametrize(
+    "task, raw",
+    [("sst", "3.5"), ("sst", "-1"), ("sst", "abc"), ("sst", "inf"),
+     ("para", "2"), ("para", "0.5"), ("para", "yes"),
+     ("sts", "5.1"), ("sts", "-0.1"), ("sts", "nan")],
+)  # fmt: skip
+def test_bad_label_names_file_and_line(tmp_path, task, raw):
+    if task == "sst":
+        text = SST_HEADER + "0\ta\tgood\t2\n" + f"1\tb\tbad\t{raw}\n"
+    else:
+        column = data.TASKS[task][1]
+        text = PAIR_HEADER.format(column) + "0\ta\tx\ty\t1\n" + f"1\tb\tx\ty\t{raw}\n"
+    path = write(tmp_path, "f.csv", text)
+    with pytest.raises(data.DataError, match=rf"f\.csv:3: .*{raw!r}"):
+        data.read_examples(path, task)
+
+
+def test_labels_written_as_floats_are_accepted(tmp_path):
+    path = write(tmp_path, "s.csv", SST_HEADER + "0\ta\tx\t3.0\n1\tb\ty\t0\n")
+    assert [ex.label for ex in data.read_examples(path, "sst")] == [3, 0]
+    assert all(isinstance(ex.label, int) for ex in data.read_examples(path, "sst"))
+    path = write(tmp_path, "q.csv", PAIR_HEADER.format("is_duplicate") + "0\ta\tx\ty\t1\n1\tb\tx\ty\t0.0\n")
+    assert [ex.label for ex in data.read_examples(path, "para")] == [1.0, 0.0]
+    path = write(tmp_path, "t.csv", PAIR_HEADER.format("similarity") + "0\ta\tx\ty\t5\n1\tb\tx\ty\t0.25\n")
+    assert [ex.label for ex in data.read_examples(path, "sts")] == [5.0, 0.25]
+
+
+def test_malformed_rows(tmp_path):
+    path = write(tmp_path, "f.csv", SST_HEADER + "0\ta\tx\t1\n1\tb\tmissing label field\n")
+    with pytest.raises(data.DataError, match=r"f\.csv:3: expected 4 tab-separated fields, found 3"):
+        data.read_examples(path, "sst")
+    path = write(tmp_path, "f.csv", SST_HEADER + '0\ta\t"unterminated\t1\n1\tb\tx\t1\n')
+    with pytest.raises(data.DataError, match=r"f\.csv:2: malformed CSV"):
+        data.read_examples(path, "sst")
+    path = write(tmp_path, "f.csv", "\tid\ttext\tsentiment\n0\ta\tx\t1\n")
+    with pytest.raises(data.DataError, match=r"f\.csv:1: no column 'sentence'"):
+        data.read_examples(path, "sst")
+    path = write(tmp_path, "f.csv", SST_HEADER + "0\ta\tx\t1\n1\ta\ty\t2\n")
+    with pytest.raises(data.DataError, match=r"f\.csv:3: duplicate id 'a' \(first on line 2\)"):
+        data.read_examples(path, "sst")
+    with pytest.raises(data.DataError, match=r"nothere\.csv"):
+        data.read_examples(tmp_path / "nothere.csv", "sst")
+
+
+def test_empty_sentence_is_legal_and_empty_label_skipped(tmp_path, capsys):
+    text = PAIR_HEADER.format("is_duplicate") + "0\ta\t\ty\t1.0\n1\tb\tx\ty\t\n2\tc\tx\ty\t0.0\n3\td\tx\ty\t\n"
+    path = write(tmp_path, "quora-dev.csv", text)
+    examples = data.read_examples(path, "para")
+    assert [(ex.id, ex.text_a) for ex in examples] == [("a", ""), ("c", "x")]
+    err = capsys.readouterr().err
+    assert "quora-dev.csv: skipped 2 rows with an empty label (lines 3, 5)" in err
+    assert err.count("skipped") == 1
+
+
+def test_num_classes(tmp_path, capsys):
+    path = write(tmp_path, "binary.csv", SST_HEADER + "0\ta\tgood\t1\n1\tb\tbad\t0\n2\tc\tfine\t1\n")
+    assert data.num_classes(data.read_examples(path, "sst")) == 2
+    assert capsys.readouterr().err == ""
+    examples = [data.Example(str(i), "x", None, y) for i, y in enumerate([0, 3])]
+    assert data.num_classes(examples) == 4
+    assert "classes [1, 2] of 0..3 never occur" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        data.num_classes([data.Example("a", "x", None, None)])
+
+
+# ----------------------------------------------------------------------------
+# encoding and padding
+
+
+def test_encode_cross_and_bi(tokenizer):
+    cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
+    examples = [data.Example("p1", "A cat sat.", "Dogs bark loudly today", 1.0), data.Example("p2", "Hi", "Yo", 0.0)]
+    words = {text: tokenizer.wordpiece.encode(text, add_special_tokens=False).ids
+             for ex in examples for text in (ex.text_a, ex.text_b)}  # fmt: skip
+
+    cross = data.encode(tokenizer, examples, "cross")
+    assert len(cross.seqs) == 1
+    ids, types = cross.seqs[0]
+    for i, ex in enumerate(examples):
+        a, b = words[ex.text_a], words[ex.text_b]
+        assert ids[i].tolist() == [cls_id, *a, sep_id, *b, sep_id]
+        assert types[i].tolist() == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+    assert cross.lengths.tolist() == [len(x) for x in ids]
+
+    bi = data.encode(tokenizer, examples, "bi")
+    assert len(bi.seqs) == 2
+    for (ids, types), field in zip(bi.seqs, ("text_a", "text_b")):
+        for i, ex in enumerate(examples):
+            assert ids[i].tolist() == [cls_id, *words[getattr(ex, field)], sep_id]
+            assert not types[i].any()  # no segment B in a bi-encoded sequence
+    assert bi.lengths.tolist() == [max(len(bi.seqs[0][0][i]), len(bi.seqs[1][0][i])) for i in range(2)]
+    assert bi.example_ids == ["p1", "p2"]
+    assert bi.labels.dtype == np.float32
+
+
+def test_encode_rejects_mixed_examples(tokenizer):
+    with pytest.raises(ValueError, match="mix"):
+        data.encode(tokenizer, [data.Example("a", "x", None, 1), data.Example("b", "x", "y", 1)])
+
+
+def test_collate_pads_to_longest_in_batch(tokenizer):
+    texts = ["short", "a somewhat longer sentence with more words", "mid length one"]
+    sst = data.encode(tokenizer, [data.Example(str(i), t, None, i) for i, t in enumerate(texts)])
+    batch = data.collate(sst, [2, 0])
+    n2, n0 = sst.lengths[2], sst.lengths[0]
+    assert batch["input_ids"].shape == (2, max(n2, n0))
+    assert batch["attention_mask"].sum(1).tolist() == [n2, n0]
+    assert batch["input_ids"][1, n0:].eq(0).all() and batch["attention_mask"][1, n0:].eq(0).all()
+    assert batch["input_ids"][0, :n2].tolist() == sst.seqs[0][0][2].tolist()
+    assert all(t.dtype == torch.long for t in batch.values())
+    assert batch["labels"].tolist() == [2, 0]
+
+    pairs = [data.Example(str(i), t, "b " * (3 - i), i / 2) for i, t in enumerate(texts)]
+    bi = data.collate(data.encode(tokenizer, pairs, "bi"), [0, 1, 2])
+    assert set(bi) == {"a", "b", "labels"}
+    assert bi["a"]["input_ids"].shape == (3, max(sst.lengths))
+    assert bi["b"]["input_ids"].shape == (3, 5)  # [CLS] b b b [SEP]
+    assert bi["b"]["attention_mask"].sum(1).tolist() == [5, 4, 3]
+    assert bi["labels"].dtype == torch.float32 and bi["labels"].tolist() == [0.0, 0.5, 1.0]
+    assert bi["a"]["token_type_ids"].eq(0).all()
+
+    cross = data.collate(data.encode(tokenizer, pairs, "cross"), [0])
+    assert cross["token_type_ids"].max() == 1 and set(cross) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+
+    test = data.encode(tokenizer, [data.Example("t", "x", None, None)])
+    assert test.labels is None and "labels" not in data.collate(test, [0])
+
+
+# ----------------------------------------------------------------------------
+# batch order
+
+
+def padded_tokens(lengths, batches):
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def test_batch_order_covers_every_index_once_and_is_deterministic():
+    lengths = np.random.default_rng(0).integers(3, 100, size=1003)
+    for bucket in (True, False):
+        batches = data.batch_order(lengths, 16, torch.Generator().manual_seed(1), bucket=bucket)
+        assert sorted(i for b in batches for i in b) == list(range(1003))
+        assert all(len(b) == 16 for b in batches if len(b) != 1003 % 16)
+        assert batches == data.batch_order(lengths, 16, torch.Generator().manual_seed(1), bucket=bucket)
+        assert batches != data.batch_order(lengths, 16, torch.Generator().manual_seed(2), bucket=bucket)
+
+
+def test_buckets_reduce_padding():
+    rng = np.random.default_rng(0)
+    lengths = np.minimum(rng.lognormal(3, 0.8, size=2000).astype(int) + 3, 128)  # mostly short, a long tail
+    bucketed = data.batch_order(lengths, 32, torch.Generator().manual_seed(0), bucket=True)
+    shuffled = data.batch_order(lengths, 32, torch.Generator().manual_seed(0), bucket=False)
+    assert padded_tokens(lengths, bucketed) < 0.7 * padded_tokens(lengths, shuffled)
+    # the batches themselves still come in a random order, not sorted by length
+    firsts = [lengths[b[0]] for b in bucketed]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)
+
+
+def test_eval_order_sorted_longest_first():
+    lengths = [5, 9, 2, 9, 7]
+    batches = data.eval_order(lengths, 2)
+    assert batches == [[1, 3], [4, 0], [2]]
+
+
+def lengths_only(lengths):
+    return data.TaskData([str(i) for i in range(len(lengths))], [], None, np.asarray(lengths))
+
+
+def test_batch_stream_resumes_exactly():
+    task = lengths_only(np.random.default_rng(0).integers(3, 60, size=50))
+    reference = data.BatchStream(task, batch_size=8, seed=7)
+    expected = [next(reference) for _ in range(30)]  # 7 batches per pass: crosses several passes
+    assert sorted(i for b in expected[:7] for i in b) == list(range(50))
+    assert expected[:7] != expected[7:14]  # each pass is reshuffled
+
+    interrupted = data.BatchStream(task, batch_size=8, seed=7)
+    first = [next(interrupted) for _ in range(11)]
+    state = interrupted.state_dict()
+    assert state["pass"] == 1 and state["pos"] == 4 and interrupted.passes == pytest.approx(1 + 4 / 7)
+    resumed = data.BatchStream(task, batch_size=8, seed=7)
+    resumed.load_state_dict(state)
+    assert first + [next(resumed) for _ in range(19)] == expected
+    # rewinding a stream that has moved on (into another pass) replays the same batches too
+    [next(interrupted) for _ in range(10)]
+    interrupted.load_state_dict(state)
+    assert [next(interrupted) for _ in range(19)] == expected[11:]
+
+    other_seed = data.BatchStream(task, batch_size=8, seed=8)
+    assert [next(other_seed) for _ in range(7)] != expected[:7]
+    with pytest.raises(ValueError, match="cannot resume"):
+        data.BatchStream(task, batch_size=4, seed=7).load_state_dict(state)
+
+
+# ----------------------------------------------------------------------------
+# make data
+
+TINY_FILES = {
+    "sst-train.csv": ("sst", True, (3,)),
+    "sst-test.csv": ("sst", False, (2,)),
+    "quora-dev.csv": ("para", True, (2, 50)),
+}
+
+
+def write_tiny_course(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    write(folder, "sst-train.csv", SST_HEADER + '0\ta\t"a ""b"" c"\t1\n1\tb\tx\t0.0\n2\tc\ty\t4\n')
+    write(folder, "sst-test.csv", "0\t\tid\tsentence\n1\t0.0\ta\tx\n2\t1.0\tb\ty\n")
+    write(folder, "quora-dev.csv", PAIR_HEADER.format("is_duplicate") + "0\ta\tx\ty\t1.0\n1\tb\tx\ty\t\n")
+    return folder
+
+
+def test_fetch_from_mirror_is_idempotent_and_repairs(tmp_path, capsys):
+    mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
+    data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    out = capsys.readouterr().out
+    assert out.count("copied from") == 3
+    for name in TINY_FILES:
+        assert (dest / name).read_bytes() == (mirror / name).read_bytes()
+
+    data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    assert capsys.readouterr().out.count(": ok (") == 3
+
+    (dest / "sst-train.csv").write_text(SST_HEADER + "0\ta\tx\t1\n")  # truncated: 1 row, not 3
+    data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    out = capsys.readouterr().out
+    assert "sst-train.csv: invalid, fetching again" in out and out.count("copied from") == 1
+    assert (dest / "sst-train.csv").read_bytes() == (mirror / "sst-train.csv").read_bytes()
+
+    with pytest.raises(data.DataError, match=r"sst-train\.csv: expected 5 or 6 data rows, found 3"):
+        data.fetch(tmp_path / "other", mirror=mirror, files={"sst-train.csv": ("sst", True, (5, 6))})
+
+
+class CountingHandler(http.server.SimpleHTTPRequestHandler):
+    requests_seen = []
+
+    def do_GET(self):
+        self.requests_seen.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    write_tiny_course(root / "data")
+    CountingHandler.requests_seen = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(CountingHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/data", root / "data"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_over_http(tmp_path, server, capsys):
+    base_url, served = server
+    dest = tmp_path / "data"
+    data.fetch(dest, mirror=tmp_path / "no-such-mirror", base_url=base_url, files=TINY_FILES)
+    out = capsys.readouterr().out
+    assert "mirror folder" in out and out.count("downloaded from") == 3
+    assert sorted(CountingHandler.requests_seen) == sorted(f"/data/{name}" for name in TINY_FILES)
+    assert (dest / "quora-dev.csv").read_bytes() == (served / "quora-dev.csv").read_bytes()
+
+    data.fetch(dest, base_url=base_url, files=TINY_FILES)  # everything valid: nothing fetched
+    assert len(CountingHandler.requests_seen) == 3
+    assert capsys.readouterr().out.count(": ok (") == 3
+
+    missing = {"sts-dev.csv": ("sts", True, (1,))}
+    with pytest.raises(data.DataError, match=rf"{base_url}/sts-dev\.csv: not found \(HTTP 404\)"):
+        data.fetch(dest, base_url=base_url, files=missing)
+    assert not (dest / "sts-dev.csv").exists()
+
+
+def test_fetch_offline_suggests_a_mirror(tmp_path):
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(data.DataError, match=r"(?s)127\.0\.0\.1:\d+/sst-test\.csv.*make data DATA_MIRROR="):
+        data.fetch(tmp_path, base_url=f"http://127.0.0.1:{port}", files={"sst-test.csv": ("sst", False, (2,))})
