@@ -1,0 +1,151 @@
+"""Use a model: run it over a task's data, score it, write predictions, or read your own text.
+
+train.py calls `predict` and `score` for every evaluation. On its own, this module loads a
+finished run and predicts for sentences you give it, one example per line (a pair as two
+tab-separated sentences):
+
+    echo "A gorgeous, witty film." | python predict.py runs/main --task sst
+    python predict.py runs/main --task sts --input pairs.tsv
+"""
+
+import argparse
+import contextlib
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import data
+from heads import MultitaskBert
+from minbert import BertConfig, BertModel, build_tokenizer
+
+LABEL_NAME = {"sst": "Predicted_Sentiment", "para": "Predicted_Is_Paraphrase", "sts": "Predicted_Similarity"}
+
+
+def autocast(device, amp):
+    """The one autocast context: amp is "bf16", "fp16" or "off"."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def to_device(batch, device):
+    return {k: to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict(model, task, task_data, batch_size=64, device=torch.device("cpu"), amp="off"):
+    """Predictions (N,) and raw outputs (class probabilities (N, K) or scores (N,)) in the
+    order of task_data. Batches are sorted by length so little time goes to padding."""
+    was_training = model.training
+    model.eval()
+    preds, raws = [None] * len(task_data), [None] * len(task_data)
+    for indices in data.eval_order(task_data.lengths, batch_size):
+        batch = to_device(data.collate(task_data, indices), device)
+        with autocast(device, amp):
+            out = model(task, batch)
+        pred, raw = model.predict(task, out)
+        for i, p, r in zip(indices, pred.cpu().numpy(), raw.float().cpu().numpy()):
+            preds[i], raws[i] = p, r
+    model.train(was_training)
+    return np.array(preds), np.array(raws)
+
+
+def score(task, preds, labels):
+    """The task's dev metric: accuracy for sst and para, Pearson correlation for sts."""
+    if task == "sts":
+        # Constant predictions have no correlation to measure; call it 0 rather than NaN so
+        # that runs still compare (NaN > x is always False).
+        if np.std(preds) == 0 or np.std(labels) == 0:
+            return 0.0
+        return float(np.corrcoef(preds, labels)[0, 1])
+    return float((preds == labels).mean())
+
+
+def overall(metrics):
+    """The course's overall score: mean of SST acc, QQP acc and (STS r + 1) / 2 (of the tasks present)."""
+    parts = [(metrics[t] + 1) / 2 if t == "sts" else metrics[t] for t in ("sst", "para", "sts") if t in metrics]
+    return sum(parts) / len(parts)
+
+
+def write_predictions(folder, task, split, task_data, preds, raws):
+    """`{task}-{split}-output.csv` in the course's submission format, plus `{task}-{split}-raw.csv`
+    with class probabilities (sst), P(paraphrase) (para) or the unclipped score (sts), for ensembling."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{task}-{split}-output.csv", "w") as f:
+        f.write(f"id \t {LABEL_NAME[task]} \n")  # the exact layout of the course's starter code
+        for id_, p in zip(task_data.example_ids, preds):
+            f.write(f"{id_} , {p.item() if hasattr(p, 'item') else p} \n")
+    with open(folder / f"{task}-{split}-raw.csv", "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        columns = [f"p{k}" for k in range(raws.shape[1])] if raws.ndim == 2 else ["prob" if task == "para" else "score"]
+        writer.writerow(["id", *columns])
+        for id_, r in zip(task_data.example_ids, raws):
+            writer.writerow([id_, *(f"{x:.6g}" for x in np.atleast_1d(r))])
+
+
+# ----------------------------------------------------------------------------
+# loading a finished run
+
+
+def load_run(run_dir, device="cpu"):
+    """The best model of a run folder written by train.py, its tokenizer and its settings."""
+    run_dir = Path(run_dir)
+    path = run_dir / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    args = ckpt["args"]
+    bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
+    model = MultitaskBert(bert, ckpt["num_classes"], args["pair_encoding"], args["bi_head"], args["dropout"],
+                          args["pooling"], tasks=ckpt["tasks"])  # fmt: skip
+    model.load_state_dict(ckpt["model"])
+    tokenizer = build_tokenizer(run_dir / "tokenizer", max_length=args["max_length"])
+    return model.to(device).eval(), tokenizer, args
+
+
+def read_lines(lines, task):
+    """Examples from raw text lines: one sentence, or two tab-separated sentences for a pair."""
+    examples = []
+    for n, line in enumerate(lines, 1):
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        expected = 1 if task == "sst" else 2
+        if len(parts) != expected:
+            what = "one sentence" if task == "sst" else "two tab-separated sentences"
+            raise ValueError(f"line {n}: expected {what}, found {len(parts)} field(s)")
+        examples.append(data.Example(str(n), parts[0], parts[1] if expected == 2 else None, None))
+    return examples
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Predict with a trained run on your own sentences.")
+    parser.add_argument("run", help="run folder written by train.py (holds best.pt)")
+    parser.add_argument("--task", required=True, choices=["sst", "para", "sts"], help="which task's head to use")
+    parser.add_argument("--input", default="-", help="text file, one example per line (pairs: tab-separated); - = stdin")
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
+    args = parser.parse_args()
+    model, tokenizer, run_args = load_run(args.run)
+    if args.task not in model.heads:
+        sys.exit(f"error: run {args.run} was not trained on task {args.task} (it has {', '.join(model.heads)})")
+    f = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
+    try:
+        examples = read_lines(f, args.task)
+    except ValueError as e:
+        sys.exit(f"error: {args.input}: {e}")
+    task_data = data.encode(tokenizer, examples, run_args["pair_encoding"])
+    preds, raws = predict(model, args.task, task_data, args.batch_size)
+    for ex, p, r in zip(examples, preds, raws):
+        text = ex.text_a if ex.text_b is None else f"{ex.text_a}\t{ex.text_b}"
+        extra = json.dumps([round(float(x), 4) for x in np.atleast_1d(r)])
+        print(f"{p.item()}\t{extra}\t{text}")
+
+
+if __name__ == "__main__":
+    main()

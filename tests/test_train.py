@@ -1,0 +1,196 @@
+"""train.py end to end on a tiny model and tiny task files: outputs, overfitting one batch,
+resuming, reproducibility, and the options around them."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "fixtures" / "tiny_bert"
+WORDS = "the movie film story music cast plot actor scene show time life love fun heart dull smart cat dog man".split()
+GOOD, BAD = ["good", "great", "funny", "charming", "witty"], ["bad", "sad", "dull", "long", "old"]
+
+
+def sentence(rng, extra=()):
+    return " ".join(rng.sample(WORDS, rng.randint(3, 8)) + list(extra)) + " ."
+
+
+def write(path, header, rows):
+    # The course layout: an unnamed index column first, tab-separated.
+    lines = ["\t" + "\t".join(header)] + [f"{i}\t" + "\t".join(map(str, row)) for i, row in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_data(folder, n=48, seed=0):
+    """Learnable toy tasks in the course formats: sentiment from good/bad words, paraphrase and
+    similarity from word overlap."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, size in (("train", n), ("dev", n // 2), ("test", n // 4)):
+        sst, para, sts = [], [], []
+        for i in range(size):
+            label = rng.randint(0, 4)
+            words = rng.sample(GOOD, 2) if label >= 3 else rng.sample(BAD, 2) if label <= 1 else []
+            sst.append((f"s{split}{i}", sentence(rng, words), label))
+            a = sentence(rng)
+            same = rng.random() < 0.5
+            b = a if same else sentence(rng)
+            para.append((f"p{split}{i}", a, b, "1.0" if same else "0.0"))
+            sts.append((f"t{split}{i}", a, b, 5.0 if same else round(rng.uniform(0, 2), 1)))
+        labelled = split != "test"
+        write(folder / train.FILES["sst"][split], ["id", "sentence"] + ["sentiment"] * labelled,
+              [r if labelled else r[:2] for r in sst])  # fmt: skip
+        write(folder / train.FILES["para"][split], ["id", "sentence1", "sentence2"] + ["is_duplicate"] * labelled,
+              [r if labelled else r[:3] for r in para])  # fmt: skip
+        write(folder / train.FILES["sts"][split], ["id", "sentence1", "sentence2"] + ["similarity"] * labelled,
+              [r if labelled else r[:3] for r in sts])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    make_data(folder)
+    return folder
+
+
+def run(data_dir, out, *extra):
+    args = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out), "--epochs", "2",
+            "--steps-per-epoch", "6", "--batch-size", "8", "--lr", "1e-3", "--log-every", "3", *extra]  # fmt: skip
+    return train.train(train.parse_args(args))
+
+
+def best_state(out):
+    return torch.load(Path(out) / "best.pt", weights_only=True)["model"]
+
+
+def test_end_to_end_writes_metrics_predictions_and_checkpoints(data_dir, tmp_path):
+    metrics = run(data_dir, tmp_path / "run")
+    out = tmp_path / "run"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["dev"] == metrics["dev"] and set(saved["dev"]) == {"sst", "para", "sts"}
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2] and saved["best_epoch"] in (1, 2)
+    assert set(saved["epochs"][0]["train_loss"]) <= {"sst", "para", "sts"}
+    assert sum(saved["examples_seen"].values()) == 2 * 6 * 8  # every step one batch of 8
+    assert saved["config"]["steps_per_epoch"] == 6 and saved["wall_time_s"] > 0
+    for name in ("checkpoint.pt", "best.pt", "tokenizer/vocab.txt"):
+        assert (out / name).is_file()
+    predictions = out / "predictions"
+    for task, prefix in (("sst", "s"), ("para", "p"), ("sts", "t")):
+        for split, n in (("dev", 24), ("test", 12)):
+            rows = (predictions / f"{task}-{split}-output.csv").read_text().splitlines()
+            assert sorted(r.split(" , ")[0] for r in rows[1:]) == sorted(f"{prefix}{split}{i}" for i in range(n))
+            raw = (predictions / f"{task}-{split}-raw.csv").read_text().splitlines()
+            assert len(raw) == n + 1 and len(raw[1].split("\t")) == (6 if task == "sst" else 2)
+    # The dev predictions reproduce the reported dev metric.
+    sst_pred = dict(r.split(" , ") for r in (predictions / "sst-dev-output.csv").read_text().splitlines()[1:])
+    labels = {line.split("\t")[1]: line.split("\t")[3] for line in (data_dir / "ids-sst-dev.csv").read_text().splitlines()[1:]}
+    accuracy = sum(sst_pred[i].strip() == labels[i] for i in labels) / len(labels)
+    assert abs(accuracy - saved["dev"]["sst"]) < 1e-9
+
+
+def test_predict_cli_reads_stdin(data_dir, tmp_path):
+    run(data_dir, tmp_path / "run", "--task", "sts")
+    result = subprocess.run([sys.executable, "predict.py", str(tmp_path / "run"), "--task", "sts"], cwd=ROOT,
+                            input="the cat .\tthe cat .\nthe dog fun .\tlove life music .\n", capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(0.0 <= float(line.split("\t")[0]) <= 5.0 for line in lines)
+    bad = subprocess.run([sys.executable, "predict.py", str(tmp_path / "run"), "--task", "sts"], cwd=ROOT,
+                         input="only one sentence\n", capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode != 0 and "line 1: expected two tab-separated sentences" in bad.stderr
+
+
+def test_overfit_one_batch(data_dir, tmp_path):
+    metrics = run(data_dir, tmp_path / "run", "--task", "sst", "--overfit-batch", "--steps-per-epoch", "60",
+                  "--lr", "3e-3", "--dropout", "0", "--encoder-dropout", "0", "--warmup", "0")  # fmt: skip
+    first, last = metrics["epochs"][0]["train_loss"]["sst"], metrics["epochs"][-1]["train_loss"]["sst"]
+    assert first > 0.1 and last < 0.05  # started near ln(5) = 1.6; ends memorised
+
+
+def test_same_seed_same_metrics_other_seed_differs(data_dir, tmp_path):
+    a = run(data_dir, tmp_path / "a", "--seed", "1")
+    b = run(data_dir, tmp_path / "b", "--seed", "1")
+    c = run(data_dir, tmp_path / "c", "--seed", "2")
+    assert a["dev"] == b["dev"] and a["epochs"] == b["epochs"]
+    assert a["epochs"] != c["epochs"]
+
+
+def interrupt_at(monkeypatch, step, how):
+    """Stop a run at a given global step: a real SIGINT (as Ctrl-C sends), or a crash."""
+    real, fired = train.get_lr, []
+
+    def get_lr(global_step, total, args):
+        if global_step == step and not fired:
+            fired.append(step)
+            if how == "sigint":
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise RuntimeError("simulated crash")
+        return real(global_step, total, args)
+
+    monkeypatch.setattr(train, "get_lr", get_lr)
+
+
+@pytest.mark.parametrize("how", ["sigint", "crash"])
+def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, how):
+    extra = ["--save-every", "4", "--seed", "3"]
+    full = run(data_dir, tmp_path / "full", *extra)
+    with monkeypatch.context() as m:
+        interrupt_at(m, 8, how)  # global step 8 = step 3 of epoch 2
+        if how == "sigint":
+            assert run(data_dir, tmp_path / "cut", *extra) is None  # finishes step 8, saves, returns
+        else:
+            with pytest.raises(RuntimeError, match="simulated crash"):
+                run(data_dir, tmp_path / "cut", *extra)  # dies; the last save (--save-every 4) was after step 7
+    resumed = train.train(train.parse_args(["--resume", str(tmp_path / "cut")]))
+    assert resumed["dev"] == full["dev"]
+    assert resumed["epochs"] == full["epochs"]
+    a, b = best_state(tmp_path / "full"), best_state(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_freeze_encoder_trains_only_heads(data_dir, tmp_path):
+    run(data_dir, tmp_path / "frozen", "--task", "sst", "--freeze-encoder")
+    run(data_dir, tmp_path / "untrained", "--task", "sst", "--lr", "0", "--warmup", "0")  # same seed, same init
+    frozen, untrained = best_state(tmp_path / "frozen"), best_state(tmp_path / "untrained")
+    assert all(torch.equal(frozen[k], untrained[k]) for k in frozen if k.startswith("bert."))
+    assert not torch.equal(frozen["heads.sst.out.weight"], untrained["heads.sst.out.weight"])
+
+
+def test_init_from_a_single_task_run(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path / "para", "--task", "para")
+    para = best_state(tmp_path / "para")
+    run(data_dir, tmp_path / "all", "--init-from", str(tmp_path / "para" / "best.pt"), "--lr", "0", "--warmup", "0")
+    assert "new heads ['sst', 'sts']" in capsys.readouterr().out
+    after = best_state(tmp_path / "all")
+    assert all(torch.equal(after[k], v) for k, v in para.items())  # lr 0: encoder and para head as loaded
+
+
+def test_nan_loss_stops_with_a_clear_message(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match=r"loss is (nan|inf) at epoch \d+ step \d+"):
+        run(data_dir, tmp_path / "run", "--task", "sts", "--lr", "1e12", "--clip", "0", "--warmup", "0",
+            "--steps-per-epoch", "20")  # fmt: skip
+
+
+def test_bad_flags_and_files_are_named(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--steps-per-epoch", "0"])
+    assert "--steps-per-epoch must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--pcgrad"])
+    assert "--schedule summed" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    write(bad, ["id", "sentence", "sentiment"], [("x1", "fine .", 3), ("x2", "oops .", "seven")])
+    from data import DataError
+
+    with pytest.raises(DataError, match=rf"{bad}:3: sentiment must be an integer"):
+        run(data_dir, tmp_path / "run", "--task", "sst", "--sst-train", str(bad))

@@ -1,0 +1,450 @@
+"""Multitask fine-tuning of BERT: sentiment (SST-5), paraphrase (Quora) and similarity (STS).
+
+One plain loop. Each step the schedule picks a task (schedules.py), that task's next batch
+runs through the shared encoder and its head (heads.py), the loss, plus SMART's smoothness
+regularizer when on (smart.py), is back-propagated, through PCGrad's gradient surgery when
+on (pcgrad.py), and AdamW takes a step (adamw.py). After each epoch every dev set is scored
+and the best model so far is kept; at the end the best model writes dev and test predictions.
+
+    python train.py --task all                # the CPU default: packaged MiniLM, < 30 min on 2 cores
+    python train.py --task all --smart 3      # ... with SMART regularization
+    python train.py --task all --model bert-base-uncased --device cuda --epochs 10 --lr 2e-5
+    python train.py --resume runs/all         # continue an interrupted run where it stopped
+
+The run folder (--out) holds checkpoint.pt (the latest state, for --resume), best.pt (the
+best model; predict.py loads it), tokenizer/, metrics.json and predictions/.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import data
+import hub
+import pcgrad
+import smart
+from adamw import AdamW
+from heads import KINDS, TASKS, MultitaskBert
+from minbert import BertModel, build_tokenizer
+from predict import autocast, overall, predict, score, to_device, write_predictions
+from schedules import SCHEDULES, Schedule
+
+FILES = {  # default file names in --data-dir, per task and split
+    "sst": {"train": "ids-sst-train.csv", "dev": "ids-sst-dev.csv", "test": "ids-sst-test-student.csv"},
+    "para": {"train": "quora-train.csv", "dev": "quora-dev.csv", "test": "quora-test-student.csv"},
+    "sts": {"train": "sts-train.csv", "dev": "sts-dev.csv", "test": "sts-test-student.csv"},
+}
+
+
+# ----------------------------------------------------------------------------
+# small helpers
+
+
+def get_lr(step, total_steps, args):
+    """Linear warmup over the first --warmup fraction of steps, then linear decay to 0 (or constant)."""
+    warmup = int(args.warmup * total_steps)
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    if args.lr_schedule == "constant":
+        return args.lr
+    return args.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
+def param_groups(model, weight_decay):
+    """Weight decay on matrices only: decaying biases and LayerNorm gains towards 0 has no
+    regularizing purpose and only hurts (BERT's own recipe)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def save_atomic(obj, path):
+    """torch.save to a temporary file, then rename: a crash mid-write never leaves a broken file."""
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def format_time(seconds):
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
+
+
+def print_table(title, metrics):
+    cells = "  ".join(f"{t} {metrics[t]:.4f}" for t in TASKS if t in metrics)
+    print(f"{title}: {cells}  | overall {overall(metrics):.4f}", flush=True)
+
+
+def pick_device(args):
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: --device cuda, but torch sees no CUDA GPU (use --device cpu)")
+    if args.amp == "auto":
+        cuda_bf16 = args.device == "cuda" and torch.cuda.is_bf16_supported()
+        args.amp = "bf16" if cuda_bf16 else "fp16" if args.device == "cuda" else "off"
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for fp32 matmuls
+        torch.backends.cudnn.allow_tf32 = True
+    return torch.device(args.device)
+
+
+class StopFlag:
+    """Ctrl-C (or SIGTERM) during training asks to stop after the current step, so the
+    checkpoint holds a consistent state; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.old = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to stop at once)...", flush=True)
+
+    def __exit__(self, *exc):
+        for s, handler in self.old.items():
+            signal.signal(s, handler)
+
+
+# ----------------------------------------------------------------------------
+# data and model
+
+
+def task_path(args, task, split):
+    return getattr(args, f"{task}_{split}") or str(Path(args.data_dir) / FILES[task][split])
+
+
+def load_task_data(args, tasks, tokenizer):
+    """Tokenized train / dev / test data per task (test only where the file exists)."""
+    splits = {"train": {}, "dev": {}, "test": {}}
+    for task in tasks:
+        encoding = "cross" if task == "sst" else args.pair_encoding
+        for split in splits:
+            path = task_path(args, task, split)
+            if split == "test" and not Path(path).is_file():
+                print(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
+                continue
+            examples = data.read_examples(path, task, labelled=split != "test")
+            if not examples:
+                raise data.DataError(f"{path}: no examples")
+            splits[split][task] = data.encode(tokenizer, examples, encoding)
+    return splits
+
+
+def eval_subset(task_data, n, seed):
+    """A fixed random subset of n examples (the whole set if n is 0 or larger), for cheap per-epoch scores."""
+    if not n or len(task_data) <= n:
+        return task_data
+    keep = np.sort(np.random.default_rng(seed).permutation(len(task_data))[:n])
+    return data.TaskData(
+        [task_data.example_ids[i] for i in keep],
+        [([ids[i] for i in keep], [tt[i] for i in keep]) for ids, tt in task_data.seqs],
+        task_data.labels[keep],
+        task_data.lengths[keep],
+    )
+
+
+def evaluate(model, dev, args, device):
+    """Score every dev set; returns {task: metric} and the raw predictions."""
+    metrics, outputs = {}, {}
+    for task, task_data in dev.items():
+        preds, raws = predict(model, task, task_data, args.eval_batch_size, device, args.amp)
+        metrics[task] = score(task, preds, task_data.labels)
+        outputs[task] = (preds, raws)
+    return metrics, outputs
+
+
+def build_model(args, bert_dir, tasks, num_classes):
+    overrides = {} if args.encoder_dropout is None else {
+        "hidden_dropout_prob": args.encoder_dropout, "attention_probs_dropout_prob": args.encoder_dropout}  # fmt: skip
+    bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
+    dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
+    model = MultitaskBert(bert, num_classes, args.pair_encoding, args.bi_head, dropout, args.pooling, tasks)
+    if args.init_from:
+        init_from(model, args.init_from)
+    if args.freeze_encoder:
+        model.bert.requires_grad_(False)
+    return model
+
+
+def init_from(model, path):
+    """Start from a trained run's weights: the whole encoder, and every head whose task and
+    shape match (e.g. the paraphrase head of a paraphrase-only run)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    own = model.state_dict()
+    encoder = {k: v for k, v in state.items() if k.startswith("bert.")}
+    missing = sorted(k for k in own if k.startswith("bert.") and k not in encoder)
+    if missing:
+        sys.exit(f"error: --init-from {path}: encoder weights missing: {', '.join(missing[:5])}")
+    heads = {k: v for k, v in state.items() if k.startswith("heads.") and k in own and own[k].shape == v.shape}
+    model.load_state_dict({**encoder, **heads}, strict=False)
+    fresh = sorted({k.split(".")[1] for k in own if k.startswith("heads.")} - {k.split(".")[1] for k in heads})
+    print(f"initialised from {path}: encoder + heads {sorted({k.split('.')[1] for k in heads}) or 'none'}"
+          f"; new heads {fresh or 'none'}")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------
+# training
+
+
+def train(args):
+    t_start = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args)
+    torch.manual_seed(args.seed)
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+
+    # The tokenizer travels with the run, so predict.py needs nothing but the run folder.
+    bert_dir = hub.resolve_model_dir(args.model)
+    (out / "tokenizer").mkdir(exist_ok=True)
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        if (bert_dir / name).is_file():
+            shutil.copyfile(bert_dir / name, out / "tokenizer" / name)
+    tokenizer = build_tokenizer(bert_dir, args.max_length)
+    splits = load_task_data(args, tasks, tokenizer)
+    train_data, dev_full = splits["train"], splits["dev"]
+    num_classes = data.num_classes(data.read_examples(task_path(args, "sst", "train"), "sst")) if "sst" in tasks else 5
+    dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in dev_full.items()}
+
+    model = build_model(args, bert_dir, tasks, num_classes).to(device)
+    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
+    if args.compile:
+        for layer in model.bert.layers:
+            layer.compile(dynamic=True)
+    schedule = Schedule(args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed)
+    batch_size = {t: getattr(args, f"{t}_batch_size") or args.batch_size for t in tasks}
+    streams = {t: data.BatchStream(train_data[t], batch_size[t], seed=args.seed * 10 + i, bucket=args.batching == "bucket",
+                                   overfit=args.overfit_batch) for i, t in enumerate(tasks)}  # fmt: skip
+    weights = {t: getattr(args, f"{t}_weight") for t in tasks}
+    smart_tasks = set(tasks if args.smart_tasks == "all" else args.smart_tasks.split(","))
+    shared = [p for p in model.bert.parameters() if p.requires_grad]
+
+    state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
+    if args.resume:
+        ckpt = torch.load(out / "checkpoint.pt", map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        for t in tasks:
+            streams[t].load_state_dict(ckpt["streams"][t])
+        torch.set_rng_state(ckpt["rng"])  # dropout masks continue exactly as in an uninterrupted run
+        if device.type == "cuda" and "cuda_rng" in ckpt:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"])
+        state = ckpt["state"]
+        print(f"resumed {out} at epoch {state['epoch'] + 1} step {state['step']}")
+
+    def checkpoint():
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                     "streams": {t: s.state_dict() for t, s in streams.items()}, "rng": torch.get_rng_state(),
+                     **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {}),
+                     "state": {**state, "elapsed": state["elapsed"] + time.time() - t_start}, "args": vars(args)},
+                    out / "checkpoint.pt")  # fmt: skip
+
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model {args.model}: {n_params / 1e6:.1f}M parameters on {device} (amp {args.amp}); tasks {', '.join(tasks)}; "
+          f"train rows {', '.join(f'{t} {len(d)}' for t, d in train_data.items())}")  # fmt: skip
+    total_steps = args.epochs * args.steps_per_epoch
+    with StopFlag() as stop:
+        for epoch in range(state["epoch"], args.epochs):
+            print(f"epoch {epoch + 1}/{args.epochs}: schedule {schedule.describe(epoch)}", flush=True)
+            model.train()
+            running = {t: [] for t in tasks}
+            if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
+                state["epoch_loss"] = {t: [] for t in tasks}
+            t_epoch, first_step = time.time(), state["step"]
+            for step in range(state["step"], args.steps_per_epoch):
+                global_step = epoch * args.steps_per_epoch + step
+                for group in optimizer.param_groups:
+                    group["lr"] = get_lr(global_step, total_steps, args)
+                losses = []
+                for task in schedule.tasks_for_step(epoch, step):
+                    batch = to_device(data.collate(train_data[task], next(streams[task])), device)
+                    with autocast(device, args.amp):
+                        embeds = model.embed(task, batch)
+                        out_ = model.from_embeddings(task, embeds, batch)
+                        loss = model.loss(task, out_, batch["labels"])
+                        if args.smart > 0 and task in smart_tasks:
+                            forward = lambda *x, task=task, batch=batch: model.from_embeddings(task, list(x), batch)
+                            loss = loss + args.smart * smart.smart_regularizer(
+                                forward, tuple(embeds), out_, KINDS[task], eps=args.smart_eps, sigma=args.smart_sigma,
+                                eta=args.smart_eta, steps=args.smart_steps, norm=args.smart_norm,
+                                variant=args.smart_variant)  # fmt: skip
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        sys.exit(f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
+                                 f"(global step {global_step + 1}); try a lower --lr or --amp bf16/off")  # fmt: skip
+                    running[task].append(value)
+                    state["epoch_loss"][task].append(value)
+                    state["seen"][task] += len(batch["labels"])
+                    losses.append(weights[task] * loss)
+                if args.pcgrad and len(losses) > 1:
+                    pcgrad.backward([scaler.scale(l) for l in losses], shared, reduction=args.pcgrad_reduction)
+                else:
+                    scaler.scale(sum(losses)).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                if args.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+
+                done = step + 1 - first_step
+                if (step + 1) % args.log_every == 0 or step + 1 == args.steps_per_epoch:
+                    rate = done / (time.time() - t_epoch)
+                    eta = (total_steps - global_step - 1) / rate
+                    losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
+                    print(f"  step {step + 1}/{args.steps_per_epoch}  {rate:.2f} steps/s  ETA {format_time(eta)}  "
+                          f"lr {get_lr(global_step, total_steps, args):.2e}  loss {losses_now}", flush=True)  # fmt: skip
+                    running = {t: [] for t in tasks}
+                state["step"] = step + 1
+                if stop.requested or (args.save_every and (global_step + 1) % args.save_every == 0):
+                    checkpoint()
+                    if stop.requested:
+                        print(f"saved {out / 'checkpoint.pt'}; continue with: python train.py --resume {out}")
+                        return None
+
+            metrics, _ = evaluate(model, dev, args, device)
+            print_table(f"epoch {epoch + 1} dev" + (f" (<= {args.eval_subset} rows per task)" if args.eval_subset else ""),
+                        metrics)  # fmt: skip
+            train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
+            state["history"].append({"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics),
+                                     "train_loss": train_loss, "seen": dict(state["seen"])})  # fmt: skip
+            if state["best"] is None or overall(metrics) > state["best"]["overall"]:
+                state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
+                save_atomic({"model": model.state_dict(), "encoder_config": model.bert.config.to_dict(),
+                             "num_classes": num_classes, "tasks": tasks, "args": vars(args), "epoch": epoch + 1},
+                            out / "best.pt")  # fmt: skip
+            state["epoch"], state["step"] = epoch + 1, 0
+            checkpoint()
+    return finish(args, model, out, splits, state, t_start, device)
+
+
+def finish(args, model, out, splits, state, t_start, device):
+    """Reload the best model, score the full dev sets, write predictions and metrics.json."""
+    best = torch.load(out / "best.pt", map_location=device, weights_only=True)
+    model.load_state_dict(best["model"])
+    final, outputs = evaluate(model, splits["dev"], args, device)
+    print_table(f"best model (epoch {best['epoch']}) on the full dev sets", final)
+    for task, (preds, raws) in outputs.items():
+        write_predictions(out / "predictions", task, "dev", splits["dev"][task], preds, raws)
+    for task, task_data in splits["test"].items():
+        preds, raws = predict(model, task, task_data, args.eval_batch_size, device, args.amp)
+        write_predictions(out / "predictions", task, "test", task_data, preds, raws)
+    wall = state["elapsed"] + time.time() - t_start
+    metrics = {"dev": final, "overall": overall(final), "best_epoch": best["epoch"], "epochs": state["history"],
+               "examples_seen": state["seen"], "wall_time_s": round(wall, 1), "config": vars(args)}  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"done in {format_time(wall)}; wrote {out / 'metrics.json'} and {out / 'predictions'}/")
+    return metrics
+
+
+# ----------------------------------------------------------------------------
+# command line
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
+    a("--model", default="all-MiniLM-L6-v2", help="encoder: packaged default, a model folder, or a hub id")
+    a("--out", default=None, help="run folder (default runs/<task>)")
+    a("--resume", default=None, metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR with its saved settings")
+    a("--init-from", default=None, metavar="CHECKPOINT", help="start from a trained run's best.pt/checkpoint.pt")
+    a("--freeze-encoder", action="store_true", help="train only the heads (frozen-encoder baseline)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", default="data", help="folder with the course files (make data)")
+    for t in TASKS:
+        for split in ("train", "dev", "test"):
+            g.add_argument(f"--{t}-{split}", default=None, help=f"{t} {split} file (default <data-dir>/{FILES[t][split]})")
+    g.add_argument("--max-length", type=int, default=128, help="truncate sequences (pairs: longest first) to this many tokens")
+    g.add_argument("--batching", default="bucket", choices=["bucket", "random"], help="length-bucketed or random batches")
+    g.add_argument("--overfit-batch", action="store_true", help="sanity mode: train on one fixed batch per task")
+    g = p.add_argument_group("model")
+    g.add_argument("--pair-encoding", default="cross", choices=["cross", "bi"], help="how para and sts encode a pair")
+    g.add_argument("--bi-head", default="cosine", choices=["cosine", "concat"], help="bi-encoder head: cosine or [u,v,|u-v|,u*v]")
+    g.add_argument("--pooling", default="cls", choices=["cls", "mean"], help="sentence vector: [CLS] or mean of tokens")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
+    for t in TASKS:
+        g.add_argument(f"--{t}-dropout", type=float, default=None, help=f"dropout before the {t} head (default --dropout)")
+    g.add_argument("--encoder-dropout", type=float, default=None, help="override the encoder's dropout (default: config's)")
+    g.add_argument("--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=3, help="epochs (an evaluation after each)")
+    g.add_argument("--steps-per-epoch", type=int, default=600, help="optimizer steps per epoch")
+    g.add_argument("--schedule", default="annealed", choices=SCHEDULES, help="multitask schedule (schedules.py)")
+    g.add_argument("--batch-size", type=int, default=16, help="examples per batch")
+    for t in TASKS:
+        g.add_argument(f"--{t}-batch-size", type=int, default=None, help=f"{t} batch size (default --batch-size)")
+        g.add_argument(f"--{t}-weight", type=float, default=1.0, help=f"weight of the {t} loss")
+    g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    g.add_argument("--lr-schedule", default="linear", choices=["linear", "constant"], help="after warmup: linear decay or constant")
+    g.add_argument("--warmup", type=float, default=0.05, help="fraction of all steps spent warming the lr up")
+    g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay (matrices only)")
+    g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (same seed on CPU = same run)")
+    g = p.add_argument_group("SMART and PCGrad")
+    g.add_argument("--smart", type=float, default=0.0, metavar="LAMBDA", help="weight of SMART's regularizer (0 = off)")
+    g.add_argument("--smart-tasks", default="all", help="comma-separated tasks SMART applies to, or all")
+    g.add_argument("--smart-eps", type=float, default=1e-5, help="radius of the perturbation ball")
+    g.add_argument("--smart-sigma", type=float, default=1e-5, help="std of the initial noise")
+    g.add_argument("--smart-eta", type=float, default=1e-3, help="step size of the inner ascent")
+    g.add_argument("--smart-steps", type=int, default=1, help="inner ascent steps")
+    g.add_argument("--smart-norm", default="inf", choices=["inf", "l2"], help="norm of the perturbation ball")
+    g.add_argument("--smart-variant", default="project", choices=["project", "normalize"],
+                   help="paper's projection onto the ball, or MT-DNN's normalisation")  # fmt: skip
+    g.add_argument("--pcgrad", action="store_true", help="PCGrad gradient surgery across tasks (needs --schedule summed)")
+    g.add_argument("--pcgrad-reduction", default="sum", choices=["sum", "mean"], help="combine surgered gradients by sum or mean")
+    g = p.add_argument_group("running")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    g.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"], help="mixed precision (auto: bf16 on GPU)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the encoder layers")
+    g.add_argument("--eval-subset", type=int, default=2000, help="rows per dev set scored after each epoch (0 = all)")
+    g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
+    g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
+    g.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0 = each epoch end)")
+    return p
+
+
+def parse_args(argv=None):
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.resume:
+        path = Path(args.resume) / "checkpoint.pt"
+        if not path.is_file():
+            parser.error(f"--resume {args.resume}: no checkpoint.pt there")
+        saved = torch.load(path, map_location="cpu", weights_only=True)["args"]
+        args = argparse.Namespace(**{**saved, "resume": args.resume, "out": args.resume})
+    args.out = args.out or f"runs/{args.task}"
+    for name in ("epochs", "steps_per_epoch", "batch_size", "log_every"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.pcgrad and args.schedule != "summed" and args.task == "all":
+        parser.error("--pcgrad compares the tasks' gradients within a step: use it with --schedule summed")
+    if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
+        parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
+    return args
+
+
+if __name__ == "__main__":
+    try:
+        train(parse_args())
+    except data.DataError as e:
+        sys.exit(f"error: {e}")
