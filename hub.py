@@ -90,11 +90,14 @@ def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
     """Fetch config, vocabulary and weights of a hub model into the cache; reuse what is there."""
     base_url = (base_url or os.environ.get("MINBERT_HUB_URL") or HUB_URL).rstrip("/")
     folder = Path(cache_dir or default_cache_dir()) / repo_id.replace("/", "--")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return check_model_dir(folder)  # downloaded before: files only ever appear complete (see download)
+    except ModelFileError:
+        folder.mkdir(parents=True, exist_ok=True)
 
     def fetch(name, required=True):
         dest = folder / name
-        if dest.is_file():  # files only ever appear complete (see download), so presence means done
+        if dest.is_file():
             return True
         try:
             download(f"{base_url}/{repo_id}/resolve/{revision}/{name}", dest)
@@ -139,7 +142,8 @@ def download(url, dest, timeout=30, chunk_size=1 << 20):
                 raise FileNotFoundError(url)
             response.raise_for_status()
             total = int(response.headers.get("Content-Length") or 0)
-            done, start, shown = 0, time.time(), 0.0
+            done = 0
+            start = shown = time.time()  # progress appears only for downloads that take over a second
             with open(tmp, "wb") as f:
                 for chunk in response.iter_content(chunk_size):
                     f.write(chunk)
@@ -147,16 +151,16 @@ def download(url, dest, timeout=30, chunk_size=1 << 20):
                     if time.time() - shown > 1.0:
                         _progress(dest.name, done, total, start)
                         shown = time.time()
-            if shown:
+            if shown > start:
                 _progress(dest.name, done, total, start)
                 print(file=sys.stderr)
             # A server that closes the connection early can look like a normal end of stream.
             if total and done != total:
                 raise ModelFileError(f"{url}: connection closed after {done} of {total} bytes")
         os.replace(tmp, dest)
+    except FileNotFoundError:
+        raise  # the 404 above: the caller decides whether the file was optional
     except (requests.RequestException, OSError) as e:
-        if isinstance(e, FileNotFoundError) and str(e) == url:
-            raise
         raise ModelFileError(
             f"could not download {url}: {e}\n"
             "If this machine is offline, download the model folder elsewhere (config.json, vocab.txt, "
