@@ -254,6 +254,17 @@ def collate(data, indices):
     return batch
 
 
+def subset(data, indices):
+    """The examples `indices` of a TaskData, as a TaskData of their own."""
+    indices = np.asarray(indices, dtype=np.int64)
+    return TaskData(
+        [data.example_ids[i] for i in indices],
+        [([ids[i] for i in indices], [types[i] for i in indices]) for ids, types in data.seqs],
+        None if data.labels is None else data.labels[indices],
+        data.lengths[indices],
+    )
+
+
 # ----------------------------------------------------------------------------
 # the order of examples
 

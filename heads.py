@@ -131,8 +131,10 @@ class MultitaskBert(nn.Module):
         ]  # 1 or 2 x (B, H)
         return self.heads[task](*vectors)
 
-    def forward(self, task, batch):
-        return self.from_embeddings(task, self.embed(task, batch), batch)
+    def forward(self, task, batch, return_embeddings=False):
+        embeddings = self.embed(task, batch)
+        out = self.from_embeddings(task, embeddings, batch)
+        return (out, embeddings) if return_embeddings else out
 
     def loss(self, task, out, labels):
         return self.heads[task].loss(out, labels)

@@ -72,7 +72,7 @@ def pcgrad(grads, reduction="sum", generator=None):
     return combined / K if reduction == "mean" else combined
 
 
-def backward(losses, shared_params, reduction="sum", generator=None):
+def backward(losses, shared_params, reduction="sum", generator=None, reduce=None):
     """Backpropagate each task's loss and put PCGrad's combination into the shared params' .grad.
 
     losses: one scalar per task, each from its own forward pass (they are backpropagated one
@@ -84,6 +84,9 @@ def backward(losses, shared_params, reduction="sum", generator=None):
     one that gets none from any task keeps .grad None, so the optimizer skips it as usual.
     Like loss.backward() this adds to .grad: a shared gradient already there (accumulation
     over micro-batches) is kept and the surgery's result added to it.
+    reduce: an optional in-place function applied to each task's flat shared gradient before
+        the surgery, e.g. an average over data-parallel processes, so that the surgery sees
+        the gradients of the global batch (distributed.py).
     Memory: K flat copies of the shared gradient, K * 4 bytes per parameter in float32.
     """
     losses = list(losses)
@@ -113,6 +116,8 @@ def backward(losses, shared_params, reduction="sum", generator=None):
                 parts.append(p.grad.flatten())
             p.grad = None  # the next task starts from nothing
         task_grads.append(torch.cat(parts))
+        if reduce is not None:
+            reduce(task_grads[-1])
 
     combined = pcgrad(task_grads, reduction=reduction, generator=generator)  # (N,)
     offset = 0

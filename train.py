@@ -16,6 +16,7 @@ best model; predict.py loads it), tokenizer/, metrics.json and predictions/.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 import data
+import distributed
 import hub
 import pcgrad
 import smart
@@ -81,9 +83,9 @@ def format_time(seconds):
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
-def print_table(title, metrics):
+def print_table(log, title, metrics):
     cells = "  ".join(f"{t} {metrics[t]:.4f}" for t in TASKS if t in metrics)
-    print(f"{title}: {cells}  | overall {overall(metrics):.4f}", flush=True)
+    log(f"{title}: {cells}  | overall {overall(metrics):.4f}", flush=True)
 
 
 def pick_device(args):
@@ -130,7 +132,7 @@ def task_path(args, task, split):
     return getattr(args, f"{task}_{split}") or str(Path(args.data_dir) / FILES[task][split])
 
 
-def load_task_data(args, tasks, tokenizer):
+def load_task_data(args, tasks, tokenizer, log=print):
     """Tokenized train / dev / test data per task (test only where the file exists)."""
     splits = {"train": {}, "dev": {}, "test": {}}
     for task in tasks:
@@ -138,7 +140,7 @@ def load_task_data(args, tasks, tokenizer):
         for split in splits:
             path = task_path(args, task, split)
             if split == "test" and not Path(path).is_file():
-                print(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
+                log(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
                 continue
             examples = data.read_examples(path, task, labelled=split != "test")
             if not examples:
@@ -151,39 +153,41 @@ def eval_subset(task_data, n, seed):
     """A fixed random subset of n examples (the whole set if n is 0 or larger), for cheap per-epoch scores."""
     if not n or len(task_data) <= n:
         return task_data
-    keep = np.sort(np.random.default_rng(seed).permutation(len(task_data))[:n])
-    return data.TaskData(
-        [task_data.example_ids[i] for i in keep],
-        [([ids[i] for i in keep], [tt[i] for i in keep]) for ids, tt in task_data.seqs],
-        task_data.labels[keep],
-        task_data.lengths[keep],
-    )
+    return data.subset(task_data, np.sort(np.random.default_rng(seed).permutation(len(task_data))[:n]))
+
+
+def predict_all(model, task, task_data, args, device):
+    """predict() over a whole dataset; with several processes each predicts a share and all gather."""
+    mine = np.arange(len(task_data))[distributed.rank() :: distributed.world()]
+    preds, raws = predict(model, task, data.subset(task_data, mine), args.eval_batch_size, device, args.amp)
+    order, preds, raws = (np.concatenate(x) for x in zip(*distributed.gather((mine, preds, raws))))
+    back = np.argsort(order)
+    return preds[back], raws[back]
 
 
 def evaluate(model, dev, args, device):
-    """Score every dev set; returns {task: metric} and the raw predictions."""
+    """Score every dev set; returns {task: metric} and the predictions {task: (preds, raws)}."""
     metrics, outputs = {}, {}
     for task, task_data in dev.items():
-        preds, raws = predict(model, task, task_data, args.eval_batch_size, device, args.amp)
-        metrics[task] = score(task, preds, task_data.labels)
-        outputs[task] = (preds, raws)
+        outputs[task] = predict_all(model, task, task_data, args, device)
+        metrics[task] = score(task, outputs[task][0], task_data.labels)
     return metrics, outputs
 
 
-def build_model(args, bert_dir, tasks, num_classes):
+def build_model(args, bert_dir, tasks, num_classes, log=print):
     overrides = {} if args.encoder_dropout is None else {
         "hidden_dropout_prob": args.encoder_dropout, "attention_probs_dropout_prob": args.encoder_dropout}  # fmt: skip
     bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
     dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
     model = MultitaskBert(bert, num_classes, args.pair_encoding, args.bi_head, dropout, args.pooling, tasks)
     if args.init_from:
-        init_from(model, args.init_from)
+        init_from(model, args.init_from, log)
     if args.freeze_encoder:
         model.bert.requires_grad_(False)
     return model
 
 
-def init_from(model, path):
+def init_from(model, path, log=print):
     """Start from a trained run's weights: the whole encoder, and every head whose task and
     shape match (e.g. the paraphrase head of a paraphrase-only run)."""
     state = torch.load(path, map_location="cpu", weights_only=True)["model"]
@@ -195,7 +199,7 @@ def init_from(model, path):
     heads = {k: v for k, v in state.items() if k.startswith("heads.") and k in own and own[k].shape == v.shape}
     model.load_state_dict({**encoder, **heads}, strict=False)
     fresh = sorted({k.split(".")[1] for k in own if k.startswith("heads.")} - {k.split(".")[1] for k in heads})
-    print(f"initialised from {path}: encoder + heads {sorted({k.split('.')[1] for k in heads}) or 'none'}"
+    log(f"initialised from {path}: encoder + heads {sorted({k.split('.')[1] for k in heads}) or 'none'}"
           f"; new heads {fresh or 'none'}")  # fmt: skip
 
 
@@ -203,32 +207,52 @@ def init_from(model, path):
 # training
 
 
+def task_loss(net, model, task, batch, args, smart_on):
+    """The loss of one task's batch, plus SMART's regularizer when on."""
+    out, embeds = net(task, batch, return_embeddings=True)  # through DDP when distributed
+    loss = model.loss(task, out, batch["labels"])
+    if smart_on:
+        # SMART runs the rest of the model from perturbed embeddings (smart.py).
+        forward = lambda *x: model.from_embeddings(task, list(x), batch)  # noqa: E731
+        loss = loss + args.smart * smart.smart_regularizer(
+            forward, tuple(embeds), out, KINDS[task], eps=args.smart_eps, sigma=args.smart_sigma, eta=args.smart_eta,
+            steps=args.smart_steps, norm=args.smart_norm, variant=args.smart_variant)  # fmt: skip
+    return loss
+
+
 def train(args):
     t_start = time.time()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(args)
+    rank, world, device = distributed.setup(pick_device(args).type)
+    log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
     torch.manual_seed(args.seed)
     tasks = list(TASKS) if args.task == "all" else [args.task]
 
     # The tokenizer travels with the run, so predict.py needs nothing but the run folder.
     bert_dir = hub.resolve_model_dir(args.model)
-    (out / "tokenizer").mkdir(exist_ok=True)
-    for name in ("vocab.txt", "tokenizer_config.json"):
-        if (bert_dir / name).is_file():
-            shutil.copyfile(bert_dir / name, out / "tokenizer" / name)
+    if rank == 0:
+        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+        for name in ("vocab.txt", "tokenizer_config.json"):
+            if (bert_dir / name).is_file():
+                shutil.copyfile(bert_dir / name, out / "tokenizer" / name)
     tokenizer = build_tokenizer(bert_dir, args.max_length)
-    splits = load_task_data(args, tasks, tokenizer)
-    train_data, dev_full = splits["train"], splits["dev"]
+    splits = load_task_data(args, tasks, tokenizer, log)
+    train_data = splits["train"]
     num_classes = data.num_classes(data.read_examples(task_path(args, "sst", "train"), "sst")) if "sst" in tasks else 5
-    dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in dev_full.items()}
+    dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
-    model = build_model(args, bert_dir, tasks, num_classes).to(device)
+    model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
     if args.compile:
         for layer in model.bert.layers:
             layer.compile(dynamic=True)
+    net = model
+    if world > 1:
+        # DDP averages gradients over processes during backward. Heads of tasks not in this
+        # step's batch get no gradient, hence find_unused_parameters.
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=len(tasks) > 1)
     schedule = Schedule(args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed)
     batch_size = {t: getattr(args, f"{t}_batch_size") or args.batch_size for t in tasks}
     streams = {t: data.BatchStream(train_data[t], batch_size[t], seed=args.seed * 10 + i, bucket=args.batching == "bucket",
@@ -236,7 +260,10 @@ def train(args):
     weights = {t: getattr(args, f"{t}_weight") for t in tasks}
     smart_tasks = set(tasks if args.smart_tasks == "all" else args.smart_tasks.split(","))
     shared = [p for p in model.bert.parameters() if p.requires_grad]
+    heads = [p for p in model.heads.parameters() if p.requires_grad]
 
+    if world > 1:
+        torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
     state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
     if args.resume:
         ckpt = torch.load(out / "checkpoint.pt", map_location=device, weights_only=True)
@@ -249,22 +276,24 @@ def train(args):
         if device.type == "cuda" and "cuda_rng" in ckpt:
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
         state = ckpt["state"]
-        print(f"resumed {out} at epoch {state['epoch'] + 1} step {state['step']}")
+        log(f"resumed {out} at epoch {state['epoch'] + 1} step {state['step']}")
 
     def checkpoint():
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                     "streams": {t: s.state_dict() for t, s in streams.items()}, "rng": torch.get_rng_state(),
-                     **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {}),
-                     "state": {**state, "elapsed": state["elapsed"] + time.time() - t_start}, "args": vars(args)},
-                    out / "checkpoint.pt")  # fmt: skip
+        if rank == 0:
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                         "streams": {t: s.state_dict() for t, s in streams.items()}, "rng": torch.get_rng_state(),
+                         **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {}),
+                         "state": {**state, "elapsed": state["elapsed"] + time.time() - t_start}, "args": vars(args)},
+                        out / "checkpoint.pt")  # fmt: skip
+        distributed.barrier()
 
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model {args.model}: {n_params / 1e6:.1f}M parameters on {device} (amp {args.amp}); tasks {', '.join(tasks)}; "
-          f"train rows {', '.join(f'{t} {len(d)}' for t, d in train_data.items())}")  # fmt: skip
+    log(f"model {args.model}: {n_params / 1e6:.1f}M parameters on {device} x {world} (amp {args.amp}); "
+        f"tasks {', '.join(tasks)}; train rows {', '.join(f'{t} {len(d)}' for t, d in train_data.items())}")  # fmt: skip
     total_steps = args.epochs * args.steps_per_epoch
     with StopFlag() as stop:
         for epoch in range(state["epoch"], args.epochs):
-            print(f"epoch {epoch + 1}/{args.epochs}: schedule {schedule.describe(epoch)}", flush=True)
+            log(f"epoch {epoch + 1}/{args.epochs}: schedule {schedule.describe(epoch)}", flush=True)
             model.train()
             running = {t: [] for t in tasks}
             if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
@@ -274,31 +303,45 @@ def train(args):
                 global_step = epoch * args.steps_per_epoch + step
                 for group in optimizer.param_groups:
                     group["lr"] = get_lr(global_step, total_steps, args)
-                losses = []
-                for task in schedule.tasks_for_step(epoch, step):
-                    batch = to_device(data.collate(train_data[task], next(streams[task])), device)
+                step_tasks = schedule.tasks_for_step(epoch, step)
+                surgery = args.pcgrad and len(step_tasks) > 1
+                pending = []  # PCGrad backpropagates all tasks' losses together, after the loop
+                for i, task in enumerate(step_tasks):
+                    indices = next(streams[task])
+                    while len(indices) < world:  # a tail batch too small to give every process an example
+                        indices = next(streams[task])
+                    mine = distributed.shard(indices)
+                    batch = to_device(data.collate(train_data[task], mine), device)
                     with autocast(device, args.amp):
-                        embeds = model.embed(task, batch)
-                        out_ = model.from_embeddings(task, embeds, batch)
-                        loss = model.loss(task, out_, batch["labels"])
-                        if args.smart > 0 and task in smart_tasks:
-                            forward = lambda *x, task=task, batch=batch: model.from_embeddings(task, list(x), batch)
-                            loss = loss + args.smart * smart.smart_regularizer(
-                                forward, tuple(embeds), out_, KINDS[task], eps=args.smart_eps, sigma=args.smart_sigma,
-                                eta=args.smart_eta, steps=args.smart_steps, norm=args.smart_norm,
-                                variant=args.smart_variant)  # fmt: skip
-                    value = loss.item()
+                        # PCGrad averages gradients over processes itself, so it bypasses DDP.
+                        loss = task_loss(model if surgery else net, model, task, batch, args,
+                                         args.smart > 0 and task in smart_tasks)  # fmt: skip
+                    # This process's share of the global batch, so that DDP's average is the global-batch mean.
+                    share = distributed.local_weight(len(mine), len(indices))
+                    value = distributed.all_sum(loss.item() * share / world)  # the global-batch loss
                     if not math.isfinite(value):
                         sys.exit(f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
                                  f"(global step {global_step + 1}); try a lower --lr or --amp bf16/off")  # fmt: skip
                     running[task].append(value)
                     state["epoch_loss"][task].append(value)
-                    state["seen"][task] += len(batch["labels"])
-                    losses.append(weights[task] * loss)
-                if args.pcgrad and len(losses) > 1:
-                    pcgrad.backward([scaler.scale(l) for l in losses], shared, reduction=args.pcgrad_reduction)
-                else:
-                    scaler.scale(sum(losses)).backward()
+                    state["seen"][task] += len(indices)
+                    loss = loss * weights[task] * share
+                    if surgery:
+                        pending.append(scaler.scale(loss))
+                        continue
+                    # Backpropagate each task's loss at once (its graph is freed); gradients add up.
+                    # With DDP, only the step's last backward averages them over processes.
+                    last = i == len(step_tasks) - 1
+                    with net.no_sync() if world > 1 and not last else contextlib.nullcontext():
+                        scaler.scale(loss).backward()
+                if pending:
+                    with net.no_sync() if world > 1 else contextlib.nullcontext():
+                        # The order PCGrad visits tasks in is random: seed it per step, the same on every process.
+                        order = torch.Generator().manual_seed(args.seed * 1_000_003 + global_step)
+                        pcgrad.backward(pending, shared, args.pcgrad_reduction, order, reduce=distributed.all_mean_)
+                    for p in heads:  # DDP did not see these backward passes: average the heads' gradients too
+                        if p.grad is not None:
+                            distributed.all_mean_(p.grad)
                 scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
                 if args.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -306,53 +349,57 @@ def train(args):
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
 
-                done = step + 1 - first_step
                 if (step + 1) % args.log_every == 0 or step + 1 == args.steps_per_epoch:
-                    rate = done / (time.time() - t_epoch)
+                    rate = (step + 1 - first_step) / (time.time() - t_epoch)
                     eta = (total_steps - global_step - 1) / rate
                     losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
-                    print(f"  step {step + 1}/{args.steps_per_epoch}  {rate:.2f} steps/s  ETA {format_time(eta)}  "
-                          f"lr {get_lr(global_step, total_steps, args):.2e}  loss {losses_now}", flush=True)  # fmt: skip
+                    log(f"  step {step + 1}/{args.steps_per_epoch}  {rate:.2f} steps/s  ETA {format_time(eta)}  "
+                        f"lr {get_lr(global_step, total_steps, args):.2e}  loss {losses_now}", flush=True)  # fmt: skip
                     running = {t: [] for t in tasks}
                 state["step"] = step + 1
-                if stop.requested or (args.save_every and (global_step + 1) % args.save_every == 0):
+                stopping = distributed.all_sum(float(stop.requested)) > 0  # every process stops at the same step
+                if stopping or (args.save_every and (global_step + 1) % args.save_every == 0):
                     checkpoint()
-                    if stop.requested:
-                        print(f"saved {out / 'checkpoint.pt'}; continue with: python train.py --resume {out}")
+                    if stopping:
+                        log(f"saved {out / 'checkpoint.pt'}; continue with: python train.py --resume {out}")
+                        distributed.cleanup()
                         return None
 
             metrics, _ = evaluate(model, dev, args, device)
-            print_table(f"epoch {epoch + 1} dev" + (f" (<= {args.eval_subset} rows per task)" if args.eval_subset else ""),
+            print_table(log, f"epoch {epoch + 1} dev" + (f" (<= {args.eval_subset} rows per task)" if args.eval_subset else ""),
                         metrics)  # fmt: skip
             train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
             state["history"].append({"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics),
                                      "train_loss": train_loss, "seen": dict(state["seen"])})  # fmt: skip
             if state["best"] is None or overall(metrics) > state["best"]["overall"]:
                 state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
-                save_atomic({"model": model.state_dict(), "encoder_config": model.bert.config.to_dict(),
-                             "num_classes": num_classes, "tasks": tasks, "args": vars(args), "epoch": epoch + 1},
-                            out / "best.pt")  # fmt: skip
+                if rank == 0:
+                    save_atomic({"model": model.state_dict(), "encoder_config": model.bert.config.to_dict(),
+                                 "num_classes": num_classes, "tasks": tasks, "args": vars(args), "epoch": epoch + 1},
+                                out / "best.pt")  # fmt: skip
             state["epoch"], state["step"] = epoch + 1, 0
             checkpoint()
-    return finish(args, model, out, splits, state, t_start, device)
+    metrics = finish(args, model, out, splits, state, t_start, device, log)
+    distributed.cleanup()
+    return metrics
 
 
-def finish(args, model, out, splits, state, t_start, device):
+def finish(args, model, out, splits, state, t_start, device, log):
     """Reload the best model, score the full dev sets, write predictions and metrics.json."""
     best = torch.load(out / "best.pt", map_location=device, weights_only=True)
     model.load_state_dict(best["model"])
     final, outputs = evaluate(model, splits["dev"], args, device)
-    print_table(f"best model (epoch {best['epoch']}) on the full dev sets", final)
-    for task, (preds, raws) in outputs.items():
-        write_predictions(out / "predictions", task, "dev", splits["dev"][task], preds, raws)
-    for task, task_data in splits["test"].items():
-        preds, raws = predict(model, task, task_data, args.eval_batch_size, device, args.amp)
-        write_predictions(out / "predictions", task, "test", task_data, preds, raws)
+    print_table(log, f"best model (epoch {best['epoch']}) on the full dev sets", final)
+    tests = {task: predict_all(model, task, task_data, args, device) for task, task_data in splits["test"].items()}
     wall = state["elapsed"] + time.time() - t_start
     metrics = {"dev": final, "overall": overall(final), "best_epoch": best["epoch"], "epochs": state["history"],
                "examples_seen": state["seen"], "wall_time_s": round(wall, 1), "config": vars(args)}  # fmt: skip
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"done in {format_time(wall)}; wrote {out / 'metrics.json'} and {out / 'predictions'}/")
+    if distributed.is_main():
+        for split, results in (("dev", outputs), ("test", tests)):
+            for task, (preds, raws) in results.items():
+                write_predictions(out / "predictions", task, split, splits[split][task], preds, raws)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log(f"done in {format_time(wall)}; wrote {out / 'metrics.json'} and {out / 'predictions'}/")
     return metrics
 
 

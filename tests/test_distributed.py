@@ -1,0 +1,56 @@
+"""torchrun with two CPU processes (gloo) trains the same model as one process with the same
+global batch: every step each process takes half of the batch and DDP averages the gradients."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from minbert import BertModel
+from test_train import ROOT, TINY, make_data
+
+
+def train_cmd(data_dir, out, *extra):
+    # Dropout off: the processes draw their own dropout masks, so only a deterministic model can match exactly.
+    return ["train.py", "--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out), "--epochs", "2",
+            "--steps-per-epoch", "5", "--batch-size", "8", "--lr", "1e-3", "--dropout", "0", "--encoder-dropout", "0",
+            "--eval-subset", "0", "--log-every", "5", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"]],
+                         ids=["annealed", "summed", "pcgrad"])  # fmt: skip
+def test_two_processes_match_one(tmp_path, extra):
+    make_data(tmp_path / "data", n=36)  # 36 % 8 = 4: the tail batch splits 2 + 2
+    single = subprocess.run([sys.executable, *train_cmd(tmp_path / "data", tmp_path / "one", *extra)], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    double = subprocess.run([*torchrun, *train_cmd(tmp_path / "data", tmp_path / "two", *extra)], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert double.stdout.count("done in") == 1  # only rank 0 prints
+
+    one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+    assert one["state"]["seen"] == two["state"]["seen"]  # the same global batches
+    for k, v in one["model"].items():
+        w = two["model"][k]
+        if k.endswith("attn.qkv.bias"):
+            # The key bias shifts every attention logit of a query equally, so softmax ignores it
+            # and its true gradient is 0. What autograd returns is rounding noise, which Adam
+            # normalises into lr-sized steps that differ with the summation order. Compare the
+            # query and value biases exactly; the key bias only within the steps' reach.
+            H = v.numel() // 3
+            assert (w[H : 2 * H] - v[H : 2 * H]).abs().max() <= 1e-3 * 10 * 1.01
+            w, v = torch.cat([w[:H], w[2 * H :]]), torch.cat([v[:H], v[2 * H :]])
+        torch.testing.assert_close(w, v, atol=2e-5, rtol=1e-4, msg=k)
+    start = BertModel.from_pretrained(str(TINY)).state_dict()
+    assert (one["model"]["bert.layers.1.ffn_out.weight"] - start["layers.1.ffn_out.weight"]).abs().max() > 1e-3  # it trained
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    for task, value in m1["dev"].items():
+        assert abs(m2["dev"][task] - value) < 1e-3, task
+    assert Path(tmp_path / "two" / "predictions" / "sst-dev-output.csv").read_text().count("\n") == 18 + 1
