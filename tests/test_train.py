@@ -194,3 +194,39 @@ def test_bad_flags_and_files_are_named(data_dir, tmp_path, capsys):
 
     with pytest.raises(DataError, match=rf"{bad}:3: sentiment must be an integer"):
         run(data_dir, tmp_path / "run", "--task", "sst", "--sst-train", str(bad))
+
+
+# ----------------------------------------------------------------------------
+# SMART, PCGrad and mixed precision inside the loop
+
+
+def test_smart_with_lambda_zero_gives_exactly_the_plain_gradients(data_dir):
+    args = train.parse_args(["--model", str(TINY), "--smart", "0"])
+    model = train.build_model(args, TINY, ["sst", "para", "sts"], 5).eval()  # eval: no dropout randomness
+    batch = {"input_ids": torch.tensor([[2, 5, 30, 3], [2, 31, 3, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+             "token_type_ids": torch.zeros(2, 4, dtype=torch.long), "labels": torch.tensor([1, 4])}  # fmt: skip
+    grads = []
+    for smart_on in (False, True):
+        model.zero_grad()
+        train.task_loss(model, model, "sst", batch, args, smart_on).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    assert all(torch.equal(grads[0][n], grads[1][n]) for n in grads[0])
+    args.smart = 1.0  # ... while a positive lambda does change them
+    model.zero_grad()
+    train.task_loss(model, model, "sst", batch, args, True).backward()
+    assert any(not torch.equal(grads[0][n], p.grad) for n, p in model.named_parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("extra,baseline", [
+    (["--smart", "3"], []),
+    (["--smart", "3", "--pair-encoding", "bi", "--smart-norm", "l2"], ["--pair-encoding", "bi"]),
+    (["--smart", "1", "--smart-variant", "normalize", "--smart-tasks", "sst,para"], []),
+    (["--schedule", "summed", "--pcgrad", "--pcgrad-reduction", "mean"], ["--schedule", "summed"]),
+    (["--amp", "bf16", "--schedule", "summed", "--pcgrad", "--smart", "1"], ["--amp", "bf16", "--schedule", "summed"]),
+], ids=["smart-cross", "smart-bi-l2", "smart-normalize", "pcgrad", "bf16"])  # fmt: skip
+def test_regularized_runs_finish_and_differ_from_plain(data_dir, tmp_path, extra, baseline):
+    plain = run(data_dir, tmp_path / "plain", *baseline)
+    regularized = run(data_dir, tmp_path / "reg", *extra)
+    assert set(regularized["dev"]) == {"sst", "para", "sts"}
+    assert regularized["epochs"] != plain["epochs"]  # the regularizer changed the training
