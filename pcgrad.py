@@ -14,7 +14,10 @@ The projection always uses the original g_j, never its projected version. Only t
 parameters (the encoder) go through the surgery; each task head's gradient comes from its
 own loss alone and is left as it is.
 
-`pcgrad` works on flat vectors; `backward` is the training-loop helper that gets them:
+`pcgrad` works on flat vectors and reads as the algorithm; `pcgrad_weights` is the same surgery
+done on the K x K matrix of dot products (what `backward` uses, since with K gradients of the
+whole encoder the explicit version spends its time copying vectors); `backward` is the
+training-loop helper that gets the gradients:
 
     losses = [sst_loss, para_loss, sts_loss]            each from its own batch and forward pass
     pcgrad.backward(losses, encoder.parameters())      fills every parameter's .grad
@@ -72,6 +75,27 @@ def pcgrad(grads, reduction="sum", generator=None):
     return combined / K if reduction == "mean" else combined
 
 
+def pcgrad_weights(gram, generator=None):
+    """The same surgery from the Gram matrix alone: weights w (K,) with sum_i g_i' = sum_j w_j g_j.
+
+    Each projection subtracts a multiple of an original g_j, so every g_i' stays a combination
+    sum_j A_ij g_j of the original gradients, and the dot products the algorithm needs are
+    g_i' . g_j = sum_k A_ik G_kj with G_kj = g_k . g_j. The whole surgery is then K x K
+    arithmetic; the N-long vectors are read only twice, once for G and once to combine them.
+    Draws the same random orders as `pcgrad` for the same generator.
+    """
+    K = gram.shape[0]
+    A = torch.eye(K, dtype=gram.dtype, device=gram.device)  # row i: g_i' in terms of g_1 .. g_K
+    for i in range(K):
+        for j in torch.randperm(K, generator=generator).tolist():
+            if j == i:
+                continue
+            dot = A[i] @ gram[:, j]  # g_i' . g_j
+            if dot < 0 and gram[j, j] > 0:
+                A[i, j] -= dot / gram[j, j]
+    return A.sum(dim=0)  # (K,)
+
+
 def backward(losses, shared_params, reduction="sum", generator=None, reduce=None):
     """Backpropagate each task's loss and put PCGrad's combination into the shared params' .grad.
 
@@ -98,31 +122,34 @@ def backward(losses, shared_params, reduction="sum", generator=None, reduce=None
             raise ValueError(f"pcgrad.backward: losses[{k}] must be a scalar tensor that requires grad")
     if len(shared) == 0:
         raise ValueError("pcgrad.backward: shared_params is empty")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"pcgrad.backward: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
-    # Park any gradient already accumulated, so each task's vector holds that task's alone.
+    # Park any gradient already accumulated, so each task's row holds that task's alone.
     previous = [p.grad for p in shared]
     for p in shared:
         p.grad = None
-    task_grads = []  # K vectors, each (N,) with N = total number of shared entries
+    N = sum(p.numel() for p in shared)
+    grads = torch.zeros(len(losses), N, dtype=shared[0].dtype, device=shared[0].device)  # (K, N), one row per task
     touched = [False] * len(shared)
-    for loss in losses:
+    for k, loss in enumerate(losses):
         loss.backward()
-        parts = []
+        offset = 0
         for n, p in enumerate(shared):
-            touched[n] = touched[n] or p.grad is not None
-            if p.grad is None:
-                parts.append(torch.zeros(p.numel(), dtype=p.dtype, device=p.device))
-            else:
-                parts.append(p.grad.flatten())
-            p.grad = None  # the next task starts from nothing
-        task_grads.append(torch.cat(parts))
+            if p.grad is not None:
+                grads[k, offset : offset + p.numel()] = p.grad.flatten()
+                touched[n] = True
+                p.grad = None  # the next task starts from nothing
+            offset += p.numel()
         if reduce is not None:
-            reduce(task_grads[-1])
+            reduce(grads[k])
 
-    combined = pcgrad(task_grads, reduction=reduction, generator=generator)  # (N,)
+    # The fast path of `pcgrad`: surgery on the K x K Gram matrix, then one weighted sum of rows.
+    weights = pcgrad_weights(grads @ grads.T, generator)  # (K,)
+    combined = (weights / len(losses) if reduction == "mean" else weights) @ grads  # (N,)
     offset = 0
     for n, p in enumerate(shared):
-        grad = combined[offset : offset + p.numel()].view_as(p).to(p.dtype)  # a view: no copy
+        grad = combined[offset : offset + p.numel()].view_as(p)  # a view: no copy
         offset += p.numel()
         if not touched[n]:
             p.grad = previous[n]
