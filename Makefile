@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Where `make data` copies the course files from; missing files are downloaded instead.
-DATA_MIRROR ?= ../shared/data
+# Where `make data` copies the course files from (the first of these folders that exists, unless
+# set); files it lacks are downloaded from the course repository instead.
+DATA_MIRROR ?= $(firstword $(wildcard ../shared/data /work/shared/data))
 # Extra pip options for torch, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu for a CPU-only wheel.
 TORCH_INDEX ?=
 ARGS ?=

@@ -220,19 +220,32 @@ class BertModel(nn.Module):
 # ----------------------------------------------------------------------------
 # checkpoint names: Hugging Face's on the left, ours on the right
 
-KEY_MAP = [
-    (r"embeddings\.word_embeddings\.", "embeddings.word."),
-    (r"embeddings\.position_embeddings\.", "embeddings.position."),
-    (r"embeddings\.token_type_embeddings\.", "embeddings.token_type."),
-    (r"embeddings\.LayerNorm\.", "embeddings.ln."),
-    (r"encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", r"layers.\1.attn.\2."),  # fused below
-    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"layers.\1.attn.proj."),
-    (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"layers.\1.ln1."),
-    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"layers.\1.ffn_in."),
-    (r"encoder\.layer\.(\d+)\.output\.dense\.", r"layers.\1.ffn_out."),
-    (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ln2."),
-    (r"pooler\.dense\.", "pooler."),
+KEY_MAP = [  # name prefixes; {i} stands for the layer number
+    ("embeddings.word_embeddings.", "embeddings.word."),
+    ("embeddings.position_embeddings.", "embeddings.position."),
+    ("embeddings.token_type_embeddings.", "embeddings.token_type."),
+    ("embeddings.LayerNorm.", "embeddings.ln."),
+    ("encoder.layer.{i}.attention.self.query.", "layers.{i}.attn.query."),  # the three are fused
+    ("encoder.layer.{i}.attention.self.key.", "layers.{i}.attn.key."),  # into layers.{i}.attn.qkv
+    ("encoder.layer.{i}.attention.self.value.", "layers.{i}.attn.value."),  # (see below)
+    ("encoder.layer.{i}.attention.output.dense.", "layers.{i}.attn.proj."),
+    ("encoder.layer.{i}.attention.output.LayerNorm.", "layers.{i}.ln1."),
+    ("encoder.layer.{i}.intermediate.dense.", "layers.{i}.ffn_in."),
+    ("encoder.layer.{i}.output.dense.", "layers.{i}.ffn_out."),
+    ("encoder.layer.{i}.output.LayerNorm.", "layers.{i}.ln2."),
+    ("pooler.dense.", "pooler."),
 ]
+
+
+def _rename(name, pairs):
+    """Rename by the first matching (from, to) prefix pair, or None if none matches."""
+    for src, dst in pairs:
+        match = re.match(re.escape(src).replace(r"\{i\}", r"(\d+)"), name)
+        if match:
+            return dst.replace("{i}", match.group(1) if match.groups() else "") + name[match.end() :]
+    return None
+
+
 # Keys a checkpoint may carry that this encoder has no use for: the pre-training heads
 # (masked LM, next sentence prediction), reported when skipped, and the position-id buffer
 # of older Hugging Face versions, which only ever holds 0, 1, 2, ... (we compute it).
@@ -257,12 +270,11 @@ def from_hf_state_dict(state, expected, source="checkpoint"):
         if PRETRAINING_HEADS.match(name):
             ignored += 1
             continue
-        for pattern, replacement in KEY_MAP:
-            if re.match(pattern, name):
-                ours[re.sub(pattern, replacement, name, count=1)] = tensor
-                break
-        else:
+        renamed = _rename(name, KEY_MAP)
+        if renamed is None:
             unexpected.append(key)
+        else:
+            ours[renamed] = tensor
     # Fuse each layer's separate query/key/value projections into one qkv projection.
     for qkv_name in [k for k in expected if ".attn.qkv." in k]:
         parts = [qkv_name.replace(".qkv.", f".{n}.") for n in ("query", "key", "value")]
@@ -289,32 +301,17 @@ def from_hf_state_dict(state, expected, source="checkpoint"):
 
 def to_hf_state_dict(state):
     """Inverse of from_hf_state_dict: our names -> Hugging Face BertModel names."""
-    inverse = [
-        (r"^embeddings\.word\.", "embeddings.word_embeddings."),
-        (r"^embeddings\.position\.", "embeddings.position_embeddings."),
-        (r"^embeddings\.token_type\.", "embeddings.token_type_embeddings."),
-        (r"^embeddings\.ln\.", "embeddings.LayerNorm."),
-        (r"^layers\.(\d+)\.attn\.proj\.", r"encoder.layer.\1.attention.output.dense."),
-        (r"^layers\.(\d+)\.ln1\.", r"encoder.layer.\1.attention.output.LayerNorm."),
-        (r"^layers\.(\d+)\.ffn_in\.", r"encoder.layer.\1.intermediate.dense."),
-        (r"^layers\.(\d+)\.ffn_out\.", r"encoder.layer.\1.output.dense."),
-        (r"^layers\.(\d+)\.ln2\.", r"encoder.layer.\1.output.LayerNorm."),
-        (r"^pooler\.", "pooler.dense."),
-    ]
+    inverse = [(ours, theirs) for theirs, ours in KEY_MAP]
     out = {}
     for key, tensor in state.items():
-        fused = re.match(r"^layers\.(\d+)\.attn\.qkv\.(weight|bias)$", key)
-        if fused:
-            i, kind = fused.groups()
+        if ".attn.qkv." in key:  # split the fused projection back into query, key and value
             for name, part in zip(("query", "key", "value"), tensor.chunk(3, dim=0)):
-                out[f"encoder.layer.{i}.attention.self.{name}.{kind}"] = part
+                out[_rename(key.replace(".qkv.", f".{name}."), inverse)] = part
             continue
-        for pattern, replacement in inverse:
-            if re.match(pattern, key):
-                out[re.sub(pattern, replacement, key)] = tensor
-                break
-        else:
+        renamed = _rename(key, inverse)
+        if renamed is None:
             raise KeyError(f"no Hugging Face name for parameter {key}")
+        out[renamed] = tensor
     return out
 
 

@@ -365,9 +365,10 @@ def train(args):
                         distributed.cleanup()
                         return None
 
+            t_eval = time.time()
             metrics, _ = evaluate(model, dev, args, device)
-            print_table(log, f"epoch {epoch + 1} dev" + (f" (<= {args.eval_subset} rows per task)" if args.eval_subset else ""),
-                        metrics)  # fmt: skip
+            subset = f", <= {args.eval_subset} rows per task" if args.eval_subset else ""
+            print_table(log, f"epoch {epoch + 1} dev ({format_time(time.time() - t_eval)}{subset})", metrics)
             train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
             state["history"].append({"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics),
                                      "train_loss": train_loss, "seen": dict(state["seen"])})  # fmt: skip
@@ -388,8 +389,9 @@ def finish(args, model, out, splits, state, t_start, device, log):
     """Reload the best model, score the full dev sets, write predictions and metrics.json."""
     best = torch.load(out / "best.pt", map_location=device, weights_only=True)
     model.load_state_dict(best["model"])
+    t_eval = time.time()
     final, outputs = evaluate(model, splits["dev"], args, device)
-    print_table(log, f"best model (epoch {best['epoch']}) on the full dev sets", final)
+    print_table(log, f"best model (epoch {best['epoch']}) on the full dev sets ({format_time(time.time() - t_eval)})", final)
     tests = {task: predict_all(model, task, task_data, args, device) for task, task_data in splits["test"].items()}
     wall = state["elapsed"] + time.time() - t_start
     metrics = {"dev": final, "overall": overall(final), "best_epoch": best["epoch"], "epochs": state["history"],
@@ -435,7 +437,8 @@ def get_parser():
     g.add_argument("--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=3, help="epochs (an evaluation after each)")
-    g.add_argument("--steps-per-epoch", type=int, default=600, help="optimizer steps per epoch")
+    g.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="optimizer steps per epoch (default 1000; 450 with --smart, whose steps cost ~2.2x)")
     g.add_argument("--schedule", default="annealed", choices=SCHEDULES, help="multitask schedule (schedules.py)")
     g.add_argument("--batch-size", type=int, default=16, help="examples per batch")
     for t in TASKS:
@@ -480,6 +483,10 @@ def parse_args(argv=None):
         saved = torch.load(path, map_location="cpu", weights_only=True)["args"]
         args = argparse.Namespace(**{**saved, "resume": args.resume, "out": args.resume})
     args.out = args.out or f"runs/{args.task}"
+    if args.steps_per_epoch is None:
+        # A SMART step costs about 2.2 plain ones on CPU (one more forward and backward for the
+        # ascent, one more forward for the regularizer), so fewer steps keep the same time budget.
+        args.steps_per_epoch = 450 if args.smart > 0 else 1000
     for name in ("epochs", "steps_per_epoch", "batch_size", "log_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -1,0 +1,435 @@
+"""Benchmarks of minBERT's speed and memory, next to Hugging Face's BertModel where available.
+
+Prints markdown tables for the README; it measures and asserts nothing.
+
+  encoder     (default) a training step (forward, cross-entropy on a linear layer over [CLS],
+              backward, AdamW step) and an inference forward at batch 16 / 32 x 64 / 128 tokens,
+              for the packaged all-MiniLM-L6-v2 and bert-base's shape (random init): ours
+              (minbert + adamw) next to Hugging Face's BertModel (sdpa) + torch.optim.AdamW when
+              `transformers` is importable, and each one's peak memory in a fresh process.
+  --overhead  step time of SMART (T=1) and of PCGrad next to plain multitask steps.
+  --sst-epoch one SST-5 epoch through train.py, length-bucketed vs random batches.
+
+    make bench                      # the encoder section in the project's venv
+    python bench.py --overhead      # one section; --all runs every section
+    .venv-ref/bin/python bench.py   # with Hugging Face's side: transformers is no project dependency
+    python bench.py --device cuda --amp bf16 --json bench.json   # on a GPU, with MFU
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import data
+import hub
+import pcgrad
+import smart
+import train
+from adamw import AdamW
+from heads import KINDS, TASKS, MultitaskBert
+from minbert import BertConfig, BertModel, build_tokenizer
+from predict import autocast, to_device
+
+try:
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+except ImportError:
+    transformers = None
+
+# ----------------------------------------------------------------------------
+# timing and memory
+
+
+def seconds_per_iter(fn, iters, device):
+    # CUDA kernels run asynchronously: wait for them to finish before reading the clock.
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    sync()
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / iters
+
+
+def race(fns, warmup, iters, rounds, device):
+    """Best seconds per iteration of each fn. The fns take turns (a, b, a, b, ...), so a load
+    that drifts while the benchmark runs slows all of them alike; the best round is the one
+    least disturbed by other work on the machine."""
+    for fn in fns.values():
+        for _ in range(warmup):  # first calls pay for allocation, kernel selection, optimizer state
+            fn()
+    best = dict.fromkeys(fns, math.inf)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], seconds_per_iter(fn, iters, device))
+    return best
+
+
+def reset_peak(device):
+    """Count peak memory from now on. On Linux, writing "5" to clear_refs resets the peak
+    resident set (VmHWM) to the current one."""
+    if device.type == "cuda":
+        return torch.cuda.reset_peak_memory_stats()
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mib(device):
+    """Peak since reset_peak: CUDA memory allocated by torch on a GPU, else the process's peak
+    resident set (VmHWM), which includes Python, torch's libraries and the model."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    with contextlib.suppress(OSError):
+        return int(re.search(r"^VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1)) / 1024
+
+
+def table(rows, columns):
+    """Print dict rows as a markdown table; columns maps a row key to its header."""
+    cell = lambda c: "-" if c is None else f"{c:.{3 if abs(c) < 10 else 1}f}" if isinstance(c, float) else str(c)
+    print("| " + " | ".join(columns.values()) + " |\n|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(cell(row.get(key)) for key in columns) + " |")
+    print()
+
+
+# ----------------------------------------------------------------------------
+# the encoder: ours vs Hugging Face's
+
+
+class Classifier(nn.Module):
+    """An encoder (ours or Hugging Face's) and a linear layer over [CLS], as the SST head."""
+
+    def __init__(self, encoder, num_classes=5):
+        super().__init__()
+        self.encoder = encoder
+        self.out = nn.Linear(encoder.config.hidden_size, num_classes)
+
+    def forward(self, batch):
+        h = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         token_type_ids=batch["token_type_ids"])["last_hidden_state"]  # (B, T, H) fmt: skip
+        return self.out(h[:, 0])  # (B, K)
+
+
+def build(impl, model_name, device):
+    """(classifier, optimizer). MiniLM: both sides load the packaged folder, so the weights are
+    the same. bert-base shape: each side's own random init (BERT's normal(0, 0.02) in both);
+    speed does not depend on the values, and no side ever holds the other's copy in memory."""
+    torch.manual_seed(0)
+    if impl == "ours":
+        encoder = BertModel.from_pretrained() if model_name == "minilm" else BertModel(BertConfig())
+    elif model_name == "minilm":
+        encoder = transformers.BertModel.from_pretrained(str(hub.resolve_model_dir()), attn_implementation="sdpa")
+    else:
+        encoder = transformers.BertModel(transformers.BertConfig(attn_implementation="sdpa"))
+    model = Classifier(encoder).to(device)
+    opt_class = AdamW if impl == "ours" else torch.optim.AdamW  # both with their defaults (ours: foreach)
+    return model, opt_class(model.parameters(), lr=1e-5)
+
+
+def make_batch(B, T, padded, device, vocab_size=30522, seed=0):
+    """Random token ids (B, T). padded: row lengths uniform in [T/2, T], so about 25% of the
+    tokens are padding, with the first row full, as dynamic padding to the longest row gives."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, vocab_size, (B, T), generator=g)  # below 1000: [PAD], [unused*], specials
+    mask = torch.ones(B, T, dtype=torch.long)
+    if padded:
+        lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+        lengths[0] = T
+        mask = (torch.arange(T) < lengths[:, None]).long()  # (B, T)
+        ids = ids * mask  # pad id 0
+    batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
+             "labels": torch.randint(0, 5, (B,), generator=g)}  # fmt: skip
+    return to_device(batch, device)
+
+
+def step_fns(model, optimizer, batch, device, amp):
+    """(train step, inference step) closures for one model on one batch."""
+
+    def train_step():
+        with autocast(device, amp):
+            loss = F.cross_entropy(model(batch).float(), batch["labels"])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def infer_step():
+        with autocast(device, amp):
+            model(batch)
+
+    return train_step, infer_step
+
+
+def worker(spec):
+    """Run in a fresh process: peak memory of one implementation on one config, from the
+    model in memory onwards. Inference runs first, so where the high-water mark cannot be
+    reset its peak is still read before training's larger one raises it."""
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    model, optimizer = build(spec["impl"], spec["model"], device)
+    train_step, infer_step = step_fns(model, optimizer, make_batch(spec["B"], spec["T"], spec["padded"], device),
+                                      device, spec["amp"])  # fmt: skip
+    peaks = {}
+    for mode, fn in (("infer", infer_step), ("train", train_step)):
+        model.train(mode == "train")
+        reset_peak(device)
+        seconds_per_iter(fn, 2, device)
+        peaks[mode] = peak_mib(device)
+    print(json.dumps(peaks))
+
+
+def measure_memory(impl, model_name, B, T, args):
+    spec = {"impl": impl, "model": model_name, "B": B, "T": T, "padded": args.padded, "device": args.device,
+            "amp": args.amp, "threads": args.threads}  # fmt: skip
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory worker for {spec} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_encoder(args, device):
+    impls = ["ours", "hf"] if transformers else ["ours"]
+    if not transformers:
+        print("transformers is not importable: Hugging Face columns stay empty (run with .venv-ref/bin/python)\n")
+    rows = []
+    for model_name in args.models:
+        built = {impl: build(impl, model_name, device) for impl in impls}
+        # Non-embedding parameters: the layers every token goes through (MFU's 6N per token)
+        n_layers = sum(p.numel() for p in built["ours"][0].encoder.layers.parameters())
+        for B in args.batch_sizes:
+            for T in args.seq_lens:
+                batch = make_batch(B, T, args.padded, device)
+                fns = {impl: step_fns(*built[impl], batch, device, args.amp) for impl in impls}
+                memory = {impl: measure_memory(impl, model_name, B, T, args) for impl in impls} if not args.no_memory else {}
+                for k, mode in enumerate(("train", "infer")):
+                    for model, _ in built.values():
+                        model.train(mode == "train")  # dropout on while training, as in real training
+                    secs = race({impl: fns[impl][k] for impl in impls}, args.warmup, args.iters, args.rounds, device)
+                    row = {"model": model_name, "mode": mode, "B": B, "T": T, "padded": args.padded}
+                    for impl in impls:
+                        row[f"{impl}_ex_s"] = B / secs[impl]
+                        row[f"{impl}_mib"] = memory.get(impl, {}).get(mode)
+                        if device.type == "cuda":  # forward + backward ~6 FLOPs per parameter per token, forward ~2
+                            flops = (6 if mode == "train" else 2) * n_layers * B * T
+                            row[f"{impl}_mfu"] = flops / secs[impl] / (args.peak_tflops * 1e12)
+                    row["ratio"] = row["ours_ex_s"] / row["hf_ex_s"] if transformers else None
+                    rows.append(row)
+        del built
+    mem = "GPU MiB" if device.type == "cuda" else "peak RSS MiB"
+    columns = {"model": "model", "mode": "mode", "B": "B", "T": "T", "ours_ex_s": "ours ex/s", "hf_ex_s": "HF ex/s",
+               "ratio": "ours/HF", "ours_mib": f"ours {mem}", "hf_mib": f"HF {mem}"}  # fmt: skip
+    if device.type == "cuda":
+        columns |= {"ours_mfu": "ours MFU", "hf_mfu": "HF MFU"}
+    padding = " (about 25% padding)" if args.padded else ""
+    print(f"## Encoder{padding}: examples/s, best of {args.rounds} rounds of {args.iters} iterations\n")
+    table(rows, columns)
+    return rows
+
+
+# ----------------------------------------------------------------------------
+# SMART and PCGrad overhead
+
+
+def overhead_batches(args, tokenizer, device, B=16, T=32):
+    """One batch of B examples per task. From the training files if they are there, as length
+    bucketing makes batches: B rows of about the median length among 50 * B random ones.
+    Else random token ids of length T (pairs: sentence b in the second half, segment 1)."""
+    g = torch.Generator().manual_seed(0)
+    batches = {}
+    for task in TASKS:
+        path = Path(args.data_dir) / train.FILES[task]["train"]
+        if path.is_file():
+            examples = data.read_examples(path, task)
+            rows = torch.randperm(len(examples), generator=g)[: 50 * B].tolist()
+            task_data = data.encode(tokenizer, [examples[i] for i in rows])
+            batch = data.collate(task_data, np.argsort(task_data.lengths)[max(0, len(rows) // 2 - B // 2) :][:B])
+        else:
+            ids = torch.randint(1000, 30522, (B, T), generator=g)
+            types = torch.zeros_like(ids) if task == "sst" else (torch.arange(T) >= T // 2).long().expand(B, T)
+            labels = {"sst": torch.randint(0, 5, (B,), generator=g), "sts": 5 * torch.rand(B, generator=g),
+                      "para": torch.randint(0, 2, (B,), generator=g).float()}[task]  # fmt: skip
+            batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": types,
+                     "labels": labels}  # fmt: skip
+        batches[task] = to_device(batch, device)
+    return batches
+
+
+def bench_overhead(args, device):
+    torch.manual_seed(0)
+    model = MultitaskBert(BertModel.from_pretrained()).to(device).train()
+    optimizer = AdamW(train.param_groups(model, 0.01), lr=1e-5)
+    shared = list(model.bert.parameters())
+    batches = overhead_batches(args, build_tokenizer(model.bert.source_dir), device)
+
+    def step(tasks, use_smart=False, use_pcgrad=False):
+        """One training step as train.py takes it, on the given tasks' batches."""
+        losses = []
+        for task in tasks:
+            batch = batches[task]
+            with autocast(device, args.amp):
+                embeds = model.embed(task, batch)
+                out = model.from_embeddings(task, embeds, batch)
+                loss = model.loss(task, out, batch["labels"])
+                if use_smart:  # T=1 ascent step, the paper's projection, train.py's defaults for eps etc.
+                    forward = lambda *x, task=task, batch=batch: model.from_embeddings(task, list(x), batch)
+                    loss = loss + smart.smart_regularizer(forward, tuple(embeds), out, KINDS[task])
+            losses.append(loss)
+        if use_pcgrad:
+            pcgrad.backward(losses, shared)
+        else:
+            sum(losses).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    fns = {f"plain {t}": partial(step, [t]) for t in TASKS}
+    fns |= {f"SMART {t}": partial(step, [t], use_smart=True) for t in TASKS}
+    fns |= {"plain summed": partial(step, TASKS), "PCGrad summed": partial(step, TASKS, use_pcgrad=True)}
+    secs = race(fns, args.warmup, args.iters, args.rounds, device)
+    # The baseline is one plain step of one task's batch, averaged over the tasks: what a step of
+    # the default (sampling) multitask schedule costs. A summed step runs all K tasks' batches,
+    # and PCGrad needs one backward per task anyway, so its budget is K plain steps plus half a
+    # step for the surgery: target <= (K + 0.5) x baseline. "vs summed" isolates the surgery.
+    baseline = np.mean([secs[f"plain {t}"] for t in TASKS])
+    lengths = {t: tuple(batches[t]["input_ids"].shape) for t in TASKS}
+    print(f"## SMART and PCGrad overhead (MiniLM, batch (B, T) {lengths}, best of {args.rounds} rounds)\n")
+    plain_of = {f"SMART {t}": f"plain {t}" for t in TASKS} | {"PCGrad summed": "plain summed"}
+    rows = [{"step": name, "ms": 1000 * s, "vs_one_task": s / baseline,
+             "vs_plain": s / secs[plain_of[name]] if name in plain_of else None} for name, s in secs.items()]
+    table(rows, {"step": "step", "ms": "ms", "vs_one_task": "vs plain one-task step (mean)",
+                 "vs_plain": "vs its plain step"})  # fmt: skip
+    print(f"targets: SMART <= 2.2x its plain step; PCGrad summed <= {len(TASKS) + 0.5}x a plain one-task step\n")
+    return {"steps": rows, "baseline_ms": 1000 * baseline, "shapes": lengths}
+
+
+# ----------------------------------------------------------------------------
+# one SST-5 epoch: bucketed vs random batches
+
+
+class Tee(io.StringIO):
+    """Keep what is printed and show it too."""
+
+    def write(self, text):
+        sys.__stdout__.write(text)
+        return super().write(text)
+
+
+def bench_sst_epoch(args):
+    folder = Path(args.data_dir)
+    train_file, dev_file = (folder / train.FILES["sst"][s] for s in ("train", "dev"))
+    if not (train_file.is_file() and dev_file.is_file()):
+        print(f"## SST-5 epoch: skipped, {train_file} or {dev_file} is missing (run `make data`)\n")
+        return None
+    B = 16
+    task_data = data.encode(build_tokenizer(hub.resolve_model_dir(), 128), data.read_examples(train_file, "sst"))
+    steps = math.ceil(len(task_data) / B)
+    rows = []
+    for batching in ("bucket", "random"):
+        # Padding of the same batches train.py draws (its stream seed for the first task is seed * 10).
+        stream = data.BatchStream(task_data, B, seed=0, bucket=batching == "bucket")
+        lengths = [task_data.lengths[next(stream)] for _ in range(steps)]
+        padding = sum(len(n) * n.max() - n.sum() for n in lengths)
+        with tempfile.TemporaryDirectory() as out:
+            argv = ["--task", "sst", "--epochs", "1", "--steps-per-epoch", str(steps), "--batch-size", str(B),
+                    "--batching", batching, "--eval-subset", "0", "--log-every", str(steps), "--out", out,
+                    "--data-dir", str(folder), "--sst-test", str(Path(out) / "none.csv"), "--seed", "0",
+                    "--device", args.device, "--amp", args.amp]  # fmt: skip
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(Tee()) as log:
+                metrics = train.train(train.parse_args(argv))
+            wall = time.perf_counter() - start
+        # train.py's last progress line has the rate of training alone, without tokenizing and evaluation.
+        train_s = steps / float(re.findall(r"([\d.]+) steps/s", log.getvalue())[-1])
+        rows.append({"batching": batching, "train_s": train_s, "wall_s": wall, "ex_s": len(task_data) / train_s,
+                     "pad_per_example": padding / len(task_data), "dev_acc": metrics["dev"]["sst"]})  # fmt: skip
+    print(f"\n## One SST-5 epoch ({len(task_data)} rows, batch {B}, train.py defaults otherwise)\n")
+    table(rows, {"batching": "batching", "train_s": "train s", "wall_s": "wall s (with eval)", "ex_s": "examples/s",
+                 "pad_per_example": "padding tokens / example", "dev_acc": "dev acc"})  # fmt: skip
+    return rows
+
+
+# ----------------------------------------------------------------------------
+# command line
+
+
+def machine(device):
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    cpu = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    return {"cpu": cpu.group(1) if cpu else "unknown", "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "transformers": transformers.__version__ if transformers else None,
+            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}  # fmt: skip
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a("--encoder", action="store_true", help="encoder speed and memory, ours vs Hugging Face (the default section)")
+    a("--overhead", action="store_true", help="step-time overhead of SMART and PCGrad")
+    a("--sst-epoch", action="store_true", help="one SST-5 epoch through train.py, bucketed vs random batches")
+    a("--all", action="store_true", help="every section")
+    a("--models", nargs="+", default=["minilm", "bert-base"], choices=["minilm", "bert-base"], help="encoder shapes")
+    a("--batch-sizes", nargs="+", type=int, default=[16, 32], help="encoder section batch sizes")
+    a("--seq-lens", nargs="+", type=int, default=[64, 128], help="encoder section sequence lengths")
+    a("--padded", action="store_true", help="about 25%% of every encoder batch is padding (else none)")
+    a("--iters", type=int, default=10, help="timed iterations per round")
+    a("--warmup", type=int, default=3, help="untimed iterations before timing")
+    a("--rounds", type=int, default=2, help="alternating rounds per measurement (the best is kept)")
+    a("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    a("--quick", action="store_true", help="smoke test: MiniLM at batch 8 x 32 tokens, 2 iterations, 1 round")
+    a("--threads", type=int, default=0, help="torch.set_num_threads (0 = torch's default)")
+    a("--device", default="cpu", choices=["cpu", "cuda"], help="where to run")
+    a("--amp", default="off", choices=["off", "bf16"], help="mixed precision (bf16 on a GPU)")
+    a("--peak-tflops", type=float, default=989.0, help="GPU peak TFLOP/s for MFU (989: H100 SXM bf16 dense)")
+    a("--data-dir", default="data", help="course files for --overhead and --sst-epoch (make data)")
+    a("--json", default=None, metavar="PATH", help="also write the results as JSON here")
+    a("--worker", default=None, help=argparse.SUPPRESS)  # internal: one memory measurement in a fresh process
+    return p
+
+
+def main():
+    args = get_parser().parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker))
+    for name in ("iters", "rounds", "peak_tflops"):
+        if getattr(args, name) <= 0:
+            sys.exit(f"error: --{name.replace('_', '-')} must be positive")
+    if min(args.batch_sizes + args.seq_lens) < 1 or max(args.seq_lens) > 512:
+        sys.exit("error: --batch-sizes must be >= 1 and --seq-lens in 1..512 (BERT's positions)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.models, args.batch_sizes, args.seq_lens = ["minilm"], [8], [32]
+        args.iters, args.warmup, args.rounds = 2, 1, 1
+    device = train.pick_device(args)
+    results = {"machine": machine(device), "args": vars(args)}
+    print("## Machine\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["machine"].items() if v) + "\n")
+    if args.encoder or args.all or not (args.overhead or args.sst_epoch):
+        results["encoder"] = bench_encoder(args, device)
+    if args.overhead or args.all:
+        results["overhead"] = bench_overhead(args, device)
+    if args.sst_epoch or args.all:
+        results["sst_epoch"] = bench_sst_epoch(args)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2, default=float) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""bench.py runs end to end (a --quick smoke run) and its helpers do what the numbers rely on:
+batches with the promised padding, and timing that alternates between implementations.
+No timing is asserted: the numbers depend on the machine."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import bench
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_run_prints_ours_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    # An empty data folder: the SST-epoch section must say how to get the data, not crash.
+    cmd = [sys.executable, str(ROOT / "bench.py"), "--quick", "--threads", "1", "--encoder", "--sst-epoch",
+           "--data-dir", str(tmp_path / "no-data"), "--json", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| model |"))
+    assert "ours ex/s" in header
+    for mode in ("train", "infer"):
+        row = next(line for line in lines if re.match(rf"\| minilm \| {mode} \| 8 \| 32 \|", line))
+        ours = float(row.split("|")[5])
+        assert ours > 0
+    assert "make data" in done.stdout
+
+    results = json.loads(out.read_text())
+    assert results["machine"]["torch"] == torch.__version__
+    assert [(r["model"], r["mode"], r["B"], r["T"]) for r in results["encoder"]] == [
+        ("minilm", "train", 8, 32),
+        ("minilm", "infer", 8, 32),
+    ]
+    for row in results["encoder"]:
+        assert row["ours_ex_s"] > 0
+        assert row["ours_mib"] > 0  # peak memory came back from the worker process
+    if results["machine"]["transformers"] is None:
+        assert all(row["ratio"] is None for row in results["encoder"])
+    assert results["sst_epoch"] is None
+
+
+def test_padded_batch_has_about_a_quarter_padding():
+    batch = bench.make_batch(512, 64, padded=True, device=torch.device("cpu"))
+    mask = batch["attention_mask"]
+    lengths = mask.sum(1)
+    assert lengths[0] == 64  # the longest row fills the batch, as dynamic padding gives
+    assert lengths.min() >= 32 and lengths.max() <= 64
+    assert (mask == (torch.arange(64) < lengths[:, None])).all()  # right-padded
+    assert (batch["input_ids"][mask == 0] == 0).all() and (batch["input_ids"][mask == 1] >= 1000).all()
+    assert 0.22 < 1 - mask.float().mean() < 0.28
+    full = bench.make_batch(4, 16, padded=False, device=torch.device("cpu"))
+    assert full["attention_mask"].all()
+
+
+def test_race_alternates_and_keeps_the_best():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    best = bench.race(fns, warmup=1, iters=2, rounds=2, device=torch.device("cpu"))
+    assert "".join(calls) == "ab" + "aabb" * 2  # warmup, then the implementations take turns
+    assert set(best) == {"a", "b"} and all(0 <= s < 1 for s in best.values())
