@@ -126,7 +126,8 @@ class MultitaskBert(nn.Module):
     def from_embeddings(self, task, embeddings, batch):
         """Run the encoder and the task head from (possibly perturbed) embeddings."""
         vectors = [
-            pool(self.bert.encode(x, s["attention_mask"])["last_hidden_state"], s["attention_mask"], self.pooling)
+            pool(self.bert.encode(x, s["attention_mask"], cls_only=self.pooling == "cls")["last_hidden_state"],
+                 s["attention_mask"], self.pooling)  # fmt: skip
             for x, s in zip(embeddings, self.sequences(task, batch))
         ]  # 1 or 2 x (B, H)
         return self.heads[task](*vectors)

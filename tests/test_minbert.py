@@ -229,3 +229,42 @@ def test_tokenizer_lowercasing_follows_the_vocabulary(tmp_path):
     assert build_tokenizer(tmp_path).encode("Hello world").ids == [2, 6, 7, 3]  # cased vocabulary: kept
     (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": true}')
     assert build_tokenizer(tmp_path).encode("Hello world").ids == [2, 5, 7, 3]  # config says lower-case
+
+
+def test_dropout_keeps_one_minus_p_and_rescales():
+    from minbert import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000)
+    for p in (0.1, 0.3):
+        y = dropout(x, p, training=True)
+        kept = y != 0
+        assert abs(kept.float().mean().item() - (1 - p)) < 0.005  # 400k draws: std of the rate ~ 5e-4
+        assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
+        # the mask is not periodic in the four 16-bit lanes of a 64-bit draw
+        lanes = kept.view(-1, 4).float().mean(0)
+        assert (lanes - (1 - p)).abs().max() < 0.01
+    assert dropout(x, 0.3, training=False) is x
+    assert not torch.equal(dropout(x, 0.1, True), dropout(x, 0.1, True))  # fresh mask each call
+    x.requires_grad_()
+    y = dropout(x, 0.5, True)
+    y.sum().backward()
+    assert torch.equal(x.grad, (y != 0).float() * 2.0)
+
+
+def test_cls_only_equals_the_full_encoder_at_cls():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    ids = torch.randint(1, 50, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    for impl in ("sdpa", "explicit"):
+        model = BertModel(config, attn_impl=impl).train()
+        full = model(ids, mask)["last_hidden_state"][:, 0]
+        (grad_full,) = torch.autograd.grad(full.sum(), model.layers[1].ffn_in.weight)
+        short = model.encode(model.embed(ids), mask, cls_only=True)["last_hidden_state"]
+        assert short.shape == (3, 1, 32)
+        (grad_short,) = torch.autograd.grad(short[:, 0].sum(), model.layers[1].ffn_in.weight)
+        torch.testing.assert_close(short[:, 0], full, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(grad_short, grad_full, atol=1e-6, rtol=1e-5)
