@@ -112,20 +112,26 @@ def table(rows, columns):
 
 
 class Classifier(nn.Module):
-    """An encoder (ours or Hugging Face's) and a linear layer over [CLS], as the SST head."""
+    """An encoder (ours or Hugging Face's) and a linear layer over [CLS], as the SST head.
+    cls_only: ours computes the last layer at [CLS] only, as heads.py does for [CLS] heads
+    (same values, tests/test_minbert.py); Hugging Face's BertModel has no such path."""
 
-    def __init__(self, encoder, num_classes=5):
+    def __init__(self, encoder, num_classes=5, cls_only=False):
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.cls_only = encoder, cls_only
         self.out = nn.Linear(encoder.config.hidden_size, num_classes)
 
     def forward(self, batch):
-        h = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         token_type_ids=batch["token_type_ids"])["last_hidden_state"]  # (B, T, H) fmt: skip
+        if self.cls_only:
+            x = self.encoder.embed(batch["input_ids"], batch["token_type_ids"])
+            h = self.encoder.encode(x, batch["attention_mask"], cls_only=True)["last_hidden_state"]  # (B, 1, H)
+        else:
+            h = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             token_type_ids=batch["token_type_ids"])["last_hidden_state"]  # (B, T, H) fmt: skip
         return self.out(h[:, 0])  # (B, K)
 
 
-def build(impl, model_name, device):
+def build(impl, model_name, device, full_output=False):
     """(classifier, optimizer). MiniLM: both sides load the packaged folder, so the weights are
     the same. bert-base shape: each side's own random init (BERT's normal(0, 0.02) in both);
     speed does not depend on the values, and no side ever holds the other's copy in memory."""
@@ -136,7 +142,7 @@ def build(impl, model_name, device):
         encoder = transformers.BertModel.from_pretrained(str(hub.resolve_model_dir()), attn_implementation="sdpa")
     else:
         encoder = transformers.BertModel(transformers.BertConfig(attn_implementation="sdpa"))
-    model = Classifier(encoder).to(device)
+    model = Classifier(encoder, cls_only=impl == "ours" and not full_output).to(device)
     opt_class = AdamW if impl == "ours" else torch.optim.AdamW  # both with their defaults (ours: foreach)
     return model, opt_class(model.parameters(), lr=1e-5)
 
@@ -182,7 +188,7 @@ def worker(spec):
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     device = torch.device(spec["device"])
-    model, optimizer = build(spec["impl"], spec["model"], device)
+    model, optimizer = build(spec["impl"], spec["model"], device, spec["full_output"])
     train_step, infer_step = step_fns(model, optimizer, make_batch(spec["B"], spec["T"], spec["padded"], device),
                                       device, spec["amp"])  # fmt: skip
     peaks = {}
@@ -196,7 +202,7 @@ def worker(spec):
 
 def measure_memory(impl, model_name, B, T, args):
     spec = {"impl": impl, "model": model_name, "B": B, "T": T, "padded": args.padded, "device": args.device,
-            "amp": args.amp, "threads": args.threads}  # fmt: skip
+            "amp": args.amp, "threads": args.threads, "full_output": args.full_output}  # fmt: skip
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"memory worker for {spec} failed:\n{done.stderr[-2000:]}")
@@ -209,7 +215,7 @@ def bench_encoder(args, device):
         print("transformers is not importable: Hugging Face columns stay empty (run with .venv-ref/bin/python)\n")
     rows = []
     for model_name in args.models:
-        built = {impl: build(impl, model_name, device) for impl in impls}
+        built = {impl: build(impl, model_name, device, args.full_output) for impl in impls}
         # Non-embedding parameters: the layers every token goes through (MFU's 6N per token)
         n_layers = sum(p.numel() for p in built["ours"][0].encoder.layers.parameters())
         for B in args.batch_sizes:
@@ -387,6 +393,7 @@ def get_parser():
     a("--batch-sizes", nargs="+", type=int, default=[16, 32], help="encoder section batch sizes")
     a("--seq-lens", nargs="+", type=int, default=[64, 128], help="encoder section sequence lengths")
     a("--padded", action="store_true", help="about 25%% of every encoder batch is padding (else none)")
+    a("--full-output", action="store_true", help="ours computes every position of the last layer, not only [CLS]")
     a("--iters", type=int, default=10, help="timed iterations per round")
     a("--warmup", type=int, default=3, help="untimed iterations before timing")
     a("--rounds", type=int, default=2, help="alternating rounds per measurement (the best is kept)")
@@ -404,6 +411,8 @@ def get_parser():
 
 def main():
     args = get_parser().parse_args()
+    if args.device == "cpu":
+        train.keep_freed_memory()  # as train.py runs; it speeds up both implementations alike
     if args.worker:
         return worker(json.loads(args.worker))
     for name in ("iters", "rounds", "peak_tflops"):
