@@ -15,7 +15,8 @@ two agree to rounding (tests/test_adamw.py checks 200 steps against it). Two
 implementations compute the same thing: `_step_loop` walks the parameters one
 at a time and is the one to read; `_step_foreach` applies each line above to a
 whole list of tensors with one torch._foreach_* call, which launches far fewer
-kernels on a GPU. `foreach=None` picks the multi-tensor one.
+kernels on a GPU, and on the CPU works through the parameters in slices that
+stay in cache. `foreach=None` picks the multi-tensor one.
 
 Usage, as with any torch optimizer:
 
@@ -24,6 +25,19 @@ Usage, as with any torch optimizer:
 """
 
 import torch
+
+# The multi-tensor step reads and writes p, g, m and v about ten times (one pass per line
+# of the update). On the CPU it takes the parameters in groups of this many elements
+# (16 MiB per group across the four arrays), so that after the first pass the rest hit the
+# cache instead of memory: measured here, MiniLM's 22.7M-parameter update went from
+# 42-63 ms to about 30 ms. GPUs take everything in one group.
+CHUNK = 1 << 20
+# sqrt(v) is computed as sqrt(v + TINY): torch's vectorised CPU sqrt takes a slow path on
+# exact zeros (10x slower here), and v is all zeros in the word-embedding rows of tokens not
+# seen yet (99% of MiniLM's rows after a few steps). TINY, the smallest normal float, leaves
+# v unchanged above 2e-31 and moves sqrt(v) by at most 1.1e-19 below it: far under half a
+# rounding step of the "+ eps" that follows for any eps >= 1e-12, so the result is the same.
+TINY = torch.finfo(torch.float32).tiny
 
 
 class AdamW(torch.optim.Optimizer):
@@ -115,22 +129,48 @@ class AdamW(torch.optim.Optimizer):
 
     @staticmethod
     def _step_foreach(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay):
-        """The same update, each line applied to the whole list of tensors at once.
+        """The same update, each line applied to a whole list of tensors at once.
 
         torch._foreach_* ops take lists of tensors and launch a few fused kernels instead
         of one per tensor. Tensors on different devices or dtypes are still accepted: the
         ops then fall back to a per-tensor loop, so nothing here assumes one device.
         """
-        if weight_decay != 0:
-            torch._foreach_mul_(params, 1 - lr * weight_decay)
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        chunk = None if params[0].is_cuda else CHUNK
+        for p, g, m, v, t in _slices(params, grads, exp_avgs, exp_avg_sqs, steps, chunk):
+            if weight_decay != 0:
+                torch._foreach_mul_(p, 1 - lr * weight_decay)
+            torch._foreach_lerp_(m, g, 1 - beta1)
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, g, g, 1 - beta2)
 
-        # Bias corrections are Python floats, one per tensor (each may be at its own step).
-        step_sizes = [-lr / (1 - beta1**t) for t in steps]
-        bias_correction2_sqrts = [(1 - beta2**t) ** 0.5 for t in steps]
-        denoms = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denoms, bias_correction2_sqrts)
-        torch._foreach_add_(denoms, eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denoms, step_sizes)
+            # Bias corrections are Python floats, one per tensor (each may be at its own step).
+            step_sizes = [-lr / (1 - beta1**n) for n in t]
+            bias_correction2_sqrts = [(1 - beta2**n) ** 0.5 for n in t]
+            denoms = torch._foreach_add(v, TINY)  # see TINY above
+            torch._foreach_sqrt_(denoms)
+            torch._foreach_div_(denoms, bias_correction2_sqrts)
+            torch._foreach_add_(denoms, eps)
+            torch._foreach_addcdiv_(p, m, denoms, step_sizes)
+
+
+def _slices(params, grads, exp_avgs, exp_avg_sqs, steps, chunk):
+    """The five lists cut into groups of flat slices of about `chunk` elements each (views, so
+    updating a slice updates the parameter), or one group of whole tensors if chunk is None.
+    A non-contiguous tensor, which has no flat view, stays whole."""
+    if chunk is None:
+        yield params, grads, exp_avgs, exp_avg_sqs, steps
+        return
+    group, size = [], 0
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        if not all(x.is_contiguous() for x in (p, g, m, v)):
+            yield [p], [g], [m], [v], [t]
+            continue
+        flat = [x.view(-1) for x in (p, g, m, v)]
+        for start in range(0, p.numel(), chunk):
+            group.append([x[start : start + chunk] for x in flat] + [t])
+            size += group[-1][0].numel()
+            if size >= chunk:
+                yield [list(column) for column in zip(*group)]
+                group, size = [], 0
+    if group:
+        yield [list(column) for column in zip(*group)]

@@ -6,6 +6,7 @@ import io
 import pytest
 import torch
 
+import adamw
 from adamw import AdamW
 
 
@@ -158,3 +159,51 @@ def test_sparse_gradient_is_refused():
 def test_bad_hyperparameters_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AdamW(make_model().parameters(), **kwargs)
+
+
+def test_foreach_in_small_slices_matches_torch(monkeypatch):
+    """The CPU multi-tensor step works through the parameters in groups of flat slices
+    (adamw.CHUNK elements). With a chunk of 7, tensors are cut inside and groups span several
+    tensors; a non-contiguous parameter (no flat view) is taken whole. Same result as torch."""
+    monkeypatch.setattr(adamw, "CHUNK", 7)
+
+    def build():
+        model = make_model()
+        model.extra = torch.nn.Parameter(torch.randn(5, 3).t())  # (3, 5), non-contiguous
+        return model
+
+    def step(model, optimizer, x, y):
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(x), y) + (model.extra**2).sum() * 1e-2
+        loss.backward()
+        optimizer.step()
+
+    ours_model, ref_model = build(), build()
+    assert not ours_model.extra.is_contiguous()
+    ours = AdamW(ours_model.parameters(), lr=1e-2, weight_decay=0.01, foreach=True)
+    ref = torch.optim.AdamW(ref_model.parameters(), lr=1e-2, weight_decay=0.01)
+    for x, y in make_batches(50):
+        step(ours_model, ours, x, y)
+        step(ref_model, ref, x, y)
+    for p_ours, p_ref in zip(ours_model.parameters(), ref_model.parameters()):
+        torch.testing.assert_close(p_ours, p_ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_embedding_rows_never_seen_match_torch_exactly(foreach):
+    """Rows of an embedding that get no gradient keep v = 0 exactly; the multi-tensor step
+    takes sqrt(v + TINY) there (adamw.TINY), which must not change a single bit."""
+    results = []
+    for opt_class in (AdamW, torch.optim.AdamW):
+        torch.manual_seed(0)
+        emb = torch.nn.Embedding(100, 8)
+        kwargs = {"foreach": foreach} if opt_class is AdamW else {}
+        optimizer = opt_class(emb.parameters(), lr=1e-3, weight_decay=0.01, **kwargs)
+        for step in range(30):
+            optimizer.zero_grad(set_to_none=True)
+            emb(torch.tensor([1, 2, 3 + step % 5])).pow(2).sum().backward()  # rows 1..7 only
+            optimizer.step()
+        results.append(emb.weight.detach().clone())
+        v = optimizer.state[emb.weight]["exp_avg_sq"]
+        assert (v[8:] == 0).all() and (v[1:8] > 0).all()
+    assert torch.equal(results[0], results[1])
