@@ -8,7 +8,8 @@ Prints markdown tables for the README; it measures and asserts nothing.
               (minbert + adamw) next to Hugging Face's BertModel (sdpa) + torch.optim.AdamW when
               `transformers` is importable, and each one's peak memory in a fresh process.
   --overhead  step time of SMART (T=1) and of PCGrad next to plain multitask steps.
-  --sst-epoch one SST-5 epoch through train.py, length-bucketed vs random batches.
+  --sst-epoch one SST-5 epoch through train.py: length-bucketed vs random batches, with and
+              without padding removal.
 
     make bench                      # the encoder section in the project's venv
     python bench.py --overhead      # one section; --all runs every section
@@ -346,15 +347,17 @@ def bench_sst_epoch(args):
     task_data = data.encode(build_tokenizer(hub.resolve_model_dir(), 128), data.read_examples(train_file, "sst"))
     steps = math.ceil(len(task_data) / B)
     rows = []
-    for batching in ("bucket", "random"):
+    # train.py's default; random order with padding removal; and the plain way, the baseline:
+    # random order, each batch padded to its longest row and every position computed.
+    for batching, unpad in (("bucket", "on"), ("random", "on"), ("random", "off")):
         # Padding of the same batches train.py draws (its stream seed for the first task is seed * 10).
         stream = data.BatchStream(task_data, B, seed=0, bucket=batching == "bucket")
         lengths = [task_data.lengths[next(stream)] for _ in range(steps)]
         padding = sum(len(n) * n.max() - n.sum() for n in lengths)
         with tempfile.TemporaryDirectory() as out:
             argv = ["--task", "sst", "--epochs", "1", "--steps-per-epoch", str(steps), "--batch-size", str(B),
-                    "--batching", batching, "--eval-subset", "0", "--log-every", str(steps), "--out", out,
-                    "--data-dir", str(folder), "--sst-test", str(Path(out) / "none.csv"), "--seed", "0",
+                    "--batching", batching, "--unpad", unpad, "--eval-subset", "0", "--log-every", str(steps),
+                    "--out", out, "--data-dir", str(folder), "--sst-test", str(Path(out) / "none.csv"), "--seed", "0",
                     "--device", args.device, "--amp", args.amp]  # fmt: skip
             start = time.perf_counter()
             with contextlib.redirect_stdout(Tee()) as log:
@@ -362,11 +365,15 @@ def bench_sst_epoch(args):
             wall = time.perf_counter() - start
         # train.py's last progress line has the rate of training alone, without tokenizing and evaluation.
         train_s = steps / float(re.findall(r"([\d.]+) steps/s", log.getvalue())[-1])
-        rows.append({"batching": batching, "train_s": train_s, "wall_s": wall, "ex_s": len(task_data) / train_s,
-                     "pad_per_example": padding / len(task_data), "dev_acc": metrics["dev"]["sst"]})  # fmt: skip
+        rows.append({"batching": batching, "unpad": unpad, "train_s": train_s, "wall_s": wall,
+                     "ex_s": len(task_data) / train_s, "pad_per_example": padding / len(task_data),
+                     "dev_acc": metrics["dev"]["sst"]})  # fmt: skip
+    for row in rows:
+        row["speedup"] = rows[-1]["train_s"] / row["train_s"]
     print(f"\n## One SST-5 epoch ({len(task_data)} rows, batch {B}, train.py defaults otherwise)\n")
-    table(rows, {"batching": "batching", "train_s": "train s", "wall_s": "wall s (with eval)", "ex_s": "examples/s",
-                 "pad_per_example": "padding tokens / example", "dev_acc": "dev acc"})  # fmt: skip
+    table(rows, {"batching": "batching", "unpad": "--unpad", "train_s": "train s", "wall_s": "wall s (with eval)",
+                 "ex_s": "examples/s", "pad_per_example": "padding tokens / example", "dev_acc": "dev acc",
+                 "speedup": "vs random, padded"})  # fmt: skip
     return rows
 
 

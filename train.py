@@ -192,6 +192,7 @@ def build_model(args, bert_dir, tasks, num_classes, log=print):
     overrides = {} if args.encoder_dropout is None else {
         "hidden_dropout_prob": args.encoder_dropout, "attention_probs_dropout_prob": args.encoder_dropout}  # fmt: skip
     bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
+    bert.unpad = args.unpad == "on"
     dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
     model = MultitaskBert(bert, num_classes, args.pair_encoding, args.bi_head, dropout, args.pooling, tasks)
     if args.init_from:
@@ -451,6 +452,8 @@ def get_parser():
         g.add_argument(f"--{t}-dropout", type=float, default=None, help=f"dropout before the {t} head (default --dropout)")
     g.add_argument("--encoder-dropout", type=float, default=None, help="override the encoder's dropout (default: config's)")
     g.add_argument("--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math")
+    g.add_argument("--unpad", default="on", choices=["on", "off"],
+                   help="skip padded positions outside attention when a batch is >= 10%% padding (same values)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=3, help="epochs (an evaluation after each)")
     g.add_argument("--steps-per-epoch", type=int, default=None,
@@ -497,7 +500,8 @@ def parse_args(argv=None):
         if not path.is_file():
             parser.error(f"--resume {args.resume}: no checkpoint.pt there")
         saved = torch.load(path, map_location="cpu", weights_only=True)["args"]
-        args = argparse.Namespace(**{**saved, "resume": args.resume, "out": args.resume})
+        # The run's own settings; defaults only for flags added since it was saved.
+        args = argparse.Namespace(**{**vars(parser.parse_args([])), **saved, "resume": args.resume, "out": args.resume})
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None:
         # A SMART step costs about 2.2 plain ones on CPU (one more forward and backward for the

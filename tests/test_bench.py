@@ -64,3 +64,19 @@ def test_race_alternates_and_keeps_the_best():
     best = bench.race(fns, warmup=1, iters=2, rounds=2, device=torch.device("cpu"))
     assert "".join(calls) == "ab" + "aabb" * 2  # warmup, then the implementations take turns
     assert set(best) == {"a", "b"} and all(0 <= s < 1 for s in best.values())
+
+
+def test_sst_epoch_section_on_toy_data(tmp_path, capsys):
+    """The SST-epoch section trains one epoch three ways through train.py (packaged model)."""
+    from test_train import make_data
+
+    make_data(tmp_path, n=40)
+    args = bench.get_parser().parse_args(["--sst-epoch", "--data-dir", str(tmp_path)])
+    rows = bench.bench_sst_epoch(args)
+    assert [(r["batching"], r["unpad"]) for r in rows] == [("bucket", "on"), ("random", "on"), ("random", "off")]
+    for row in rows:
+        assert row["train_s"] > 0 and 0 <= row["dev_acc"] <= 1
+    assert rows[-1]["speedup"] == 1.0
+    # Sorting by length inside buckets can only reduce padding on the same rows.
+    assert rows[0]["pad_per_example"] <= rows[1]["pad_per_example"] == rows[2]["pad_per_example"]
+    assert "vs random, padded" in capsys.readouterr().out

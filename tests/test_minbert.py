@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import hub
+import minbert
 from minbert import BertConfig, BertModel, build_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -38,16 +39,18 @@ def max_diff(out, ref, prefix=""):
 
 @pytest.mark.parametrize("batch", ["single", "pair"])
 @pytest.mark.parametrize("impl", ["sdpa", "explicit"])
-def test_packaged_model_matches_hugging_face(minilm, batch, impl):
+@pytest.mark.parametrize("unpad", [True, False])
+def test_packaged_model_matches_hugging_face(minilm, batch, impl, unpad, monkeypatch):
     ref = np.load(FIXTURES / "encoder_ref.npz", allow_pickle=False)
     assert ref[f"{batch}_attention_mask"].min() == 0, "the fixture batch must contain padding"
     if batch == "pair":
         assert ref["pair_token_type_ids"].max() == 1
-    minilm.attn_impl = impl
+    monkeypatch.setattr(minbert, "UNPAD_MIN", 0.0)  # remove padding whenever there is any
+    minilm.attn_impl, minilm.unpad = impl, unpad
     try:
         out = run(minilm, ref, f"{batch}_")
     finally:
-        minilm.attn_impl = "sdpa"
+        minilm.attn_impl, minilm.unpad = "sdpa", True
     assert max_diff(out, ref, f"{batch}_") < 1e-5
 
 
@@ -268,3 +271,50 @@ def test_cls_only_equals_the_full_encoder_at_cls():
         (grad_short,) = torch.autograd.grad(short[:, 0].sum(), model.layers[1].ffn_in.weight)
         torch.testing.assert_close(short[:, 0], full, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(grad_short, grad_full, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "explicit"])
+@pytest.mark.parametrize("cls_only", [False, True])
+def test_padding_removal_gives_the_same_values_and_gradients(impl, cls_only):
+    """Layers run on the real tokens only (minbert.Layout) or on every position: the same hidden
+    states at real positions, the same gradients for every parameter."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    model = BertModel(config, attn_impl=impl).train()
+    ids = torch.randint(1, 50, (4, 11))
+    mask = torch.ones_like(ids)
+    mask[0, 4:], mask[2, 7:], mask[3, 1:] = 0, 0, 0  # 16 of 44 positions are padding; row 3 is [CLS] alone
+    outs, grads = {}, {}
+    for unpad in (True, False):
+        model.unpad = unpad
+        model.zero_grad()
+        out = model.encode(model.embed(ids), mask, cls_only=cls_only)
+        hidden = out["last_hidden_state"]
+        real = hidden[:, 0] if cls_only else hidden[mask.bool()]  # (B, H) or (N, H)
+        (real.pow(2).sum() + out["pooler_output"].sum()).backward()
+        outs[unpad] = real.detach()
+        grads[unpad] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        if unpad and not cls_only:
+            assert (hidden[~mask.bool()] == 0).all()  # padded positions were never computed
+    torch.testing.assert_close(outs[True], outs[False], atol=1e-5, rtol=1e-5)
+    assert grads[True].keys() == grads[False].keys() and len(grads[True]) == len(list(model.parameters()))
+    for name in grads[True]:
+        torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_padding_removal_only_when_it_pays_and_rows_start_real(monkeypatch):
+    """Below minbert.UNPAD_MIN padding, or with a row whose first position is padding (left
+    padding), every position is computed; else only the real tokens."""
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=32)  # fmt: skip
+    model = BertModel(config).eval()
+    seen, original = [], minbert.Layout
+    monkeypatch.setattr(minbert, "Layout", lambda B, T, keep=None: seen.append(keep) or original(B, T, keep))
+    ids = torch.randint(1, 50, (2, 10))
+    for row_mask, packed in (([1] * 10, False), ([1] * 9 + [0], False), ([1] * 6 + [0] * 4, True), ([0] * 4 + [1] * 6, False)):
+        mask = torch.tensor([[1] * 10, row_mask])
+        seen.clear()
+        with torch.no_grad():
+            model(ids, mask)
+        assert (seen[0] is not None) == packed, row_mask
