@@ -20,6 +20,7 @@ Prints markdown tables for the README; it measures and asserts nothing.
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import math
 import re
@@ -201,8 +202,8 @@ def worker(spec):
     print(json.dumps(peaks))
 
 
-def measure_memory(impl, model_name, B, T, args):
-    spec = {"impl": impl, "model": model_name, "B": B, "T": T, "padded": args.padded, "device": args.device,
+def measure_memory(impl, model_name, B, T, padded, args):
+    spec = {"impl": impl, "model": model_name, "B": B, "T": T, "padded": padded, "device": args.device,
             "amp": args.amp, "threads": args.threads, "full_output": args.full_output}  # fmt: skip
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
     if done.returncode != 0:
@@ -215,36 +216,37 @@ def bench_encoder(args, device):
     if not transformers:
         print("transformers is not importable: Hugging Face columns stay empty (run with .venv-ref/bin/python)\n")
     rows = []
+    paddings = {"none": [False], "dynamic": [True], "both": [False, True]}[args.padding]
     for model_name in args.models:
         built = {impl: build(impl, model_name, device, args.full_output) for impl in impls}
         # Non-embedding parameters: the layers every token goes through (MFU's 6N per token)
         n_layers = sum(p.numel() for p in built["ours"][0].encoder.layers.parameters())
-        for B in args.batch_sizes:
-            for T in args.seq_lens:
-                batch = make_batch(B, T, args.padded, device)
-                fns = {impl: step_fns(*built[impl], batch, device, args.amp) for impl in impls}
-                memory = {impl: measure_memory(impl, model_name, B, T, args) for impl in impls} if not args.no_memory else {}
-                for k, mode in enumerate(("train", "infer")):
-                    for model, _ in built.values():
-                        model.train(mode == "train")  # dropout on while training, as in real training
-                    secs = race({impl: fns[impl][k] for impl in impls}, args.warmup, args.iters, args.rounds, device)
-                    row = {"model": model_name, "mode": mode, "B": B, "T": T, "padded": args.padded}
-                    for impl in impls:
-                        row[f"{impl}_ex_s"] = B / secs[impl]
-                        row[f"{impl}_mib"] = memory.get(impl, {}).get(mode)
-                        if device.type == "cuda":  # forward + backward ~6 FLOPs per parameter per token, forward ~2
-                            flops = (6 if mode == "train" else 2) * n_layers * B * T
-                            row[f"{impl}_mfu"] = flops / secs[impl] / (args.peak_tflops * 1e12)
-                    row["ratio"] = row["ours_ex_s"] / row["hf_ex_s"] if transformers else None
-                    rows.append(row)
+        for padded, B, T in itertools.product(paddings, args.batch_sizes, args.seq_lens):
+            batch = make_batch(B, T, padded, device)
+            fns = {impl: step_fns(*built[impl], batch, device, args.amp) for impl in impls}
+            memory = {impl: measure_memory(impl, model_name, B, T, padded, args) for impl in impls} if not args.no_memory else {}
+            for k, mode in enumerate(("train", "infer")):
+                for model, _ in built.values():
+                    model.train(mode == "train")  # dropout on while training, as in real training
+                secs = race({impl: fns[impl][k] for impl in impls}, args.warmup, args.iters, args.rounds, device)
+                row = {"model": model_name, "padding": "dynamic" if padded else "none", "mode": mode, "B": B, "T": T}
+                for impl in impls:
+                    row[f"{impl}_ex_s"] = B / secs[impl]
+                    row[f"{impl}_mib"] = memory.get(impl, {}).get(mode)
+                    if device.type == "cuda":  # forward + backward ~6 FLOPs per parameter per token, forward ~2
+                        tokens = int(batch["attention_mask"].sum())  # real tokens: the model FLOPs, not padding's
+                        flops = (6 if mode == "train" else 2) * n_layers * tokens
+                        row[f"{impl}_mfu"] = flops / secs[impl] / (args.peak_tflops * 1e12)
+                row["ratio"] = row["ours_ex_s"] / row["hf_ex_s"] if transformers else None
+                rows.append(row)
         del built
     mem = "GPU MiB" if device.type == "cuda" else "peak RSS MiB"
-    columns = {"model": "model", "mode": "mode", "B": "B", "T": "T", "ours_ex_s": "ours ex/s", "hf_ex_s": "HF ex/s",
-               "ratio": "ours/HF", "ours_mib": f"ours {mem}", "hf_mib": f"HF {mem}"}  # fmt: skip
+    columns = {"model": "model", "padding": "padding", "mode": "mode", "B": "B", "T": "T", "ours_ex_s": "ours ex/s",
+               "hf_ex_s": "HF ex/s", "ratio": "ours/HF", "ours_mib": f"ours {mem}", "hf_mib": f"HF {mem}"}  # fmt: skip
     if device.type == "cuda":
         columns |= {"ours_mfu": "ours MFU", "hf_mfu": "HF MFU"}
-    padding = " (about 25% padding)" if args.padded else ""
-    print(f"## Encoder{padding}: examples/s, best of {args.rounds} rounds of {args.iters} iterations\n")
+    print(f"## Encoder: examples/s, best of {args.rounds} rounds of {args.iters} iterations; padding 'dynamic': rows of "
+          "T/2 to T tokens, about 25% padding, as random-order batches padded to their longest row have\n")
     table(rows, columns)
     return rows
 
@@ -399,7 +401,8 @@ def get_parser():
     a("--models", nargs="+", default=["minilm", "bert-base"], choices=["minilm", "bert-base"], help="encoder shapes")
     a("--batch-sizes", nargs="+", type=int, default=[16, 32], help="encoder section batch sizes")
     a("--seq-lens", nargs="+", type=int, default=[64, 128], help="encoder section sequence lengths")
-    a("--padded", action="store_true", help="about 25%% of every encoder batch is padding (else none)")
+    a("--padding", default="both", choices=["none", "dynamic", "both"],
+      help="encoder batches: every row T tokens, rows of T/2..T tokens (about 25%% padding), or both")
     a("--full-output", action="store_true", help="ours computes every position of the last layer, not only [CLS]")
     a("--iters", type=int, default=10, help="timed iterations per round")
     a("--warmup", type=int, default=3, help="untimed iterations before timing")

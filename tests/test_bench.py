@@ -2,6 +2,7 @@
 batches with the promised padding, and timing that alternates between implementations.
 No timing is asserted: the numbers depend on the machine."""
 
+import itertools
 import json
 import re
 import subprocess
@@ -19,23 +20,25 @@ def test_quick_run_prints_ours_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     # An empty data folder: the SST-epoch section must say how to get the data, not crash.
     cmd = [sys.executable, str(ROOT / "bench.py"), "--quick", "--threads", "1", "--encoder", "--sst-epoch",
-           "--data-dir", str(tmp_path / "no-data"), "--json", str(out)]  # fmt: skip
+           "--padding", "both", "--data-dir", str(tmp_path / "no-data"), "--json", str(out)]  # fmt: skip
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     header = next(line for line in lines if line.startswith("| model |"))
     assert "ours ex/s" in header
-    for mode in ("train", "infer"):
-        row = next(line for line in lines if re.match(rf"\| minilm \| {mode} \| 8 \| 32 \|", line))
-        ours = float(row.split("|")[5])
+    for padding, mode in itertools.product(("none", "dynamic"), ("train", "infer")):
+        row = next(line for line in lines if re.match(rf"\| minilm \| {padding} \| {mode} \| 8 \| 32 \|", line))
+        ours = float(row.split("|")[6])
         assert ours > 0
     assert "make data" in done.stdout
 
     results = json.loads(out.read_text())
     assert results["machine"]["torch"] == torch.__version__
-    assert [(r["model"], r["mode"], r["B"], r["T"]) for r in results["encoder"]] == [
-        ("minilm", "train", 8, 32),
-        ("minilm", "infer", 8, 32),
+    assert [(r["model"], r["padding"], r["mode"], r["B"], r["T"]) for r in results["encoder"]] == [
+        ("minilm", "none", "train", 8, 32),
+        ("minilm", "none", "infer", 8, 32),
+        ("minilm", "dynamic", "train", 8, 32),
+        ("minilm", "dynamic", "infer", 8, 32),
     ]
     for row in results["encoder"]:
         assert row["ours_ex_s"] > 0
