@@ -19,6 +19,7 @@ truncated or corrupt download fails loudly instead of loading garbage.
 """
 
 import json
+import mmap
 import os
 import struct
 import sys
@@ -185,9 +186,15 @@ _DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 def load_safetensors(path):
     """Read a .safetensors file into a dict of CPU tensors, validating every entry."""
     path = Path(path)
-    data = bytearray(path.read_bytes())  # writable, so torch.frombuffer can share it without a copy
-    if len(data) < 8:
-        raise ModelFileError(f"{path}: truncated safetensors file ({len(data)} bytes, no header)")
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise ModelFileError(f"{path}: truncated safetensors file ({size} bytes, no header)")
+        # Map the file rather than read it: the tensors below are views of the mapping, so until
+        # load_state_dict copies them into the model, the weights exist once, in the page cache,
+        # instead of a second time on the heap. ACCESS_COPY makes it private and writable, which
+        # torch.frombuffer wants; the file itself is never changed.
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
     (header_len,) = struct.unpack("<Q", data[:8])
     if 8 + header_len > len(data):
         raise ModelFileError(f"{path}: truncated safetensors file (header of {header_len} bytes, file of {len(data)})")
