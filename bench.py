@@ -68,18 +68,34 @@ def seconds_per_iter(fn, iters, device):
     return (time.perf_counter() - start) / iters
 
 
-def race(fns, warmup, iters, rounds, device):
+def race(fns, warmup, iters, rounds, device, seconds=2.0):
     """Best seconds per iteration of each fn. The fns take turns (a, b, a, b, ...), so a load
     that drifts while the benchmark runs slows all of them alike; the best round is the one
-    least disturbed by other work on the machine."""
-    for fn in fns.values():
-        for _ in range(warmup):  # first calls pay for allocation, kernel selection, optimizer state
-            fn()
+    least disturbed by other work on the machine. iters=None: as many iterations per round
+    as take about `seconds` (at least 2), judged from the last warmup call of each fn."""
+    counts = {}
+    for name, fn in fns.items():
+        for _ in range(max(warmup, 1)):  # first calls pay for allocation, kernel selection, optimizer state
+            once = seconds_per_iter(fn, 1, device)
+        counts[name] = iters or max(2, round(seconds / once))
     best = dict.fromkeys(fns, math.inf)
     for _ in range(rounds):
         for name, fn in fns.items():
-            best[name] = min(best[name], seconds_per_iter(fn, iters, device))
+            best[name] = min(best[name], seconds_per_iter(fn, counts[name], device))
     return best
+
+
+class Progress:
+    """One line per finished measurement on stderr, with elapsed time and an ETA."""
+
+    def __init__(self, total):
+        self.total, self.done, self.start = total, 0, time.time()
+
+    def __call__(self, what):
+        self.done += 1
+        elapsed = time.time() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        print(f"[{self.done}/{self.total}] {what}  ({elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)", file=sys.stderr, flush=True)
 
 
 def reset_peak(device):
@@ -217,6 +233,7 @@ def bench_encoder(args, device):
         print("transformers is not importable: Hugging Face columns stay empty (run with .venv-ref/bin/python)\n")
     rows = []
     paddings = {"none": [False], "dynamic": [True], "both": [False, True]}[args.padding]
+    progress = Progress(len(args.models) * len(paddings) * len(args.batch_sizes) * len(args.seq_lens) * 2)
     for model_name in args.models:
         built = {impl: build(impl, model_name, device, args.full_output) for impl in impls}
         # Non-embedding parameters: the layers every token goes through (MFU's 6N per token)
@@ -228,7 +245,7 @@ def bench_encoder(args, device):
             for k, mode in enumerate(("train", "infer")):
                 for model, _ in built.values():
                     model.train(mode == "train")  # dropout on while training, as in real training
-                secs = race({impl: fns[impl][k] for impl in impls}, args.warmup, args.iters, args.rounds, device)
+                secs = race({impl: fns[impl][k] for impl in impls}, args.warmup, args.iters, args.rounds, device, args.seconds)
                 row = {"model": model_name, "padding": "dynamic" if padded else "none", "mode": mode, "B": B, "T": T}
                 for impl in impls:
                     row[f"{impl}_ex_s"] = B / secs[impl]
@@ -239,13 +256,16 @@ def bench_encoder(args, device):
                         row[f"{impl}_mfu"] = flops / secs[impl] / (args.peak_tflops * 1e12)
                 row["ratio"] = row["ours_ex_s"] / row["hf_ex_s"] if transformers else None
                 rows.append(row)
+                hf = f", HF {row['hf_ex_s']:.1f} ({row['ratio']:.2f}x)" if transformers else ""
+                progress(f"{model_name} {row['padding']} {mode} {B}x{T}: ours {row['ours_ex_s']:.1f} ex/s{hf}")
         del built
     mem = "GPU MiB" if device.type == "cuda" else "peak RSS MiB"
     columns = {"model": "model", "padding": "padding", "mode": "mode", "B": "B", "T": "T", "ours_ex_s": "ours ex/s",
                "hf_ex_s": "HF ex/s", "ratio": "ours/HF", "ours_mib": f"ours {mem}", "hf_mib": f"HF {mem}"}  # fmt: skip
     if device.type == "cuda":
         columns |= {"ours_mfu": "ours MFU", "hf_mfu": "HF MFU"}
-    print(f"## Encoder: examples/s, best of {args.rounds} rounds of {args.iters} iterations; padding 'dynamic': rows of "
+    per_round = f"{args.iters} iterations" if args.iters else f"about {args.seconds:g} s"
+    print(f"## Encoder: examples/s, best of {args.rounds} rounds of {per_round}; padding 'dynamic': rows of "
           "T/2 to T tokens, about 25% padding, as random-order batches padded to their longest row have\n")
     table(rows, columns)
     return rows
@@ -310,7 +330,7 @@ def bench_overhead(args, device):
     fns = {f"plain {t}": partial(step, [t]) for t in TASKS}
     fns |= {f"SMART {t}": partial(step, [t], use_smart=True) for t in TASKS}
     fns |= {"plain summed": partial(step, TASKS), "PCGrad summed": partial(step, TASKS, use_pcgrad=True)}
-    secs = race(fns, args.warmup, args.iters, args.rounds, device)
+    secs = race(fns, args.warmup, args.iters, args.rounds, device, args.seconds)
     # The baseline is one plain step of one task's batch, averaged over the tasks: what a step of
     # the default (sampling) multitask schedule costs. A summed step runs all K tasks' batches,
     # and PCGrad needs one backward per task anyway, so its budget is K plain steps plus half a
@@ -404,7 +424,8 @@ def get_parser():
     a("--padding", default="both", choices=["none", "dynamic", "both"],
       help="encoder batches: every row T tokens, rows of T/2..T tokens (about 25%% padding), or both")
     a("--full-output", action="store_true", help="ours computes every position of the last layer, not only [CLS]")
-    a("--iters", type=int, default=10, help="timed iterations per round")
+    a("--iters", type=int, default=0, help="timed iterations per round (0: as many as take --seconds)")
+    a("--seconds", type=float, default=2.0, help="length of a timed round when --iters is 0")
     a("--warmup", type=int, default=3, help="untimed iterations before timing")
     a("--rounds", type=int, default=2, help="alternating rounds per measurement (the best is kept)")
     a("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
@@ -425,7 +446,9 @@ def main():
         train.keep_freed_memory()  # as train.py runs; it speeds up both implementations alike
     if args.worker:
         return worker(json.loads(args.worker))
-    for name in ("iters", "rounds", "peak_tflops"):
+    if args.iters < 0:
+        sys.exit("error: --iters must be >= 0")
+    for name in ("rounds", "peak_tflops", "seconds"):
         if getattr(args, name) <= 0:
             sys.exit(f"error: --{name.replace('_', '-')} must be positive")
     if min(args.batch_sizes + args.seq_lens) < 1 or max(args.seq_lens) > 512:

@@ -83,3 +83,26 @@ def test_sst_epoch_section_on_toy_data(tmp_path, capsys):
     # Sorting by length inside buckets can only reduce padding on the same rows.
     assert rows[0]["pad_per_example"] <= rows[1]["pad_per_example"] == rows[2]["pad_per_example"]
     assert "vs random, padded" in capsys.readouterr().out
+
+
+def test_race_without_iters_sizes_rounds_by_time(monkeypatch):
+    """iters=0: each fn gets as many iterations per round as fill `seconds` at the time its
+    last warmup call took (at least 2). The timer is replaced, so nothing here is timed."""
+    per_call = {"fast": 0.01, "slow": 0.4}
+    asked = []
+
+    def fake_seconds_per_iter(fn, iters, device):
+        asked.append((fn.__name__, iters))
+        return per_call[fn.__name__]
+
+    def fast():
+        pass
+
+    def slow():
+        pass
+
+    monkeypatch.setattr(bench, "seconds_per_iter", fake_seconds_per_iter)
+    best = bench.race({"fast": fast, "slow": slow}, warmup=2, iters=0, rounds=3, device=torch.device("cpu"), seconds=0.5)
+    assert asked[:4] == [("fast", 1), ("fast", 1), ("slow", 1), ("slow", 1)]  # warmup, one call at a time
+    assert asked[4:] == [("fast", 50), ("slow", 2)] * 3  # 0.5 s / 0.01 s; 0.5 / 0.4 rounds to 1, raised to 2
+    assert best == per_call
