@@ -30,7 +30,7 @@ import torch
 # of the update). On the CPU it takes the parameters in groups of this many elements
 # (16 MiB per group across the four arrays), so that after the first pass the rest hit the
 # cache instead of memory: measured here, MiniLM's 22.7M-parameter update went from
-# 42-63 ms to about 30 ms. GPUs take everything in one group.
+# 42-63 ms to about 30 ms. Other devices (GPUs) take everything in one group.
 CHUNK = 1 << 20
 # sqrt(v) is computed as sqrt(v + TINY): torch's vectorised CPU sqrt takes a slow path on
 # exact zeros (10x slower here), and v is all zeros in the word-embedding rows of tokens not
@@ -135,7 +135,7 @@ class AdamW(torch.optim.Optimizer):
         of one per tensor. Tensors on different devices or dtypes are still accepted: the
         ops then fall back to a per-tensor loop, so nothing here assumes one device.
         """
-        chunk = None if params[0].is_cuda else CHUNK
+        chunk = CHUNK if params[0].device.type == "cpu" else None
         for p, g, m, v, t in _slices(params, grads, exp_avgs, exp_avg_sqs, steps, chunk):
             if weight_decay != 0:
                 torch._foreach_mul_(p, 1 - lr * weight_decay)

@@ -115,9 +115,9 @@ class Layout:
     rows into it (zeros at padded positions) and `from_batch` gathers them back. With keep
     None, the rows are all B * T positions and both are free reshapes."""
 
-    def __init__(self, B, T, keep=None):
-        self.B, self.T, self.keep = B, T, keep  # keep: (N,) flat indices b * T + t of the real tokens
-        starts = torch.arange(B, device=keep.device if keep is not None else None) * T  # (B,)
+    def __init__(self, B, T, keep, device):
+        self.B, self.T, self.keep = B, T, keep  # keep: (N,) flat indices b * T + t of the real tokens, or None
+        starts = torch.arange(B, device=device) * T  # (B,)
         # the row of each sequence's first token ([CLS]): b * T, or its place among the kept rows
         self.first = starts if keep is None else torch.searchsorted(keep, starts)  # (B,)
 
@@ -262,7 +262,7 @@ class BertModel(nn.Module):
             # Padding at the end of each row (so [CLS] is real), and enough of it to pay off.
             if self.unpad and bool(attention_mask[:, 0].all()) and 1 - real.float().mean() >= UNPAD_MIN:
                 keep = real.nonzero().squeeze(1)  # (N,)
-        layout = Layout(B, T, keep)
+        layout = Layout(B, T, keep, x.device)
         rows = layout.from_batch(x)  # (M, H)
         for i, layer in enumerate(self.layers):
             rows = layer(rows, mask, layout, cls_only and i == len(self.layers) - 1)

@@ -207,3 +207,14 @@ def test_embedding_rows_never_seen_match_torch_exactly(foreach):
         v = optimizer.state[emb.weight]["exp_avg_sq"]
         assert (v[8:] == 0).all() and (v[1:8] > 0).all()
     assert torch.equal(results[0], results[1])
+
+
+def test_slices_without_a_chunk_is_one_group_of_whole_tensors():
+    """What the multi-tensor step does off the CPU: every tensor whole, in one group."""
+    tensors = [torch.zeros(3, 4), torch.zeros(5)]
+    groups = list(adamw._slices(tensors, tensors, tensors, tensors, [1, 2], None))
+    assert len(groups) == 1 and groups[0][0] is tensors and groups[0][4] == [1, 2]
+    # Slices of at most 5; a group closes once it holds 5 or more: 12 = 5 + 5 + 2, and the 2 goes with the 5.
+    groups = list(adamw._slices(tensors, tensors, tensors, tensors, [1, 2], 5))
+    sizes = [[x.numel() for x in group[0]] for group in groups]
+    assert sizes == [[5], [5], [2, 5]] and [group[4] for group in groups] == [[1], [1], [1, 2]]

@@ -310,7 +310,7 @@ def test_padding_removal_only_when_it_pays_and_rows_start_real(monkeypatch):
                         max_position_embeddings=32)  # fmt: skip
     model = BertModel(config).eval()
     seen, original = [], minbert.Layout
-    monkeypatch.setattr(minbert, "Layout", lambda B, T, keep=None: seen.append(keep) or original(B, T, keep))
+    monkeypatch.setattr(minbert, "Layout", lambda B, T, keep, device: seen.append(keep) or original(B, T, keep, device))
     ids = torch.randint(1, 50, (2, 10))
     for row_mask, packed in (([1] * 10, False), ([1] * 9 + [0], False), ([1] * 6 + [0] * 4, True), ([0] * 4 + [1] * 6, False)):
         mask = torch.tensor([[1] * 10, row_mask])
@@ -318,3 +318,15 @@ def test_padding_removal_only_when_it_pays_and_rows_start_real(monkeypatch):
         with torch.no_grad():
             model(ids, mask)
         assert (seen[0] is not None) == packed, row_mask
+
+
+def test_layout_rows_live_on_the_batch_device():
+    """Layout's [CLS] rows index the token matrix, so they must be on its device (a CUDA batch
+    with CPU indices fails in index_select). The meta device stands in for a GPU here."""
+    meta = torch.device("meta")
+    for keep in (None, torch.tensor([0, 1, 2, 5, 6], device=meta)):
+        layout = minbert.Layout(2, 5, keep, meta)
+        assert layout.first.device == meta
+    rows = torch.arange(5)
+    assert minbert.Layout(2, 5, torch.tensor([0, 1, 2, 5, 6]), rows.device).first.tolist() == [0, 3]
+    assert minbert.Layout(2, 5, None, rows.device).first.tolist() == [0, 5]
