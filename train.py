@@ -457,7 +457,7 @@ def get_parser():
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=3, help="epochs (an evaluation after each)")
     g.add_argument("--steps-per-epoch", type=int, default=None,
-                   help="optimizer steps per epoch (default 1000; 450 with --smart, whose steps cost ~2.2x)")
+                   help="optimizer steps per epoch (default 1000; 450 with --smart, whose steps cost 2.1-2.5x)")
     g.add_argument("--schedule", default="annealed", choices=SCHEDULES, help="multitask schedule (schedules.py)")
     g.add_argument("--batch-size", type=int, default=16, help="examples per batch")
     for t in TASKS:
@@ -504,7 +504,7 @@ def parse_args(argv=None):
         args = argparse.Namespace(**{**vars(parser.parse_args([])), **saved, "resume": args.resume, "out": args.resume})
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None:
-        # A SMART step costs about 2.2 plain ones on CPU (one more forward and backward for the
+        # A SMART step costs 2.1-2.5 plain ones on CPU (one more forward and backward for the
         # ascent, one more forward for the regularizer), so fewer steps keep the same time budget.
         args.steps_per_epoch = 450 if args.smart > 0 else 1000
     for name in ("epochs", "steps_per_epoch", "batch_size", "log_every"):
