@@ -71,8 +71,8 @@ def seconds_per_iter(fn, iters, device):
 def race(fns, warmup, iters, rounds, device, seconds=2.0):
     """Best seconds per iteration of each fn. The fns take turns (a, b, a, b, ...), so a load
     that drifts while the benchmark runs slows all of them alike; the best round is the one
-    least disturbed by other work on the machine. iters=None: as many iterations per round
-    as take about `seconds` (at least 2), judged from the last warmup call of each fn."""
+    least disturbed by other work on the machine. iters 0 (or None): as many iterations per
+    round as take about `seconds` (at least 2), judged from the last warmup call of each fn."""
     counts = {}
     for name, fn in fns.items():
         for _ in range(max(warmup, 1)):  # first calls pay for allocation, kernel selection, optimizer state
@@ -95,7 +95,8 @@ class Progress:
         self.done += 1
         elapsed = time.time() - self.start
         eta = elapsed / self.done * (self.total - self.done)
-        print(f"[{self.done}/{self.total}] {what}  ({elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)", file=sys.stderr, flush=True)
+        line = f"[{self.done}/{self.total}] {what}  ({elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)"
+        print(line, file=sys.stderr, flush=True)
 
 
 def reset_peak(device):
