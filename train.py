@@ -37,7 +37,7 @@ import pcgrad
 import smart
 from adamw import AdamW
 from heads import KINDS, TASKS, MultitaskBert
-from minbert import BertModel, build_tokenizer
+from minbert import UNPAD_MIN, BertModel, build_tokenizer
 from predict import autocast, overall, predict, score, to_device, write_predictions
 from schedules import SCHEDULES, Schedule
 
@@ -453,7 +453,7 @@ def get_parser():
     g.add_argument("--encoder-dropout", type=float, default=None, help="override the encoder's dropout (default: config's)")
     g.add_argument("--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math")
     g.add_argument("--unpad", default="on", choices=["on", "off"],
-                   help="skip padded positions outside attention when a batch is >= 10%% padding (same values)")
+                   help=f"skip padded positions outside attention when a batch is >= {UNPAD_MIN * 100:g}%% padding (same values)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=3, help="epochs (an evaluation after each)")
     g.add_argument("--steps-per-epoch", type=int, default=None,
