@@ -91,5 +91,9 @@ def barrier():
 
 
 def cleanup():
+    """Leave the process group together: a process that tears down gloo while a peer still
+    works (rank 0 writes the predictions) can abort at exit ("terminate called without an
+    active exception"), so everyone waits for everyone first."""
     if active():
+        dist.barrier()
         dist.destroy_process_group()
