@@ -433,7 +433,8 @@ def get_parser():
     a("--quick", action="store_true", help="smoke test: MiniLM at batch 8 x 32 tokens, 2 iterations, 1 round")
     a("--threads", type=int, default=0, help="torch.set_num_threads (0 = torch's default)")
     a("--device", default="cpu", choices=["cpu", "cuda"], help="where to run")
-    a("--amp", default="off", choices=["off", "bf16"], help="mixed precision (bf16 on a GPU)")
+    a("--amp", default="off", choices=["off", "bf16"],
+      help="mixed precision, the same autocast on both sides (bf16: a GPU, or a CPU with native bf16)")
     a("--peak-tflops", type=float, default=989.0, help="GPU peak TFLOP/s for MFU (989: H100 SXM bf16 dense)")
     a("--data-dir", default="data", help="course files for --overhead and --sst-epoch (make data)")
     a("--json", default=None, metavar="PATH", help="also write the results as JSON here")

@@ -483,7 +483,9 @@ def get_parser():
     g.add_argument("--pcgrad-reduction", default="sum", choices=["sum", "mean"], help="combine surgered gradients by sum or mean")
     g = p.add_argument_group("running")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
-    g.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"], help="mixed precision (auto: bf16 on GPU)")
+    g.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
+                   help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
+                   "runs the main job about 1.3x faster, see README)")
     g.add_argument("--compile", action="store_true", help="torch.compile the encoder layers")
     g.add_argument("--eval-subset", type=int, default=2000, help="rows per dev set scored after each epoch (0 = all)")
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
