@@ -239,6 +239,13 @@ class BertModel(nn.Module):
         for layer in self.layers:
             layer.attn.impl = impl
 
+    def compile_layers(self):
+        """torch.compile each transformer layer, for shapes that vary from batch to batch. Only
+        the layers: encode's data-dependent choices (mask or not, padding removal or not) would
+        break a whole-model graph, and they cost nothing in eager Python."""
+        for layer in self.layers:
+            layer.compile(dynamic=True)
+
     def embed(self, input_ids, token_type_ids=None):
         """The embedding-layer output (B, T, H): where SMART adds its perturbation."""
         if token_type_ids is None:

@@ -262,8 +262,7 @@ def train(args):
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
     if args.compile:
-        for layer in model.bert.layers:
-            layer.compile(dynamic=True)
+        model.bert.compile_layers()
     net = model
     if world > 1:
         # DDP averages gradients over processes during backward. Heads of tasks not in this

@@ -330,3 +330,38 @@ def test_layout_rows_live_on_the_batch_device():
     rows = torch.arange(5)
     assert minbert.Layout(2, 5, torch.tensor([0, 1, 2, 5, 6]), rows.device).first.tolist() == [0, 3]
     assert minbert.Layout(2, 5, None, rows.device).first.tolist() == [0, 5]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit")  # torch's own, raised inside torch.compile
+def test_compiled_layers_equal_eager():
+    """`train.py --compile` (BertModel.compile_layers): torch.compile's generated kernels give the
+    eager values and gradients, on two batch shapes, with and without padding removal."""
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    eager = BertModel(config).train()
+    compiled = BertModel(config).train()
+    compiled.load_state_dict(eager.state_dict())
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled.compile_layers()
+    # A fixed random readout, not hidden.pow(2).sum(): after LayerNorm (weight 1, bias 0 at
+    # init) that sum is the constant H per token, and every gradient below would be rounding noise.
+    direction = torch.randn(32)
+    for B, T, pad in ((3, 9, 4), (2, 13, 0)):  # 4 of 27 positions padded: padding removal; then none
+        ids = torch.randint(1, 50, (B, T))
+        mask = torch.ones_like(ids)
+        mask[0, T - pad :] = 0
+        outs = []
+        for model in (eager, compiled):
+            model.zero_grad()
+            hidden = model(ids, mask)["last_hidden_state"][mask.bool()]
+            (hidden * direction).sum().backward()
+            outs.append((hidden.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+        torch.testing.assert_close(outs[1][0], outs[0][0], atol=1e-5, rtol=1e-5)
+        assert outs[1][1].keys() == outs[0][1].keys() and len(outs[0][1]) == len(list(eager.parameters())) - 2  # all but the pooler
+        for name, g_eager in outs[0][1].items():
+            torch.testing.assert_close(outs[1][1][name], g_eager, atol=1e-5, rtol=1e-4, msg=name)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # compiled, not silently eager

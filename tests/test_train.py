@@ -140,9 +140,11 @@ def interrupt_at(monkeypatch, step, how):
     monkeypatch.setattr(train, "get_lr", get_lr)
 
 
-@pytest.mark.parametrize("how", ["sigint", "crash"])
-def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, how):
-    extra = ["--save-every", "4", "--seed", "3"]
+@pytest.mark.parametrize("how,amp", [("sigint", "off"), ("crash", "off"), ("crash", "fp16")],
+                         ids=["sigint", "crash", "fp16-crash"])  # fmt: skip
+def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, how, amp):
+    # fp16 is the GPU's loss-scaled path (GradScaler), run here on the CPU: its scale is checkpointed too.
+    extra = ["--save-every", "4", "--seed", "3", "--amp", amp]
     full = run(data_dir, tmp_path / "full", *extra)
     with monkeypatch.context() as m:
         interrupt_at(m, 8, how)  # global step 8 = step 3 of epoch 2
@@ -156,6 +158,8 @@ def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, how):
     assert resumed["epochs"] == full["epochs"]
     a, b = best_state(tmp_path / "full"), best_state(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    scaler = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["scaler"]
+    assert ("scale" in scaler) == (amp == "fp16")  # an enabled GradScaler saved its state
 
 
 def test_freeze_encoder_trains_only_heads(data_dir, tmp_path):
