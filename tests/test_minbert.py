@@ -21,6 +21,13 @@ def minilm():
     return BertModel.from_pretrained().eval()
 
 
+def small_config(**overrides):
+    """A 2-layer, 32-wide encoder without dropout, for tests that compare two ways of computing it."""
+    fields = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    return BertConfig(**{**fields, **overrides})
+
+
 def run(model, ref, prefix=""):
     ids, mask, types = (torch.from_numpy(ref[prefix + k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
     with torch.no_grad():
@@ -73,8 +80,7 @@ def test_tiny_checkpoint_matches_hugging_face(folder):
 
 def test_explicit_attention_equals_sdpa_in_training_without_dropout():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    config = small_config()
     model = BertModel(config).train()
     ids = torch.randint(1, 50, (3, 10))
     mask = torch.ones_like(ids)
@@ -257,8 +263,7 @@ def test_dropout_keeps_one_minus_p_and_rescales():
 
 def test_cls_only_equals_the_full_encoder_at_cls():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    config = small_config()
     ids = torch.randint(1, 50, (3, 9))
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
@@ -279,8 +284,7 @@ def test_padding_removal_gives_the_same_values_and_gradients(impl, cls_only):
     """Layers run on the real tokens only (minbert.Layout) or on every position: the same hidden
     states at real positions, the same gradients for every parameter."""
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    config = small_config()
     model = BertModel(config, attn_impl=impl).train()
     ids = torch.randint(1, 50, (4, 11))
     mask = torch.ones_like(ids)
@@ -307,8 +311,7 @@ def test_padding_removal_gives_the_same_values_and_gradients(impl, cls_only):
 def test_padding_removal_only_when_it_pays_and_rows_start_real(monkeypatch):
     """Below minbert.UNPAD_MIN padding, or with a row whose first position is padding (left
     padding), every position is computed; else only the real tokens."""
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=32)  # fmt: skip
+    config = small_config(num_hidden_layers=1)
     model = BertModel(config).eval()
     seen, original = [], minbert.Layout
     monkeypatch.setattr(minbert, "Layout", lambda B, T, keep, device: seen.append(keep) or original(B, T, keep, device))
@@ -340,8 +343,7 @@ def test_compiled_layers_equal_eager():
     import torch._dynamo
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    config = small_config()
     eager = BertModel(config).train()
     compiled = BertModel(config).train()
     compiled.load_state_dict(eager.state_dict())
