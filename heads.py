@@ -22,8 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-TASKS = ("sst", "para", "sts")
-KINDS = {"sst": "multiclass", "para": "binary", "sts": "regression"}  # what kind of output each task has
+from tasks import TASK_NAMES, TASKS
 
 
 def pool(hidden, attention_mask, pooling):
@@ -100,20 +99,21 @@ class PairHead(nn.Module):
 class MultitaskBert(nn.Module):
     """The shared encoder plus one head per task."""
 
-    def __init__(self, bert, num_classes=5, pair_encoding="cross", bi_head="cosine", dropout=0.1, pooling="cls",
-                 tasks=TASKS):  # fmt: skip
+    def __init__(
+        self, bert, num_classes=5, pair_encoding="cross", bi_head="cosine", dropout=0.1, pooling="cls", tasks=TASK_NAMES
+    ):
         super().__init__()
         H = bert.config.hidden_size
         self.bert, self.pooling = bert, pooling
-        self.encoding = {"sst": "single", "para": pair_encoding, "sts": pair_encoding}
+        self.encoding = {t: pair_encoding if TASKS[t].is_pair else "single" for t in TASK_NAMES}
         self.heads = nn.ModuleDict()
         # dropout: one rate for every head, or a dict task -> rate
         rates = dropout if isinstance(dropout, dict) else {t: dropout for t in tasks}
         for task in tasks:
-            if task == "sst":
+            if TASKS[task].kind == "multiclass":
                 self.heads[task] = SentimentHead(H, num_classes, rates[task])
             else:
-                self.heads[task] = PairHead(H, KINDS[task], pair_encoding, bi_head, rates[task])
+                self.heads[task] = PairHead(H, TASKS[task].kind, pair_encoding, bi_head, rates[task])
 
     def sequences(self, task, batch):
         """The encoder inputs of a batch: one sequence per example, or two for a bi-encoded pair."""
@@ -126,8 +126,11 @@ class MultitaskBert(nn.Module):
     def from_embeddings(self, task, embeddings, batch):
         """Run the encoder and the task head from (possibly perturbed) embeddings."""
         vectors = [
-            pool(self.bert.encode(x, s["attention_mask"], cls_only=self.pooling == "cls")["last_hidden_state"],
-                 s["attention_mask"], self.pooling)  # fmt: skip
+            pool(
+                self.bert.encode(x, s["attention_mask"], cls_only=self.pooling == "cls")["last_hidden_state"],
+                s["attention_mask"],
+                self.pooling,
+            )
             for x, s in zip(embeddings, self.sequences(task, batch))
         ]  # 1 or 2 x (B, H)
         return self.heads[task](*vectors)

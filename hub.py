@@ -29,6 +29,8 @@ from pathlib import Path
 import requests
 import torch
 
+from files import atomic_write
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HUB_URL = "https://huggingface.co"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
@@ -132,33 +134,30 @@ def _progress(name, done, total, start):
 
 def download(url, dest, timeout=30, chunk_size=1 << 20):
     """Stream `url` to `dest`. The bytes go to a temporary file that is renamed only when
-    complete, so an interrupted download never leaves a corrupt file behind.
+    complete (files.atomic_write), so an interrupted download never leaves a corrupt file behind.
     Raises FileNotFoundError on HTTP 404 and ModelFileError on any other failure."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response:
+        with requests.get(url, stream=True, timeout=timeout) as response, atomic_write(dest, "wb") as f:
             if response.status_code == 404:
                 raise FileNotFoundError(url)
             response.raise_for_status()
             total = int(response.headers.get("Content-Length") or 0)
             done = 0
             start = shown = time.time()  # progress appears only for downloads that take over a second
-            with open(tmp, "wb") as f:
-                for chunk in response.iter_content(chunk_size):
-                    f.write(chunk)
-                    done += len(chunk)
-                    if time.time() - shown > 1.0:
-                        _progress(dest.name, done, total, start)
-                        shown = time.time()
+            for chunk in response.iter_content(chunk_size):
+                f.write(chunk)
+                done += len(chunk)
+                if time.time() - shown > 1.0:
+                    _progress(dest.name, done, total, start)
+                    shown = time.time()
             if shown > start:
                 _progress(dest.name, done, total, start)
                 print(file=sys.stderr)
             # A server that closes the connection early can look like a normal end of stream.
             if total and done != total:
                 raise ModelFileError(f"{url}: connection closed after {done} of {total} bytes")
-        os.replace(tmp, dest)
     except FileNotFoundError:
         raise  # the 404 above: the caller decides whether the file was optional
     except (requests.RequestException, OSError) as e:
@@ -167,8 +166,6 @@ def download(url, dest, timeout=30, chunk_size=1 << 20):
             "If this machine is offline, download the model folder elsewhere (config.json, vocab.txt, "
             "model.safetensors) and pass its path instead, e.g. --model /path/to/bert-base-uncased"
         ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -176,10 +173,17 @@ def download(url, dest, timeout=30, chunk_size=1 << 20):
 # safetensors and .bin weights
 
 _DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
-}  # fmt: skip
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 _DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
@@ -228,7 +232,9 @@ def load_safetensors(path):
                 "section (truncated or corrupt file)"
             )
         if end - begin != nbytes:
-            raise ModelFileError(f"{path}: tensor '{name}' has {end - begin} bytes but shape {shape} {dtype_name} needs {nbytes}")
+            raise ModelFileError(
+                f"{path}: tensor '{name}' has {end - begin} bytes but shape {shape} {dtype_name} needs {nbytes}"
+            )
         if numel == 0:
             tensors[name] = torch.empty(shape, dtype=dtype)
         else:
@@ -244,20 +250,21 @@ def save_safetensors(tensors, path, metadata=None):
         if t.dtype not in _DTYPE_NAMES:
             raise ModelFileError(f"cannot save tensor '{name}' of dtype {t.dtype} as safetensors")
         raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": _DTYPE_NAMES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         buffers.append(raw)
         offset += len(raw)
     header["__metadata__"] = metadata or {"format": "pt"}
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # pad so the data section starts 8-byte aligned, as the reference writer does
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for raw in buffers:
             f.write(raw)
-    os.replace(tmp, path)
 
 
 def load_weights(folder):

@@ -1,12 +1,12 @@
-"""minBERT: the BERT encoder (Devlin et al. 2019), written out, plus its tokenizer.
+"""minBERT: the BERT encoder (Devlin et al. 2019), written out.
 
 Reads top to bottom: config -> embeddings -> self-attention -> transformer layer ->
-model -> checkpoint loading/saving -> tokenizer. Shapes use one notation throughout:
+model -> checkpoint loading/saving. Shapes use one notation throughout:
 B batch, T tokens, H hidden size, nh attention heads, hs = H // nh head size, and M the
 rows of the token matrix the layers work on: B * T, or N < B * T when padding is removed.
 
     model = BertModel.from_pretrained("all-MiniLM-L6-v2")   # or a folder, or "bert-base-uncased"
-    tokenizer = build_tokenizer(model.source_dir)
+    tokenizer = build_tokenizer(model.source_dir)          # tokenizer.py
     out = model(input_ids, attention_mask, token_type_ids)  # {"last_hidden_state", "pooler_output"}
 
 The weights are compatible with Hugging Face's BertModel both ways: `from_pretrained`
@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 import hub
 
@@ -47,7 +46,9 @@ class BertConfig:
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+            )
         if self.hidden_act != "gelu":
             raise ValueError(f"hidden_act {self.hidden_act!r} is not supported (only BERT's exact 'gelu')")
 
@@ -281,7 +282,9 @@ class BertModel(nn.Module):
         return self.encode(self.embed(input_ids, token_type_ids), attention_mask)
 
     @classmethod
-    def from_pretrained(cls, name_or_path=hub.DEFAULT_MODEL, attn_impl="sdpa", cache_dir=None, base_url=None, **overrides):
+    def from_pretrained(
+        cls, name_or_path=hub.DEFAULT_MODEL, attn_impl="sdpa", cache_dir=None, base_url=None, **overrides
+    ):
         """Load a model folder, the packaged default, or a hub id. `overrides` replace config
         fields, e.g. hidden_dropout_prob=0.3."""
         folder = hub.resolve_model_dir(name_or_path, cache_dir=cache_dir, base_url=base_url)
@@ -404,78 +407,3 @@ def to_hf_state_dict(state):
             raise KeyError(f"no Hugging Face name for parameter {key}")
         out[renamed] = tensor
     return out
-
-
-# ----------------------------------------------------------------------------
-# tokenizer
-
-
-def _lowercase(folder):
-    """Whether the model's vocabulary is uncased: tokenizer_config.json says so, else guess
-    from the vocabulary (cased vocabularies contain capitalised words)."""
-    config_file = Path(folder) / "tokenizer_config.json"
-    if config_file.is_file():
-        lower = json.loads(config_file.read_text()).get("do_lower_case")
-        if lower is not None:
-            return bool(lower)
-    vocab = (Path(folder) / "vocab.txt").read_text(encoding="utf-8").split("\n")
-    return not any(w[:1].isupper() and not w.startswith("[") for w in vocab)
-
-
-@dataclass
-class Encoding:
-    ids: list  # token ids, "[CLS] a [SEP]" or "[CLS] a [SEP] b [SEP]"
-    type_ids: list  # 0 for [CLS], a and its [SEP]; 1 for b and its [SEP]
-
-
-class BertTokenizer:
-    """WordPiece tokenization from the `tokenizers` package, then BERT's special tokens and
-    pair truncation, written out here so they match the original BERT exactly."""
-
-    def __init__(self, folder, max_length=128):
-        folder = Path(folder)
-        if max_length < 3:
-            raise ValueError(f"max_length must be at least 3 ([CLS] a [SEP] b [SEP] needs room), got {max_length}")
-        vocab = models.WordPiece.read_file(str(folder / "vocab.txt"))
-        for special in ("[CLS]", "[SEP]", "[UNK]", "[PAD]"):
-            if special not in vocab:
-                raise ValueError(f"{folder / 'vocab.txt'}: missing special token {special}")
-        self.wordpiece = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-        # BERT's normaliser: drop control chars, space out CJK characters, and if the vocabulary is
-        # uncased, lower-case and strip accents. Then split on whitespace and punctuation.
-        self.wordpiece.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                               lowercase=_lowercase(folder))  # fmt: skip
-        self.wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        self.wordpiece.decoder = decoders.WordPiece()
-        self.cls_id, self.sep_id, self.max_length = vocab["[CLS]"], vocab["[SEP]"], max_length
-
-    def encode(self, text, pair=None):
-        return self.encode_batch([text if pair is None else (text, pair)])[0]
-
-    def encode_batch(self, inputs):
-        """Encode a list of sentences or (sentence_a, sentence_b) pairs."""
-        texts = [t for x in inputs for t in ((x,) if isinstance(x, str) else x)]
-        pieces = iter(e.ids for e in self.wordpiece.encode_batch(texts, add_special_tokens=False))
-        return [self._assemble(next(pieces)) if isinstance(x, str) else self._assemble(next(pieces), next(pieces)) for x in inputs]
-
-    def _assemble(self, a, b=None):
-        if b is None:
-            a = a[: self.max_length - 2]
-            return Encoding([self.cls_id, *a, self.sep_id], [0] * (len(a) + 2))
-        # Longest first, as in the original BERT: drop the last token of the longer sentence
-        # (of b on a tie) until the pair fits; in closed form, the longer one is cut first, then both evenly.
-        budget, extra = self.max_length - 3, len(a) + len(b) - (self.max_length - 3)
-        if extra > 0:
-            cut_long = min(extra, abs(len(a) - len(b)))
-            rest = extra - cut_long
-            keep_a = len(a) - (cut_long if len(a) > len(b) else 0) - rest // 2
-            a, b = a[:keep_a], b[: budget - keep_a]
-        return Encoding([self.cls_id, *a, self.sep_id, *b, self.sep_id], [0] * (len(a) + 2) + [1] * (len(b) + 1))
-
-    def decode(self, ids):
-        return self.wordpiece.decode(ids)
-
-
-def build_tokenizer(folder, max_length=128):
-    """The tokenizer of a model folder (its vocab.txt), truncating to max_length tokens."""
-    return BertTokenizer(folder, max_length)

@@ -1,6 +1,6 @@
-"""Use a model: run it over a task's data, score it, write predictions, or read your own text.
+"""Use a model: run it over a task's data, write predictions, or read your own text.
 
-train.py calls `predict` and `score` for every evaluation. On its own, this module loads a
+train.py calls `predict` for every evaluation. On its own, this module loads a
 finished run and predicts for sentences you give it, one example per line (a pair as two
 tab-separated sentences):
 
@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 import data
+from files import atomic_write
 from heads import MultitaskBert
-from minbert import BertConfig, BertModel, build_tokenizer
-
-LABEL_NAME = {"sst": "Predicted_Sentiment", "para": "Predicted_Is_Paraphrase", "sts": "Predicted_Similarity"}
+from minbert import BertConfig, BertModel
+from tasks import TASKS
+from tokenizer import build_tokenizer
 
 
 def autocast(device, amp):
@@ -33,13 +34,16 @@ def autocast(device, amp):
 
 
 def to_device(batch, device):
-    return {k: to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {
+        k: to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in batch.items()
+    }
 
 
 @torch.no_grad()
-def predict(model, task, task_data, batch_size=64, device=torch.device("cpu"), amp="off"):
+def predict(model, task, task_data, batch_size=64, device=None, amp="off"):
     """Predictions (N,) and raw outputs (class probabilities (N, K) or scores (N,)) in the
     order of task_data. Batches are sorted by length so little time goes to padding."""
+    device = device or torch.device("cpu")
     was_training = model.training
     model.eval()
     preds, raws = [None] * len(task_data), [None] * len(task_data)
@@ -54,33 +58,16 @@ def predict(model, task, task_data, batch_size=64, device=torch.device("cpu"), a
     return np.array(preds), np.array(raws)
 
 
-def score(task, preds, labels):
-    """The task's dev metric: accuracy for sst and para, Pearson correlation for sts."""
-    if task == "sts":
-        # Constant predictions have no correlation to measure; call it 0 rather than NaN so
-        # that runs still compare (NaN > x is always False).
-        if np.std(preds) == 0 or np.std(labels) == 0:
-            return 0.0
-        return float(np.corrcoef(preds, labels)[0, 1])
-    return float((preds == labels).mean())
-
-
-def overall(metrics):
-    """The course's overall score: mean of SST acc, QQP acc and (STS r + 1) / 2 (of the tasks present)."""
-    parts = [(metrics[t] + 1) / 2 if t == "sts" else metrics[t] for t in ("sst", "para", "sts") if t in metrics]
-    return sum(parts) / len(parts)
-
-
 def write_predictions(folder, task, split, task_data, preds, raws):
     """`{task}-{split}-output.csv` in the course's submission format, plus `{task}-{split}-raw.csv`
     with class probabilities (sst), P(paraphrase) (para) or the unclipped score (sts), for ensembling."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{task}-{split}-output.csv", "w") as f:
-        f.write(f"id \t {LABEL_NAME[task]} \n")  # the exact layout of the course's starter code
+    with atomic_write(folder / f"{task}-{split}-output.csv") as f:
+        f.write(f"id \t {TASKS[task].prediction_column} \n")  # the exact layout of the course's starter code
         for id_, p in zip(task_data.example_ids, preds):
             f.write(f"{id_} , {p.item() if hasattr(p, 'item') else p} \n")
-    with open(folder / f"{task}-{split}-raw.csv", "w", newline="") as f:
+    with atomic_write(folder / f"{task}-{split}-raw.csv", newline="") as f:
         writer = csv.writer(f, delimiter="\t")
         columns = [f"p{k}" for k in range(raws.shape[1])] if raws.ndim == 2 else ["prob" if task == "para" else "score"]
         writer.writerow(["id", *columns])
@@ -101,8 +88,15 @@ def load_run(run_dir, device="cpu"):
     ckpt = torch.load(path, map_location=device, weights_only=True)
     args = ckpt["args"]
     bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
-    model = MultitaskBert(bert, ckpt["num_classes"], args["pair_encoding"], args["bi_head"], args["dropout"],
-                          args["pooling"], tasks=ckpt["tasks"])  # fmt: skip
+    model = MultitaskBert(
+        bert,
+        ckpt["num_classes"],
+        args["pair_encoding"],
+        args["bi_head"],
+        args["dropout"],
+        args["pooling"],
+        tasks=ckpt["tasks"],
+    )
     model.load_state_dict(ckpt["model"])
     tokenizer = build_tokenizer(run_dir / "tokenizer", max_length=args["max_length"])
     return model.to(device).eval(), tokenizer, args
@@ -128,7 +122,9 @@ def main():
     parser = argparse.ArgumentParser(description="Predict with a trained run on your own sentences.")
     parser.add_argument("run", help="run folder written by train.py (holds best.pt)")
     parser.add_argument("--task", required=True, choices=["sst", "para", "sts"], help="which task's head to use")
-    parser.add_argument("--input", default="-", help="text file, one example per line (pairs: tab-separated); - = stdin")
+    parser.add_argument(
+        "--input", default="-", help="text file, one example per line (pairs: tab-separated); - = stdin"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
     args = parser.parse_args()
     model, tokenizer, run_args = load_run(args.run)

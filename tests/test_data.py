@@ -1,18 +1,14 @@
 """Tests for data.py: reading and validating the task files, encoding, padding, batch order,
-resuming a batch stream, and `make data` (from a mirror folder and from a local HTTP server)."""
-
-import functools
-import http.server
-import socket
-import threading
+and resuming a batch stream."""
 
 import numpy as np
 import pytest
 import torch
 
 import data
-import minbert
 from hub import packaged_model_dir
+from tasks import TASKS
+from tokenizer import build_tokenizer
 
 SST_HEADER = "\tid\tsentence\tsentiment\n"
 PAIR_HEADER = "\tid\tsentence1\tsentence2\t{}\n"
@@ -26,7 +22,7 @@ def write(tmp_path, name, text):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return minbert.build_tokenizer(packaged_model_dir(), max_length=128)
+    return build_tokenizer(packaged_model_dir(), max_length=128)
 
 
 # ----------------------------------------------------------------------------
@@ -57,7 +53,10 @@ def test_columns_found_by_header_name(tmp_path):
     # the sst test file's odd header: an index, an unnamed column, then id and sentence
     path = write(tmp_path, "test.csv", "0\t\tid\tsentence\n1\t0.0\tabc\t Effective but tepid\n2\t1.0\tdef\tfun\n")
     examples = data.read_examples(path, "sst")
-    assert [(ex.id, ex.text_a, ex.label) for ex in examples] == [("abc", " Effective but tepid", None), ("def", "fun", None)]
+    assert [(ex.id, ex.text_a, ex.label) for ex in examples] == [
+        ("abc", " Effective but tepid", None),
+        ("def", "fun", None),
+    ]
 
     path = write(tmp_path, "shuffled.csv", "similarity\tsentence2\tid\tsentence1\n2.5\tB\tq1\tA\n")
     (ex,) = data.read_examples(path, "sts")
@@ -76,15 +75,24 @@ def test_label_column_optional_or_required(tmp_path):
 
 @pytest.mark.parametrize(
     "task, raw",
-    [("sst", "3.5"), ("sst", "-1"), ("sst", "abc"), ("sst", "inf"),
-     ("para", "2"), ("para", "0.5"), ("para", "yes"),
-     ("sts", "5.1"), ("sts", "-0.1"), ("sts", "nan")],
-)  # fmt: skip
+    [
+        ("sst", "3.5"),
+        ("sst", "-1"),
+        ("sst", "abc"),
+        ("sst", "inf"),
+        ("para", "2"),
+        ("para", "0.5"),
+        ("para", "yes"),
+        ("sts", "5.1"),
+        ("sts", "-0.1"),
+        ("sts", "nan"),
+    ],
+)
 def test_bad_label_names_file_and_line(tmp_path, task, raw):
     if task == "sst":
         text = SST_HEADER + "0\ta\tgood\t2\n" + f"1\tb\tbad\t{raw}\n"
     else:
-        column = data.TASKS[task][1]
+        column = TASKS[task].label_column
         text = PAIR_HEADER.format(column) + "0\ta\tx\ty\t1\n" + f"1\tb\tx\ty\t{raw}\n"
     path = write(tmp_path, "f.csv", text)
     with pytest.raises(data.DataError, match=rf"f\.csv:3: .*{raw!r}"):
@@ -146,8 +154,11 @@ def test_num_classes(tmp_path, capsys):
 def test_encode_cross_and_bi(tokenizer):
     cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
     examples = [data.Example("p1", "A cat sat.", "Dogs bark loudly today", 1.0), data.Example("p2", "Hi", "Yo", 0.0)]
-    words = {text: tokenizer.wordpiece.encode(text, add_special_tokens=False).ids
-             for ex in examples for text in (ex.text_a, ex.text_b)}  # fmt: skip
+    words = {
+        text: tokenizer.wordpiece.encode(text, add_special_tokens=False).ids
+        for ex in examples
+        for text in (ex.text_a, ex.text_b)
+    }
 
     cross = data.encode(tokenizer, examples, "cross")
     assert len(cross.seqs) == 1
@@ -196,7 +207,12 @@ def test_collate_pads_to_longest_in_batch(tokenizer):
     assert bi["a"]["token_type_ids"].eq(0).all()
 
     cross = data.collate(data.encode(tokenizer, pairs, "cross"), [0])
-    assert cross["token_type_ids"].max() == 1 and set(cross) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert cross["token_type_ids"].max() == 1 and set(cross) == {
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        "labels",
+    }
 
     test = data.encode(tokenizer, [data.Example("t", "x", None, None)])
     assert test.labels is None and "labels" not in data.collate(test, [0])
@@ -264,93 +280,3 @@ def test_batch_stream_resumes_exactly():
     assert [next(other_seed) for _ in range(7)] != expected[:7]
     with pytest.raises(ValueError, match="cannot resume"):
         data.BatchStream(task, batch_size=4, seed=7).load_state_dict(state)
-
-
-# ----------------------------------------------------------------------------
-# make data
-
-TINY_FILES = {
-    "sst-train.csv": ("sst", True, (3,)),
-    "sst-test.csv": ("sst", False, (2,)),
-    "quora-dev.csv": ("para", True, (2, 50)),
-}
-
-
-def write_tiny_course(folder):
-    folder.mkdir(parents=True, exist_ok=True)
-    write(folder, "sst-train.csv", SST_HEADER + '0\ta\t"a ""b"" c"\t1\n1\tb\tx\t0.0\n2\tc\ty\t4\n')
-    write(folder, "sst-test.csv", "0\t\tid\tsentence\n1\t0.0\ta\tx\n2\t1.0\tb\ty\n")
-    write(folder, "quora-dev.csv", PAIR_HEADER.format("is_duplicate") + "0\ta\tx\ty\t1.0\n1\tb\tx\ty\t\n")
-    return folder
-
-
-def test_fetch_from_mirror_is_idempotent_and_repairs(tmp_path, capsys):
-    mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
-    data.fetch(dest, mirror=mirror, files=TINY_FILES)
-    out = capsys.readouterr().out
-    assert out.count("copied from") == 3
-    for name in TINY_FILES:
-        assert (dest / name).read_bytes() == (mirror / name).read_bytes()
-
-    data.fetch(dest, mirror=mirror, files=TINY_FILES)
-    assert capsys.readouterr().out.count(": ok (") == 3
-
-    (dest / "sst-train.csv").write_text(SST_HEADER + "0\ta\tx\t1\n")  # truncated: 1 row, not 3
-    data.fetch(dest, mirror=mirror, files=TINY_FILES)
-    out = capsys.readouterr().out
-    assert "sst-train.csv: invalid, fetching again" in out and out.count("copied from") == 1
-    assert (dest / "sst-train.csv").read_bytes() == (mirror / "sst-train.csv").read_bytes()
-
-    with pytest.raises(data.DataError, match=r"sst-train\.csv: expected 5 or 6 data rows, found 3"):
-        data.fetch(tmp_path / "other", mirror=mirror, files={"sst-train.csv": ("sst", True, (5, 6))})
-
-
-class CountingHandler(http.server.SimpleHTTPRequestHandler):
-    requests_seen = []
-
-    def do_GET(self):
-        self.requests_seen.append(self.path)
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "served"
-    write_tiny_course(root / "data")
-    CountingHandler.requests_seen = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(CountingHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/data", root / "data"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_fetch_over_http(tmp_path, server, capsys):
-    base_url, served = server
-    dest = tmp_path / "data"
-    data.fetch(dest, mirror=tmp_path / "no-such-mirror", base_url=base_url, files=TINY_FILES)
-    out = capsys.readouterr().out
-    assert "mirror folder" in out and out.count("downloaded from") == 3
-    assert sorted(CountingHandler.requests_seen) == sorted(f"/data/{name}" for name in TINY_FILES)
-    assert (dest / "quora-dev.csv").read_bytes() == (served / "quora-dev.csv").read_bytes()
-
-    data.fetch(dest, base_url=base_url, files=TINY_FILES)  # everything valid: nothing fetched
-    assert len(CountingHandler.requests_seen) == 3
-    assert capsys.readouterr().out.count(": ok (") == 3
-
-    missing = {"sts-dev.csv": ("sts", True, (1,))}
-    with pytest.raises(data.DataError, match=rf"{base_url}/sts-dev\.csv: not found \(HTTP 404\)"):
-        data.fetch(dest, base_url=base_url, files=missing)
-    assert not (dest / "sts-dev.csv").exists()
-
-
-def test_fetch_offline_suggests_a_mirror(tmp_path):
-    with socket.socket() as s:  # a port that nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(data.DataError, match=r"(?s)127\.0\.0\.1:\d+/sst-test\.csv.*make data DATA_MIRROR="):
-        data.fetch(tmp_path, base_url=f"http://127.0.0.1:{port}", files={"sst-test.csv": ("sst", False, (2,))})

@@ -8,28 +8,57 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import ROOT, TINY, make_data
 
 from minbert import BertModel
-from test_train import ROOT, TINY, make_data
 
 
 def train_cmd(data_dir, out, *extra):
     # Dropout off: the processes draw their own dropout masks, so only a deterministic model can match exactly.
-    return ["train.py", "--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out), "--epochs", "2",
-            "--steps-per-epoch", "5", "--batch-size", "8", "--lr", "1e-3", "--dropout", "0", "--encoder-dropout", "0",
-            "--eval-subset", "0", "--log-every", "5", *extra]  # fmt: skip
+    return [
+        "train.py",
+        "--model",
+        str(TINY),
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "5",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--dropout",
+        "0",
+        "--encoder-dropout",
+        "0",
+        "--eval-subset",
+        "0",
+        "--log-every",
+        "5",
+        *extra,
+    ]
 
 
-@pytest.mark.parametrize("extra", [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"]],
-                         ids=["annealed", "summed", "pcgrad"])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra", [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"]], ids=["annealed", "summed", "pcgrad"]
+)
 def test_two_processes_match_one(tmp_path, extra):
     make_data(tmp_path / "data", n=36)  # 36 % 8 = 4: the tail batch splits 2 + 2
-    single = subprocess.run([sys.executable, *train_cmd(tmp_path / "data", tmp_path / "one", *extra)], cwd=ROOT,
-                            capture_output=True, text=True)  # fmt: skip
+    single = subprocess.run(
+        [sys.executable, *train_cmd(tmp_path / "data", tmp_path / "one", *extra)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    double = subprocess.run([*torchrun, *train_cmd(tmp_path / "data", tmp_path / "two", *extra)], cwd=ROOT,
-                            capture_output=True, text=True)  # fmt: skip
+    double = subprocess.run(
+        [*torchrun, *train_cmd(tmp_path / "data", tmp_path / "two", *extra)], cwd=ROOT, capture_output=True, text=True
+    )
     assert double.returncode == 0, double.stderr[-3000:]
     assert double.stdout.count("done in") == 1  # only rank 0 prints
 
@@ -48,7 +77,9 @@ def test_two_processes_match_one(tmp_path, extra):
             w, v = torch.cat([w[:H], w[2 * H :]]), torch.cat([v[:H], v[2 * H :]])
         torch.testing.assert_close(w, v, atol=2e-5, rtol=1e-4, msg=k)
     start = BertModel.from_pretrained(str(TINY)).state_dict()
-    assert (one["model"]["bert.layers.1.ffn_out.weight"] - start["layers.1.ffn_out.weight"]).abs().max() > 1e-3  # it trained
+    assert (
+        one["model"]["bert.layers.1.ffn_out.weight"] - start["layers.1.ffn_out.weight"]
+    ).abs().max() > 1e-3  # it trained
     m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
     for task, value in m1["dev"].items():

@@ -12,8 +12,16 @@ from schedules import Schedule, annealed_alpha, task_probabilities
 
 def tiny_bert():
     torch.manual_seed(0)
-    return BertModel(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                intermediate_size=32, max_position_embeddings=16))  # fmt: skip
+    return BertModel(
+        BertConfig(
+            vocab_size=40,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=16,
+        )
+    )
 
 
 def seqs(B, T, seed):

@@ -11,7 +11,8 @@ import torch
 
 import hub
 import minbert
-from minbert import BertConfig, BertModel, build_tokenizer
+from minbert import BertConfig, BertModel
+from tokenizer import build_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -23,8 +24,16 @@ def minilm():
 
 def small_config(**overrides):
     """A 2-layer, 32-wide encoder without dropout, for tests that compare two ways of computing it."""
-    fields = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                  max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    fields = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return BertConfig(**{**fields, **overrides})
 
 
@@ -75,7 +84,10 @@ def test_token_types_matter(minilm):
 def test_tiny_checkpoint_matches_hugging_face(folder):
     model = BertModel.from_pretrained(str(FIXTURES / folder)).eval()
     assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 2
-    assert max_diff(run(model, np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)), np.load(FIXTURES / "tiny_ref.npz")) < 1e-5
+    assert (
+        max_diff(run(model, np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)), np.load(FIXTURES / "tiny_ref.npz"))
+        < 1e-5
+    )
 
 
 def test_explicit_attention_equals_sdpa_in_training_without_dropout():
@@ -159,13 +171,18 @@ def rewrite(folder, change):
 def test_wrong_shape_is_named(tmp_path):
     folder = tiny_copy(tmp_path)
     rewrite(folder, lambda t: t.update({"pooler.dense.weight": torch.zeros(32, 31)}))
-    with pytest.raises(hub.ModelFileError, match=r"wrong shapes: pooler.weight: checkpoint \(32, 31\), model \(32, 32\)"):
+    with pytest.raises(
+        hub.ModelFileError, match=r"wrong shapes: pooler.weight: checkpoint \(32, 31\), model \(32, 32\)"
+    ):
         BertModel.from_pretrained(str(folder))
 
 
 def test_missing_and_unexpected_keys_are_listed(tmp_path):
     folder = tiny_copy(tmp_path)
-    rewrite(folder, lambda t: (t.pop("encoder.layer.1.output.dense.bias"), t.update({"encoder.extra.weight": torch.zeros(2)})))
+    rewrite(
+        folder,
+        lambda t: (t.pop("encoder.layer.1.output.dense.bias"), t.update({"encoder.extra.weight": torch.zeros(2)})),
+    )
     with pytest.raises(hub.ModelFileError) as e:
         BertModel.from_pretrained(str(folder))
     assert "missing keys: layers.1.ffn_out.bias" in str(e.value)
@@ -189,7 +206,9 @@ def test_prefixed_and_legacy_names_load(tmp_path):
 
     def legacy(t):
         for k in list(t):
-            t["bert." + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")] = t.pop(k)
+            t[
+                "bert." + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+            ] = t.pop(k)
         t["cls.predictions.bias"] = torch.zeros(100)
 
     rewrite(folder, legacy)
@@ -316,7 +335,12 @@ def test_padding_removal_only_when_it_pays_and_rows_start_real(monkeypatch):
     seen, original = [], minbert.Layout
     monkeypatch.setattr(minbert, "Layout", lambda B, T, keep, device: seen.append(keep) or original(B, T, keep, device))
     ids = torch.randint(1, 50, (2, 10))
-    for row_mask, packed in (([1] * 10, False), ([1] * 9 + [0], False), ([1] * 6 + [0] * 4, True), ([0] * 4 + [1] * 6, False)):
+    for row_mask, packed in (
+        ([1] * 10, False),
+        ([1] * 9 + [0], False),
+        ([1] * 6 + [0] * 4, True),
+        ([0] * 4 + [1] * 6, False),
+    ):
         mask = torch.tensor([[1] * 10, row_mask])
         seen.clear()
         with torch.no_grad():

@@ -132,8 +132,17 @@ def test_final_delta_lies_in_the_ball(norm):
     model, eps = toy_model(), 0.01
     x = make_embeds()
     _, delta = smart_regularizer(
-        pooled(model), x, pooled(model)(x), "multiclass", eps=eps, sigma=0.1, eta=1.0, steps=3, norm=norm,
-        generator=torch.Generator().manual_seed(0), return_delta=True,
+        pooled(model),
+        x,
+        pooled(model)(x),
+        "multiclass",
+        eps=eps,
+        sigma=0.1,
+        eta=1.0,
+        steps=3,
+        norm=norm,
+        generator=torch.Generator().manual_seed(0),
+        return_delta=True,
     )
     token_norms = delta.abs().amax(-1) if norm == "inf" else delta.norm(dim=-1)  # (B, T)
     assert (token_norms <= eps * (1 + 1e-6)).all()
@@ -147,11 +156,14 @@ def reference_one_step(forward, x, kind, eps, sigma, eta, norm, variant, seed):
     inner = divergence(forward(x + delta), forward(x).detach(), kind)
     (g,) = torch.autograd.grad(inner, delta)
     if norm == "inf":
+
         def token_norm(t):
             return t.abs().amax(-1, keepdim=True)
     else:
+
         def token_norm(t):
             return t.norm(dim=-1, keepdim=True)
+
     if variant == "project":
         step = delta0 + eta * g / token_norm(g)
         if norm == "inf":
@@ -168,10 +180,26 @@ def test_one_step_matches_reference_and_increases_the_inner_loss(norm, variant):
     forward, x = pooled(model), make_embeds()
     clean = forward(x)
     settings = dict(eps=0.1, sigma=0.01, eta=0.1, norm=norm, variant=variant)
-    _, delta0 = smart_regularizer(forward, x, clean, "multiclass", steps=0, return_delta=True,
-                                  generator=torch.Generator().manual_seed(7), **settings)
-    _, delta1 = smart_regularizer(forward, x, clean, "multiclass", steps=1, return_delta=True,
-                                  generator=torch.Generator().manual_seed(7), **settings)
+    _, delta0 = smart_regularizer(
+        forward,
+        x,
+        clean,
+        "multiclass",
+        steps=0,
+        return_delta=True,
+        generator=torch.Generator().manual_seed(7),
+        **settings,
+    )
+    _, delta1 = smart_regularizer(
+        forward,
+        x,
+        clean,
+        "multiclass",
+        steps=1,
+        return_delta=True,
+        generator=torch.Generator().manual_seed(7),
+        **settings,
+    )
     ref0, ref1 = reference_one_step(forward, x, "multiclass", seed=7, **settings)
     torch.testing.assert_close(delta0, ref0)
     torch.testing.assert_close(delta1, ref1)
@@ -190,9 +218,17 @@ def test_one_step_matches_reference_and_increases_the_inner_loss(norm, variant):
 def test_normalize_variant_is_not_bounded_by_eps():
     model = toy_model()
     forward, x = pooled(model), make_embeds()
-    _, delta = smart_regularizer(forward, x, forward(x), "multiclass", eps=1e-6, sigma=0.01,
-                                 variant="normalize", generator=torch.Generator().manual_seed(0),
-                                 return_delta=True)
+    _, delta = smart_regularizer(
+        forward,
+        x,
+        forward(x),
+        "multiclass",
+        eps=1e-6,
+        sigma=0.01,
+        variant="normalize",
+        generator=torch.Generator().manual_seed(0),
+        return_delta=True,
+    )
     # Every token ends with ∞-norm m / (m + ε) ≈ 1 (m is of order σ = 0.01 here), a million times ε.
     torch.testing.assert_close(delta.abs().amax(-1), torch.ones(B, T), atol=1e-3, rtol=0)
 
@@ -205,8 +241,18 @@ def test_regularizer_gradient_treats_delta_as_a_constant():
     model = toy_model(out=3)
     forward = pooled(model)
     x = make_embeds(requires_grad=True)
-    reg, delta = smart_regularizer(forward, x, forward(x), "multiclass", eps=0.05, sigma=0.01, eta=0.1,
-                                   steps=2, generator=torch.Generator().manual_seed(0), return_delta=True)
+    reg, delta = smart_regularizer(
+        forward,
+        x,
+        forward(x),
+        "multiclass",
+        eps=0.05,
+        sigma=0.01,
+        eta=0.1,
+        steps=2,
+        generator=torch.Generator().manual_seed(0),
+        return_delta=True,
+    )
     assert all(p.grad is None for p in model.parameters())  # the ascent used autograd.grad only
     assert not delta.requires_grad and delta.grad_fn is None
     reg.backward()
@@ -247,9 +293,17 @@ def test_bi_encoder_tuple_binary_and_regression():
     x1, x2 = make_embeds(1, requires_grad=True), make_embeds(2, requires_grad=True)
     for kind in ("binary", "regression"):
         x1.grad = x2.grad = head.weight.grad = None
-        reg, deltas = smart_regularizer(forward, (x1, x2), forward(x1, x2), kind, eps=0.1, sigma=0.01,
-                                        eta=0.1, generator=torch.Generator().manual_seed(0),
-                                        return_delta=True)
+        reg, deltas = smart_regularizer(
+            forward,
+            (x1, x2),
+            forward(x1, x2),
+            kind,
+            eps=0.1,
+            sigma=0.01,
+            eta=0.1,
+            generator=torch.Generator().manual_seed(0),
+            return_delta=True,
+        )
         assert isinstance(deltas, tuple) and len(deltas) == 2
         assert all(d.shape == (B, T, H) and d.abs().max() <= 0.1 for d in deltas)
         assert not torch.equal(deltas[0], deltas[1])  # each sentence gets its own perturbation
@@ -265,8 +319,9 @@ def test_runs_under_bfloat16_autocast_and_returns_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = forward(x)
         assert logits.dtype == torch.bfloat16
-        reg = smart_regularizer(forward, x, logits, "multiclass", eps=0.1, sigma=0.01, eta=0.1,
-                                generator=torch.Generator().manual_seed(0))
+        reg = smart_regularizer(
+            forward, x, logits, "multiclass", eps=0.1, sigma=0.01, eta=0.1, generator=torch.Generator().manual_seed(0)
+        )
     assert reg.dtype == torch.float32 and reg.dim() == 0
     assert torch.isfinite(reg) and reg.item() > 0
     reg.backward()
@@ -278,8 +333,12 @@ def test_regularizer_rejects_bad_arguments():
     forward, x = pooled(model), make_embeds()
     clean = forward(x)
     bad_arguments = [
-        (dict(kind="ordinal"), "kind"), (dict(norm="l1"), "norm"), (dict(variant="clip"), "variant"),
-        (dict(steps=-1), "steps"), (dict(steps=1.5), "steps"), (dict(eps=0.0), "eps"),
+        (dict(kind="ordinal"), "kind"),
+        (dict(norm="l1"), "norm"),
+        (dict(variant="clip"), "variant"),
+        (dict(steps=-1), "steps"),
+        (dict(steps=1.5), "steps"),
+        (dict(eps=0.0), "eps"),
     ]
     for bad, match in bad_arguments:
         args = dict(kind="multiclass") | bad

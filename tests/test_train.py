@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import train
+from tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "fixtures" / "tiny_bert"
@@ -47,12 +48,21 @@ def make_data(folder, n=48, seed=0):
             para.append((f"p{split}{i}", a, b, "1.0" if same else "0.0"))
             sts.append((f"t{split}{i}", a, b, 5.0 if same else round(rng.uniform(0, 2), 1)))
         labelled = split != "test"
-        write(folder / train.FILES["sst"][split], ["id", "sentence"] + ["sentiment"] * labelled,
-              [r if labelled else r[:2] for r in sst])  # fmt: skip
-        write(folder / train.FILES["para"][split], ["id", "sentence1", "sentence2"] + ["is_duplicate"] * labelled,
-              [r if labelled else r[:3] for r in para])  # fmt: skip
-        write(folder / train.FILES["sts"][split], ["id", "sentence1", "sentence2"] + ["similarity"] * labelled,
-              [r if labelled else r[:3] for r in sts])  # fmt: skip
+        write(
+            folder / TASKS["sst"].files[split],
+            ["id", "sentence"] + ["sentiment"] * labelled,
+            [r if labelled else r[:2] for r in sst],
+        )
+        write(
+            folder / TASKS["para"].files[split],
+            ["id", "sentence1", "sentence2"] + ["is_duplicate"] * labelled,
+            [r if labelled else r[:3] for r in para],
+        )
+        write(
+            folder / TASKS["sts"].files[split],
+            ["id", "sentence1", "sentence2"] + ["similarity"] * labelled,
+            [r if labelled else r[:3] for r in sts],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +73,25 @@ def data_dir(tmp_path_factory):
 
 
 def run(data_dir, out, *extra):
-    args = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out), "--epochs", "2",
-            "--steps-per-epoch", "6", "--batch-size", "8", "--lr", "1e-3", "--log-every", "3", *extra]  # fmt: skip
+    args = [
+        "--model",
+        str(TINY),
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "6",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--log-every",
+        "3",
+        *extra,
+    ]
     return train.train(train.parse_args(args))
 
 
@@ -92,26 +119,53 @@ def test_end_to_end_writes_metrics_predictions_and_checkpoints(data_dir, tmp_pat
             assert len(raw) == n + 1 and len(raw[1].split("\t")) == (6 if task == "sst" else 2)
     # The dev predictions reproduce the reported dev metric.
     sst_pred = dict(r.split(" , ") for r in (predictions / "sst-dev-output.csv").read_text().splitlines()[1:])
-    labels = {line.split("\t")[1]: line.split("\t")[3] for line in (data_dir / "ids-sst-dev.csv").read_text().splitlines()[1:]}
+    labels = {
+        line.split("\t")[1]: line.split("\t")[3] for line in (data_dir / "ids-sst-dev.csv").read_text().splitlines()[1:]
+    }
     accuracy = sum(sst_pred[i].strip() == labels[i] for i in labels) / len(labels)
     assert abs(accuracy - saved["dev"]["sst"]) < 1e-9
 
 
 def test_predict_cli_reads_stdin(data_dir, tmp_path):
     run(data_dir, tmp_path / "run", "--task", "sts")
-    result = subprocess.run([sys.executable, "predict.py", str(tmp_path / "run"), "--task", "sts"], cwd=ROOT,
-                            input="the cat .\tthe cat .\nthe dog fun .\tlove life music .\n", capture_output=True,
-                            text=True, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "predict.py", str(tmp_path / "run"), "--task", "sts"],
+        cwd=ROOT,
+        input="the cat .\tthe cat .\nthe dog fun .\tlove life music .\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and all(0.0 <= float(line.split("\t")[0]) <= 5.0 for line in lines)
-    bad = subprocess.run([sys.executable, "predict.py", str(tmp_path / "run"), "--task", "sts"], cwd=ROOT,
-                         input="only one sentence\n", capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "predict.py", str(tmp_path / "run"), "--task", "sts"],
+        cwd=ROOT,
+        input="only one sentence\n",
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "line 1: expected two tab-separated sentences" in bad.stderr
 
 
 def test_overfit_one_batch(data_dir, tmp_path):
-    metrics = run(data_dir, tmp_path / "run", "--task", "sst", "--overfit-batch", "--steps-per-epoch", "60",
-                  "--lr", "3e-3", "--dropout", "0", "--encoder-dropout", "0", "--warmup", "0")  # fmt: skip
+    metrics = run(
+        data_dir,
+        tmp_path / "run",
+        "--task",
+        "sst",
+        "--overfit-batch",
+        "--steps-per-epoch",
+        "60",
+        "--lr",
+        "3e-3",
+        "--dropout",
+        "0",
+        "--encoder-dropout",
+        "0",
+        "--warmup",
+        "0",
+    )
     first, last = metrics["epochs"][0]["train_loss"]["sst"], metrics["epochs"][-1]["train_loss"]["sst"]
     assert first > 0.1 and last < 0.05  # started near ln(5) = 1.6; ends memorised
 
@@ -140,8 +194,9 @@ def interrupt_at(monkeypatch, step, how):
     monkeypatch.setattr(train, "get_lr", get_lr)
 
 
-@pytest.mark.parametrize("how,amp", [("sigint", "off"), ("crash", "off"), ("crash", "fp16")],
-                         ids=["sigint", "crash", "fp16-crash"])  # fmt: skip
+@pytest.mark.parametrize(
+    "how,amp", [("sigint", "off"), ("crash", "off"), ("crash", "fp16")], ids=["sigint", "crash", "fp16-crash"]
+)
 def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, how, amp):
     # fp16 is the GPU's loss-scaled path (GradScaler), run here on the CPU: its scale is checkpointed too.
     extra = ["--save-every", "4", "--seed", "3", "--amp", amp]
@@ -181,8 +236,20 @@ def test_init_from_a_single_task_run(data_dir, tmp_path, capsys):
 
 def test_nan_loss_stops_with_a_clear_message(data_dir, tmp_path):
     with pytest.raises(SystemExit, match=r"loss is (nan|inf) at epoch \d+ step \d+"):
-        run(data_dir, tmp_path / "run", "--task", "sts", "--lr", "1e12", "--clip", "0", "--warmup", "0",
-            "--steps-per-epoch", "20")  # fmt: skip
+        run(
+            data_dir,
+            tmp_path / "run",
+            "--task",
+            "sts",
+            "--lr",
+            "1e12",
+            "--clip",
+            "0",
+            "--warmup",
+            "0",
+            "--steps-per-epoch",
+            "20",
+        )
 
 
 def test_bad_flags_and_files_are_named(data_dir, tmp_path, capsys):
@@ -207,8 +274,12 @@ def test_bad_flags_and_files_are_named(data_dir, tmp_path, capsys):
 def test_smart_with_lambda_zero_gives_exactly_the_plain_gradients(data_dir):
     args = train.parse_args(["--model", str(TINY), "--smart", "0"])
     model = train.build_model(args, TINY, ["sst", "para", "sts"], 5).eval()  # eval: no dropout randomness
-    batch = {"input_ids": torch.tensor([[2, 5, 30, 3], [2, 31, 3, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
-             "token_type_ids": torch.zeros(2, 4, dtype=torch.long), "labels": torch.tensor([1, 4])}  # fmt: skip
+    batch = {
+        "input_ids": torch.tensor([[2, 5, 30, 3], [2, 31, 3, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+        "token_type_ids": torch.zeros(2, 4, dtype=torch.long),
+        "labels": torch.tensor([1, 4]),
+    }
     grads = []
     for smart_on in (False, True):
         model.zero_grad()
@@ -222,13 +293,20 @@ def test_smart_with_lambda_zero_gives_exactly_the_plain_gradients(data_dir):
     assert any(not torch.equal(grads[0][n], p.grad) for n, p in model.named_parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("extra,baseline", [
-    (["--smart", "3"], []),
-    (["--smart", "3", "--pair-encoding", "bi", "--smart-norm", "l2"], ["--pair-encoding", "bi"]),
-    (["--smart", "1", "--smart-variant", "normalize", "--smart-tasks", "sst,para"], []),
-    (["--schedule", "summed", "--pcgrad", "--pcgrad-reduction", "mean"], ["--schedule", "summed"]),
-    (["--amp", "bf16", "--schedule", "summed", "--pcgrad", "--smart", "1"], ["--amp", "bf16", "--schedule", "summed"]),
-], ids=["smart-cross", "smart-bi-l2", "smart-normalize", "pcgrad", "bf16"])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra,baseline",
+    [
+        (["--smart", "3"], []),
+        (["--smart", "3", "--pair-encoding", "bi", "--smart-norm", "l2"], ["--pair-encoding", "bi"]),
+        (["--smart", "1", "--smart-variant", "normalize", "--smart-tasks", "sst,para"], []),
+        (["--schedule", "summed", "--pcgrad", "--pcgrad-reduction", "mean"], ["--schedule", "summed"]),
+        (
+            ["--amp", "bf16", "--schedule", "summed", "--pcgrad", "--smart", "1"],
+            ["--amp", "bf16", "--schedule", "summed"],
+        ),
+    ],
+    ids=["smart-cross", "smart-bi-l2", "smart-normalize", "pcgrad", "bf16"],
+)
 def test_regularized_runs_finish_and_differ_from_plain(data_dir, tmp_path, extra, baseline):
     plain = run(data_dir, tmp_path / "plain", *baseline)
     regularized = run(data_dir, tmp_path / "reg", *extra)

@@ -1,0 +1,136 @@
+"""Tests for fetch_data.py (`make data`): from a mirror folder and from a local HTTP server,
+validation before a file takes its real name, and optional test files."""
+
+import functools
+import http.server
+import socket
+import threading
+
+import pytest
+
+import fetch_data
+from data import DataError
+
+SST_HEADER = "\tid\tsentence\tsentiment\n"
+PAIR_HEADER = "\tid\tsentence1\tsentence2\t{}\n"
+
+
+def write(folder, name, text):
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+TINY_FILES = {  # name -> (task, split, accepted row counts)
+    "sst-train.csv": ("sst", "train", (3,)),
+    "sst-test.csv": ("sst", "test", (2,)),
+    "quora-dev.csv": ("para", "dev", (2, 50)),
+}
+
+
+def write_tiny_course(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    write(folder, "sst-train.csv", SST_HEADER + '0\ta\t"a ""b"" c"\t1\n1\tb\tx\t0.0\n2\tc\ty\t4\n')
+    write(folder, "sst-test.csv", "0\t\tid\tsentence\n1\t0.0\ta\tx\n2\t1.0\tb\ty\n")
+    write(folder, "quora-dev.csv", PAIR_HEADER.format("is_duplicate") + "0\ta\tx\ty\t1.0\n1\tb\tx\ty\t\n")
+    return folder
+
+
+def test_fetch_from_mirror_is_idempotent_and_repairs(tmp_path, capsys):
+    mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
+    fetch_data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    out = capsys.readouterr().out
+    assert out.count("copied from") == 3
+    for name in TINY_FILES:
+        assert (dest / name).read_bytes() == (mirror / name).read_bytes()
+
+    fetch_data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    assert capsys.readouterr().out.count(": ok (") == 3
+
+    (dest / "sst-train.csv").write_text(SST_HEADER + "0\ta\tx\t1\n")  # truncated: 1 row, not 3
+    fetch_data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    out = capsys.readouterr().out
+    assert "sst-train.csv: invalid, moved to sst-train.csv.invalid and fetching again" in out
+    assert out.count("copied from") == 1 and (dest / "sst-train.csv.invalid").is_file()
+    assert (dest / "sst-train.csv").read_bytes() == (mirror / "sst-train.csv").read_bytes()
+
+    with pytest.raises(DataError, match=r"sst-train\.csv: expected 5 or 6 data rows, found 3"):
+        fetch_data.fetch(tmp_path / "other", mirror=mirror, files={"sst-train.csv": ("sst", "train", (5, 6))})
+
+
+class CountingHandler(http.server.SimpleHTTPRequestHandler):
+    requests_seen = []
+
+    def do_GET(self):
+        self.requests_seen.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    write_tiny_course(root / "data")
+    CountingHandler.requests_seen = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(CountingHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/data", root / "data"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_over_http(tmp_path, server, capsys):
+    base_url, served = server
+    dest = tmp_path / "data"
+    fetch_data.fetch(dest, mirror=tmp_path / "no-such-mirror", base_url=base_url, files=TINY_FILES)
+    out = capsys.readouterr().out
+    assert "mirror folder" in out and out.count("downloaded from") == 3
+    assert sorted(CountingHandler.requests_seen) == sorted(f"/data/{name}" for name in TINY_FILES)
+    assert (dest / "quora-dev.csv").read_bytes() == (served / "quora-dev.csv").read_bytes()
+
+    fetch_data.fetch(dest, base_url=base_url, files=TINY_FILES)  # everything valid: nothing fetched
+    assert len(CountingHandler.requests_seen) == 3
+    assert capsys.readouterr().out.count(": ok (") == 3
+
+    missing = {"sts-dev.csv": ("sts", "dev", (1,))}
+    with pytest.raises(DataError, match=rf"{base_url}/sts-dev\.csv: not found \(HTTP 404\)"):
+        fetch_data.fetch(dest, base_url=base_url, files=missing)
+    assert not (dest / "sts-dev.csv").exists()
+
+
+def test_fetch_offline_suggests_a_mirror(tmp_path):
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DataError, match=r"(?s)127\.0\.0\.1:\d+/sst-dev\.csv.*make data DATA_MIRROR="):
+        fetch_data.fetch(tmp_path, base_url=f"http://127.0.0.1:{port}", files={"sst-dev.csv": ("sst", "dev", (2,))})
+
+
+def test_a_file_that_fails_validation_never_takes_its_real_name(tmp_path):
+    mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
+    write(mirror, "sst-train.csv", SST_HEADER + "0\ta\tx\t1\n")  # 1 row, 3 expected
+    with pytest.raises(DataError, match=r"mirror/sst-train\.csv: expected 3 data rows, found 1"):
+        fetch_data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    assert sorted(p.name for p in dest.iterdir()) == []  # nothing where train.py would read it, no temp file
+
+
+def test_a_test_file_nobody_has_is_reported_and_the_rest_still_fetched(tmp_path, capsys):
+    mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
+    (mirror / "sst-test.csv").unlink()
+    with socket.socket() as s:  # a port that nothing listens on: offline
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    missing = fetch_data.fetch(dest, mirror=mirror, base_url=f"http://127.0.0.1:{port}", files=TINY_FILES)
+    assert missing == ["sst-test.csv"]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sst-test.csv")]
+    assert len(lines) == 1 and "not available" in lines[0] and "no sst test predictions" in lines[0]
+    assert (dest / "sst-train.csv").is_file() and (dest / "quora-dev.csv").is_file()
+
+
+def test_course_files_come_from_the_task_table():
+    files = fetch_data.course_files()
+    assert len(files) == 9 and files["quora-test-student.csv"] == ("para", "test", None)
+    assert files["ids-sst-dev.csv"] == ("sst", "dev", (1101,))

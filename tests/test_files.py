@@ -1,0 +1,54 @@
+"""Tests for files.py: atomic writes never leave a partial file, replace links instead of
+following them, and name the file and device when the disk is full."""
+
+import errno
+
+import pytest
+import torch
+
+import files
+
+
+def test_write_replaces_the_file_in_one_step(tmp_path):
+    path = tmp_path / "metrics.json"
+    files.write_text(path, "old\n")
+    with pytest.raises(RuntimeError, match="boom"), files.atomic_write(path) as f:
+        f.write("half of the new")
+        raise RuntimeError("boom")
+    assert path.read_text() == "old\n"  # the failed write left the old file as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # and no temporary file
+    files.write_text(path, "new\n")
+    assert path.read_text() == "new\n" and (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_a_planted_link_is_replaced_not_followed(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").symlink_to(outside)
+    files.write_text(run / "metrics.json", "metrics\n")
+    assert outside.read_text() == "precious\n"
+    assert not (run / "metrics.json").is_symlink() and (run / "metrics.json").read_text() == "metrics\n"
+
+
+def test_copy_and_torch_save(tmp_path):
+    (tmp_path / "a").write_bytes(b"\x00\x01vocab")
+    files.copy_file(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == b"\x00\x01vocab"
+    files.save_torch({"w": torch.arange(3)}, tmp_path / "c.pt")
+    assert torch.equal(torch.load(tmp_path / "c.pt", weights_only=True)["w"], torch.arange(3))
+
+
+def test_a_full_disk_names_the_file_and_removes_the_partial_one(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    files.write_text(path, "previous checkpoint")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(files.WriteError, match=rf"no space left on \S+ writing {path}"):
+        files.save_torch({"w": torch.zeros(3)}, path)
+    assert path.read_text() == "previous checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
