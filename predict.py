@@ -10,7 +10,6 @@ tab-separated sentences):
 
 import argparse
 import contextlib
-import csv
 import json
 import sys
 from pathlib import Path
@@ -19,10 +18,8 @@ import numpy as np
 import torch
 
 import data
-from files import atomic_write
 from heads import MultitaskBert
 from minbert import BertConfig, BertModel
-from tasks import TASKS
 from tokenizer import build_tokenizer
 
 
@@ -56,23 +53,6 @@ def predict(model, task, task_data, batch_size=64, device=None, amp="off"):
             preds[i], raws[i] = p, r
     model.train(was_training)
     return np.array(preds), np.array(raws)
-
-
-def write_predictions(folder, task, split, task_data, preds, raws):
-    """`{task}-{split}-output.csv` in the course's submission format, plus `{task}-{split}-raw.csv`
-    with class probabilities (sst), P(paraphrase) (para) or the unclipped score (sts), for ensembling."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / f"{task}-{split}-output.csv") as f:
-        f.write(f"id \t {TASKS[task].prediction_column} \n")  # the exact layout of the course's starter code
-        for id_, p in zip(task_data.example_ids, preds):
-            f.write(f"{id_} , {p.item() if hasattr(p, 'item') else p} \n")
-    with atomic_write(folder / f"{task}-{split}-raw.csv", newline="") as f:
-        writer = csv.writer(f, delimiter="\t")
-        columns = [f"p{k}" for k in range(raws.shape[1])] if raws.ndim == 2 else ["prob" if task == "para" else "score"]
-        writer.writerow(["id", *columns])
-        for id_, r in zip(task_data.example_ids, raws):
-            writer.writerow([id_, *(f"{x:.6g}" for x in np.atleast_1d(r))])
 
 
 # ----------------------------------------------------------------------------

@@ -33,11 +33,12 @@ import distributed
 import files
 import hub
 import pcgrad
+import predictions
 import smart
 from adamw import AdamW
 from heads import MultitaskBert
 from minbert import UNPAD_MIN, BertModel
-from predict import autocast, predict, to_device, write_predictions
+from predict import autocast, predict, to_device
 from schedules import SCHEDULES, Schedule
 from tasks import TASK_NAMES, TASKS, overall, score
 from tokenizer import build_tokenizer
@@ -467,7 +468,7 @@ def finish(args, model, out, splits, state, t_start, device, log):
     if distributed.is_main():
         for split, results in (("dev", outputs), ("test", tests)):
             for task, (preds, raws) in results.items():
-                write_predictions(out / "predictions", task, split, splits[split][task], preds, raws)
+                predictions.write(out / "predictions", task, split, splits[split][task].example_ids, preds, raws)
         files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     log(f"done in {format_time(wall)}; wrote {out / 'metrics.json'} and {out / 'predictions'}/")
     return metrics
