@@ -163,7 +163,7 @@ def num_classes(td):
 def confidence(td):
     """How sure the model was of each prediction (N,): the probability it gave its predicted class
     (sst, para), or for sts, where there are no probabilities, the size of the error."""
-    if td.task == "sts":
+    if TASKS[td.task].kind == "regression":
         return np.abs(td.pred - td.gold)
     if td.raw.ndim == 2:
         return td.raw[np.arange(len(td.pred)), td.pred.astype(int)]
@@ -174,6 +174,7 @@ def confident_mistakes(td, n):
     """Indices of the n wrong predictions made with the highest confidence, most confident first.
     For sts every prediction is a little wrong: the n largest errors."""
     conf = confidence(td)
-    wrong = np.ones(len(conf), dtype=bool) if td.task == "sts" else td.pred != td.gold
+    regression = TASKS[td.task].kind == "regression"
+    wrong = np.ones(len(conf), dtype=bool) if regression else td.pred != td.gold
     order = np.argsort(-conf, kind="stable")
     return [int(i) for i in order if wrong[i]][:n]

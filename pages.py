@@ -128,7 +128,7 @@ def curve_blocks(run):
 
 def confusion_blocks(run):
     blocks = []
-    for task in ("sst", "para"):
+    for task in [t for t in TASK_NAMES if TASKS[t].kind != "regression"]:
         td = run.tasks.get(task)
         if td is None or td.examples is None:
             continue
@@ -154,11 +154,12 @@ def confusion_blocks(run):
 
 
 def scatter_blocks(run):
-    td = run.tasks.get("sts")
+    regression = [run.tasks[t] for t in TASK_NAMES if TASKS[t].kind == "regression" and t in run.tasks]
+    td = regression[0] if regression else None
     if td is None or td.examples is None:
         return ["No similarity predictions with gold scores."]
     slope, intercept = analysis.least_squares(td.gold, td.pred)
-    r = score("sts", td.pred, td.gold)
+    r = score(td.task, td.pred, td.gold)
     equation = f"predicted = {slope:.3f} × gold {'+' if intercept >= 0 else '−'} {abs(intercept):.3f}"
     chart = svg.scatter(
         td.gold,
@@ -181,7 +182,7 @@ def mistake_blocks(run, n):
         picked = analysis.confident_mistakes(td, n)
         conf = analysis.confidence(td)
         texts = ["sentence"] if not TASKS[task].is_pair else ["sentence 1", "sentence 2"]
-        if task == "sts":
+        if TASKS[task].kind == "regression":
             what, header = "largest errors |predicted − gold|", ["|error|"]
         elif td.raw.ndim == 2:
             what, header = "wrong predictions with the highest probability", ["P(predicted)", "P(gold)"]
@@ -191,7 +192,7 @@ def mistake_blocks(run, n):
         for i in picked:
             ex = td.examples[i]
             cells = [ex.id, ex.text_a] + ([ex.text_b] if ex.text_b is not None else [])
-            digits = 2 if task == "sts" else 0  # a similarity, or a class id
+            digits = 2 if TASKS[task].kind == "regression" else 0  # a similarity, or a class id
             cells += [fmt(td.gold[i], digits), fmt(td.pred[i], digits), fmt(conf[i], 3)]
             if td.raw.ndim == 2:
                 cells.append(fmt(td.raw[i, int(td.gold[i])], 3))
@@ -375,5 +376,6 @@ def write_comparison(run_dirs, out, data_dir=None, mistakes=10):
         runs.append(analysis.load_run(run_dir, data_dir))
         index = write_run(runs[-1], mistakes)
         links.append(Path(os.path.relpath(index, out)).as_posix())
-    labels = [str(d) for d in run_dirs]
+    names = [Path(d).name for d in run_dirs]  # the folder names, unless two runs share one
+    labels = names if len(set(names)) == len(names) else [str(d) for d in run_dirs]
     return write_page(out, f"Comparison of {len(runs)} runs", comparison_sections(runs, labels, links))

@@ -23,7 +23,6 @@ import numpy as np
 
 WIDTH, HEIGHT = 600, 360
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 56  # margins around the plot box: room for ticks and titles
-LEGEND_WIDTH = 150  # added on the right when a chart has a legend
 FONT = "font-family:Helvetica,Arial,sans-serif;font-size:13px"
 # Okabe and Ito's palette: eight colours that stay distinct for colour-blind readers
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -142,6 +141,11 @@ def legend(entries, x, y):
     return out
 
 
+def legend_width(entries):
+    """Room on the right for the legend: its swatch and its longest label (about 7.5 px a character)."""
+    return 50 + round(7.5 * max(len(str(label)) for label, _, _ in entries))
+
+
 # ----------------------------------------------------------------------------
 # the three charts
 
@@ -171,7 +175,7 @@ def line_chart(series, title, x_label, y_label, integer_x=True):
             )
         entries.append((name, color, None))
     body += legend(entries, WIDTH + 10, TOP + 10)
-    return document(body, width=WIDTH + LEGEND_WIDTH, title=title)
+    return document(body, width=WIDTH + legend_width(entries), title=title)
 
 
 def scatter(xs, ys, title, x_label, y_label, line=None, line_label="least-squares fit", diagonal=True):
@@ -205,7 +209,7 @@ def scatter(xs, ys, title, x_label, y_label, line=None, line_label="least-square
         )
         entries.append((line_label, "#D55E00", None))
     body += legend(entries, WIDTH + 10, TOP + 10)
-    return document(body, width=WIDTH + LEGEND_WIDTH, title=title)
+    return document(body, width=WIDTH + legend_width(entries), title=title)
 
 
 def blue(share):

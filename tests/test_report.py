@@ -23,11 +23,18 @@ NS = {"s": "http://www.w3.org/2000/svg"}
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two tiny runs of two epochs that differ in their learning rate, and the data they used."""
+    """A tiny run of two epochs (a), the data it used, and a copy of it (b) whose metrics.json says it
+    ran with another learning rate and scored higher on sst: a second run for comparisons."""
     root = tmp_path_factory.mktemp("runs")
     make_data(root / "data")
     run(root / "data", root / "a")
-    run(root / "data", root / "b", "--lr", "3e-4")
+    shutil.copytree(root / "a", root / "b", ignore=shutil.ignore_patterns("*.pt"))
+    metrics = json.loads((root / "b" / "metrics.json").read_text())
+    metrics["config"].update(lr=3e-4, out=str(root / "b"))
+    metrics["dev"]["sst"] += 0.125
+    for e in metrics["epochs"]:
+        e["overall"] += 0.125 / 3
+    (root / "b" / "metrics.json").write_text(json.dumps(metrics))
     return root
 
 
@@ -107,21 +114,29 @@ def test_sts_scatter_line_is_numpys_least_squares_fit(runs):
 def test_comparison_lists_every_run_with_its_flags_and_marks_the_best(runs, tmp_path):
     index = report.main([str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "cmp")])
     assert index == tmp_path / "cmp" / "index.html"
-    md = (tmp_path / "cmp" / "report.md").read_text()
-    page = index.read_text()
-    overall_of = {}
+    md, page = (tmp_path / "cmp" / "report.md").read_text(), index.read_text()
+    rows = {}
     for name, lr in (("a", "0.001"), ("b", "0.0003")):
-        row = md_row(md, f"[{runs / name}](../../{(runs / name / 'report' / 'index.html').relative_to(runs.parent)})")
-        assert row[1] == f"lr={lr}"  # the only flag that differs (the output folder aside)
-        overall_of[name] = float(row[5].strip("*"))
-        assert (runs / name / "report" / "index.html").is_file()  # each run's own report, linked
-        assert f'href="../../{runs.name}/{name}/report/index.html"' in page
-    best = max(overall_of, key=overall_of.get)
-    assert md_row(md, f"[{runs / best}]({'../../' + runs.name + '/' + best + '/report/index.html'})")[5].startswith(
-        "**"
-    )
+        link = f"../../{runs.name}/{name}/report/index.html"  # each run's own report, relative to the page
+        assert (runs / name / "report" / "index.html").is_file() and f'href="{link}"' in page
+        rows[name] = md_row(md, f"[{name}]({link})")
+        assert rows[name][1] == f"lr={lr}"  # the only flag that differs (the output folder aside)
+        metrics = json.loads((runs / name / "metrics.json").read_text())
+        assert [float(c.strip("*")) for c in rows[name][2:5]] == [round(metrics["dev"][t], 4) for t in TASK_NAMES]
+        assert float(rows[name][7].strip("*")) == metrics["wall_time_s"]
+        assert rows[name][8] == str(sum(metrics["examples_seen"].values()))
+    overall_of = {name: float(row[5].strip("*")) for name, row in rows.items()}
+    for name, row in rows.items():  # bold: the best overall (both, if they tie)
+        assert row[5].startswith("**") == (overall_of[name] == max(overall_of.values()))
     curve = svg_file(tmp_path / "cmp" / "curve-overall.svg")
     assert len(curve.findall(".//s:polyline", NS)) == 2 and len(curve.findall(".//s:circle", NS)) == 4
+
+
+def test_runs_with_the_same_folder_name_are_told_apart_by_their_paths(runs, tmp_path):
+    first, second = copy_run(runs, tmp_path / "x" / "run"), copy_run(runs, tmp_path / "y" / "run")
+    pages.write_comparison([first, second], tmp_path / "cmp")
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert f"| [{first}](" in md and f"| [{second}](" in md
 
 
 def test_default_comparison_folder_is_beside_the_runs(runs):
