@@ -73,8 +73,7 @@ def load_run(folder, data_dir=None):
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{summary_path}: not valid JSON ({e})") from None
-    if not isinstance(summary, dict):
-        raise RunError(f"{summary_path}: expected a JSON object, found {type(summary).__name__}")
+    check_summary(summary_path, summary)
     pred_dir = folder / "predictions"
     if not pred_dir.is_dir():
         raise RunError(f"{folder}: no predictions/ folder (train.py writes it when a run finishes)")
@@ -88,6 +87,31 @@ def load_run(folder, data_dir=None):
     if not run.tasks:
         raise RunError(f"{pred_dir}: no dev predictions ({', '.join(t + '-dev-raw.csv' for t in TASK_NAMES)})")
     return run
+
+
+def numbers(d):
+    return isinstance(d, dict) and all(isinstance(v, int | float) for v in d.values())
+
+
+def check_summary(path, summary):
+    """The parts of a summary file the pages read, in the shapes they expect, or RunError naming the entry."""
+    if not isinstance(summary, dict):
+        raise RunError(f"{path}: expected a JSON object, found {type(summary).__name__}")
+    if not isinstance(summary.get("config", {}), dict):
+        raise RunError(f"{path}: 'config' should map flags to values")
+    if not isinstance(summary.get("wall_time_s", 0), int | float):
+        raise RunError(f"{path}: 'wall_time_s' should be a number")
+    for key in ("dev", "examples_seen"):
+        if key in summary and not numbers(summary[key]):
+            raise RunError(f"{path}: '{key}' should map names to numbers")
+    for i, e in enumerate(summary.get("epochs") or []):
+        if not isinstance(e, dict) or not isinstance(e.get("epoch"), int):
+            raise RunError(f"{path}: epochs[{i}] should be an object with an integer 'epoch'")
+        if not numbers({k: e[k] for k in ("overall", "plain_mean") if k in e}):
+            raise RunError(f"{path}: epochs[{i}]: 'overall' and 'plain_mean' should be numbers")
+        for key in ("dev", "train_loss", "train_acc"):
+            if key in e and not numbers(e[key]):
+                raise RunError(f"{path}: epochs[{i}].{key} should map tasks to numbers")
 
 
 def dev_path(config, task, data_dir=None):

@@ -265,8 +265,15 @@ def comparison_sections(runs, labels, links):
                 if value is not None:
                     series.setdefault(label, []).append((e["epoch"], value))
         if series:
-            chart = svg.line_chart(series, f"dev {title} per epoch", "epoch", "overall" if key == "overall" else "")
-            curves.append(Figure(f"curve-{key}.svg", chart, f"Dev {title} after each epoch, one line per run."))
+            axis = "overall" if key == "overall" else metric_name(key)
+            chart = svg.line_chart(series, f"dev {title} per epoch", "epoch", axis)
+            curves.append(
+                Figure(
+                    f"curve-{key}.svg",
+                    chart,
+                    f"Dev {title} after each epoch (on the --eval-subset examples), one line per run.",
+                )
+            )
     missing = [label for run, label in zip(runs, labels) if not run.summary.get("epochs")]
     if missing:
         curves.append(f"No per-epoch history for: {', '.join(missing)}.")

@@ -25,6 +25,8 @@ WIDTH, HEIGHT = 600, 360
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 56  # margins around the plot box: room for ticks and titles
 FONT = "font-family:Helvetica,Arial,sans-serif;font-size:13px"
 # Okabe and Ito's palette: eight colours that stay distinct for colour-blind readers
+# Lines also differ in their dashes, so a line drawn over an equal one still shows through.
+DASHES = (None, "8 4", "2 3", "10 3 2 3")
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
 
@@ -165,15 +167,16 @@ def line_chart(series, title, x_label, y_label, integer_x=True):
     body = axes(frame, title, x_label, y_label)
     entries = []
     for i, (name, values) in enumerate(series.items()):
-        color = COLORS[i % len(COLORS)]
+        color, dash = COLORS[i % len(COLORS)], DASHES[i % len(DASHES)]
         coords = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in values)
-        body.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2.5"/>')
+        style = f'stroke="{color}" stroke-width="2.5"' + f' stroke-dasharray="{dash}"' * bool(dash)
+        body.append(f'<polyline points="{coords}" fill="none" {style}/>')
         for x, y in values:
             body.append(
                 f'<circle class="point" cx="{frame.x(x):.1f}" cy="{frame.y(y):.1f}" r="3.5" fill="{color}">'
                 f"<title>{escape(name)}: {escape(f'{y:.4g}')} at {escape(f'{x:g}')}</title></circle>"
             )
-        entries.append((name, color, None))
+        entries.append((name, color, dash))
     body += legend(entries, WIDTH + 10, TOP + 10)
     return document(body, width=WIDTH + legend_width(entries), title=title)
 

@@ -42,6 +42,8 @@ def test_line_chart_has_one_marker_per_point_a_line_per_series_and_a_legend():
     assert len(root.findall(".//s:polyline", NS)) == 2
     assert texts(root, "legend") == ["sst", "sts"]
     assert texts(root, "tick")[-3:] == ["1", "2", "3"]  # the x ticks come last
+    # The second line is dashed, so it shows even where it lies on the first.
+    assert [p.get("stroke-dasharray") for p in root.findall(".//s:polyline", NS)] == [None, svg.DASHES[1]]
 
 
 def test_epoch_ticks_are_whole_numbers():
