@@ -54,6 +54,7 @@ class Run:
     summary: dict
     tasks: dict  # task -> TaskDev, for the tasks with dev predictions
     absent: list = field(default_factory=list)  # one sentence per thing the report cannot show
+    ensemble: dict | None = None  # ensemble.py's ensemble.json (members, weights, scores), where present
 
     @property
     def config(self):
@@ -69,15 +70,14 @@ def load_run(folder, data_dir=None):
     summary_path = next((folder / n for n in SUMMARY_FILES if (folder / n).is_file()), None)
     if summary_path is None:
         raise RunError(f"{folder}: no metrics.json (nor ensemble.json): is this a run folder of train.py?")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{summary_path}: not valid JSON ({e})") from None
+    summary = read_json(summary_path)
     check_summary(summary_path, summary)
     pred_dir = folder / "predictions"
     if not pred_dir.is_dir():
         raise RunError(f"{folder}: no predictions/ folder (train.py writes it when a run finishes)")
     run = Run(folder, summary_path.name, summary, {})
+    if (folder / "ensemble.json").is_file():
+        run.ensemble = read_json(folder / "ensemble.json")
     for task in TASK_NAMES:
         raw_path = predictions.file_path(pred_dir, task, "dev", "raw")
         if not raw_path.is_file():
@@ -87,6 +87,13 @@ def load_run(folder, data_dir=None):
     if not run.tasks:
         raise RunError(f"{pred_dir}: no dev predictions ({', '.join(t + '-dev-raw.csv' for t in TASK_NAMES)})")
     return run
+
+
+def read_json(path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: not valid JSON ({e})") from None
 
 
 def numbers(d):

@@ -59,6 +59,7 @@ def run_sections(run, mistakes=10):
     """The sections of one run's page, top to bottom."""
     sections = [
         ("Dev metrics", metric_blocks(run)),
+        *([("Ensemble", ensemble_blocks(run.ensemble))] if isinstance(run.ensemble, dict) else []),
         ("Per-epoch curves", curve_blocks(run)),
         ("Confusion matrices and per-class scores", confusion_blocks(run)),
         ("Similarity: predicted vs gold", scatter_blocks(run)),
@@ -88,7 +89,23 @@ def metric_blocks(run):
     seen = run.summary.get("examples_seen")
     if seen:
         facts.append(f"examples seen {sum(seen.values())} ({', '.join(f'{t} {n}' for t, n in seen.items())})")
-    return [f"Run folder {run.folder}. " + "; ".join(facts) + "." * bool(facts), Table(header, rows)]
+    return [" ".join([f"Run folder {run.folder}.", "; ".join(facts) + "." * bool(facts)]).strip(), Table(header, rows)]
+
+
+def ensemble_blocks(ensemble):
+    """ensemble.py's choice per task: how it chose, the members (a run counted twice weighs twice), the
+    ensemble's dev score and the best single member's."""
+    rows = []
+    tasks = ensemble.get("tasks")
+    for task, info in tasks.items() if isinstance(tasks, dict) else []:
+        if not isinstance(info, dict):
+            continue
+        members = ", ".join(f"{m.get('run')} ×{m.get('count', 1)}" for m in info.get("members", []))
+        singles = [v for v in (info.get("singles") or {}).values() if isinstance(v, int | float)]
+        rows.append([task, str(info.get("method", "")), members, fmt(info.get("dev")), fmt(max(singles, default=None))])
+    blocks = [Table(["task", "chosen by", "members", "ensemble dev", "best single run dev"], rows)]
+    note = str(ensemble.get("note") or "")
+    return blocks + ([note[:1].upper() + note[1:] + "."] if note else [])
 
 
 def epoch_series(epochs, key):

@@ -224,25 +224,27 @@ def test_history_extras_are_shown_when_present(runs, tmp_path):
 
 
 def test_an_ensemble_folder_with_sst_only_shows_what_is_there(runs, tmp_path):
+    # What ensemble.py writes: predictions/, metrics.json without config or history, and ensemble.json.
     folder = tmp_path / "ens"
     shutil.copytree(runs / "a" / "predictions", folder / "predictions")
     for name in ("para", "sts"):
         for path in (folder / "predictions").glob(f"{name}-*"):
             path.unlink()
-    summary = {"dev": {"sst": 0.5}, "members": {"sst": ["runs/a", "runs/b"]}, "weights": None}
-    (folder / "ensemble.json").write_text(json.dumps(summary))
+    (folder / "metrics.json").write_text(json.dumps({"dev": {"sst": 0.5}, "overall": 0.5, "plain_mean": 0.5}))
+    members = [{"run": "runs/a", "count": 2, "weight": 1.0}, {"run": "runs/b", "count": 1, "weight": 1.0}]
+    sst = {"method": "exhaustive", "members": members, "dev": 0.5, "singles": {"runs/a": 0.25, "runs/b": 0.375}}
+    ensemble = {"runs": ["runs/a", "runs/b"], "tasks": {"sst": sst}, "dev": {"sst": 0.5}, "note": "optimistic"}
+    (folder / "ensemble.json").write_text(json.dumps(ensemble))
     pages.write_report(folder, data_dir=runs / "data")
     md = (folder / "report" / "report.md").read_text()
-    assert "No per-epoch history: ensemble.json has no epochs." in md
+    assert "No per-epoch history: metrics.json has no epochs." in md
     assert "para: no dev predictions" in md and "sts: no dev predictions" in md
     assert md_row(md, TASKS["sst"].title)[2] == "0.5000"
-    assert md_row(md, "members")[1] == html_md(json.dumps(summary["members"]))
+    assert md_row(md, "sst") == ["sst", "exhaustive", "runs/a ×2, runs/b ×1", "0.5000", "0.3750"]
+    assert "\nOptimistic.\n" in md
+    assert md_row(md, "overall")[1] == "0.5"  # metrics.json's other entries, as there is no config
     assert (folder / "report" / "sst-confusion.svg").is_file()
     assert not (folder / "report" / "sts-scatter.svg").exists()
-
-
-def html_md(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ----------------------------------------------------------------------------
