@@ -182,14 +182,14 @@ def interrupt_at(monkeypatch, step, how):
     """Stop a run at a given global step: a real SIGINT (as Ctrl-C sends), or a crash."""
     real, fired = train.get_lr, []
 
-    def get_lr(global_step, total, args):
+    def get_lr(global_step, *rest):
         if global_step == step and not fired:
             fired.append(step)
             if how == "sigint":
                 os.kill(os.getpid(), signal.SIGINT)
             else:
                 raise RuntimeError("simulated crash")
-        return real(global_step, total, args)
+        return real(global_step, *rest)
 
     monkeypatch.setattr(train, "get_lr", get_lr)
 
