@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import data
+import files
 import hub
 import loop
 import pcgrad
@@ -585,7 +586,7 @@ def main():
         results["sst_epoch"] = bench_sst_epoch(args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2, default=float) + "\n")
+        files.write_text(args.json, json.dumps(results, indent=2, default=float) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -137,10 +137,15 @@ def read_examples(path, task, labelled=None):
     Rows with an empty label are skipped and reported on stderr; any other problem
     raises DataError("{path}:{line}: {problem}")."""
     examples, skipped = read_rows(path, task, labelled)
+    report_skipped(path, skipped)
+    return examples
+
+
+def report_skipped(path, skipped):
+    """One line on stderr naming the rows skipped for an empty label (if any)."""
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
         print(f"{path}: skipped {len(skipped)} rows with an empty label (lines {shown})", file=sys.stderr)
-    return examples
 
 
 def num_classes(examples):

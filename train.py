@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -78,12 +79,13 @@ def read_split(args, task, split, log=print):
             raise data.DataError(f"--{task}-test {path}: no such file")
         log(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
         return None
-    examples = data.read_examples(path, task, labelled=split != "test")
+    examples, skipped = data.read_rows(path, task, labelled=split != "test")
+    data.report_skipped(path, skipped)
     if not examples:
         raise data.DataError(f"{path}: no examples")
-    known = (TASKS[task].rows or {}).get(split)
-    if known and len(examples) not in known and not getattr(args, f"{task}_{split}"):
-        log(f"warning: {path} has {len(examples)} rows; the course file has {' or '.join(map(str, known))}")
+    rows, known = len(examples) + len(skipped), (TASKS[task].rows or {}).get(split)
+    if known and rows not in known and not getattr(args, f"{task}_{split}"):  # a default course file
+        log(f"warning: {path} has {rows} rows; the course file has {' or '.join(map(str, known))}")
     return examples
 
 
@@ -213,6 +215,7 @@ class Run:
 
 def setup(args):
     t_start = time.time()
+    check_out(args)
     out = Path(args.out)
     device, args.amp = pick_device(args.device, args.amp)
     rank, world, device = distributed.setup(device.type)
@@ -692,15 +695,15 @@ def check_args(parser, args):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
 
 
-def check_out(parser, args):
+def check_out(args):
     """Never destroy a run by accident: an existing run folder needs --resume or --overwrite."""
     out = Path(args.out)
     if args.resume:
         return
     found = [name for name in ("checkpoint.pt", "best.pt", "metrics.json") if (out / name).exists()]
     if found and not args.overwrite:
-        parser.error(
-            f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
+        sys.exit(
+            f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
             "or replace it with --overwrite"
         )
     if found:
@@ -709,10 +712,11 @@ def check_out(parser, args):
         shutil.rmtree(out / "predictions", ignore_errors=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files.write_text(out / ".write-test", "")
-        (out / ".write-test").unlink()
+        probe = out / f".write-test.{os.getpid()}"
+        files.write_text(probe, "")
+        probe.unlink()
     except OSError as e:
-        parser.error(f"--out {out}: cannot write there ({e.strerror or e})")
+        sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
 
 
 def parse_args(argv=None):
@@ -727,7 +731,6 @@ def parse_args(argv=None):
         # ascent, one more forward for the regularizer), so fewer steps keep the same time budget.
         args.steps_per_epoch = 450 if args.smart > 0 else 1000
     check_args(parser, args)
-    check_out(parser, args)
     return args
 
 
