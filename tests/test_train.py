@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, make_course_data, write_course_file
+from conftest import DEVICE, ROOT, TINY, make_course_data, write_course_file
 
 import data
 import train
@@ -35,6 +35,8 @@ def run(data_dir, out, *extra):
         "1e-3",
         "--log-every",
         "3",
+        "--device",
+        DEVICE.type,
         *extra,
     ]
     return train.train(train.parse_args(args))
