@@ -3,9 +3,10 @@
 SST-5 has 8,544 training sentences and a model overfits them. The report asked GPT-3.5 Turbo for
 paraphrases of each training sentence that keep its sentiment and share few of its words; each
 paraphrase takes its source's label, and about 100K of them raised SST dev accuracy from 0.530
-to 0.540 (Table 2). Asking the model for the labels themselves worked less well: GPT-4 Turbo
-labelled SST dev with accuracy 0.548, below a fine-tuned BERT, so its labels are not used for
-training; `label` mode measures that, and its predictions can join an ensemble.
+to 0.540 (Table 2). New sentences labelled by the model were the report's first idea, but
+GPT-4 Turbo labelled SST dev with accuracy only 0.548 (GPT-3.5 and GPT-4o lower): its labels
+disagree with the SST annotators', so paraphrases carry the human label instead. `label` mode
+repeats that measurement, and writes its labels as a run folder that ensemble.py can use.
 
     python synth.py paraphrase --input data/ids-sst-train.csv --out data/sst-synth.jsonl --n 12
     python synth.py label --split dev --out runs/llm-labels
@@ -23,6 +24,7 @@ resumes where it stopped; data.read_synth reads the file back for training.
 import argparse
 import collections
 import json
+import math
 import os
 import random
 import sys
@@ -153,6 +155,10 @@ class Client:
                 problem = f"no reply within --timeout {self.timeout:g} s"
             except requests.ConnectionError:  # its text can be long; the type says enough
                 problem = f"cannot connect to {self.url}"
+            except requests.RequestException as e:  # a malformed URL, say: retrying cannot help
+                raise APIError(
+                    f"{self.url}: cannot send a request ({type(e).__name__}); check OPENAI_BASE_URL"
+                ) from None
             else:
                 if response.status_code == 200:
                     return self.read_reply(response)
@@ -196,9 +202,10 @@ class Client:
 def retry_after(response):
     """Seconds the server asks us to wait (Retry-After), or None."""
     try:
-        return max(0.0, float(response.headers["Retry-After"]))
+        seconds = float(response.headers["Retry-After"])
     except (KeyError, ValueError):
         return None  # absent, or an HTTP date: fall back to our own backoff
+    return min(max(seconds, 0.0), 600.0) if math.isfinite(seconds) else None
 
 
 # ----------------------------------------------------------------------------
@@ -379,9 +386,12 @@ def read_labels(path):
     """{id: label} of label mode's record of replies, each record checked."""
     labels = {}
     for line, record in enumerate(read_journal(path), start=1):
-        if not (isinstance(record, dict) and isinstance(record.get("id"), str) and type(record.get("label")) is int):
-            raise data.DataError(f"{path}:{line}: expected a record {{'id': str, 'label': int, ...}}")
-        labels[record["id"]] = record["label"]
+        if not isinstance(record, dict):
+            record = {}
+        label = record.get("label")
+        if not (isinstance(record.get("id"), str) and type(label) is int and 0 <= label < CLASSES):
+            raise data.DataError(f"{path}:{line}: expected a record {{'id': str, 'label': 0-4, ...}}")
+        labels[record["id"]] = label
     return labels
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -430,3 +431,27 @@ def test_bad_flags_are_one_line_errors(capsys):
         with pytest.raises(SystemExit):
             synth.main(argv)
         assert flag in capsys.readouterr().err
+
+
+def test_bad_records_and_base_url_are_one_line_errors(server, tmp_path, monkeypatch):
+    rows = [("d0", "sentence 0", 1)]
+    sst_file(tmp_path / "ids-sst-dev.csv", rows)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "sst-dev-labels.jsonl").write_text('{"id": "d0", "label": 1}\n{"id": "d1", "label": 7}\n')
+    argv = ["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST]
+    with pytest.raises(SystemExit, match=r"sst-dev-labels\.jsonl:2: expected a record"):
+        synth.main(argv)
+    monkeypatch.setenv("OPENAI_BASE_URL", "127.0.0.1:1/v1")  # no scheme
+    with pytest.raises(SystemExit, match="cannot send a request .*check OPENAI_BASE_URL"):
+        synth.main([*argv[: -len(FAST)], "--out", str(tmp_path / "other"), *FAST])
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "header, wait",
+    [(None, None), ("2", 2.0), ("0.25", 0.25), ("-3", 0.0), ("99999", 600.0), ("inf", None), ("nan", None)]
+    + [("Wed, 21 Oct 2015 07:28:00 GMT", None)],
+)
+def test_retry_after(header, wait):
+    response = types.SimpleNamespace(headers={} if header is None else {"Retry-After": header})
+    assert synth.retry_after(response) == wait
