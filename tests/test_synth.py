@@ -222,7 +222,7 @@ def test_scripted_failures_retries_and_rejections(server, tmp_path, capsys):
         and "identical to the source: 1" in stdout
     )
     assert "100 prompt + 200 completion tokens; estimated cost $0.0005" in stdout  # (100 * 1 + 200 * 2) / 1e6
-    assert "2 failed" in stdout
+    assert "2 failed" in stdout and "  8/8 rows" in stdout and "rows/s  ETA" in stdout
     assert "  f: rejected: wrong number of paraphrases" in stdout
     assert "  h: HTTP 500: oops (gave up after 3 attempts)" in stdout
     assert {r[1]["model"] for r in server.requests} == {"test-model"}
