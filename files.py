@@ -80,10 +80,15 @@ def copy_file(src, dest):
 
 def append_text(path, text):
     """Add `text` to the end of `path` in one write, on disk before returning (a growing log)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise WriteError(errno.ENOSPC, f"no space left on {_device(path)} writing {path}") from None
+        raise
 
 
 def save_torch(obj, path):
