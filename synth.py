@@ -357,6 +357,7 @@ def paraphrase(args, client):
         return dry_run(args, list(prompts.values()), completion)
 
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     done = resume_paraphrases(out, args.n)
     todo = [ex for ex in rows if ex.id not in done]
     print(f"{args.input}: {len(rows)} rows; {len(rows) - len(todo)} already in {out}, {len(todo)} to go", flush=True)
@@ -562,7 +563,7 @@ def main(argv=None):
     client = Client(base_url, key, args.model, args.timeout, args.max_retries, args.backoff, args.rpm, stats, print)
     try:
         failed = (paraphrase if args.mode == "paraphrase" else label)(args, client)
-    except (data.DataError, files.WriteError, APIError) as e:
+    except (data.DataError, APIError, OSError) as e:  # OSError: files.WriteError, an unwritable --out
         summary(stats, args, [])
         sys.exit(f"error: {client.redact(str(e))}")
     except KeyboardInterrupt:

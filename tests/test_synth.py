@@ -265,7 +265,7 @@ def as_dicts(tuples):
 def test_limit_dry_run_and_missing_key(server, tmp_path, capsys, monkeypatch):
     rows = [(f"r{k}", f"sentence {k}", 1) for k in range(5)]
     src = sst_file(tmp_path / "train.csv", rows)
-    out = tmp_path / "synth.jsonl"
+    out = tmp_path / "data" / "synth.jsonl"  # its folder is made when needed
     base = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "4", *FAST]
     monkeypatch.delenv("OPENAI_API_KEY")
     assert synth.main([*base, "--limit", "2", "--dry-run", "--price-in", "1", "--price-out", "1"]) == 0
@@ -282,6 +282,8 @@ def test_limit_dry_run_and_missing_key(server, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     assert synth.main([*base, "--limit", "2"]) == 0
     assert as_tuples(records(out)) == expected_records(rows[:2], 4, "gpt-3.5-turbo")
+    with pytest.raises(SystemExit, match="error: .*Is a directory"):
+        synth.main([*base, "--out", str(tmp_path)])
 
 
 def test_workers_run_requests_at_once(server, tmp_path):
