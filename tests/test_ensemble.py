@@ -93,6 +93,14 @@ def test_exhaustive_chooses_the_known_best_subset():
     assert score("para", decide("para", combine(runs, counts)), y) == 1.0
 
 
+def test_a_long_exhaustive_search_shows_progress(monkeypatch, capsys):
+    y, runs = complementary_para()
+    monkeypatch.setattr(ensemble, "PROGRESS_EVERY_S", -1)  # report after every subset
+    exhaustive("para", runs, np.ones(4), y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 15 and lines[-1].startswith("  para: 15/15 subsets") and "ETA 0s" in lines[-1]
+
+
 def test_zero_weight_runs_are_never_chosen():
     y, runs = complementary_para()
     assert exhaustive("para", runs, np.array([1.0, 0.0, 1.0, 1.0]), y).tolist() == [0, 0, 1, 0]
@@ -280,7 +288,7 @@ def breaks(tmp_path, ids, y):
         ),
         "wrong columns": (
             lambda: (p / "sts-dev-raw.csv").write_text("id\tp0\tp1\nt0\t0.5\t0.5\n"),
-            r"b/predictions/sts-dev-raw\.csv: expected one column of score",
+            r"b/predictions/sts-dev-raw\.csv: expected one column, score",
         ),
         "malformed metrics.json": (
             lambda: (tmp_path / "b" / "metrics.json").write_text("[1, 2"),
