@@ -7,6 +7,10 @@ predictions/{task}-{dev,test}-raw.csv) and from folders that `synth.py label` wr
     python ensemble.py runs/a runs/b runs/c --out runs/ensemble
     python ensemble.py runs/* --out runs/ens-honest --select-on 0.5   # choose on half of dev, score on the rest
 
+A run may hold some tasks only (a single-task run, a synth.py label folder with sst alone): each
+task is ensembled over the runs that have it. The dev table has the rows of the report's Table 5:
+each run (one model for all tasks), the best single run per task, and the ensemble per task.
+
 Combining R runs with weights w_i (the report's rule):
 
     sst, para   p = sum_i w_i p_i / sum_i w_i     prediction argmax_k p_k  (para: p > 0.5)
@@ -15,14 +19,16 @@ Combining R runs with weights w_i (the report's rule):
 Choosing, per task, on the dev set:
 
     up to --max-exhaustive runs   every non-empty subset; the best (ties: fewer runs, then earlier)
-    more runs                     greedy forward selection with replacement (Caruana et al. 2004):
+    more runs                     greedy forward selection with replacement (Caruana et al. 2004,
+                                  "Ensemble Selection from Libraries of Models"):
                                   start empty, add the run that most improves dev, --greedy-steps
                                   times, keep the best of these nested ensembles. A run added twice
                                   counts twice, so the greedy search also finds weights.
 
 A subset chosen on dev and scored on that same dev is optimistic: among many subsets some fit
 the dev set's noise. --select-on FRACTION chooses on a seeded random part of dev and scores the
-chosen ensemble on the rest, which it never saw: an honest estimate of what the test set will say.
+chosen ensemble on the rest, which it never saw: an unbiased estimate for new data (of an ensemble
+chosen on fewer rows, so a slightly worse one than choosing on all of dev would give).
 
 The output folder is a run folder like train.py's (predictions/, metrics.json) plus ensemble.json
 (members, weights, scores), so it can itself be ensembled or reported on.
