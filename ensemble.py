@@ -358,7 +358,7 @@ def print_report(task_runs, results, args):
 # writing the ensemble as a run folder
 
 
-def summary(task_runs, results, args):
+def summary(results, args):
     """ensemble.json: how each task's ensemble was chosen, its members and its scores."""
     dev = {t: r["dev"] for t, r in results.items()}
     out = {
@@ -436,7 +436,7 @@ def ensemble(args):
         task_runs[t] = gather(t, [runs[i] for i in have], weights[have], gold)
     results = {t: ensemble_task(tr, args) for t, tr in task_runs.items()}
     print_report(task_runs, results, args)
-    info = summary(task_runs, results, args)
+    info = summary(results, args)
     write_outputs(out, task_runs, results, info)
     print(f"wrote {out / 'predictions'}/, {out / 'metrics.json'} and {out / 'ensemble.json'}")
     return info
