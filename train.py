@@ -90,9 +90,9 @@ def read_split(args, task, split, log=print):
 
 
 def load_task_data(args, tasks, tokenizer, log=print):
-    """Tokenized train / dev / test data per task (test only where the file exists), and the
-    number of sentiment classes."""
-    splits, num_classes = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5
+    """Tokenized train / dev / test data per task (test only where the file exists), the number
+    of sentiment classes, and what --sst-synth added (or None)."""
+    splits, num_classes, synth = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5, None
     for task in tasks:
         encoding = args.pair_encoding if TASKS[task].is_pair else "single"
         for split in splits:
@@ -101,8 +101,26 @@ def load_task_data(args, tasks, tokenizer, log=print):
                 continue
             if task == "sst" and split == "train" and not args.num_classes:
                 num_classes = data.num_classes(examples)
+            if task == "sst" and split == "train" and args.sst_synth:
+                synth = read_synth(args, examples, num_classes, log)
+                examples = examples + synth["rows"]
             splits[split][task] = data.encode(tokenizer, examples, encoding)
-    return splits, num_classes
+    return splits, num_classes, synth
+
+
+def read_synth(args, real, num_classes, log=print):
+    """--sst-synth: synth.py's paraphrases of training sentences, each with its source's label.
+    They join the sentiment training rows only, never dev or test ("Tuning Up BERT" §4.3)."""
+    synth = data.read_synth(args.sst_synth)
+    real_ids = {ex.id for ex in real}
+    for ex in synth:
+        if ex.id in real_ids:
+            raise data.DataError(f"{args.sst_synth}: id {ex.id!r} is also an id of the real training rows")
+        if ex.label >= num_classes:
+            raise data.DataError(f"{args.sst_synth}: {ex.id} has label {ex.label}; sentiment has {num_classes} classes")
+    sources = len({ex.id.rsplit("-syn", 1)[0] for ex in synth})
+    log(f"sst: + {len(synth)} synthetic paraphrases of {sources} training sentences from {args.sst_synth}")
+    return {"rows": synth, "file": args.sst_synth, "examples": len(synth), "sources": sources}
 
 
 def data_fingerprint(args, tasks):
@@ -113,6 +131,8 @@ def data_fingerprint(args, tasks):
             path = Path(task_path(args, task, split))
             if path.is_file():
                 prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if args.sst_synth:
+        prints[args.sst_synth] = hashlib.sha256(Path(args.sst_synth).read_bytes()).hexdigest()
     return prints
 
 
@@ -231,7 +251,7 @@ def setup(args):
         for name in ("vocab.txt", "tokenizer_config.json"):
             if (bert_dir / name).is_file():
                 files.copy_file(bert_dir / name, out / "tokenizer" / name)
-    splits, num_classes = load_task_data(args, tasks, build_tokenizer(bert_dir, args.max_length), log)
+    splits, num_classes, synth = load_task_data(args, tasks, build_tokenizer(bert_dir, args.max_length), log)
     dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
     model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
@@ -246,9 +266,9 @@ def setup(args):
         ids = [device] if device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=len(tasks) > 1)
     train_data = splits["train"]
-    schedule = Schedule(
-        args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed
-    )
+    # The schedule sees the real training rows: synthetic ones must not shift the task mix.
+    sizes = {t: len(train_data[t]) - (synth["examples"] if synth and t == "sst" else 0) for t in tasks}
+    schedule = Schedule(args.schedule, sizes, args.epochs, args.steps_per_epoch, args.seed)
     streams = {}
     for i, t in enumerate(tasks):
         size = getattr(args, f"{t}_batch_size") or args.batch_size
@@ -258,6 +278,8 @@ def setup(args):
         torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
     state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
     state["data"] = data_fingerprint(args, tasks)
+    if synth:
+        state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
     run = Run(
         args,
         out,
@@ -480,6 +502,8 @@ def finish(run):
         "wall_time_s": round(wall, 1),
         "config": vars(args),
     }
+    if "sst_synth" in run.state:  # how many synthetic rows joined sentiment training
+        metrics["sst_synth"] = run.state["sst_synth"]
     if distributed.is_main():
         for split, results in (("dev", outputs), ("test", tests)):
             for task, (preds, raws) in results.items():
@@ -546,6 +570,9 @@ def get_parser():
     )
     g.add_argument(
         "--batching", default="bucket", choices=["bucket", "random"], help="length-bucketed or random batches"
+    )
+    g.add_argument(
+        "--sst-synth", default=None, metavar="JSONL", help="synth.py paraphrases added to sentiment training only"
     )
     g.add_argument(
         "--num-classes", type=int, default=None, help="sentiment classes (default: inferred from the training labels)"

@@ -343,3 +343,40 @@ def test_test_files_named_or_declined(data_dir, tmp_path, capsys):
 def test_num_classes_flag_sets_the_sentiment_head(data_dir, tmp_path):
     run(data_dir, tmp_path / "run", "--task", "sst", "--num-classes", "7", "--epochs", "1")
     assert best_state(tmp_path / "run")["heads.sst.out.weight"].shape[0] == 7
+
+
+def write_synth(path, sources):
+    lines = [
+        json.dumps({"id": f"{src}-syn{k}", "source_id": src, "label": label, "text": text, "model": "test"})
+        for src, label, text in sources
+        for k in range(2)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_sst_synth_joins_sentiment_training_only(data_dir, tmp_path):
+    synth = tmp_path / "synth.jsonl"
+    write_synth(synth, [(f"strain{i}", 4, f"a great charming film number {i} .") for i in range(10)])
+    plain = train.setup(
+        train.parse_args(["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "a")])
+    )
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "b"), "--sst-synth", str(synth)]
+    mixed = train.setup(train.parse_args(argv))
+    ids = mixed.splits["train"]["sst"].example_ids
+    assert len(ids) == len(plain.splits["train"]["sst"].example_ids) + 20 and "strain3-syn1" in ids
+    for split in ("dev", "test"):  # never in dev or test
+        assert list(mixed.splits[split]["sst"].example_ids) == list(plain.splits[split]["sst"].example_ids)
+    # annealed sampling keeps the real sizes, so the task mix is the same as without them
+    assert mixed.schedule.sizes == plain.schedule.sizes
+    assert [mixed.schedule.tasks_for_step(0, s) for s in range(30)] == [
+        plain.schedule.tasks_for_step(0, s) for s in range(30)
+    ]
+    metrics = run(data_dir, tmp_path / "c", "--sst-synth", str(synth), "--epochs", "1")
+    assert metrics["sst_synth"] == {"file": str(synth), "examples": 20, "sources": 10}
+
+
+def test_sst_synth_rejects_ids_and_labels_that_do_not_fit(data_dir, tmp_path):
+    synth = tmp_path / "synth.jsonl"
+    write_synth(synth, [("x", 7, "a fine film .")])
+    with pytest.raises(data.DataError, match="x-syn0 has label 7; sentiment has 5 classes"):
+        run(data_dir, tmp_path / "a", "--task", "sst", "--sst-synth", str(synth))
