@@ -15,7 +15,7 @@ Table 1; "BERT and Beyond" Table 1 runs "Mixed": cross for para, bi + cosine for
          the head compares them. Cheaper at inference: a sentence's vector can be cached.
 
 The bi-encoder heads:
-  cosine        cos(u, v); with projection=True cos(Wu, Wv), one shared linear map H -> H first
+  cosine        cos(u, v); with bi_projection cos(Wu, Wv), one shared linear map H -> H first
                 ("Tuning Up BERT" §4.2). sts = (cos + 1) * 2.5; para logit = scale * cos + shift.
   cosine-layer  BERT++'s Model E (§4.3.5): cos(f(u), f(v)) with f = activation(linear(dropout(x)));
                 sts = 5 * sigmoid(scale * cos), scale learned.
@@ -49,16 +49,16 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 @dataclass
 class HeadConfig:
-    """How the heads are built; each field is the train.py flag of the same name."""
+    """How the heads are built; each field is the train.py flag of the same name (--sts-bi-head, ...)."""
 
     pooling: str = "cls"  # cls | mean | pooler
     para_encoding: str = "cross"  # cross | bi
     sts_encoding: str = "cross"
     para_bi_head: str = "cosine"  # cosine | cosine-layer | concat (bi-encoded pairs only)
     sts_bi_head: str = "cosine"
-    projection: bool = False  # a linear map before the cosine head
+    bi_projection: bool = False  # a linear map before the cosine head
     head_layers: int = 1  # layers of the linear heads (sst, cross-encoded pairs, concat)
-    activation: str = "relu"  # between head layers, and in the cosine-layer head
+    head_activation: str = "relu"  # between head layers, and in the cosine-layer head
     dropout: dict = field(default_factory=dict)  # task -> rate before its head; a float is every task's
     sst_loss: str = "ce"  # ce | oll | dual (losses.py)
     oll_alpha: float = 1.0
@@ -66,7 +66,7 @@ class HeadConfig:
     def __post_init__(self):
         rates = self.dropout if isinstance(self.dropout, dict) else {t: self.dropout for t in TASK_NAMES}
         self.dropout = {t: rates.get(t, 0.1) for t in TASK_NAMES}
-        checks = [("pooling", self.pooling, POOLINGS), ("activation", self.activation, tuple(ACTIVATIONS))]
+        checks = [("pooling", self.pooling, POOLINGS), ("head-activation", self.head_activation, tuple(ACTIVATIONS))]
         checks += [("sst-loss", self.sst_loss, SST_LOSSES)]
         for task in ("para", "sts"):
             checks.append((f"{task}-encoding", getattr(self, f"{task}_encoding"), ENCODINGS))
@@ -76,7 +76,7 @@ class HeadConfig:
                 raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")
         if self.head_layers < 1:
             raise ValueError(f"--head-layers must be at least 1, got {self.head_layers}")
-        if self.projection and not any(self.bi_head(t) == "cosine" for t in ("para", "sts")):
+        if self.bi_projection and not any(self.bi_head(t) == "cosine" for t in ("para", "sts")):
             raise ValueError("--bi-projection needs a bi-encoded task with the cosine head")
 
     def encoding(self, task):
@@ -102,9 +102,9 @@ class HeadConfig:
             sts_encoding=get("sts_encoding", pair_encoding),
             para_bi_head=get("para_bi_head", bi_head),
             sts_bi_head=get("sts_bi_head", bi_head),
-            projection=get("bi_projection", False),
+            bi_projection=get("bi_projection", False),
             head_layers=get("head_layers", 1),
-            activation=get("head_activation", "relu"),
+            head_activation=get("head_activation", "relu"),
             dropout={t: get(f"{t}_dropout", dropout) for t in TASK_NAMES},
             sst_loss=get("sst_loss", "ce"),
             oll_alpha=get("oll_alpha", 1.0),
@@ -231,14 +231,14 @@ class CosineHead(nn.Module):
 
 
 def build_head(task, hidden, num_classes, config):
-    rate, layers, act = config.dropout[task], config.head_layers, config.activation
+    rate, layers, act = config.dropout[task], config.head_layers, config.head_activation
     kind = TASKS[task].kind
     if kind == "multiclass":
         return SentimentHead(hidden, num_classes, rate, layers, act, config.sst_loss, config.oll_alpha)
     bi_head = config.bi_head(task)
     if bi_head in (None, "concat"):
         return LinearPairHead(hidden, kind, bi_head == "concat", rate, layers, act)
-    return CosineHead(hidden, kind, rate, config.projection, bi_head == "cosine-layer", act)
+    return CosineHead(hidden, kind, rate, config.bi_projection, bi_head == "cosine-layer", act)
 
 
 # ----------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def test_bi_projection_by_hand():
     assert torch.allclose(head(u, v), torch.tensor([(1 / math.sqrt(2) + 1) * 2.5]))
     assert torch.allclose(CosineHead(2, "regression", 0.0)(u, v), torch.tensor([2.5]))
     with pytest.raises(ValueError, match="--bi-projection"):
-        HeadConfig(projection=True)  # both pair tasks cross-encoded: nothing to project
+        HeadConfig(bi_projection=True)  # both pair tasks cross-encoded: nothing to project
 
 
 def test_cosine_layer_head_by_hand():
@@ -167,7 +167,7 @@ def test_cosine_layer_head_by_hand():
 
 
 def test_head_layers_by_hand():
-    model = MultitaskBert(tiny_bert(), num_classes=3, config=HeadConfig(head_layers=3, activation="tanh")).eval()
+    model = MultitaskBert(tiny_bert(), num_classes=3, config=HeadConfig(head_layers=3, head_activation="tanh")).eval()
     head = model.heads["sst"]
     assert [layer.weight.shape for layer in head.hidden] == [(16, 16), (16, 16)] and head.out.in_features == 16
     x = torch.randn(4, 16)
@@ -194,11 +194,11 @@ def test_sst_loss_option():
     "config",
     [
         HeadConfig(),
-        both("bi", "cosine", projection=True),
+        both("bi", "cosine", bi_projection=True),
         both("bi", "cosine-layer"),
         both("bi", "concat", head_layers=2),
         HeadConfig(pooling="pooler", sts_encoding="bi"),
-        HeadConfig(pooling="mean", head_layers=2, activation="gelu"),
+        HeadConfig(pooling="mean", head_layers=2, head_activation="gelu"),
     ],
 )
 def test_embed_then_encode_equals_forward(config):
@@ -216,14 +216,14 @@ def test_config_from_args():
     assert (config.para_encoding, config.sts_encoding) == ("bi", "bi")
     assert (config.para_bi_head, config.sts_bi_head) == ("concat", "concat")
     assert config.dropout == {"sst": 0.2, "para": 0.2, "sts": 0.2} and config.pooling == "mean"
-    assert (config.head_layers, config.sst_loss, config.projection) == (1, "ce", False)
+    assert (config.head_layers, config.sst_loss, config.bi_projection) == (1, "ce", False)
     new = {**old, "sts_encoding": "cross", "para_bi_head": "cosine", "sst_dropout": 0.0, "sst_loss": "oll"}
     new |= {"oll_alpha": 2.0, "head_layers": 2, "head_activation": "gelu", "bi_projection": True}
     config = HeadConfig.from_args(new)
     assert (config.para_encoding, config.sts_encoding, config.para_bi_head) == ("bi", "cross", "cosine")
     assert config.dropout["sst"] == 0.0  # an explicit 0 is not "unset"
-    assert (config.sst_loss, config.oll_alpha, config.head_layers, config.activation) == ("oll", 2.0, 2, "gelu")
-    assert config.projection
+    assert (config.sst_loss, config.oll_alpha, config.head_layers, config.head_activation) == ("oll", 2.0, 2, "gelu")
+    assert config.bi_projection
     with pytest.raises(ValueError, match="--sts-encoding"):
         HeadConfig.from_args({"sts_encoding": "both"})
 
