@@ -41,7 +41,7 @@ import pcgrad
 import predictions
 import smart
 from adamw import AdamW
-from heads import MultitaskBert
+from heads import HeadConfig, MultitaskBert
 from loop import (
     Progress,
     StopFlag,
@@ -57,7 +57,7 @@ from loop import (
 )
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
-from schedules import SCHEDULES, Schedule
+from schedules import SAMPLED, SCHEDULES, Schedule
 from tasks import TASK_NAMES, TASKS, overall, score
 from tokenizer import build_tokenizer
 
@@ -94,7 +94,7 @@ def load_task_data(args, tasks, tokenizer, log=print):
     of sentiment classes, and what --sst-synth added (or None)."""
     splits, num_classes, synth = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5, None
     for task in tasks:
-        encoding = args.pair_encoding if TASKS[task].is_pair else "single"
+        encoding = HeadConfig.from_args(vars(args)).encoding(task)
         for split in splits:
             examples = read_split(args, task, split, log)
             if examples is None:
@@ -152,8 +152,7 @@ def build_model(args, bert_dir, tasks, num_classes, log=print):
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
     bert.unpad = args.unpad == "on"
-    head_dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
-    model = MultitaskBert(bert, num_classes, args.pair_encoding, args.bi_head, head_dropout, args.pooling, tasks)
+    model = MultitaskBert(bert, num_classes, HeadConfig.from_args(vars(args)), tasks)
     if args.init_from:
         init_from(model, args.init_from, log)
     if args.freeze_encoder:
@@ -230,7 +229,7 @@ class Run:
 
     @property
     def total_steps(self):
-        return self.args.epochs * self.args.steps_per_epoch
+        return self.schedule.total_steps()
 
 
 def setup(args):
@@ -266,14 +265,20 @@ def setup(args):
         ids = [device] if device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=len(tasks) > 1)
     train_data = splits["train"]
-    # The schedule sees the real training rows: synthetic ones must not shift the task mix.
-    sizes = {t: len(train_data[t]) - (synth["examples"] if synth and t == "sst" else 0) for t in tasks}
-    schedule = Schedule(args.schedule, sizes, args.epochs, args.steps_per_epoch, args.seed)
     streams = {}
     for i, t in enumerate(tasks):
         size = getattr(args, f"{t}_batch_size") or args.batch_size
         bucket = args.batching == "bucket"
         streams[t] = data.BatchStream(train_data[t], size, args.seed * 10 + i, bucket, args.overfit_batch)
+    # The schedule sees the real training rows: synthetic ones must not shift the task mix.
+    sizes = {t: len(train_data[t]) - (synth["examples"] if synth and t == "sst" else 0) for t in tasks}
+    passes = {t: 1 if args.overfit_batch else s.batches_per_pass for t, s in streams.items()}
+    try:
+        schedule = Schedule(
+            args.schedule, sizes, passes, args.epochs, args.steps_per_epoch, args.seed, args.stagger_epochs
+        )
+    except ValueError as e:
+        sys.exit(f"error: --schedule {args.schedule}: {e}")
     if world > 1:
         torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
     state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
@@ -349,7 +354,7 @@ def train_step(run, epoch, step):
     Returns {task: loss}, each the global batch's mean loss as a 0-dim tensor divided by the
     number of processes (summed over processes at log time, not here, so no step waits on it)."""
     args, model = run.args, run.model
-    global_step = epoch * args.steps_per_epoch + step
+    global_step = run.schedule.global_step(epoch, step)
     for group in run.optimizer.param_groups:
         group["lr"] = get_lr(global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule)
     step_tasks = run.schedule.tasks_for_step(epoch, step)
@@ -410,7 +415,7 @@ def record_losses(run, pending, running):
         if not math.isfinite(value):
             sys.exit(
                 f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
-                f"(global step {epoch * run.args.steps_per_epoch + step + 1}); try a lower --lr or --amp bf16/off"
+                f"(global step {run.schedule.global_step(epoch, step) + 1}); try a lower --lr or --amp bf16/off"
             )
         running[task].append(value)
         run.state["epoch_loss"][task].append(value)
@@ -425,21 +430,21 @@ def run_epoch(run, epoch, stop):
     if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
         state["epoch_loss"] = {t: [] for t in run.tasks}
     running, pending = {t: [] for t in run.tasks}, []
-    progress = Progress(run.total_steps, epoch * args.steps_per_epoch + state["step"])
-    for step in range(state["step"], args.steps_per_epoch):
+    steps = run.schedule.steps_in_epoch(epoch)
+    progress = Progress(run.total_steps, run.schedule.global_step(epoch, state["step"]))
+    for step in range(state["step"], steps):
         losses = train_step(run, epoch, step)
         pending += [(epoch, step, task, loss) for task, loss in losses.items()]
         state["step"] = step + 1
-        global_step = epoch * args.steps_per_epoch + step + 1
+        global_step = run.schedule.global_step(epoch, step) + 1
 
         # log
-        if state["step"] % args.log_every == 0 or state["step"] == args.steps_per_epoch:
+        if state["step"] % args.log_every == 0 or state["step"] == steps:
             record_losses(run, pending, running)
             lr = get_lr(global_step - 1, run.total_steps, args.lr, args.warmup, args.lr_schedule)
             losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
             run.log(
-                f"  step {state['step']}/{args.steps_per_epoch}  {progress.line(global_step)}  "
-                f"lr {lr:.2e}  loss {losses_now}",
+                f"  step {state['step']}/{steps}  {progress.line(global_step)}  lr {lr:.2e}  loss {losses_now}",
                 flush=True,
             )
             running = {t: [] for t in run.tasks}
@@ -581,9 +586,34 @@ def get_parser():
     g = p.add_argument_group("model")
     g.add_argument("--pair-encoding", default="cross", choices=["cross", "bi"], help="how para and sts encode a pair")
     g.add_argument(
-        "--bi-head", default="cosine", choices=["cosine", "concat"], help="bi-encoder head: cosine or [u,v,|u-v|,u*v]"
+        "--bi-head",
+        default="cosine",
+        choices=["cosine", "cosine-layer", "concat"],
+        help="bi-encoder head: cosine, a layer then cosine (BERT++ Model E), or a linear layer on [u,v,|u-v|,u*v]",
     )
-    g.add_argument("--pooling", default="cls", choices=["cls", "mean"], help="sentence vector: [CLS] or mean of tokens")
+    for t in ("para", "sts"):
+        g.add_argument(
+            f"--{t}-encoding", default=None, choices=["cross", "bi"], help=f"{t} only (default --pair-encoding)"
+        )
+        g.add_argument(
+            f"--{t}-bi-head",
+            default=None,
+            choices=["cosine", "cosine-layer", "concat"],
+            help=f"{t} only (default --bi-head)",
+        )
+    g.add_argument(
+        "--bi-projection", action="store_true", help="a shared linear map before the cosine (Tuning Up BERT §4.2)"
+    )
+    g.add_argument(
+        "--pooling",
+        default="cls",
+        choices=["cls", "mean", "pooler"],
+        help="sentence vector: [CLS], mean of tokens, or BERT's pooler (dense + tanh on [CLS])",
+    )
+    g.add_argument("--head-layers", type=int, default=1, help="layers per head (BERT++ Model A: 2 or more)")
+    g.add_argument("--head-activation", default="relu", choices=["relu", "gelu", "tanh"], help="between head layers")
+    g.add_argument("--sst-loss", default="ce", choices=["ce", "oll", "dual"], help="sentiment loss (losses.py)")
+    g.add_argument("--oll-alpha", type=float, default=1.0, help="ordinal log-loss exponent of |i - y|")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
     for t in TASKS:
         g.add_argument(
@@ -607,9 +637,11 @@ def get_parser():
         "--steps-per-epoch",
         type=int,
         default=None,
-        help="optimizer steps per epoch (default 1000; 450 with --smart, whose steps cost 2.1-2.5x)",
+        help="optimizer steps per epoch (default with --task all and a sampling schedule: 1000, or 450 with "
+        "--smart, whose steps cost over 2x; otherwise the schedule's data-defined epoch, e.g. one pass)",
     )
     g.add_argument("--schedule", default="annealed", choices=SCHEDULES, help="multitask schedule (schedules.py)")
+    g.add_argument("--stagger-epochs", type=int, default=2, help="--schedule staggered: epochs of para alone first")
     g.add_argument("--batch-size", type=int, default=16, help="examples per batch")
     for t in TASKS:
         g.add_argument(f"--{t}-batch-size", type=int, default=None, help=f"{t} batch size (default --batch-size)")
@@ -718,6 +750,10 @@ def check_args(parser, args):
         parser.error(f"--num-classes must be at least 2, got {args.num_classes}")
     if args.pcgrad and args.schedule != "summed" and args.task == "all":
         parser.error("--pcgrad compares the tasks' gradients within a step: use it with --schedule summed")
+    try:
+        HeadConfig.from_args(vars(args))
+    except ValueError as e:
+        parser.error(str(e))
     if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
 
@@ -753,9 +789,10 @@ def parse_args(argv=None):
     if args.resume:
         args = resumed_args(parser, argv, args)
     args.out = args.out or f"runs/{args.task}"
-    if args.steps_per_epoch is None:
-        # A SMART step costs 2.1-2.5 plain ones on CPU (one more forward and backward for the
-        # ascent, one more forward for the regularizer), so fewer steps keep the same time budget.
+    if args.steps_per_epoch is None and args.schedule in SAMPLED and args.task == "all":
+        # Sampling schedules need an epoch length; the others take theirs from the data. A SMART
+        # step costs over two plain ones (one more forward and backward for the ascent, one more
+        # forward for the regularizer), so fewer steps keep about the same time budget.
         args.steps_per_epoch = 450 if args.smart > 0 else 1000
     check_args(parser, args)
     return args
