@@ -9,7 +9,6 @@ tab-separated sentences):
 """
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -18,22 +17,10 @@ import numpy as np
 import torch
 
 import data
-from heads import MultitaskBert
+from heads import HeadConfig, MultitaskBert
+from loop import autocast, to_device
 from minbert import BertConfig, BertModel
 from tokenizer import build_tokenizer
-
-
-def autocast(device, amp):
-    """The one autocast context: amp is "bf16", "fp16" or "off"."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def to_device(batch, device):
-    return {
-        k: to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in batch.items()
-    }
 
 
 @torch.no_grad()
@@ -68,15 +55,8 @@ def load_run(run_dir, device="cpu"):
     ckpt = torch.load(path, map_location=device, weights_only=True)
     args = ckpt["args"]
     bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
-    model = MultitaskBert(
-        bert,
-        ckpt["num_classes"],
-        args["pair_encoding"],
-        args["bi_head"],
-        args["dropout"],
-        args["pooling"],
-        tasks=ckpt["tasks"],
-    )
+    # from_args gives flags the run did not have their defaults, so older runs load too.
+    model = MultitaskBert(bert, ckpt["num_classes"], HeadConfig.from_args(args), tasks=ckpt["tasks"])
     model.load_state_dict(ckpt["model"])
     tokenizer = build_tokenizer(run_dir / "tokenizer", max_length=args["max_length"])
     return model.to(device).eval(), tokenizer, args
@@ -115,7 +95,7 @@ def main():
         examples = read_lines(f, args.task)
     except ValueError as e:
         sys.exit(f"error: {args.input}: {e}")
-    task_data = data.encode(tokenizer, examples, run_args["pair_encoding"])
+    task_data = data.encode(tokenizer, examples, model.encoding[args.task])
     preds, raws = predict(model, args.task, task_data, args.batch_size)
     for ex, p, r in zip(examples, preds, raws):
         text = ex.text_a if ex.text_b is None else f"{ex.text_a}\t{ex.text_b}"

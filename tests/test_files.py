@@ -52,3 +52,12 @@ def test_a_full_disk_names_the_file_and_removes_the_partial_one(tmp_path, monkey
         files.save_torch({"w": torch.zeros(3)}, path)
     assert path.read_text() == "previous checkpoint"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def test_append_text_adds_to_the_end(tmp_path):
+    path = tmp_path / "log.jsonl"
+    files.append_text(path, "one\n")
+    files.append_text(path, "two\nthree\n")
+    assert path.read_text() == "one\ntwo\nthree\n"
+    with pytest.raises(files.WriteError, match="no space left on /dev writing /dev/full"):
+        files.append_text("/dev/full", "one\n")  # Linux's always-full device
