@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from test_train import make_data, run
+from conftest import make_course_data
+from test_train import run
 
 import analysis
 import data
@@ -26,7 +27,7 @@ def runs(tmp_path_factory):
     """A tiny run of two epochs (a), the data it used, and a copy of it (b) whose metrics.json says it
     ran with another learning rate and scored higher on sst: a second run for comparisons."""
     root = tmp_path_factory.mktemp("runs")
-    make_data(root / "data")
+    make_course_data(root / "data")
     run(root / "data", root / "a")
     shutil.copytree(root / "a", root / "b", ignore=shutil.ignore_patterns("*.pt"))
     metrics = json.loads((root / "b" / "metrics.json").read_text())
@@ -185,7 +186,7 @@ def test_folders_without_metrics_or_predictions_get_a_one_line_error(runs, tmp_p
 
 def test_predictions_from_another_dev_file_are_an_error(runs, tmp_path, capsys):
     other = tmp_path / "other"
-    make_data(other, seed=1)
+    make_course_data(other, seed=1)
     lines = (other / "ids-sst-dev.csv").read_text().splitlines()
     (other / "ids-sst-dev.csv").write_text("\n".join(lines[:1] + [x.replace("\tsdev", "\tzz") for x in lines[1:]]))
     message = error_of([str(runs / "a"), "--data-dir", str(other)], capsys)
