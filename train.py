@@ -33,10 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import analysis
 import data
 import distributed
 import files
 import hub
+import pages
 import pcgrad
 import predictions
 import smart
@@ -245,6 +247,10 @@ def setup(args):
     tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
 
     bert_dir = hub.resolve_model_dir(args.model)
+    positions = json.loads((bert_dir / "config.json").read_text()).get("max_position_embeddings", 512)
+    if args.max_length > positions:  # longer inputs would index past the position embeddings
+        log(f"--max-length {args.max_length} is more than {args.model}'s {positions} positions: cut at {positions}")
+        args.max_length = positions
     if rank == 0:  # the tokenizer travels with the run, so predict.py needs nothing but the run folder
         (out / "tokenizer").mkdir(parents=True, exist_ok=True)
         for name in ("vocab.txt", "tokenizer_config.json"):
@@ -535,6 +541,11 @@ def train(args):
                 return None
             end_epoch(run, epoch)
     metrics = finish(run)
+    if distributed.is_main() and not args.no_report:
+        try:
+            run.log(f"report: {pages.write_report(run.out)}")
+        except (analysis.RunError, data.DataError, predictions.PredictionFileError, OSError) as e:
+            run.log(f"warning: no report written: {e}")
     distributed.cleanup()
     return metrics
 
@@ -684,6 +695,9 @@ def get_parser():
         "runs the main job about 1.3x faster, see README)",
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the encoder layers")
+    g.add_argument(
+        "--no-report", action="store_true", help="do not write RUN_DIR/report/ (report.py's page) at the end"
+    )
     g.add_argument("--eval-subset", type=int, default=2000, help="rows per dev set scored after each epoch (0 = all)")
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
     g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")

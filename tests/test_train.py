@@ -380,3 +380,46 @@ def test_sst_synth_rejects_ids_and_labels_that_do_not_fit(data_dir, tmp_path):
     write_synth(synth, [("x", 7, "a fine film .")])
     with pytest.raises(data.DataError, match="x-syn0 has label 7; sentiment has 5 classes"):
         run(data_dir, tmp_path / "a", "--task", "sst", "--sst-synth", str(synth))
+
+
+def test_a_run_writes_its_report_unless_told_not_to(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path / "a", "--task", "sts", "--epochs", "1")
+    assert (tmp_path / "a" / "report" / "index.html").is_file()
+    assert f"report: {tmp_path / 'a' / 'report' / 'index.html'}" in capsys.readouterr().out
+    run(data_dir, tmp_path / "b", "--task", "sts", "--epochs", "1", "--no-report")
+    assert not (tmp_path / "b" / "report").exists()
+
+
+def test_max_length_is_cut_to_the_model_positions(data_dir, tmp_path, capsys):
+    args = train.parse_args(["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "a")])
+    assert args.max_length == 128
+    assert train.setup(args).args.max_length == 32  # tiny_bert has 32 positions
+    assert "positions: cut at 32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags,field,value",
+    [
+        (["--sst-loss", "oll", "--oll-alpha", "2"], "oll_alpha", 2.0),
+        (["--sst-loss", "dual"], "sst_loss", "dual"),
+        (["--sts-encoding", "bi"], "sts_encoding", "bi"),
+        (["--para-encoding", "bi", "--para-bi-head", "concat"], "para_bi_head", "concat"),
+        (["--sts-encoding", "bi", "--bi-projection"], "bi_projection", True),
+        (["--pooling", "pooler"], "pooling", "pooler"),
+        (["--head-layers", "2", "--head-activation", "gelu"], "head_activation", "gelu"),
+        (["--sst-dropout", "0"], "dropout", {"sst": 0.0, "para": 0.1, "sts": 0.1}),
+    ],
+)
+def test_head_flags_reach_the_model(flags, field, value, tmp_path):
+    args = train.parse_args(["--model", str(TINY), "--out", str(tmp_path), *flags])
+    model = train.build_model(args, TINY, ["sst", "para", "sts"], 5)
+    assert getattr(model.config, field) == value
+
+
+def test_schedule_flags_reach_the_loop(data_dir, tmp_path):
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--epochs", "3"]
+    staggered = train.setup(train.parse_args([*argv, "--out", str(tmp_path / "a"), "--schedule", "staggered"]))
+    assert staggered.args.steps_per_epoch is None  # a data-defined epoch
+    assert staggered.schedule.tasks_for_step(1, 0) == ["para"] and staggered.schedule.tasks_for_step(2, 0) == ["sst"]
+    once = ["--stagger-epochs", "1", "--schedule", "staggered", "--out", str(tmp_path / "b")]
+    assert train.setup(train.parse_args([*argv, *once])).schedule.tasks_for_step(1, 0) == ["sst"]
