@@ -16,7 +16,6 @@ reads their checkpoints, `save_pretrained` writes a folder their `from_pretraine
 import json
 import math
 import re
-import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import files
 import hub
 
 
@@ -299,16 +299,16 @@ class BertModel(nn.Module):
         """Write config.json, model.safetensors and vocab.txt in Hugging Face's layout."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        files.write_text(folder / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
         hub.save_safetensors(to_hf_state_dict(self.state_dict()), folder / "model.safetensors")
         vocab_file = Path(vocab_file) if vocab_file else self.source_dir and self.source_dir / "vocab.txt"
         if vocab_file is None or not Path(vocab_file).is_file():
             raise ValueError("save_pretrained needs a vocab.txt: pass vocab_file= (model has no source folder)")
         if Path(vocab_file).resolve() != (folder / "vocab.txt").resolve():
-            shutil.copyfile(vocab_file, folder / "vocab.txt")
+            files.copy_file(vocab_file, folder / "vocab.txt")
         for name in ("tokenizer_config.json",):  # keeps the lower-casing choice with the model
             if self.source_dir and (self.source_dir / name).is_file() and self.source_dir.resolve() != folder.resolve():
-                shutil.copyfile(self.source_dir / name, folder / name)
+                files.copy_file(self.source_dir / name, folder / name)
 
 
 # ----------------------------------------------------------------------------
