@@ -653,6 +653,9 @@ def check_args(parser, args):
         parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
     if not args.task_text and not args.text:
         parser.error("no text to train on: --no-task-text needs at least one --text FILE")
+    for path in args.text or []:
+        if not Path(path).is_file():
+            parser.error(f"--text {path}: no such file")
 
 
 def parse_args(argv=None):

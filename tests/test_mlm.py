@@ -196,6 +196,9 @@ def test_bad_input_is_named(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mlm.parse_args(["--out", str(tmp_path / "x"), "--holdout", "0"])
     assert "--holdout is a share" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        mlm.parse_args(["--out", str(tmp_path / "x"), "--text", str(tmp_path / "absent.txt")])
+    assert "absent.txt: no such file" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine\nnot \xff utf-8\n")
     with pytest.raises(mlm.data.DataError, match=rf"{bad}:2: not UTF-8"):
