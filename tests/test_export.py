@@ -1,12 +1,11 @@
 """export.py: a fine-tuned run out as a Hugging Face folder plus its heads, and back in unchanged."""
 
 import json
-import subprocess
 import sys
 
 import pytest
 import torch
-from test_train import ROOT, TINY, make_data
+from test_train import TINY, make_data
 
 import data
 import export
@@ -71,17 +70,20 @@ def test_heads_json_records_head_settings(trained, tmp_path):
     assert meta["heads"]["para"]["kind"] == "binary" and meta["source"]["epoch"] == 1
 
 
-def test_command_line_refuses_a_full_folder_and_names_a_missing_run(trained, tmp_path):
+def cli(monkeypatch, *argv):
+    """export.py's main() as the command line runs it: its exit code (0 when it returns)."""
+    monkeypatch.setattr(sys, "argv", ["export.py", *map(str, argv)])
+    try:
+        export.main()
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def test_command_line_refuses_a_full_folder_and_names_a_missing_run(trained, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    command = [sys.executable, "export.py", str(trained["cross"]), "--out", str(out)]
-    assert subprocess.run(command, cwd=ROOT, capture_output=True, text=True).returncode == 0
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert again.returncode != 0 and "--overwrite" in again.stderr
-    assert subprocess.run(command + ["--overwrite"], cwd=ROOT, capture_output=True).returncode == 0
-    missing = subprocess.run(
-        [sys.executable, "export.py", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert missing.returncode == 1 and missing.stderr.startswith("error: ") and "best.pt" in missing.stderr
+    assert cli(monkeypatch, trained["cross"], "--out", out) == 0
+    assert cli(monkeypatch, trained["cross"], "--out", out) == 2 and "--overwrite" in capsys.readouterr().err
+    assert cli(monkeypatch, trained["cross"], "--out", out, "--overwrite") == 0
+    code = cli(monkeypatch, tmp_path / "nothing", "--out", tmp_path / "o")
+    assert code.startswith("error: ") and "best.pt" in code  # sys.exit("error: ...") prints it, exit status 1
