@@ -23,8 +23,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ import data
 import distributed
 import files
 import hub
+import loop
 import pages
 import pcgrad
 import predictions
@@ -236,7 +235,7 @@ class Run:
 
 def setup(args):
     t_start = time.time()
-    check_out(args)
+    loop.check_out(args.out, args.resume, args.overwrite, RUN_PRODUCTS)
     out = Path(args.out)
     device, args.amp = pick_device(args.device, args.amp)
     rank, world, device = distributed.setup(device.type)
@@ -705,40 +704,18 @@ def get_parser():
     return p
 
 
+# What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
+RUN_PRODUCTS = ("checkpoint.pt", "best.pt", "metrics.json", "predictions", "report")
 # Flags that may change when a run is resumed: they do not alter what has been trained so far.
 RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report"}
 
 
-def given_flags(parser, argv):
-    """The destinations of the flags actually written on the command line."""
-    probe = argparse.ArgumentParser(add_help=False)
-    for action in parser._actions:
-        if action.option_strings and action.dest != "help":
-            kwargs = {"action": "store_const", "const": action.const} if action.nargs == 0 else {}
-            probe.add_argument(*action.option_strings, dest=action.dest, default=argparse.SUPPRESS, **kwargs)
-    return set(vars(probe.parse_known_args(argv)[0]))
-
-
-def resumed_args(parser, argv, args):
-    """The saved run's own settings, plus the few flags that may safely change on resume."""
-    path = Path(args.resume) / "checkpoint.pt"
-    if not path.is_file():
-        parser.error(f"--resume {args.resume}: no checkpoint.pt there")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    saved, given = ckpt["args"], given_flags(parser, argv)
-    refused = sorted(f"--{k.replace('_', '-')}" for k in given - RESUMABLE if getattr(args, k) != saved.get(k))
-    if refused:
-        parser.error(f"--resume keeps the run's settings; cannot change {', '.join(refused)} (start a new run)")
-    if "epochs" in given and args.epochs < saved["epochs"]:
-        parser.error(f"--resume: --epochs can only grow (the run has {saved['epochs']})")
-    # defaults only for flags added since the run was saved
-    merged = {**vars(parser.parse_args([])), **saved, **{k: getattr(args, k) for k in given}}
-    resumed = argparse.Namespace(**{**merged, "resume": args.resume, "out": args.resume, "overwrite": False})
-    if ckpt["state"]["epoch"] >= resumed.epochs and (Path(args.resume) / "metrics.json").is_file():
-        sys.exit(
-            f"{args.resume} is finished ({resumed.epochs} epochs); to train on, add --epochs N (N > {resumed.epochs})"
-        )
-    return resumed
+def resumed(parser, argv, args):
+    """--resume: the run's own settings (plus RESUMABLE flags); a finished run says so."""
+    args, state = loop.resumed_args(parser, argv, args, RESUMABLE)
+    if state["epoch"] >= args.epochs and (Path(args.resume) / "metrics.json").is_file():
+        sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
+    return args
 
 
 def check_args(parser, args):
@@ -772,36 +749,12 @@ def check_args(parser, args):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
 
 
-def check_out(args):
-    """Never destroy a run by accident: an existing run folder needs --resume or --overwrite."""
-    out = Path(args.out)
-    if args.resume:
-        return
-    found = [name for name in ("checkpoint.pt", "best.pt", "metrics.json") if (out / name).exists()]
-    if found and not args.overwrite:
-        sys.exit(
-            f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
-            "or replace it with --overwrite"
-        )
-    if found:
-        for name in found:
-            (out / name).unlink()
-        shutil.rmtree(out / "predictions", ignore_errors=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test.{os.getpid()}"
-        files.write_text(probe, "")
-        probe.unlink()
-    except OSError as e:
-        sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
-
-
 def parse_args(argv=None):
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.resume:
-        args = resumed_args(parser, argv, args)
+        args = resumed(parser, argv, args)
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None and args.schedule in SAMPLED and args.task == "all":
         # Sampling schedules need an epoch length; the others take theirs from the data. A SMART
