@@ -219,14 +219,14 @@ class Run:
     splits: dict  # split -> task -> data.TaskData
     dev: dict  # task -> the dev rows scored after each epoch
     num_classes: int
-    model: MultitaskBert
-    net: torch.nn.Module  # the model, wrapped in DDP when distributed
-    optimizer: AdamW
-    scaler: torch.amp.GradScaler
-    schedule: Schedule
-    streams: dict  # task -> data.BatchStream
-    state: dict  # epoch, step, history, best, seen, epoch_loss, elapsed: all that --resume restores
-    t_start: float
+    model: MultitaskBert = None
+    net: torch.nn.Module = None  # the model, wrapped in DDP when distributed
+    optimizer: AdamW = None
+    scaler: torch.amp.GradScaler = None
+    schedule: Schedule = None
+    streams: dict = None  # task -> data.BatchStream
+    state: dict = None  # epoch, step, history, best, seen, epoch_loss, elapsed: all that --resume restores
+    t_start: float = 0.0
 
     @property
     def total_steps(self):
@@ -245,16 +245,7 @@ def setup(args):
     torch.manual_seed(args.seed)
     tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
 
-    bert_dir = hub.resolve_model_dir(args.model)
-    positions = json.loads((bert_dir / "config.json").read_text()).get("max_position_embeddings", 512)
-    if args.max_length > positions:  # longer inputs would index past the position embeddings
-        log(f"--max-length {args.max_length} is more than {args.model}'s {positions} positions: cut at {positions}")
-        args.max_length = positions
-    if rank == 0:  # the tokenizer travels with the run, so predict.py needs nothing but the run folder
-        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
-        for name in ("vocab.txt", "tokenizer_config.json"):
-            if (bert_dir / name).is_file():
-                files.copy_file(bert_dir / name, out / "tokenizer" / name)
+    bert_dir = prepare_model_dir(args, out, rank == 0, log)
     splits, num_classes, synth = load_task_data(args, tasks, build_tokenizer(bert_dir, args.max_length), log)
     dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
@@ -269,7 +260,37 @@ def setup(args):
         # step's batch get no gradient, hence find_unused_parameters.
         ids = [device] if device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=len(tasks) > 1)
-    train_data = splits["train"]
+    streams, schedule = build_schedule(args, tasks, splits["train"], synth)
+    if world > 1:
+        torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
+    state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
+    state["data"] = data_fingerprint(args, tasks)
+    if synth:
+        state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
+    run = Run(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
+    run.schedule, run.streams, run.state, run.t_start = schedule, streams, state, t_start
+    if args.resume:
+        resume(run)
+    return run
+
+
+def prepare_model_dir(args, out, main, log):
+    """The encoder's folder (downloaded if need be); its tokenizer is copied into the run."""
+    bert_dir = hub.resolve_model_dir(args.model)
+    positions = json.loads((bert_dir / "config.json").read_text()).get("max_position_embeddings", 512)
+    if args.max_length > positions:  # longer inputs would index past the position embeddings
+        log(f"--max-length {args.max_length} is more than {args.model}'s {positions} positions: cut at {positions}")
+        args.max_length = positions
+    if main:  # the tokenizer travels with the run, so predict.py needs nothing but the run folder
+        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+        for name in ("vocab.txt", "tokenizer_config.json"):
+            if (bert_dir / name).is_file():
+                files.copy_file(bert_dir / name, out / "tokenizer" / name)
+    return bert_dir
+
+
+def build_schedule(args, tasks, train_data, synth):
+    """One endless batch stream per task, and the schedule that says which stream each step reads."""
     streams = {}
     for i, t in enumerate(tasks):
         size = getattr(args, f"{t}_batch_size") or args.batch_size
@@ -284,34 +305,7 @@ def setup(args):
         )
     except ValueError as e:
         sys.exit(f"error: --schedule {args.schedule}: {e}")
-    if world > 1:
-        torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
-    state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
-    state["data"] = data_fingerprint(args, tasks)
-    if synth:
-        state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
-    run = Run(
-        args,
-        out,
-        device,
-        world,
-        log,
-        tasks,
-        splits,
-        dev,
-        num_classes,
-        model,
-        net,
-        optimizer,
-        scaler,
-        schedule,
-        streams,
-        state,
-        t_start,
-    )
-    if args.resume:
-        resume(run)
-    return run
+    return streams, schedule
 
 
 def resume(run):
@@ -570,6 +564,16 @@ def get_parser():
     a("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
     a("--init-from", default=None, metavar="CHECKPOINT", help="start from a trained run's best.pt/checkpoint.pt")
     a("--freeze-encoder", action="store_true", help="train only the heads (frozen-encoder baseline)")
+
+    add_data_flags(p)
+    add_model_flags(p)
+    add_optimisation_flags(p)
+    add_smart_pcgrad_flags(p)
+    add_running_flags(p)
+    return p
+
+
+def add_data_flags(p):
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", default="data", help="folder with the course files (make data)")
     for t in TASKS:
@@ -593,6 +597,9 @@ def get_parser():
         "--num-classes", type=int, default=None, help="sentiment classes (default: inferred from the training labels)"
     )
     g.add_argument("--overfit-batch", action="store_true", help="sanity mode: train on one fixed batch per task")
+
+
+def add_model_flags(p):
     g = p.add_argument_group("model")
     g.add_argument("--pair-encoding", default="cross", choices=["cross", "bi"], help="how para and sts encode a pair")
     g.add_argument(
@@ -641,6 +648,9 @@ def get_parser():
         choices=["on", "off"],
         help=f"skip padded positions outside attention when a batch is >= {UNPAD_MIN * 100:g}%% padding (same values)",
     )
+
+
+def add_optimisation_flags(p):
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=3, help="epochs (an evaluation after each)")
     g.add_argument(
@@ -664,6 +674,9 @@ def get_parser():
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay (matrices only)")
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--seed", type=int, default=0, help="random seed (same seed on CPU = same run)")
+
+
+def add_smart_pcgrad_flags(p):
     g = p.add_argument_group("SMART and PCGrad")
     g.add_argument("--smart", type=float, default=0.0, metavar="LAMBDA", help="weight of SMART's regularizer (0 = off)")
     g.add_argument("--smart-tasks", default="all", help="comma-separated tasks SMART applies to, or all")
@@ -684,6 +697,9 @@ def get_parser():
     g.add_argument(
         "--pcgrad-reduction", default="sum", choices=["sum", "mean"], help="combine surgered gradients by sum or mean"
     )
+
+
+def add_running_flags(p):
     g = p.add_argument_group("running")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
     g.add_argument(
@@ -701,7 +717,6 @@ def get_parser():
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
     g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
     g.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0 = each epoch end)")
-    return p
 
 
 # What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
