@@ -59,7 +59,7 @@ from loop import (
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
 from schedules import SAMPLED, SCHEDULES, Schedule
-from tasks import TASK_NAMES, TASKS, overall, score
+from tasks import TASK_NAMES, TASKS, overall, plain_mean, score
 from tokenizer import build_tokenizer
 
 # ----------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def evaluate(model, dev, args, device):
 
 def print_table(log, title, metrics):
     cells = "  ".join(f"{t} {metrics[t]:.4f}" for t in TASK_NAMES if t in metrics)
-    log(f"{title}: {cells}  | overall {overall(metrics):.4f}", flush=True)
+    log(f"{title}: {cells}  | overall {overall(metrics):.4f}  plain mean {plain_mean(metrics):.4f}", flush=True)
 
 
 # ----------------------------------------------------------------------------
@@ -250,7 +250,9 @@ def setup(args):
     dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
     model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
-    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
+    optimizer = AdamW(
+        param_groups(model, args.weight_decay), lr=args.lr, betas=tuple(args.adam_betas), eps=args.adam_eps
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
     if args.compile:
         model.bert.compile_layers()
@@ -474,16 +476,38 @@ def end_epoch(run, epoch):
     subset = f", <= {args.eval_subset} rows per task" if args.eval_subset else ""
     print_table(run.log, f"epoch {epoch + 1} dev ({format_time(time.time() - t_eval)}{subset})", metrics)
     train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
-    entry = {"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics), "train_loss": train_loss}
-    state["history"].append({**entry, "seen": dict(state["seen"])})
+    entry = {"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics), "plain_mean": plain_mean(metrics)}
+    state["history"].append({**entry, "train_loss": train_loss, "seen": dict(state["seen"])})
     if state["best"] is None or overall(metrics) > state["best"]["overall"]:
         state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
-        if distributed.is_main():
-            best = {"model": run.model.state_dict(), "encoder_config": run.model.bert.config.to_dict()}
-            best.update(num_classes=run.num_classes, tasks=run.tasks, args=vars(args), epoch=epoch + 1)
-            files.save_torch(best, run.out / "best.pt")
+        save_best(run, epoch, run.out / "best.pt")
+    # Each task's own best epoch too ("Tuning Up BERT" Table 4), for per-task ensembles.
+    best_task = state.setdefault("best_task", {})
+    for task, value in metrics.items() if len(run.tasks) > 1 else ():
+        if task not in best_task or value > best_task[task]["score"]:
+            best_task[task] = {"epoch": epoch + 1, "score": value}
+            save_best(run, epoch, run.out / f"best-{task}.pt")
     state["epoch"], state["step"] = epoch + 1, 0
     checkpoint(run)
+
+
+def save_best(run, epoch, path):
+    """The model as it is now, with what predict.py needs to rebuild it."""
+    if distributed.is_main():
+        best = {"model": run.model.state_dict(), "encoder_config": run.model.bert.config.to_dict()}
+        best.update(num_classes=run.num_classes, tasks=run.tasks, args=vars(run.args), epoch=epoch + 1)
+        files.save_torch(best, path)
+
+
+def early_stop(run, epoch):
+    """--early-stop N: stop when the dev overall has not improved for N epochs."""
+    patience = run.args.early_stop
+    if patience and epoch + 1 - run.state["best"]["epoch"] >= patience and epoch + 1 < run.args.epochs:
+        run.log(
+            f"early stop: dev overall has not improved for {patience} epoch(s) since epoch {run.state['best']['epoch']}"
+        )
+        return True
+    return False
 
 
 def finish(run):
@@ -500,7 +524,9 @@ def finish(run):
     metrics = {
         "dev": final,
         "overall": overall(final),
+        "plain_mean": plain_mean(final),
         "best_epoch": best["epoch"],
+        "best_per_task": run.state.get("best_task", {}),
         "epochs": run.state["history"],
         "examples_seen": run.state["seen"],
         "wall_time_s": round(wall, 1),
@@ -533,6 +559,8 @@ def train(args):
                 distributed.cleanup()
                 return None
             end_epoch(run, epoch)
+            if early_stop(run, epoch):
+                break
     metrics = finish(run)
     if distributed.is_main() and not args.no_report:
         try:
@@ -671,6 +699,11 @@ def add_optimisation_flags(p):
         "--lr-schedule", default="linear", choices=["linear", "constant"], help="after warmup: linear decay or constant"
     )
     g.add_argument("--warmup", type=float, default=0.05, help="fraction of all steps spent warming the lr up")
+    g.add_argument("--adam-eps", type=float, default=1e-8, help="AdamW epsilon (the reports: 1e-6 fine-tuning)")
+    g.add_argument("--adam-betas", type=float, nargs=2, default=[0.9, 0.999], metavar=("B1", "B2"), help="AdamW betas")
+    g.add_argument(
+        "--early-stop", type=int, default=0, metavar="N", help="stop after N epochs without a better dev overall"
+    )
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay (matrices only)")
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--seed", type=int, default=0, help="random seed (same seed on CPU = same run)")
@@ -720,9 +753,9 @@ def add_running_flags(p):
 
 
 # What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
-RUN_PRODUCTS = ("checkpoint.pt", "best.pt", "metrics.json", "predictions", "report")
+RUN_PRODUCTS = ("checkpoint.pt", "best.pt", *(f"best-{t}.pt" for t in TASKS), "metrics.json", "predictions", "report")
 # Flags that may change when a run is resumed: they do not alter what has been trained so far.
-RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report"}
+RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report", "early_stop"}
 
 
 def resumed(parser, argv, args):
@@ -736,7 +769,7 @@ def resumed(parser, argv, args):
 def check_args(parser, args):
     """Every flag checked before any work starts (a bad one must not cost an epoch)."""
     at_least = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "log_every": 1, "eval_batch_size": 1}
-    at_least.update({"max_length": 8, "eval_subset": 0, "save_every": 0})
+    at_least.update({"max_length": 8, "eval_subset": 0, "save_every": 0, "early_stop": 0})
     at_least.update({f"{t}_batch_size": 1 for t in TASKS})
     for name, low in at_least.items():
         value = getattr(args, name)
@@ -746,6 +779,8 @@ def check_args(parser, args):
         parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
     if not (math.isfinite(args.lr) and args.lr >= 0):
         parser.error(f"--lr must be a number >= 0, got {args.lr}")
+    if not (args.adam_eps > 0 and all(0 <= b < 1 for b in args.adam_betas)):
+        parser.error(f"--adam-eps must be > 0 and --adam-betas in [0, 1); got {args.adam_eps}, {args.adam_betas}")
     if not 0 <= args.warmup <= 1:
         parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
     for name in ["dropout", "encoder_dropout", *(f"{t}_dropout" for t in TASKS)]:

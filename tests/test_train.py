@@ -423,3 +423,25 @@ def test_schedule_flags_reach_the_loop(data_dir, tmp_path):
     assert staggered.schedule.tasks_for_step(1, 0) == ["para"] and staggered.schedule.tasks_for_step(2, 0) == ["sst"]
     once = ["--stagger-epochs", "1", "--schedule", "staggered", "--out", str(tmp_path / "b")]
     assert train.setup(train.parse_args([*argv, *once])).schedule.tasks_for_step(1, 0) == ["sst"]
+
+
+def test_adam_flags_reach_the_optimizer(data_dir, tmp_path):
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "a")]
+    run_ = train.setup(train.parse_args([*argv, "--adam-eps", "1e-6", "--adam-betas", "0.8", "0.98"]))
+    group = run_.optimizer.param_groups[0]
+    assert group["eps"] == 1e-6 and tuple(group["betas"]) == (0.8, 0.98)
+
+
+def test_early_stop_per_task_bests_and_plain_mean(data_dir, tmp_path):
+    # lr 0: the dev scores never improve after epoch 1, so patience 1 stops after epoch 2 of 4.
+    flat = ["--lr", "0", "--warmup", "0", "--epochs", "4"]
+    stopped = run(data_dir, tmp_path / "a", *flat, "--early-stop", "1")
+    assert [e["epoch"] for e in stopped["epochs"]] == [1, 2]
+    assert len(run(data_dir, tmp_path / "b", *flat)["epochs"]) == 4  # without the flag: every epoch
+    metrics = run(data_dir, tmp_path / "c", "--epochs", "3")
+    assert metrics["plain_mean"] == pytest.approx(sum(metrics["dev"].values()) / 3)
+    for task in ("sst", "para", "sts"):
+        scores = [e["dev"][task] for e in metrics["epochs"]]
+        best_epoch = scores.index(max(scores)) + 1
+        assert metrics["best_per_task"][task]["epoch"] == best_epoch
+        assert torch.load(tmp_path / "c" / f"best-{task}.pt", weights_only=True)["epoch"] == best_epoch
