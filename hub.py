@@ -80,6 +80,8 @@ def check_model_dir(folder, exact_vocab=False):
             raise ModelFileError(f"{folder}: missing {name} (a model folder needs config.json, vocab.txt and weights)")
     config = read_config(folder / "config.json")
     check_vocab(folder / "vocab.txt", config, exact=exact_vocab)
+    if (folder / "tokenizer_config.json").is_file():
+        _check_json(folder / "tokenizer_config.json")
     check_weights(weights_file(folder))
     return folder
 
@@ -308,7 +310,8 @@ def safetensors_entries(f, label):
     try:
         header = json.loads(f.read(header_len))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
-        raise ModelFileError(f"{label}: malformed safetensors header ({str(e).splitlines()[0][:100]})") from None
+        reason = str(e).splitlines()[0].split(";")[0][:100]  # not Python's advice on raising its integer limit
+        raise ModelFileError(f"{label}: malformed safetensors header ({reason})") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{label}: malformed safetensors header: not a JSON object")
     body_len, entries = size - 8 - header_len, {}

@@ -239,7 +239,7 @@ def safetensors_with_header(header_text, body=b""):
     "header, message",
     [
         ("[" * 100000 + "]" * 100000, "malformed safetensors header"),  # nesting deep enough to overflow the parser
-        ('{"w": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 4]}}', "malformed"),
+        ('{"w": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 4]}}', "(Exceeds the limit"),
         ('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 99999999999999999999999]}}', "lie outside"),
         ('{"w": {"dtype": "F32", "shape": [1e3], "data_offsets": [0, 4]}}', "invalid shape"),
         ('{"w": {"dtype": "F32", "shape": [true], "data_offsets": [0, 4]}}', "invalid shape"),
@@ -255,7 +255,7 @@ def test_malformed_safetensors_header_is_one_line(tmp_path, header, message):
     path.write_bytes(safetensors_with_header(header, bytes(12)))
     with pytest.raises(hub.ModelFileError) as e:
         hub.load_safetensors(path)
-    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)[:300]
+    assert message in str(e.value) and "\n" not in str(e.value) and "set_int_max_str_digits" not in str(e.value)
 
 
 def break_config(**change):
@@ -281,6 +281,7 @@ def append_vocab(folder):
         (break_config(model_type="gpt2"), "model_type 'gpt2' is not a BERT model"),
         (break_config(hidden_size=64, num_attention_heads=4), "does not match config.json: "),
         (break_config(hidden_size=30), "hidden_size 30 is not a multiple of num_attention_heads"),
+        (lambda f: (f / "tokenizer_config.json").write_text("{"), "tokenizer_config.json: not valid JSON"),
         (lambda f: (f / "vocab.txt").unlink(), "missing vocab.txt"),
         (append_vocab, "entries, but config.json has vocab_size"),
         (lambda f: (f / "vocab.txt").write_bytes(b"[PAD]\n\xff\n"), "vocab.txt: not UTF-8"),
