@@ -19,7 +19,6 @@ Prints markdown tables for the README; it measures and asserts nothing.
 
 import argparse
 import contextlib
-import io
 import itertools
 import json
 import math
@@ -37,14 +36,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import data
+import files
 import hub
+import loop
 import pcgrad
 import smart
-import train
 from adamw import AdamW
 from heads import MultitaskBert
 from minbert import BertConfig, BertModel
-from predict import autocast, to_device
 from tasks import TASK_NAMES, TASKS
 from tokenizer import build_tokenizer
 
@@ -188,14 +187,14 @@ def make_batch(B, T, padded, device, vocab_size=30522, seed=0):
         "token_type_ids": torch.zeros_like(ids),
         "labels": torch.randint(0, 5, (B,), generator=g),
     }
-    return to_device(batch, device)
+    return loop.to_device(batch, device)
 
 
 def step_fns(model, optimizer, batch, device, amp):
     """(train step, inference step) closures for one model on one batch."""
 
     def train_step():
-        with autocast(device, amp):
+        with loop.autocast(device, amp):
             loss = F.cross_entropy(model(batch).float(), batch["labels"])
         loss.backward()
         optimizer.step()
@@ -203,7 +202,7 @@ def step_fns(model, optimizer, batch, device, amp):
 
     @torch.no_grad()
     def infer_step():
-        with autocast(device, amp):
+        with loop.autocast(device, amp):
             model(batch)
 
     return train_step, infer_step
@@ -340,14 +339,14 @@ def overhead_batches(args, tokenizer, device, B=16, T=32):
                 "token_type_ids": types,
                 "labels": labels,
             }
-        batches[task] = to_device(batch, device)
+        batches[task] = loop.to_device(batch, device)
     return batches
 
 
 def bench_overhead(args, device):
     torch.manual_seed(0)
     model = MultitaskBert(BertModel.from_pretrained()).to(device).train()
-    optimizer = AdamW(train.param_groups(model, 0.01), lr=1e-5)
+    optimizer = AdamW(loop.param_groups(model, 0.01), lr=1e-5)
     shared = list(model.bert.parameters())
     batches = overhead_batches(args, build_tokenizer(model.bert.source_dir), device)
 
@@ -356,7 +355,7 @@ def bench_overhead(args, device):
         losses = []
         for task in tasks:
             batch = batches[task]
-            with autocast(device, args.amp):
+            with loop.autocast(device, args.amp):
                 embeds = model.embed(task, batch)
                 out = model.from_embeddings(task, embeds, batch)
                 loss = model.loss(task, out, batch["labels"])
@@ -405,12 +404,17 @@ def bench_overhead(args, device):
 # one SST-5 epoch: bucketed vs random batches
 
 
-class Tee(io.StringIO):
-    """Keep what is printed and show it too."""
-
-    def write(self, text):
-        sys.__stdout__.write(text)
-        return super().write(text)
+def run_train(argv):
+    """Run train.py in its own process, showing its progress; returns its stdout."""
+    command = [sys.executable, str(Path(__file__).parent / "train.py"), *argv]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        lines.append(line)
+    if proc.wait() != 0:
+        sys.exit(f"error: train.py {' '.join(argv)} failed (exit {proc.returncode}; its output is above)")
+    return "".join(lines)
 
 
 def bench_sst_epoch(args):
@@ -453,7 +457,7 @@ def bench_sst_epoch(args):
                 "--data-dir",
                 str(folder),
                 "--sst-test",
-                str(Path(out) / "none.csv"),
+                "none",
                 "--seed",
                 "0",
                 "--device",
@@ -462,11 +466,11 @@ def bench_sst_epoch(args):
                 args.amp,
             ]
             start = time.perf_counter()
-            with contextlib.redirect_stdout(Tee()) as log:
-                metrics = train.train(train.parse_args(argv))
+            stdout = run_train(argv)
             wall = time.perf_counter() - start
+            metrics = json.loads((Path(out) / "metrics.json").read_text())
         # train.py's last progress line has the rate of training alone, without tokenizing and evaluation.
-        train_s = steps / float(re.findall(r"([\d.]+) steps/s", log.getvalue())[-1])
+        train_s = steps / float(re.findall(r"([\d.]+) steps/s", stdout)[-1])
         rows.append(
             {
                 "batching": batching,
@@ -556,7 +560,7 @@ def get_parser():
 def main():
     args = get_parser().parse_args()
     if args.device == "cpu":
-        train.keep_freed_memory()  # as train.py runs; it speeds up both implementations alike
+        loop.keep_freed_memory()  # as train.py runs; it speeds up both implementations alike
     if args.worker:
         return worker(json.loads(args.worker))
     if args.iters < 0:
@@ -571,7 +575,7 @@ def main():
     if args.quick:
         args.models, args.batch_sizes, args.seq_lens = ["minilm"], [8], [32]
         args.iters, args.warmup, args.rounds = 2, 1, 1
-    device = train.pick_device(args)
+    device, args.amp = loop.pick_device(args.device, args.amp)
     results = {"machine": machine(device), "args": vars(args)}
     print("## Machine\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["machine"].items() if v) + "\n")
     if args.encoder or args.all or not (args.overhead or args.sst_epoch):
@@ -582,7 +586,7 @@ def main():
         results["sst_epoch"] = bench_sst_epoch(args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2, default=float) + "\n")
+        files.write_text(args.json, json.dumps(results, indent=2, default=float) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -155,23 +155,24 @@ def read_rows(path, task, labelled):
     return examples, skipped
 
 
-_skips_reported = set()  # files whose skipped rows were reported already: train.py reads sst-train twice
-
-
 def read_examples(path, task, labelled=None):
     """Read one task file into a list of Examples, validating every row.
 
     task: "sst" (any single-sentence file with integer classes), "para" or "sts".
     labelled: True requires the label column, False ignores it, None (default) reads
     labels if the header has the column (the test files do not).
-    Rows with an empty label are skipped and reported on stderr, once per file; any other
-    problem raises DataError("{path}:{line}: {problem}")."""
+    Rows with an empty label are skipped and reported on stderr; any other problem
+    raises DataError("{path}:{line}: {problem}")."""
     examples, skipped = read_rows(path, task, labelled)
-    if skipped and str(path) not in _skips_reported:
-        _skips_reported.add(str(path))
+    report_skipped(path, skipped)
+    return examples
+
+
+def report_skipped(path, skipped):
+    """One line on stderr naming the rows skipped for an empty label (if any)."""
+    if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
         print(f"{path}: skipped {len(skipped)} rows with an empty label (lines {shown})", file=sys.stderr)
-    return examples
 
 
 def num_classes(examples, path=None, given=None):

@@ -1,7 +1,8 @@
 """minBERT: the BERT encoder (Devlin et al. 2019), written out.
 
-Reads top to bottom: config -> embeddings -> self-attention -> transformer layer ->
-model -> checkpoint loading/saving. Shapes use one notation throughout:
+Reads top to bottom: config -> attention -> embeddings -> self-attention layer ->
+transformer layer -> model; then the speed pieces the model uses (a cheaper CPU dropout mask,
+padding removal), and the checkpoint names shared with Hugging Face. Shapes use one notation throughout:
 B batch, T tokens, H hidden size, nh attention heads, hs = H // nh head size, and M the
 rows of the token matrix the layers work on: B * T, or N < B * T when padding is removed.
 
@@ -16,7 +17,6 @@ reads their checkpoints, `save_pretrained` writes a folder their `from_pretraine
 import json
 import math
 import re
-import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import files
 import hub
 
 
@@ -68,23 +69,17 @@ class BertConfig:
 # the encoder
 
 
-def dropout(x, p, training):
-    """Inverted dropout (Srivastava et al. 2014): zero each entry with probability p, scale the
-    rest by 1 / (1 - p) so the expected value is unchanged.
+def attention(q, k, v, mask=None, dropout_p=0.0, training=False):
+    """Scaled dot-product attention, softmax(q k^T / sqrt(hs) + mask) v (Vaswani et al. 2017, eq. 1).
 
-    On the CPU, drawing the random mask is a large share of a training step (the attention
-    probabilities alone are B * nh * T * T entries per layer), and torch draws one random number
-    per entry. Here one 64-bit draw gives four 16-bit random integers, four entries' worth, which
-    is about twice as fast overall; p is rounded to a multiple of 1/65536. GPUs have a fused kernel."""
-    if not training or p == 0.0:
-        return x
-    if x.is_cuda:
-        return F.dropout(x, p, training=True)
-    n = x.numel()
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
-    bits = words.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
-    keep = bits >= round(p * 65536) - 32768  # true with probability 1 - p
-    return torch.where(keep, x * (1.0 / (1.0 - p)), 0.0)
+    q: (B, nh, Tq, hs) queries; k, v: (B, nh, T, hs) keys and values; mask: additive (B, 1, 1, T),
+    0 for real tokens and very negative for padding, or None. Returns (B, nh, Tq, hs)."""
+    # Scale by 1/sqrt(hs) so the logits keep unit variance and softmax does not saturate.
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))  # (B, nh, Tq, T)
+    if mask is not None:
+        att = att + mask  # padded keys get ~-inf, so softmax gives them zero weight
+    att = dropout(F.softmax(att, dim=-1), dropout_p, training)  # dropout: see "speed" below
+    return att @ v  # (B, nh, Tq, hs): each query's weighted mix of the values
 
 
 class Embeddings(nn.Module):
@@ -104,33 +99,6 @@ class Embeddings(nn.Module):
         positions = torch.arange(T, device=input_ids.device)  # (T,)
         x = self.word(input_ids) + self.position(positions) + self.token_type(token_type_ids)  # (B, T, H)
         return dropout(self.ln(x), self.p, self.training)
-
-
-class Layout:
-    """Which token positions of a (B, T) batch the layers compute, as rows of an (M, H) matrix.
-
-    Padding removal: every layer but attention treats tokens independently (the linear
-    layers, GELU, LayerNorm, dropout), so it can run on the N real tokens alone and skip the
-    padding, as FasterTransformer's and ByteTransformer's "remove padding" do. Only attention
-    needs the (B, T) layout, to know which tokens share a sequence: `to_batch` scatters the
-    rows into it (zeros at padded positions) and `from_batch` gathers them back. With keep
-    None, the rows are all B * T positions and both are free reshapes."""
-
-    def __init__(self, B, T, keep, device):
-        self.B, self.T, self.keep = B, T, keep  # keep: (N,) flat indices b * T + t of the real tokens, or None
-        starts = torch.arange(B, device=device) * T  # (B,)
-        # the row of each sequence's first token ([CLS]): b * T, or its place among the kept rows
-        self.first = starts if keep is None else torch.searchsorted(keep, starts)  # (B,)
-
-    def to_batch(self, rows):  # (M, C) -> (B, T, C)
-        if self.keep is None:
-            return rows.view(self.B, self.T, -1)
-        full = rows.new_zeros(self.B * self.T, rows.size(-1))
-        return full.index_copy(0, self.keep, rows).view(self.B, self.T, -1)
-
-    def from_batch(self, x):  # (B, T, C) -> (M, C)
-        x = x.reshape(self.B * self.T, -1)
-        return x if self.keep is None else x.index_select(0, self.keep)
 
 
 class SelfAttention(nn.Module):
@@ -165,17 +133,13 @@ class SelfAttention(nn.Module):
         p = self.attn_dropout if self.training else 0.0
         if mask is not None:
             mask = mask.to(q.dtype)  # under autocast q is bf16/fp16 and the kernel wants matching dtypes
-        # SDPA on the CPU runs this same math when it must drop out attention weights, so
-        # then we run it ourselves, with the cheaper dropout mask.
+        # "sdpa" is PyTorch's fused kernel, the same values as attention(). On the CPU with
+        # dropout it would run the written-out math anyway, so attention() runs then instead,
+        # with its cheaper dropout mask; "explicit" always runs attention().
         if self.impl == "sdpa" and (p == 0.0 or x.is_cuda):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, nh, Tq, hs)
         else:
-            # Scale by 1/sqrt(hs) so the logits keep unit variance and softmax does not saturate.
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))  # (B, nh, Tq, T)
-            if mask is not None:
-                att = att + mask  # padded keys get ~-inf, so softmax gives them zero weight
-            att = dropout(F.softmax(att, dim=-1), p, self.training)
-            y = att @ v  # (B, nh, Tq, hs)
+            y = attention(q, k, v, mask, p, self.training)  # (B, nh, Tq, hs)
         y = y.transpose(1, 2).reshape(B, Tq, H)  # re-assemble the heads side by side
         y = y.view(B, H) if cls_only else layout.from_batch(y)  # (B, H) or (M, H)
         return self.proj(y)
@@ -200,13 +164,6 @@ class Layer(nn.Module):
         x = self.ln1(x + dropout(a, self.p, self.training))  # (M, H)
         h = F.gelu(self.ffn_in(x))  # (M, 4H); exact erf GELU, as BERT was trained with
         return self.ln2(x + dropout(self.ffn_out(h), self.p, self.training))  # (M, H)
-
-
-# Padding removal (see Layout) costs a scatter and a gather per layer, so it is used only
-# when at least this fraction of the batch is padding. Measured here (MiniLM, CPU, batches
-# 32 x 64 and 16 x 128): no gain at 3-6% padding, about even at 10%, 1.2-1.3x at 25%.
-# Length-bucketed training batches have about 3%; random-order SST batches of 16 have 47%.
-UNPAD_MIN = 0.1
 
 
 class BertModel(nn.Module):
@@ -302,16 +259,75 @@ class BertModel(nn.Module):
         """Write config.json, model.safetensors and vocab.txt in Hugging Face's layout."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        files.write_text(folder / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
         hub.save_safetensors(to_hf_state_dict(self.state_dict()), folder / "model.safetensors")
         vocab_file = Path(vocab_file) if vocab_file else self.source_dir and self.source_dir / "vocab.txt"
         if vocab_file is None or not Path(vocab_file).is_file():
             raise ValueError("save_pretrained needs a vocab.txt: pass vocab_file= (model has no source folder)")
         if Path(vocab_file).resolve() != (folder / "vocab.txt").resolve():
-            shutil.copyfile(vocab_file, folder / "vocab.txt")
+            files.copy_file(vocab_file, folder / "vocab.txt")
         for name in ("tokenizer_config.json",):  # keeps the lower-casing choice with the model
             if self.source_dir and (self.source_dir / name).is_file() and self.source_dir.resolve() != folder.resolve():
-                shutil.copyfile(self.source_dir / name, folder / name)
+                files.copy_file(self.source_dir / name, folder / name)
+
+
+# ----------------------------------------------------------------------------
+# speed: the pieces the model above uses to run faster, each giving the same values as the
+# plain version (tests/test_minbert.py checks that they agree)
+
+
+def dropout(x, p, training):
+    """Inverted dropout (Srivastava et al. 2014): zero each entry with probability p, scale the
+    rest by 1 / (1 - p) so the expected value is unchanged.
+
+    On the CPU, drawing the random mask is a large share of a training step (the attention
+    probabilities alone are B * nh * T * T entries per layer), and torch draws one random number
+    per entry. Here one 64-bit draw gives four 16-bit random integers, four entries' worth, which
+    is much faster (README, "Speed"); p is rounded to a multiple of 1/65536. GPUs have a fused kernel.
+    tests/test_minbert.py checks its statistics against F.dropout's."""
+    if not training or p == 0.0:
+        return x
+    if x.is_cuda:
+        return F.dropout(x, p, training=True)
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
+    bits = words.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
+    keep = bits >= round(p * 65536) - 32768  # true with probability 1 - p
+    return torch.where(keep, x * (1.0 / (1.0 - p)), 0.0)
+
+
+class Layout:
+    """Which token positions of a (B, T) batch the layers compute, as rows of an (M, H) matrix.
+
+    Padding removal: every layer but attention treats tokens independently (the linear
+    layers, GELU, LayerNorm, dropout), so it can run on the N real tokens alone and skip the
+    padding, as FasterTransformer's and ByteTransformer's "remove padding" do. Only attention
+    needs the (B, T) layout, to know which tokens share a sequence: `to_batch` scatters the
+    rows into it (zeros at padded positions) and `from_batch` gathers them back. With keep
+    None, the rows are all B * T positions and both are free reshapes."""
+
+    def __init__(self, B, T, keep, device):
+        self.B, self.T, self.keep = B, T, keep  # keep: (N,) flat indices b * T + t of the real tokens, or None
+        starts = torch.arange(B, device=device) * T  # (B,)
+        # the row of each sequence's first token ([CLS]): b * T, or its place among the kept rows
+        self.first = starts if keep is None else torch.searchsorted(keep, starts)  # (B,)
+
+    def to_batch(self, rows):  # (M, C) -> (B, T, C)
+        if self.keep is None:
+            return rows.view(self.B, self.T, -1)
+        full = rows.new_zeros(self.B * self.T, rows.size(-1))
+        return full.index_copy(0, self.keep, rows).view(self.B, self.T, -1)
+
+    def from_batch(self, x):  # (B, T, C) -> (M, C)
+        x = x.reshape(self.B * self.T, -1)
+        return x if self.keep is None else x.index_select(0, self.keep)
+
+
+# Padding removal costs a scatter and a gather per layer, so it is used only when at least
+# this fraction of the batch is padding: below that it saves no more than it costs (README,
+# "Speed", has the measurements). Length-bucketed training batches have little padding;
+# random-order ones have much.
+UNPAD_MIN = 0.1
 
 
 # ----------------------------------------------------------------------------

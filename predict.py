@@ -9,7 +9,6 @@ tab-separated sentences):
 """
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -20,24 +19,12 @@ import torch
 import data
 from files import ReadError, load_torch
 from heads import MultitaskBert
+from loop import autocast, to_device
 from minbert import BertConfig, BertModel
 from tasks import TASKS
 from tokenizer import build_tokenizer
 
 CHECKPOINT_KEYS = ("model", "encoder_config", "num_classes", "tasks", "args")  # what train.py saves in best.pt
-
-
-def autocast(device, amp):
-    """The one autocast context: amp is "bf16", "fp16" or "off"."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def to_device(batch, device):
-    return {
-        k: to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in batch.items()
-    }
 
 
 @torch.no_grad()

@@ -13,16 +13,21 @@ and the best model so far is kept; at the end the best model writes dev and test
 
 The run folder (--out) holds checkpoint.pt (the latest state, for --resume), best.pt (the
 best model; predict.py loads it), tokenizer/, metrics.json and predictions/.
+
+Reading order: train() at the bottom of the "training" section is the whole run in a dozen
+lines; train_step() is one optimizer step; setup() builds everything the loop needs.
 """
 
 import argparse
 import contextlib
-import ctypes
+import hashlib
 import json
 import math
-import signal
+import os
+import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,118 +42,78 @@ import predictions
 import smart
 from adamw import AdamW
 from heads import MultitaskBert
+from loop import (
+    Progress,
+    StopFlag,
+    autocast,
+    format_time,
+    get_lr,
+    keep_freed_memory,
+    load_checkpoint,
+    param_groups,
+    pick_device,
+    save_checkpoint,
+    to_device,
+)
 from minbert import UNPAD_MIN, BertModel
-from predict import autocast, predict, to_device
+from predict import predict
 from schedules import SCHEDULES, Schedule
 from tasks import TASK_NAMES, TASKS, overall, score
 from tokenizer import build_tokenizer
 
 # ----------------------------------------------------------------------------
-# small helpers
-
-
-def get_lr(step, total_steps, args):
-    """Linear warmup over the first --warmup fraction of steps, then linear decay to 0 (or constant)."""
-    warmup = int(args.warmup * total_steps)
-    if step < warmup:
-        return args.lr * (step + 1) / warmup
-    if args.lr_schedule == "constant":
-        return args.lr
-    return args.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-
-def param_groups(model, weight_decay):
-    """Weight decay on matrices only: decaying biases and LayerNorm gains towards 0 has no
-    regularizing purpose and only hurts (BERT's own recipe)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-
-
-def format_time(seconds):
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
-
-
-def print_table(log, title, metrics):
-    cells = "  ".join(f"{t} {metrics[t]:.4f}" for t in TASK_NAMES if t in metrics)
-    log(f"{title}: {cells}  | overall {overall(metrics):.4f}", flush=True)
-
-
-def pick_device(args):
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("error: --device cuda, but torch sees no CUDA GPU (use --device cpu)")
-    if args.amp == "auto":
-        cuda_bf16 = args.device == "cuda" and torch.cuda.is_bf16_supported()
-        args.amp = "bf16" if cuda_bf16 else "fp16" if args.device == "cuda" else "off"
-    if args.device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for fp32 matmuls
-        torch.backends.cudnn.allow_tf32 = True
-    return torch.device(args.device)
-
-
-def keep_freed_memory():
-    """glibc gives large freed blocks back to the OS at once, so each step's big temporaries
-    (the word-embedding gradient and optimizer buffers, tens of MB each) come back as fresh
-    pages, and the first touch of every page is a page fault. Raising glibc's mmap and trim
-    thresholds keeps freed memory in the process for reuse, as jemalloc or tcmalloc would.
-    Measured here: a CPU step of 16 x 26 tokens went from 0.34-0.41 s to 0.30-0.32 s."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: serve blocks up to 1 GiB from the heap
-            libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
-
-
-class StopFlag:
-    """Ctrl-C (or SIGTERM) during training asks to stop after the current step, so the
-    checkpoint holds a consistent state; a second Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        self.old = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to stop at once)...", flush=True)
-
-    def __exit__(self, *exc):
-        for s, handler in self.old.items():
-            signal.signal(s, handler)
-
-
-# ----------------------------------------------------------------------------
-# data and model
+# data
 
 
 def task_path(args, task, split):
     return getattr(args, f"{task}_{split}") or str(Path(args.data_dir) / TASKS[task].files[split])
 
 
+def read_split(args, task, split, log=print):
+    """The examples of one course file, or None for a default test file that is absent."""
+    path = task_path(args, task, split)
+    if split == "test" and path == "none":
+        return None
+    if split == "test" and not Path(path).is_file():
+        if getattr(args, f"{task}_test"):  # asked for by name: a missing file is a mistake
+            raise data.DataError(f"--{task}-test {path}: no such file")
+        log(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
+        return None
+    examples, skipped = data.read_rows(path, task, labelled=split != "test")
+    data.report_skipped(path, skipped)
+    if not examples:
+        raise data.DataError(f"{path}: no examples")
+    rows, known = len(examples) + len(skipped), (TASKS[task].rows or {}).get(split)
+    if known and rows not in known and not getattr(args, f"{task}_{split}"):  # a default course file
+        log(f"warning: {path} has {rows} rows; the course file has {' or '.join(map(str, known))}")
+    return examples
+
+
 def load_task_data(args, tasks, tokenizer, log=print):
-    """Tokenized train / dev / test data per task (test only where the file exists)."""
-    splits = {"train": {}, "dev": {}, "test": {}}
+    """Tokenized train / dev / test data per task (test only where the file exists), and the
+    number of sentiment classes."""
+    splits, num_classes = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5
     for task in tasks:
         encoding = args.pair_encoding if TASKS[task].is_pair else "single"
         for split in splits:
-            path = task_path(args, task, split)
-            if split == "test" and not Path(path).is_file():
-                log(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
+            examples = read_split(args, task, split, log)
+            if examples is None:
                 continue
-            examples = data.read_examples(path, task, labelled=split != "test")
-            if not examples:
-                raise data.DataError(f"{path}: no examples")
+            if task == "sst" and split == "train" and not args.num_classes:
+                num_classes = data.num_classes(examples)
             splits[split][task] = data.encode(tokenizer, examples, encoding)
-    return splits
+    return splits, num_classes
+
+
+def data_fingerprint(args, tasks):
+    """sha256 of every course file the run reads, so a resumed run can tell they did not change."""
+    prints = {}
+    for task in tasks:
+        for split in ("train", "dev", "test"):
+            path = Path(task_path(args, task, split))
+            if path.is_file():
+                prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return prints
 
 
 def eval_subset(task_data, n, seed):
@@ -156,6 +121,44 @@ def eval_subset(task_data, n, seed):
     if not n or len(task_data) <= n:
         return task_data
     return data.subset(task_data, np.sort(np.random.default_rng(seed).permutation(len(task_data))[:n]))
+
+
+# ----------------------------------------------------------------------------
+# model
+
+
+def build_model(args, bert_dir, tasks, num_classes, log=print):
+    dropout = args.encoder_dropout
+    overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
+    bert.unpad = args.unpad == "on"
+    head_dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
+    model = MultitaskBert(bert, num_classes, args.pair_encoding, args.bi_head, head_dropout, args.pooling, tasks)
+    if args.init_from:
+        init_from(model, args.init_from, log)
+    if args.freeze_encoder:
+        model.bert.requires_grad_(False)
+    return model
+
+
+def init_from(model, path, log=print):
+    """Start from a trained run's weights: the whole encoder, and every head whose task and
+    shape match (e.g. the paraphrase head of a paraphrase-only run)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    own = model.state_dict()
+    encoder = {k: v for k, v in state.items() if k.startswith("bert.")}
+    missing = sorted(k for k in own if k.startswith("bert.") and k not in encoder)
+    if missing:
+        sys.exit(f"error: --init-from {path}: encoder weights missing: {', '.join(missing[:5])}")
+    heads = {k: v for k, v in state.items() if k.startswith("heads.") and k in own and own[k].shape == v.shape}
+    model.load_state_dict({**encoder, **heads}, strict=False)
+    kept = sorted({k.split(".")[1] for k in heads})
+    fresh = sorted({k.split(".")[1] for k in own if k.startswith("heads.")} - set(kept))
+    log(f"initialised from {path}: encoder + heads {kept or 'none'}; new heads {fresh or 'none'}")
+
+
+# ----------------------------------------------------------------------------
+# evaluation
 
 
 def predict_all(model, task, task_data, args, device):
@@ -176,39 +179,121 @@ def evaluate(model, dev, args, device):
     return metrics, outputs
 
 
-def build_model(args, bert_dir, tasks, num_classes, log=print):
-    overrides = (
-        {}
-        if args.encoder_dropout is None
-        else {"hidden_dropout_prob": args.encoder_dropout, "attention_probs_dropout_prob": args.encoder_dropout}
-    )
-    bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
-    bert.unpad = args.unpad == "on"
-    dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
-    model = MultitaskBert(bert, num_classes, args.pair_encoding, args.bi_head, dropout, args.pooling, tasks)
-    if args.init_from:
-        init_from(model, args.init_from, log)
-    if args.freeze_encoder:
-        model.bert.requires_grad_(False)
-    return model
+def print_table(log, title, metrics):
+    cells = "  ".join(f"{t} {metrics[t]:.4f}" for t in TASK_NAMES if t in metrics)
+    log(f"{title}: {cells}  | overall {overall(metrics):.4f}", flush=True)
 
 
-def init_from(model, path, log=print):
-    """Start from a trained run's weights: the whole encoder, and every head whose task and
-    shape match (e.g. the paraphrase head of a paraphrase-only run)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
-    own = model.state_dict()
-    encoder = {k: v for k, v in state.items() if k.startswith("bert.")}
-    missing = sorted(k for k in own if k.startswith("bert.") and k not in encoder)
-    if missing:
-        sys.exit(f"error: --init-from {path}: encoder weights missing: {', '.join(missing[:5])}")
-    heads = {k: v for k, v in state.items() if k.startswith("heads.") and k in own and own[k].shape == v.shape}
-    model.load_state_dict({**encoder, **heads}, strict=False)
-    fresh = sorted({k.split(".")[1] for k in own if k.startswith("heads.")} - {k.split(".")[1] for k in heads})
-    log(
-        f"initialised from {path}: encoder + heads {sorted({k.split('.')[1] for k in heads}) or 'none'}"
-        f"; new heads {fresh or 'none'}"
+# ----------------------------------------------------------------------------
+# setup: everything the loop needs, in one place
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    out: Path
+    device: torch.device
+    world: int
+    log: object  # print on the main process, a no-op elsewhere
+    tasks: list
+    splits: dict  # split -> task -> data.TaskData
+    dev: dict  # task -> the dev rows scored after each epoch
+    num_classes: int
+    model: MultitaskBert
+    net: torch.nn.Module  # the model, wrapped in DDP when distributed
+    optimizer: AdamW
+    scaler: torch.amp.GradScaler
+    schedule: Schedule
+    streams: dict  # task -> data.BatchStream
+    state: dict  # epoch, step, history, best, seen, epoch_loss, elapsed: all that --resume restores
+    t_start: float
+
+    @property
+    def total_steps(self):
+        return self.args.epochs * self.args.steps_per_epoch
+
+
+def setup(args):
+    t_start = time.time()
+    check_out(args)
+    out = Path(args.out)
+    device, args.amp = pick_device(args.device, args.amp)
+    rank, world, device = distributed.setup(device.type)
+    if device.type == "cpu":
+        keep_freed_memory()
+    log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
+    torch.manual_seed(args.seed)
+    tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
+
+    bert_dir = hub.resolve_model_dir(args.model)
+    if rank == 0:  # the tokenizer travels with the run, so predict.py needs nothing but the run folder
+        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+        for name in ("vocab.txt", "tokenizer_config.json"):
+            if (bert_dir / name).is_file():
+                files.copy_file(bert_dir / name, out / "tokenizer" / name)
+    splits, num_classes = load_task_data(args, tasks, build_tokenizer(bert_dir, args.max_length), log)
+    dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
+
+    model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
+    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
+    if args.compile:
+        model.bert.compile_layers()
+    net = model
+    if world > 1:
+        # DDP averages gradients over processes during backward. Heads of tasks not in this
+        # step's batch get no gradient, hence find_unused_parameters.
+        ids = [device] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=len(tasks) > 1)
+    train_data = splits["train"]
+    schedule = Schedule(
+        args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed
     )
+    streams = {}
+    for i, t in enumerate(tasks):
+        size = getattr(args, f"{t}_batch_size") or args.batch_size
+        bucket = args.batching == "bucket"
+        streams[t] = data.BatchStream(train_data[t], size, args.seed * 10 + i, bucket, args.overfit_batch)
+    if world > 1:
+        torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
+    state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
+    state["data"] = data_fingerprint(args, tasks)
+    run = Run(
+        args,
+        out,
+        device,
+        world,
+        log,
+        tasks,
+        splits,
+        dev,
+        num_classes,
+        model,
+        net,
+        optimizer,
+        scaler,
+        schedule,
+        streams,
+        state,
+        t_start,
+    )
+    if args.resume:
+        resume(run)
+    return run
+
+
+def resume(run):
+    """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
+    path = run.out / "checkpoint.pt"
+    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device)
+    changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
+    if changed:
+        sys.exit(
+            f"error: --resume {run.out}: {', '.join(changed)} changed since the run started; "
+            "start a new run (--out) instead"
+        )
+    run.state = {**state, "data": run.state["data"]}
+    run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
 
 
 # ----------------------------------------------------------------------------
@@ -222,246 +307,176 @@ def task_loss(net, model, task, batch, args, smart_on):
     if smart_on:
         # SMART runs the rest of the model from perturbed embeddings (smart.py).
         forward = lambda *x: model.from_embeddings(task, list(x), batch)
-        loss = loss + args.smart * smart.smart_regularizer(
-            forward,
-            tuple(embeds),
-            out,
-            TASKS[task].kind,
-            eps=args.smart_eps,
-            sigma=args.smart_sigma,
-            eta=args.smart_eta,
-            steps=args.smart_steps,
-            norm=args.smart_norm,
-            variant=args.smart_variant,
-        )
+        hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
+        loss = loss + args.smart * smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
     return loss
 
 
-def train(args):
-    t_start = time.time()
-    out = Path(args.out)
-    rank, world, device = distributed.setup(pick_device(args).type)
-    if device.type == "cpu":
-        keep_freed_memory()
-    log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
-    torch.manual_seed(args.seed)
-    tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
+def next_batch(run, task):
+    """This process's slice of the task's next global batch, on the device, and the global batch size."""
+    indices = next(run.streams[task])
+    while len(indices) < run.world:  # a tail batch too small to give every process an example
+        indices = next(run.streams[task])
+    mine = distributed.shard(indices)
+    return to_device(data.collate(run.splits["train"][task], mine), run.device), len(mine), len(indices)
 
-    # The tokenizer travels with the run, so predict.py needs nothing but the run folder.
-    bert_dir = hub.resolve_model_dir(args.model)
-    if rank == 0:
-        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
-        for name in ("vocab.txt", "tokenizer_config.json"):
-            if (bert_dir / name).is_file():
-                files.copy_file(bert_dir / name, out / "tokenizer" / name)
-    tokenizer = build_tokenizer(bert_dir, args.max_length)
-    splits = load_task_data(args, tasks, tokenizer, log)
-    train_data = splits["train"]
-    num_classes = data.num_classes(data.read_examples(task_path(args, "sst", "train"), "sst")) if "sst" in tasks else 5
-    dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
-    model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
-    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
-    if args.compile:
-        model.bert.compile_layers()
-    net = model
-    if world > 1:
-        # DDP averages gradients over processes during backward. Heads of tasks not in this
-        # step's batch get no gradient, hence find_unused_parameters.
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=len(tasks) > 1
-        )
-    schedule = Schedule(
-        args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed
-    )
-    batch_size = {t: getattr(args, f"{t}_batch_size") or args.batch_size for t in tasks}
-    streams = {
-        t: data.BatchStream(
-            train_data[t],
-            batch_size[t],
-            seed=args.seed * 10 + i,
-            bucket=args.batching == "bucket",
-            overfit=args.overfit_batch,
-        )
-        for i, t in enumerate(tasks)
-    }
-    weights = {t: getattr(args, f"{t}_weight") for t in tasks}
-    smart_tasks = set(tasks if args.smart_tasks == "all" else args.smart_tasks.split(","))
-    shared = [p for p in model.bert.parameters() if p.requires_grad]
-    heads = [p for p in model.heads.parameters() if p.requires_grad]
+def train_step(run, epoch, step):
+    """One optimizer step: forward and backward for each task the schedule picks, then clip and step.
 
-    if world > 1:
-        torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
-    state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
-    if args.resume:
-        ckpt = torch.load(out / "checkpoint.pt", map_location=device, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        for t in tasks:
-            streams[t].load_state_dict(ckpt["streams"][t])
-        torch.set_rng_state(ckpt["rng"])  # dropout masks continue exactly as in an uninterrupted run
-        if device.type == "cuda" and "cuda_rng" in ckpt:
-            torch.cuda.set_rng_state(ckpt["cuda_rng"])
-        state = ckpt["state"]
-        log(f"resumed {out} at epoch {state['epoch'] + 1} step {state['step']}")
+    Returns {task: loss}, each the global batch's mean loss as a 0-dim tensor divided by the
+    number of processes (summed over processes at log time, not here, so no step waits on it)."""
+    args, model = run.args, run.model
+    global_step = epoch * args.steps_per_epoch + step
+    for group in run.optimizer.param_groups:
+        group["lr"] = get_lr(global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule)
+    step_tasks = run.schedule.tasks_for_step(epoch, step)
+    surgery = args.pcgrad and len(step_tasks) > 1  # PCGrad needs every task's loss before any backward
+    losses, pending = {}, []
 
-    def checkpoint():
-        if rank == 0:
-            files.save_torch(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "streams": {t: s.state_dict() for t, s in streams.items()},
-                    "rng": torch.get_rng_state(),
-                    **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {}),
-                    "state": {**state, "elapsed": state["elapsed"] + time.time() - t_start},
-                    "args": vars(args),
-                },
-                out / "checkpoint.pt",
+    # forward and backward, task by task
+    for i, task in enumerate(step_tasks):
+        batch, n_local, n_global = next_batch(run, task)
+        smart_on = args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))
+        with autocast(run.device, args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
+            loss = task_loss(model if surgery else run.net, model, task, batch, args, smart_on)
+        # This process's share of the global batch, so that DDP's average is the global-batch mean.
+        share = distributed.local_weight(n_local, n_global)
+        losses[task] = loss.detach().float() * share / run.world
+        run.state["seen"][task] += n_global
+        loss = loss * getattr(args, f"{task}_weight") * share
+        if surgery:
+            pending.append(run.scaler.scale(loss))
+            continue
+        # Each task's graph is freed by its backward; gradients add up. With DDP only the step's
+        # last backward averages them over processes.
+        last = i == len(step_tasks) - 1
+        with run.net.no_sync() if run.world > 1 and not last else contextlib.nullcontext():
+            run.scaler.scale(loss).backward()
+    if pending:
+        surgery_backward(run, pending, global_step)
+
+    # clip and step
+    run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
+    if args.clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    return losses
+
+
+def surgery_backward(run, pending, global_step):
+    """PCGrad on the shared encoder's gradients (pcgrad.py); the heads' gradients simply add up."""
+    shared = [p for p in run.model.bert.parameters() if p.requires_grad]
+    with run.net.no_sync() if run.world > 1 else contextlib.nullcontext():
+        # The order PCGrad visits tasks in is random: seed it per step, the same on every process.
+        order = torch.Generator().manual_seed(run.args.seed * 1_000_003 + global_step)
+        pcgrad.backward(pending, shared, run.args.pcgrad_reduction, order, reduce=distributed.all_mean_)
+    for p in run.model.heads.parameters():  # DDP did not see these backward passes: average the heads too
+        if p.grad is not None:
+            distributed.all_mean_(p.grad)
+
+
+def record_losses(run, pending, running):
+    """Sum the pending steps' losses over processes (one all-reduce for all of them), stop on a
+    non-finite one, and add them to the running and per-epoch lists. pending: (epoch, step, task, loss)."""
+    if not pending:
+        return
+    values = distributed.all_sum(torch.stack([loss for *_, loss in pending]).double()).tolist()
+    for (epoch, step, task, _), value in zip(pending, values):
+        if not math.isfinite(value):
+            sys.exit(
+                f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
+                f"(global step {epoch * run.args.steps_per_epoch + step + 1}); try a lower --lr or --amp bf16/off"
             )
-        distributed.barrier()
+        running[task].append(value)
+        run.state["epoch_loss"][task].append(value)
+    pending.clear()
 
-    n_params = sum(p.numel() for p in model.parameters())
-    log(
-        f"model {args.model}: {n_params / 1e6:.1f}M parameters on {device} x {world} (amp {args.amp}); "
-        f"tasks {', '.join(tasks)}; train rows {', '.join(f'{t} {len(d)}' for t, d in train_data.items())}"
-    )
-    total_steps = args.epochs * args.steps_per_epoch
-    with StopFlag() as stop:
-        for epoch in range(state["epoch"], args.epochs):
-            log(f"epoch {epoch + 1}/{args.epochs}: schedule {schedule.describe(epoch)}", flush=True)
-            model.train()
-            running = {t: [] for t in tasks}
-            if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
-                state["epoch_loss"] = {t: [] for t in tasks}
-            t_epoch, first_step = time.time(), state["step"]
-            for step in range(state["step"], args.steps_per_epoch):
-                global_step = epoch * args.steps_per_epoch + step
-                for group in optimizer.param_groups:
-                    group["lr"] = get_lr(global_step, total_steps, args)
-                step_tasks = schedule.tasks_for_step(epoch, step)
-                surgery = args.pcgrad and len(step_tasks) > 1
-                pending = []  # PCGrad backpropagates all tasks' losses together, after the loop
-                for i, task in enumerate(step_tasks):
-                    indices = next(streams[task])
-                    while len(indices) < world:  # a tail batch too small to give every process an example
-                        indices = next(streams[task])
-                    mine = distributed.shard(indices)
-                    batch = to_device(data.collate(train_data[task], mine), device)
-                    with autocast(device, args.amp):
-                        # PCGrad averages gradients over processes itself, so it bypasses DDP.
-                        loss = task_loss(
-                            model if surgery else net, model, task, batch, args, args.smart > 0 and task in smart_tasks
-                        )
-                    # This process's share of the global batch, so that DDP's average is the global-batch mean.
-                    share = distributed.local_weight(len(mine), len(indices))
-                    value = distributed.all_sum(loss.item() * share / world)  # the global-batch loss
-                    if not math.isfinite(value):
-                        sys.exit(
-                            f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
-                            f"(global step {global_step + 1}); try a lower --lr or --amp bf16/off"
-                        )
-                    running[task].append(value)
-                    state["epoch_loss"][task].append(value)
-                    state["seen"][task] += len(indices)
-                    loss = loss * weights[task] * share
-                    if surgery:
-                        pending.append(scaler.scale(loss))
-                        continue
-                    # Backpropagate each task's loss at once (its graph is freed); gradients add up.
-                    # With DDP, only the step's last backward averages them over processes.
-                    last = i == len(step_tasks) - 1
-                    with net.no_sync() if world > 1 and not last else contextlib.nullcontext():
-                        scaler.scale(loss).backward()
-                if pending:
-                    with net.no_sync() if world > 1 else contextlib.nullcontext():
-                        # The order PCGrad visits tasks in is random: seed it per step, the same on every process.
-                        order = torch.Generator().manual_seed(args.seed * 1_000_003 + global_step)
-                        pcgrad.backward(pending, shared, args.pcgrad_reduction, order, reduce=distributed.all_mean_)
-                    for p in heads:  # DDP did not see these backward passes: average the heads' gradients too
-                        if p.grad is not None:
-                            distributed.all_mean_(p.grad)
-                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-                if args.clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
 
-                if (step + 1) % args.log_every == 0 or step + 1 == args.steps_per_epoch:
-                    rate = (step + 1 - first_step) / (time.time() - t_epoch)
-                    eta = (total_steps - global_step - 1) / rate
-                    losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
-                    log(
-                        f"  step {step + 1}/{args.steps_per_epoch}  {rate:.2f} steps/s  ETA {format_time(eta)}  "
-                        f"lr {get_lr(global_step, total_steps, args):.2e}  loss {losses_now}",
-                        flush=True,
-                    )
-                    running = {t: [] for t in tasks}
-                state["step"] = step + 1
-                stopping = distributed.all_sum(float(stop.requested)) > 0  # every process stops at the same step
-                if stopping or (args.save_every and (global_step + 1) % args.save_every == 0):
-                    checkpoint()
-                    if stopping:
-                        log(f"saved {out / 'checkpoint.pt'}; continue with: python train.py --resume {out}")
-                        distributed.cleanup()
-                        return None
+def run_epoch(run, epoch, stop):
+    """The steps of one epoch, from where a resumed run stopped. Returns False when stopped early."""
+    args, state = run.args, run.state
+    run.log(f"epoch {epoch + 1}/{args.epochs}: schedule {run.schedule.describe(epoch)}", flush=True)
+    run.model.train()
+    if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
+        state["epoch_loss"] = {t: [] for t in run.tasks}
+    running, pending = {t: [] for t in run.tasks}, []
+    progress = Progress(run.total_steps, epoch * args.steps_per_epoch + state["step"])
+    for step in range(state["step"], args.steps_per_epoch):
+        losses = train_step(run, epoch, step)
+        pending += [(epoch, step, task, loss) for task, loss in losses.items()]
+        state["step"] = step + 1
+        global_step = epoch * args.steps_per_epoch + step + 1
 
-            t_eval = time.time()
-            metrics, _ = evaluate(model, dev, args, device)
-            subset = f", <= {args.eval_subset} rows per task" if args.eval_subset else ""
-            print_table(log, f"epoch {epoch + 1} dev ({format_time(time.time() - t_eval)}{subset})", metrics)
-            train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
-            state["history"].append(
-                {
-                    "epoch": epoch + 1,
-                    "dev": metrics,
-                    "overall": overall(metrics),
-                    "train_loss": train_loss,
-                    "seen": dict(state["seen"]),
-                }
+        # log
+        if state["step"] % args.log_every == 0 or state["step"] == args.steps_per_epoch:
+            record_losses(run, pending, running)
+            lr = get_lr(global_step - 1, run.total_steps, args.lr, args.warmup, args.lr_schedule)
+            losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
+            run.log(
+                f"  step {state['step']}/{args.steps_per_epoch}  {progress.line(global_step)}  "
+                f"lr {lr:.2e}  loss {losses_now}",
+                flush=True,
             )
-            if state["best"] is None or overall(metrics) > state["best"]["overall"]:
-                state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
-                if rank == 0:
-                    files.save_torch(
-                        {
-                            "model": model.state_dict(),
-                            "encoder_config": model.bert.config.to_dict(),
-                            "num_classes": num_classes,
-                            "tasks": tasks,
-                            "args": vars(args),
-                            "epoch": epoch + 1,
-                        },
-                        out / "best.pt",
-                    )
-            state["epoch"], state["step"] = epoch + 1, 0
-            checkpoint()
-    metrics = finish(args, model, out, splits, state, t_start, device, log)
-    distributed.cleanup()
-    return metrics
+            running = {t: [] for t in run.tasks}
+
+        # checkpoint, and stop if asked (every process stops at the same step)
+        stopping = distributed.all_sum(float(stop.requested)) > 0
+        if stopping or (args.save_every and global_step % args.save_every == 0):
+            record_losses(run, pending, running)
+            checkpoint(run)
+            if stopping:
+                run.log(f"saved {run.out / 'checkpoint.pt'}; continue with: python train.py --resume {run.out}")
+                return False
+    return True
 
 
-def finish(args, model, out, splits, state, t_start, device, log):
+def checkpoint(run):
+    if distributed.is_main():
+        state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
+        save_checkpoint(run.out / "checkpoint.pt", run.model, run.optimizer, run.scaler, run.streams, state, run.args)
+    distributed.barrier()
+
+
+def end_epoch(run, epoch):
+    """Score the dev sets, keep the best model so far (best.pt), and checkpoint."""
+    args, state = run.args, run.state
+    t_eval = time.time()
+    metrics, _ = evaluate(run.model, run.dev, args, run.device)
+    subset = f", <= {args.eval_subset} rows per task" if args.eval_subset else ""
+    print_table(run.log, f"epoch {epoch + 1} dev ({format_time(time.time() - t_eval)}{subset})", metrics)
+    train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
+    entry = {"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics), "train_loss": train_loss}
+    state["history"].append({**entry, "seen": dict(state["seen"])})
+    if state["best"] is None or overall(metrics) > state["best"]["overall"]:
+        state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
+        if distributed.is_main():
+            best = {"model": run.model.state_dict(), "encoder_config": run.model.bert.config.to_dict()}
+            best.update(num_classes=run.num_classes, tasks=run.tasks, args=vars(args), epoch=epoch + 1)
+            files.save_torch(best, run.out / "best.pt")
+    state["epoch"], state["step"] = epoch + 1, 0
+    checkpoint(run)
+
+
+def finish(run):
     """Reload the best model, score the full dev sets, write predictions and metrics.json."""
-    best = torch.load(out / "best.pt", map_location=device, weights_only=True)
+    args, model, out, splits = run.args, run.model, run.out, run.splits
+    best = torch.load(out / "best.pt", map_location=run.device, weights_only=True)
     model.load_state_dict(best["model"])
     t_eval = time.time()
-    final, outputs = evaluate(model, splits["dev"], args, device)
-    print_table(
-        log, f"best model (epoch {best['epoch']}) on the full dev sets ({format_time(time.time() - t_eval)})", final
-    )
-    tests = {task: predict_all(model, task, task_data, args, device) for task, task_data in splits["test"].items()}
-    wall = state["elapsed"] + time.time() - t_start
+    final, outputs = evaluate(model, splits["dev"], args, run.device)
+    title = f"best model (epoch {best['epoch']}) on the full dev sets ({format_time(time.time() - t_eval)})"
+    print_table(run.log, title, final)
+    tests = {task: predict_all(model, task, task_data, args, run.device) for task, task_data in splits["test"].items()}
+    wall = run.state["elapsed"] + time.time() - run.t_start
     metrics = {
         "dev": final,
         "overall": overall(final),
         "best_epoch": best["epoch"],
-        "epochs": state["history"],
-        "examples_seen": state["seen"],
+        "epochs": run.state["history"],
+        "examples_seen": run.state["seen"],
         "wall_time_s": round(wall, 1),
         "config": vars(args),
     }
@@ -470,7 +485,28 @@ def finish(args, model, out, splits, state, t_start, device, log):
             for task, (preds, raws) in results.items():
                 predictions.write(out / "predictions", task, split, splits[split][task].example_ids, preds, raws)
         files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    log(f"done in {format_time(wall)}; wrote {out / 'metrics.json'} and {out / 'predictions'}/")
+    run.log(f"done in {format_time(wall)}; wrote {out / 'metrics.json'} and {out / 'predictions'}/")
+    return metrics
+
+
+def train(args):
+    """The whole run: set up, train epoch by epoch (scoring dev after each), then predict with the
+    best model. Returns the final metrics, or None when stopped early (checkpoint saved)."""
+    run = setup(args)
+    n_params = sum(p.numel() for p in run.model.parameters())
+    rows = ", ".join(f"{t} {len(d)}" for t, d in run.splits["train"].items())
+    run.log(
+        f"model {args.model}: {n_params / 1e6:.1f}M parameters on {run.device} x {run.world} (amp {args.amp}); "
+        f"tasks {', '.join(run.tasks)}; train rows {rows}"
+    )
+    with StopFlag() as stop:
+        for epoch in range(run.state["epoch"], args.epochs):
+            if not run_epoch(run, epoch, stop):
+                distributed.cleanup()
+                return None
+            end_epoch(run, epoch)
+    metrics = finish(run)
+    distributed.cleanup()
     return metrics
 
 
@@ -492,6 +528,7 @@ def get_parser():
         metavar="RUN_DIR",
         help="continue the interrupted run in RUN_DIR with its saved settings",
     )
+    a("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
     a("--init-from", default=None, metavar="CHECKPOINT", help="start from a trained run's best.pt/checkpoint.pt")
     a("--freeze-encoder", action="store_true", help="train only the heads (frozen-encoder baseline)")
     g = p.add_argument_group("data")
@@ -499,13 +536,19 @@ def get_parser():
     for t in TASKS:
         for split in ("train", "dev", "test"):
             g.add_argument(
-                f"--{t}-{split}", default=None, help=f"{t} {split} file (default <data-dir>/{TASKS[t].files[split]})"
+                f"--{t}-{split}",
+                default=None,
+                help=f"{t} {split} file (default <data-dir>/{TASKS[t].files[split]})"
+                + ("; none = no test predictions" if split == "test" else ""),
             )
     g.add_argument(
         "--max-length", type=int, default=128, help="truncate sequences (pairs: longest first) to this many tokens"
     )
     g.add_argument(
         "--batching", default="bucket", choices=["bucket", "random"], help="length-bucketed or random batches"
+    )
+    g.add_argument(
+        "--num-classes", type=int, default=None, help="sentiment classes (default: inferred from the training labels)"
     )
     g.add_argument("--overfit-batch", action="store_true", help="sanity mode: train on one fixed batch per task")
     g = p.add_argument_group("model")
@@ -589,33 +632,118 @@ def get_parser():
     return p
 
 
+# Flags that may change when a run is resumed: they do not alter what has been trained so far.
+RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report"}
+
+
+def given_flags(parser, argv):
+    """The destinations of the flags actually written on the command line."""
+    probe = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            kwargs = {"action": "store_const", "const": action.const} if action.nargs == 0 else {}
+            probe.add_argument(*action.option_strings, dest=action.dest, default=argparse.SUPPRESS, **kwargs)
+    return set(vars(probe.parse_known_args(argv)[0]))
+
+
+def resumed_args(parser, argv, args):
+    """The saved run's own settings, plus the few flags that may safely change on resume."""
+    path = Path(args.resume) / "checkpoint.pt"
+    if not path.is_file():
+        parser.error(f"--resume {args.resume}: no checkpoint.pt there")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    saved, given = ckpt["args"], given_flags(parser, argv)
+    refused = sorted(f"--{k.replace('_', '-')}" for k in given - RESUMABLE if getattr(args, k) != saved.get(k))
+    if refused:
+        parser.error(f"--resume keeps the run's settings; cannot change {', '.join(refused)} (start a new run)")
+    if "epochs" in given and args.epochs < saved["epochs"]:
+        parser.error(f"--resume: --epochs can only grow (the run has {saved['epochs']})")
+    # defaults only for flags added since the run was saved
+    merged = {**vars(parser.parse_args([])), **saved, **{k: getattr(args, k) for k in given}}
+    resumed = argparse.Namespace(**{**merged, "resume": args.resume, "out": args.resume, "overwrite": False})
+    if ckpt["state"]["epoch"] >= resumed.epochs and (Path(args.resume) / "metrics.json").is_file():
+        sys.exit(
+            f"{args.resume} is finished ({resumed.epochs} epochs); to train on, add --epochs N (N > {resumed.epochs})"
+        )
+    return resumed
+
+
+def check_args(parser, args):
+    """Every flag checked before any work starts (a bad one must not cost an epoch)."""
+    at_least = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "log_every": 1, "eval_batch_size": 1}
+    at_least.update({"max_length": 8, "eval_subset": 0, "save_every": 0})
+    at_least.update({f"{t}_batch_size": 1 for t in TASKS})
+    for name, low in at_least.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            parser.error(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+    if args.max_length > 512:
+        parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
+    if not (math.isfinite(args.lr) and args.lr >= 0):
+        parser.error(f"--lr must be a number >= 0, got {args.lr}")
+    if not 0 <= args.warmup <= 1:
+        parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
+    for name in ["dropout", "encoder_dropout", *(f"{t}_dropout" for t in TASKS)]:
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < 1:
+            parser.error(f"--{name.replace('_', '-')} must lie in [0, 1), got {value}")
+    if args.num_classes is not None and args.num_classes < 2:
+        parser.error(f"--num-classes must be at least 2, got {args.num_classes}")
+    if args.pcgrad and args.schedule != "summed" and args.task == "all":
+        parser.error("--pcgrad compares the tasks' gradients within a step: use it with --schedule summed")
+    if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
+        parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
+
+
+def check_out(args):
+    """Never destroy a run by accident: an existing run folder needs --resume or --overwrite."""
+    out = Path(args.out)
+    if args.resume:
+        return
+    found = [name for name in ("checkpoint.pt", "best.pt", "metrics.json") if (out / name).exists()]
+    if found and not args.overwrite:
+        sys.exit(
+            f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
+            "or replace it with --overwrite"
+        )
+    if found:
+        for name in found:
+            (out / name).unlink()
+        shutil.rmtree(out / "predictions", ignore_errors=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}"
+        files.write_text(probe, "")
+        probe.unlink()
+    except OSError as e:
+        sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
+
+
 def parse_args(argv=None):
     parser = get_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.resume:
-        path = Path(args.resume) / "checkpoint.pt"
-        if not path.is_file():
-            parser.error(f"--resume {args.resume}: no checkpoint.pt there")
-        saved = torch.load(path, map_location="cpu", weights_only=True)["args"]
-        # The run's own settings; defaults only for flags added since it was saved.
-        args = argparse.Namespace(**{**vars(parser.parse_args([])), **saved, "resume": args.resume, "out": args.resume})
+        args = resumed_args(parser, argv, args)
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None:
         # A SMART step costs 2.1-2.5 plain ones on CPU (one more forward and backward for the
         # ascent, one more forward for the regularizer), so fewer steps keep the same time budget.
         args.steps_per_epoch = 450 if args.smart > 0 else 1000
-    for name in ("epochs", "steps_per_epoch", "batch_size", "log_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.pcgrad and args.schedule != "summed" and args.task == "all":
-        parser.error("--pcgrad compares the tasks' gradients within a step: use it with --schedule summed")
-    if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
-        parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
+    check_args(parser, args)
     return args
 
 
-if __name__ == "__main__":
+def main():
     try:
-        train(parse_args())
+        metrics = train(parse_args())
     except data.DataError as e:
         sys.exit(f"error: {e}")
+    except files.WriteError as e:
+        sys.exit(f"error: {e}")
+    if metrics is None:
+        sys.exit(130)  # stopped by Ctrl-C after saving: a non-zero exit stops `make` and `&&` chains
+
+
+if __name__ == "__main__":
+    main()

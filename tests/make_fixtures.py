@@ -18,6 +18,11 @@ once and writes what it saw to small, plain files that anyone can regenerate:
 - tiny_ref.npz        the tiny model's outputs on a padded batch of singles and
                       pairs: input_ids, attention_mask, token_type_ids,
                       last_hidden_state, pooler_output, hidden_states (L+1, B, T, H).
+- train_step_ref.npz  ONE TRAINING STEP of the tiny model (llm.c-style): dropout off, train
+                      mode, the tiny_ref batch, logits = pooler_output @ head_weight.T +
+                      head_bias, cross-entropy against labels; the loss, the gradient of
+                      every encoder parameter (grad/<HF name>) and every parameter after
+                      one torch.optim.AdamW step (after/<HF name>; lr, weight_decay stored).
 - tokenizer_ref.json  {"generator": {...}, "cases": [...]}, each case the ids HF's
                       pure-Python BertTokenizer gives for a text (or pair) at a
                       max_length, truncating, never padding: text, text_pair (or
@@ -240,6 +245,26 @@ def make_tiny(out):
     save_npz(out / "tiny_ref.npz", arrays)
 
 
+def make_train_step_ref(out):
+    ref = np.load(out / "tiny_ref.npz", allow_pickle=False)
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    model = load_model(out / "tiny_bert", "eager", **no_dropout).train()
+    inputs = {k: torch.from_numpy(ref[k]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    gen = torch.Generator().manual_seed(7)
+    H, B = model.config.hidden_size, inputs["input_ids"].size(0)
+    head_weight, head_bias = 0.3 * torch.randn(3, H, generator=gen), 0.1 * torch.randn(3, generator=gen)
+    labels = torch.randint(0, 3, (B,), generator=gen)
+    logits = model(**inputs).pooler_output @ head_weight.T + head_bias  # (B, 3)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    loss.backward()
+    arrays = {**VERSIONS, "loss": loss.detach().numpy(), "labels": labels.numpy(), "lr": 1e-3, "weight_decay": 0.01}
+    arrays.update(head_weight=head_weight.numpy(), head_bias=head_bias.numpy())
+    arrays.update({f"grad/{n}": p.grad.numpy() for n, p in model.named_parameters()})
+    torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01).step()
+    arrays.update({f"after/{n}": p.detach().numpy() for n, p in model.named_parameters()})
+    save_npz(out / "train_step_ref.npz", arrays)
+
+
 # ---------------------------------------------------------------------------- tokenizer
 
 
@@ -378,6 +403,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)  # one thread: the reduction order, hence the bits, stay put
     make_encoder_ref(args.out)
     make_tiny(args.out)
+    make_train_step_ref(args.out)
     make_tokenizer_ref(args.out)
     check_save_pretrained(args.out)
     for path in sorted(p for p in args.out.rglob("*") if p.is_file()):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import ROOT, TINY, make_data
+from conftest import ROOT, TINY, make_course_data
 
 from minbert import BertModel
 
@@ -47,7 +47,7 @@ def train_cmd(data_dir, out, *extra):
     "extra", [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"]], ids=["annealed", "summed", "pcgrad"]
 )
 def test_two_processes_match_one(tmp_path, extra):
-    make_data(tmp_path / "data", n=36)  # 36 % 8 = 4: the tail batch splits 2 + 2
+    make_course_data(tmp_path / "data", n=36)  # 36 % 8 = 4: the tail batch splits 2 + 2
     single = subprocess.run(
         [sys.executable, *train_cmd(tmp_path / "data", tmp_path / "one", *extra)],
         cwd=ROOT,

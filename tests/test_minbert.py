@@ -3,38 +3,22 @@ checkpoint loading and saving. Reference values come from tests/make_fixtures.py
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES, small_config
 
 import hub
 import minbert
+from adamw import AdamW
 from minbert import BertConfig, BertModel
 from tokenizer import build_tokenizer
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
 def minilm():
     return BertModel.from_pretrained().eval()
-
-
-def small_config(**overrides):
-    """A 2-layer, 32-wide encoder without dropout, for tests that compare two ways of computing it."""
-    fields = dict(
-        vocab_size=50,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    return BertConfig(**{**fields, **overrides})
 
 
 def run(model, ref, prefix=""):
@@ -393,3 +377,53 @@ def test_compiled_layers_equal_eager():
         for name, g_eager in outs[0][1].items():
             torch.testing.assert_close(outs[1][1][name], g_eager, atol=1e-5, rtol=1e-4, msg=name)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # compiled, not silently eager
+
+
+def test_attention_by_hand_and_against_sdpa():
+    # One head, two keys: scores q.k / sqrt(2) = (0, 1) -> softmax weights (1, e) / (1 + e).
+    q = torch.tensor([[[[1.0, 1.0]]]])  # (B=1, nh=1, Tq=1, hs=2)
+    k = torch.tensor([[[[0.0, 0.0], [2**-0.5, 2**-0.5]]]])  # (1, 1, T=2, 2)
+    v = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    e = torch.e
+    torch.testing.assert_close(minbert.attention(q, k, v), torch.tensor([[[[1 / (1 + e), e / (1 + e)]]]]))
+    mask = torch.tensor([[[[0.0, torch.finfo(torch.float32).min]]]])  # the second key is padding
+    torch.testing.assert_close(minbert.attention(q, k, v, mask), torch.tensor([[[[1.0, 0.0]]]]))
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 4, 5, 8, generator=g) for _ in range(3))
+    mask = torch.zeros(3, 1, 1, 5)
+    mask[1, ..., 3:] = torch.finfo(torch.float32).min
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(minbert.attention(q, k, v, mask), ref, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "explicit"])
+def test_one_training_step_equals_hugging_face(impl):
+    """llm.c's check: same weights, same batch -> same loss, same gradient for every parameter,
+    and the same weights after one AdamW step (reference: transformers + torch.optim.AdamW)."""
+    ref = np.load(FIXTURES / "train_step_ref.npz", allow_pickle=False)
+    tiny = np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    model = BertModel.from_pretrained(FIXTURES / "tiny_bert", attn_impl=impl, **no_dropout).train()
+    ids, mask, types = (torch.from_numpy(tiny[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
+    head_weight, head_bias = torch.from_numpy(ref["head_weight"]), torch.from_numpy(ref["head_bias"])
+    logits = model(ids, mask, types)["pooler_output"] @ head_weight.T + head_bias
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(ref["labels"]))
+    loss.backward()
+    torch.testing.assert_close(loss.detach(), torch.from_numpy(ref["loss"]), atol=1e-6, rtol=1e-6)
+
+    grads = minbert.to_hf_state_dict({n: p.grad for n, p in model.named_parameters()})
+    assert set(grads) == {k[len("grad/") :] for k in ref.files if k.startswith("grad/")}
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, torch.from_numpy(ref[f"grad/{name}"]), atol=1e-6, rtol=1e-4, msg=name)
+        if name.endswith("attention.self.key.bias"):
+            assert grad.abs().max() < 1e-6  # no true gradient (see below)
+
+    AdamW(model.parameters(), lr=float(ref["lr"]), weight_decay=float(ref["weight_decay"])).step()
+    after = minbert.to_hf_state_dict({n: p.detach() for n, p in model.named_parameters()})
+    for name, value in after.items():
+        # Softmax ignores a constant added to every score, so the key bias has no true gradient:
+        # both sides hold rounding noise (< 1e-6, checked above), which Adam's g / sqrt(v) turns
+        # into a step of +-lr either way. Its update is only checked to be at most one such step.
+        atol = 2 * float(ref["lr"]) if name.endswith("attention.self.key.bias") else 1e-6
+        torch.testing.assert_close(value, torch.from_numpy(ref[f"after/{name}"]), atol=atol, rtol=1e-5, msg=name)

@@ -3,7 +3,6 @@ resuming, reproducibility, and the options around them."""
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -11,65 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, TINY, make_course_data, write_course_file
 
+import data
 import train
 from tasks import TASKS
-
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ROOT / "tests" / "fixtures" / "tiny_bert"
-WORDS = "the movie film story music cast plot actor scene show time life love fun heart dull smart cat dog man".split()
-GOOD, BAD = ["good", "great", "funny", "charming", "witty"], ["bad", "sad", "dull", "long", "old"]
-
-
-def sentence(rng, extra=()):
-    return " ".join(rng.sample(WORDS, rng.randint(3, 8)) + list(extra)) + " ."
-
-
-def write(path, header, rows):
-    # The course layout: an unnamed index column first, tab-separated.
-    lines = ["\t" + "\t".join(header)] + [f"{i}\t" + "\t".join(map(str, row)) for i, row in enumerate(rows)]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def make_data(folder, n=48, seed=0):
-    """Learnable toy tasks in the course formats: sentiment from good/bad words, paraphrase and
-    similarity from word overlap."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, size in (("train", n), ("dev", n // 2), ("test", n // 4)):
-        sst, para, sts = [], [], []
-        for i in range(size):
-            label = rng.randint(0, 4)
-            words = rng.sample(GOOD, 2) if label >= 3 else rng.sample(BAD, 2) if label <= 1 else []
-            sst.append((f"s{split}{i}", sentence(rng, words), label))
-            a = sentence(rng)
-            same = rng.random() < 0.5
-            b = a if same else sentence(rng)
-            para.append((f"p{split}{i}", a, b, "1.0" if same else "0.0"))
-            sts.append((f"t{split}{i}", a, b, 5.0 if same else round(rng.uniform(0, 2), 1)))
-        labelled = split != "test"
-        write(
-            folder / TASKS["sst"].files[split],
-            ["id", "sentence"] + ["sentiment"] * labelled,
-            [r if labelled else r[:2] for r in sst],
-        )
-        write(
-            folder / TASKS["para"].files[split],
-            ["id", "sentence1", "sentence2"] + ["is_duplicate"] * labelled,
-            [r if labelled else r[:3] for r in para],
-        )
-        write(
-            folder / TASKS["sts"].files[split],
-            ["id", "sentence1", "sentence2"] + ["similarity"] * labelled,
-            [r if labelled else r[:3] for r in sts],
-        )
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    make_data(folder)
-    return folder
 
 
 def run(data_dir, out, *extra):
@@ -182,14 +127,14 @@ def interrupt_at(monkeypatch, step, how):
     """Stop a run at a given global step: a real SIGINT (as Ctrl-C sends), or a crash."""
     real, fired = train.get_lr, []
 
-    def get_lr(global_step, total, args):
+    def get_lr(global_step, *rest):
         if global_step == step and not fired:
             fired.append(step)
             if how == "sigint":
                 os.kill(os.getpid(), signal.SIGINT)
             else:
                 raise RuntimeError("simulated crash")
-        return real(global_step, total, args)
+        return real(global_step, *rest)
 
     monkeypatch.setattr(train, "get_lr", get_lr)
 
@@ -260,7 +205,7 @@ def test_bad_flags_and_files_are_named(data_dir, tmp_path, capsys):
         train.parse_args(["--pcgrad"])
     assert "--schedule summed" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
-    write(bad, ["id", "sentence", "sentiment"], [("x1", "fine .", 3), ("x2", "oops .", "seven")])
+    write_course_file(bad, ["id", "sentence", "sentiment"], [("x1", "fine .", 3), ("x2", "oops .", "seven")])
     from data import DataError
 
     with pytest.raises(DataError, match=rf"{bad}:3: sentiment must be an integer"):
@@ -312,3 +257,87 @@ def test_regularized_runs_finish_and_differ_from_plain(data_dir, tmp_path, extra
     regularized = run(data_dir, tmp_path / "reg", *extra)
     assert set(regularized["dev"]) == {"sst", "para", "sts"}
     assert regularized["epochs"] != plain["epochs"]  # the regularizer changed the training
+
+
+# ----------------------------------------------------------------------------
+# nothing lost: run folders, flags, resuming (issue 11)
+
+
+def test_an_existing_run_is_refused_unless_resumed_or_overwritten(data_dir, tmp_path, capsys):
+    first = run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1")
+    before = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(SystemExit, match=r"already holds a run .*--resume .*--overwrite"):
+        run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1", "--seed", "5")
+    assert (tmp_path / "run" / "best.pt").read_bytes() == before  # untouched
+    again = run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1", "--seed", "5", "--overwrite")
+    assert again["epochs"] != first["epochs"]
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1"),
+        (["--max-length", "600"], "512 positions"),
+        (["--max-length", "4"], "--max-length must be at least 8"),
+        (["--lr", "nan"], "--lr must be a number >= 0"),
+        (["--lr=-1e-3"], "--lr must be a number >= 0"),
+        (["--dropout", "1"], "--dropout must lie in [0, 1)"),
+        (["--sts-dropout", "-0.1"], "--sts-dropout must lie in [0, 1)"),
+        (["--sst-batch-size", "0"], "--sst-batch-size must be at least 1"),
+        (["--eval-subset", "-1"], "--eval-subset must be at least 0"),
+        (["--warmup", "1.5"], "--warmup is a fraction"),
+        (["--num-classes", "1"], "--num-classes must be at least 2"),
+    ],
+)
+def test_every_flag_is_checked_before_work_starts(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_resume_refuses_changed_settings_and_extends_epochs(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    run(data_dir, out, "--task", "sst", "--epochs", "1")
+    with pytest.raises(SystemExit):
+        train.parse_args(["--resume", str(out), "--lr", "5e-5", "--batch-size", "4"])
+    assert "cannot change --batch-size, --lr" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="is finished"):
+        train.parse_args(["--resume", str(out)])
+    longer = train.train(train.parse_args(["--resume", str(out), "--epochs", "2"]))
+    assert [e["epoch"] for e in longer["epochs"]] == [1, 2]
+
+
+def test_resume_stops_when_a_data_file_changed(data_dir, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    make_course_data(data)
+    with monkeypatch.context() as m:
+        interrupt_at(m, 3, "sigint")
+        assert run(data, tmp_path / "run", "--task", "sst") is None
+    path = data / TASKS["sst"].files["train"]
+    path.write_text(path.read_text().replace("the", "a"))
+    with pytest.raises(SystemExit, match=r"ids-sst-train\.csv changed since the run started"):
+        train.train(train.parse_args(["--resume", str(tmp_path / "run")]))
+
+
+def test_ctrl_c_exits_130_after_saving(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out), "--task", "sst"]
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv, "--epochs", "1", "--steps-per-epoch", "6"])
+    interrupt_at(monkeypatch, 2, "sigint")
+    with pytest.raises(SystemExit) as stop:
+        train.main()
+    assert stop.value.code == 130 and (out / "checkpoint.pt").is_file()
+
+
+def test_test_files_named_or_declined(data_dir, tmp_path, capsys):
+    with pytest.raises(data.DataError, match="--sst-test .*nope.csv: no such file"):
+        run(data_dir, tmp_path / "a", "--task", "sst", "--sst-test", str(tmp_path / "nope.csv"))
+    run(data_dir, tmp_path / "b", "--task", "sst", "--sst-test", "none", "--epochs", "1")
+    assert not (tmp_path / "b" / "predictions" / "sst-test-output.csv").exists()
+    assert (tmp_path / "b" / "predictions" / "sst-dev-output.csv").exists()
+    assert "has 48 rows; the course file has 8544" in capsys.readouterr().out  # toy files are not the course's
+
+
+def test_num_classes_flag_sets_the_sentiment_head(data_dir, tmp_path):
+    run(data_dir, tmp_path / "run", "--task", "sst", "--num-classes", "7", "--epochs", "1")
+    assert best_state(tmp_path / "run")["heads.sst.out.weight"].shape[0] == 7

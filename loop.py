@@ -1,0 +1,167 @@
+"""The pieces every training loop here shares: train.py (fine-tuning) and mlm.py (further pretraining).
+
+- get_lr: linear warmup, then linear decay or constant (BERT's schedule);
+- param_groups: weight decay on matrices only;
+- pick_device, autocast, to_device, keep_freed_memory: where and in what precision to run;
+- StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
+- Progress: the "step i/n, steps/s, ETA" line;
+- save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
+  run continues exactly as an uninterrupted one would.
+"""
+
+import contextlib
+import ctypes
+import signal
+import sys
+import time
+
+import torch
+
+import files
+
+# ----------------------------------------------------------------------------
+# learning rate and weight decay
+
+
+def get_lr(step, total_steps, lr, warmup=0.0, decay="linear"):
+    """Linear warmup over the first `warmup` fraction of steps, then linear decay to 0 (or constant)."""
+    warmup_steps = int(warmup * total_steps)
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if decay == "constant":
+        return lr
+    return lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def param_groups(model, weight_decay):
+    """Weight decay on matrices only: decaying biases and LayerNorm gains towards 0 has no
+    regularizing purpose and only hurts (BERT's own recipe)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+# ----------------------------------------------------------------------------
+# device and precision
+
+
+def pick_device(device="auto", amp="auto"):
+    """Resolve "auto" choices: returns (torch.device, amp) with amp one of bf16, fp16, off."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: --device cuda, but torch sees no CUDA GPU (use --device cpu)")
+    if amp == "auto":
+        amp = "off" if device == "cpu" else "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for fp32 matmuls
+        torch.backends.cudnn.allow_tf32 = True
+    return torch.device(device), amp
+
+
+def autocast(device, amp):
+    """The one autocast context: amp is "bf16", "fp16" or "off"."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def to_device(batch, device):
+    """A batch dict (nested dicts for bi-encoder pairs) moved to `device`."""
+    return {
+        k: to_device(v, device) if isinstance(v, dict) else v.to(device, non_blocking=True) for k, v in batch.items()
+    }
+
+
+def keep_freed_memory():
+    """glibc gives large freed blocks back to the OS at once, so each step's big temporaries
+    (the word-embedding gradient and optimizer buffers, tens of MB each) come back as fresh
+    pages, and the first touch of every page is a page fault. Raising glibc's mmap and trim
+    thresholds keeps freed memory in the process for reuse, as jemalloc or tcmalloc would
+    (README, "Speed", has the measured effect)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: serve blocks up to 1 GiB from the heap
+            libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
+
+
+# ----------------------------------------------------------------------------
+# progress and stopping
+
+
+def format_time(seconds):
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Rate and ETA for a loop of `total` steps that (re)starts at step `start`."""
+
+    def __init__(self, total, start=0):
+        self.total, self.start, self.t0 = total, start, time.time()
+
+    def line(self, done):
+        """ "steps/s and ETA" after `done` of `total` steps."""
+        rate = (done - self.start) / max(time.time() - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        return f"{rate:.2f} steps/s  ETA {format_time(eta) if eta != float('inf') else '?'}"
+
+
+class StopFlag:
+    """Ctrl-C (or SIGTERM) during training asks to stop after the current step, so the
+    checkpoint holds a consistent state; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.old = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to stop at once)...", flush=True)
+
+    def __exit__(self, *exc):
+        for s, handler in self.old.items():
+            signal.signal(s, handler)
+
+
+# ----------------------------------------------------------------------------
+# checkpoints
+
+
+def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
+    """The whole training state, written atomically (a kill mid-write leaves the old one)."""
+    files.save_torch(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "streams": {name: s.state_dict() for name, s in streams.items()},
+            "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_initialized() else {}),
+            "state": state,
+            "args": vars(args),
+        },
+        path,
+    )
+
+
+def load_checkpoint(path, model, optimizer, scaler, streams, device):
+    """Restore what save_checkpoint wrote; returns the loop's saved state dict."""
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scaler.load_state_dict(ckpt["scaler"])
+    for name, stream in streams.items():
+        stream.load_state_dict(ckpt["streams"][name])
+    torch.set_rng_state(ckpt["rng"])  # dropout masks continue exactly as in an uninterrupted run
+    if device.type == "cuda" and "cuda_rng" in ckpt:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    return ckpt["state"]

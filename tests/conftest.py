@@ -1,0 +1,108 @@
+"""Pieces the tests share: paths, a tiny encoder config, toy course files, a local HTTP server.
+
+Every test runs offline: code that downloads (hub.py, fetch_data.py, synth.py) is pointed at a
+server on 127.0.0.1 started by `serve`."""
+
+import contextlib
+import random
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from minbert import BertConfig
+from tasks import TASKS
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+TINY = FIXTURES / "tiny_bert"  # a tiny random BERT folder (make_fixtures.py), for training runs in seconds
+
+
+def small_config(**overrides):
+    """A 2-layer, 32-wide encoder without dropout, for tests that compare two ways of computing it."""
+    fields = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return BertConfig(**{**fields, **overrides})
+
+
+# ----------------------------------------------------------------------------
+# toy course files
+
+WORDS = "the movie film story music cast plot actor scene show time life love fun heart dull smart cat dog man".split()
+GOOD, BAD = ["good", "great", "funny", "charming", "witty"], ["bad", "sad", "dull", "long", "old"]
+
+
+def sentence(rng, extra=()):
+    return " ".join(rng.sample(WORDS, rng.randint(3, 8)) + list(extra)) + " ."
+
+
+def write_course_file(path, header, rows):
+    # The course layout: an unnamed index column first, tab-separated.
+    lines = ["\t" + "\t".join(header)] + [f"{i}\t" + "\t".join(map(str, row)) for i, row in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_course_data(folder, n=48, seed=0):
+    """Learnable toy tasks in the course formats: sentiment from good/bad words, paraphrase and
+    similarity from word overlap."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, size in (("train", n), ("dev", n // 2), ("test", n // 4)):
+        sst, para, sts = [], [], []
+        for i in range(size):
+            label = rng.randint(0, 4)
+            words = rng.sample(GOOD, 2) if label >= 3 else rng.sample(BAD, 2) if label <= 1 else []
+            sst.append((f"s{split}{i}", sentence(rng, words), label))
+            a = sentence(rng)
+            same = rng.random() < 0.5
+            b = a if same else sentence(rng)
+            para.append((f"p{split}{i}", a, b, "1.0" if same else "0.0"))
+            sts.append((f"t{split}{i}", a, b, 5.0 if same else round(rng.uniform(0, 2), 1)))
+        labelled = split != "test"
+        write_course_file(
+            folder / TASKS["sst"].files[split],
+            ["id", "sentence"] + ["sentiment"] * labelled,
+            [r if labelled else r[:2] for r in sst],
+        )
+        write_course_file(
+            folder / TASKS["para"].files[split],
+            ["id", "sentence1", "sentence2"] + ["is_duplicate"] * labelled,
+            [r if labelled else r[:3] for r in para],
+        )
+        write_course_file(
+            folder / TASKS["sts"].files[split],
+            ["id", "sentence1", "sentence2"] + ["similarity"] * labelled,
+            [r if labelled else r[:3] for r in sts],
+        )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    make_course_data(folder)
+    return folder
+
+
+# ----------------------------------------------------------------------------
+# a local HTTP server
+
+
+@contextlib.contextmanager
+def serve(handler):
+    """Serve `handler` (a BaseHTTPRequestHandler class) on 127.0.0.1; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,45 @@
+"""loop.py: the learning-rate schedule by hand, progress lines, device choice."""
+
+import pytest
+import torch
+
+import loop
+
+
+def test_get_lr_warms_up_linearly_then_decays_to_zero():
+    lrs = [loop.get_lr(step, 100, 1.0, warmup=0.1) for step in range(100)]
+    assert lrs[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])  # 0.1, 0.2, ..., 1.0
+    assert lrs[10] == pytest.approx(1.0)  # (100 - 10) / (100 - 10)
+    assert lrs[55] == pytest.approx(45 / 90)
+    assert lrs[99] == pytest.approx(1 / 90)  # the last step still moves; step 100 would be 0
+    assert loop.get_lr(100, 100, 1.0, warmup=0.1) == 0.0
+
+
+def test_get_lr_without_warmup_and_constant():
+    assert loop.get_lr(0, 50, 2e-5) == pytest.approx(2e-5)
+    assert [loop.get_lr(s, 50, 3.0, 0.2, "constant") for s in (0, 9, 10, 49)] == pytest.approx([0.3, 3.0, 3.0, 3.0])
+
+
+def test_param_groups_decay_matrices_only():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    decayed, plain = loop.param_groups(model, 0.01)
+    assert [p.shape for p in decayed["params"]] == [(4, 3)] and decayed["weight_decay"] == 0.01
+    assert len(plain["params"]) == 3 and plain["weight_decay"] == 0.0
+
+
+def test_format_time_and_progress_line():
+    assert loop.format_time(59) == "0m59s" and loop.format_time(61) == "1m01s" and loop.format_time(3725) == "1h02m"
+    progress = loop.Progress(total=100, start=10)
+    progress.t0 -= 9.0  # as if 9 s had passed
+    line = progress.line(19)  # 9 steps in 9 s: 1 step/s, 81 left
+    assert line.startswith("1.00 steps/s") and "ETA 1m21s" in line
+
+
+def test_pick_device_resolves_auto():
+    device, amp = loop.pick_device("auto", "auto")
+    if torch.cuda.is_available():
+        assert device.type == "cuda" and amp in ("bf16", "fp16")
+    else:
+        assert (device, amp) == (torch.device("cpu"), "off")
+        with pytest.raises(SystemExit, match="no CUDA GPU"):
+            loop.pick_device("cuda", "auto")
