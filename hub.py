@@ -117,8 +117,9 @@ def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
             try:
                 check(dest)
                 return True
-            except ModelFileError as e:
-                print(f"{e}; downloading it again", file=sys.stderr)
+            except ModelFileError as e:  # cached by an older version that trusted the connection, or damaged
+                dest.unlink()
+                print(f"{e}; removed it from the cache, downloading it again", file=sys.stderr)
         try:
             download(f"{base_url}/{repo_id}/resolve/{revision}/{name}", dest, check=check)
             return True
@@ -126,10 +127,6 @@ def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
             if required:
                 raise ModelFileError(f"{repo_id}: {name} not found at {base_url}") from None
             return False
-        except ModelFileError as e:
-            if dest.is_file():  # the bad file is still in the cache: say how to clear it
-                raise ModelFileError(f"{e} (the cached {dest} is invalid: remove it with `rm -r {folder}`)") from None
-            raise
 
     fetch("config.json", read_config)
     config = read_config(folder / "config.json")
@@ -187,7 +184,9 @@ def check_vocab(path, config, exact=False, label=None):
     would index past them), and exactly as many for a download (a short one is a truncated file)."""
     label = label or path
     try:
-        size = len(Path(path).read_text(encoding="utf-8").splitlines())
+        # one entry per "\n"-ended line, as the tokenizer reads it (splitlines would also split at \x85)
+        text = Path(path).read_text(encoding="utf-8")
+        size = text.count("\n") + (not text.endswith("\n") and text != "")
     except UnicodeDecodeError as e:
         raise ModelFileError(f"{label}: not UTF-8 text (byte {e.start})") from None
     if size > config["vocab_size"] or (exact and size != config["vocab_size"]):

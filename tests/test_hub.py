@@ -160,7 +160,7 @@ def test_truncated_download_without_length_is_not_cached(server, tmp_path):
     assert hub.resolve_model_dir("cut", cache_dir=tmp_path, base_url=server.url) == tmp_path / "cut"
 
 
-def test_invalid_cached_file_is_fetched_again_or_named(server, tmp_path, capsys):
+def test_invalid_cached_file_is_fetched_again(server, tmp_path, capsys):
     server.add_model("m", FIXTURES / "tiny_bert")
     folder = hub.resolve_model_dir("m", cache_dir=tmp_path, base_url=server.url)
     vocab = (folder / "vocab.txt").read_text()
@@ -172,8 +172,19 @@ def test_invalid_cached_file_is_fetched_again_or_named(server, tmp_path, capsys)
 
     (folder / "vocab.txt").write_text(half)
     server.files["m"]["vocab.txt"] = half.encode()  # and the hub now serves a bad file too
-    with pytest.raises(hub.ModelFileError, match=rf"remove it with `rm -r {folder}`"):
+    with pytest.raises(hub.ModelFileError, match=r"could not download .*vocab.txt: 10 entries.*\(not cached\)"):
         hub.resolve_model_dir("m", cache_dir=tmp_path, base_url=server.url)
+    assert not (folder / "vocab.txt").exists()  # the bad copy is gone: the next run fetches it again
+    server.files["m"]["vocab.txt"] = vocab.encode()
+    assert hub.resolve_model_dir("m", cache_dir=tmp_path, base_url=server.url) == folder
+
+
+def test_vocab_entries_are_counted_as_the_tokenizer_reads_them(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("[PAD]\nx\x85y\na\u2028b\n[UNK]", encoding="utf-8")  # 4 lines; splitlines() would say 6
+    hub.check_vocab(path, {"vocab_size": 4}, exact=True)
+    with pytest.raises(hub.ModelFileError, match="4 entries, but config.json has vocab_size 3"):
+        hub.check_vocab(path, {"vocab_size": 3})
 
 
 def test_gzip_encoded_response_is_accepted(server, tmp_path):
