@@ -7,6 +7,10 @@ by pandas (an unnamed index column, `"..."` quoting with `""` inside):
     para  quora-*.csv       id, sentence1, sentence2, is_duplicate  (0 or 1)
     sts   sts-*.csv         id, sentence1, sentence2, similarity    (0.0..5.0)
 
+Every row is one line, in every course file: a quote left open is an error at its line, not a
+field that silently swallows the rows after it. Ids are hex strings; one holding a space, comma,
+quote or control character is refused, since it is copied verbatim into the submission files.
+
 The path of one example through this module:
 
     CSV row -> read_examples -> Example -> encode -> TaskData (token ids, tokenized once)

@@ -15,6 +15,10 @@ length N, then N bytes of JSON mapping each tensor name to {dtype, shape, data_o
 then the raw little-endian buffers. We validate every entry against the file size so a
 truncated or corrupt download fails loudly instead of loading garbage.
 
+A download is checked before it enters the cache (config.json a BERT config, vocab.txt exactly
+the config's vocab_size, the safetensors header consistent with its data section, the size the
+server announced), since a connection that closes early can look like a normal end of file.
+
     python hub.py bert-base-uncased      # download (or find) a model and print its folder
 """
 
