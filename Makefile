@@ -9,7 +9,7 @@ DATA_MIRROR ?= $(firstword $(wildcard ../shared/data /work/shared/data))
 TORCH_INDEX ?=
 ARGS ?=
 
-.PHONY: install data train test lint bench fixtures clean
+.PHONY: install data train test lint bench fixtures gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ lint: install
 
 bench: install
 	$(PY) bench.py $(ARGS)
+
+# On an NVIDIA GPU machine: a CUDA torch environment (.venv-cuda), the tests on CUDA, the encoder
+# against the fixtures on CUDA, bench.py in bf16, the main job (gpu_check.py). TORCH_CUDA_INDEX picks
+# the CUDA build (default https://download.pytorch.org/whl/cu128).
+gpu-check:
+	$(PYTHON) gpu_check.py
 
 # Reference fixtures need Hugging Face transformers, in a separate environment (never a runtime dependency).
 fixtures:

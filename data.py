@@ -26,6 +26,7 @@ the task table's (tasks.py).
 """
 
 import csv
+import json
 import math
 import re
 import sys
@@ -177,6 +178,44 @@ def report_skipped(path, skipped):
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
         print(f"{path}: skipped {len(skipped)} rows with an empty label (lines {shown})", file=sys.stderr)
+
+
+SYNTH_FIELDS = ("id", "source_id", "label", "text", "model")
+
+
+def read_synth(path):
+    """Read synth.py's paraphrases (JSONL, one record per paraphrase) into sentiment Examples.
+
+    A record is {"id": "{source_id}-syn{k}", "source_id", "label", "text", "model"}; the label is
+    the source sentence's. Every record is checked; a problem raises DataError("{path}:{line}: ...")."""
+    path = Path(path)
+    examples, seen = [], {}
+    try:
+        with open(path, "rb") as f:
+            for line, text in _lines(path, f):
+                try:
+                    record = json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{line}: not a JSON record ({e.msg})") from None
+                if not isinstance(record, dict) or set(record) != set(SYNTH_FIELDS):
+                    raise DataError(f"{path}:{line}: expected a record with fields {', '.join(SYNTH_FIELDS)}")
+                id_, source, label = record["id"], record["source_id"], record["label"]
+                if not all(isinstance(record[k], str) for k in ("id", "source_id", "text", "model")):
+                    raise DataError(f"{path}:{line}: id, source_id, text and model must be strings")
+                if not record["text"].strip():
+                    raise DataError(f"{path}:{line}: empty text")
+                if not (isinstance(label, int) and not isinstance(label, bool) and label >= 0):
+                    raise DataError(f"{path}:{line}: label must be an integer class >= 0, got {label!r}")
+                k = id_.removeprefix(f"{source}-syn")
+                if not source or k == id_ or not k.isdigit():
+                    raise DataError(f"{path}:{line}: id {id_!r} is not '{{source_id}}-syn{{k}}' for {source!r}")
+                if id_ in seen:
+                    raise DataError(f"{path}:{line}: duplicate id {id_!r} (first on line {seen[id_]})")
+                seen[id_] = line
+                examples.append(Example(id_, record["text"], None, label, line))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    return examples
 
 
 def num_classes(examples, path=None, given=None):

@@ -10,6 +10,9 @@ through it, so a link planted in a run folder cannot redirect a write to a file 
         f.write(text)
     save_torch(state, out / "checkpoint.pt")
     state = load_torch(out / "checkpoint.pt", "checkpoint", keys=("model",))   # and reading one back
+
+The one exception is a log that grows one record at a time (synth.py's JSONL): `append_text`
+adds to its end. A kill can tear only the last line, which the reader of such a log repairs.
 """
 
 import contextlib
@@ -83,6 +86,19 @@ def write_text(path, text):
 def copy_file(src, dest):
     with open(src, "rb") as source, atomic_write(dest, "wb") as f:
         shutil.copyfileobj(source, f)
+
+
+def append_text(path, text):
+    """Add `text` to the end of `path` in one write, on disk before returning (a growing log)."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise WriteError(errno.ENOSPC, f"no space left on {_device(path)} writing {path}") from None
+        raise
 
 
 def save_torch(obj, path):

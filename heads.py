@@ -3,117 +3,258 @@
 Each task turns a batch into sentence vectors with the shared encoder, then a small head
 maps those to outputs, a loss and predictions:
 
-  sst   single sentence -> dropout + linear -> K class logits          cross-entropy
+  sst   single sentence -> dropout + linear -> K class logits          cross-entropy (or losses.py)
   para  sentence pair   -> one logit ("is a paraphrase")                binary cross-entropy
   sts   sentence pair   -> one similarity score in [0, 5]               mean squared error
 
-Sentence pairs are encoded in one of two ways (report "Tuning Up BERT" §4.2, Table 1):
+Sentence pairs are encoded in one of two ways, chosen per task (report "Tuning Up BERT" §4.2,
+Table 1; "BERT and Beyond" Table 1 runs "Mixed": cross for para, bi + cosine for sts):
   cross  both sentences in one sequence "[CLS] a [SEP] b [SEP]" with segment ids 0/1, so every
-         layer attends across the pair; the head reads the [CLS] vector. More accurate.
+         layer attends across the pair; the head reads the pair's vector. More accurate.
   bi     each sentence encoded alone into u and v (Sentence-BERT, Reimers & Gurevych 2019);
-         the head compares them: cosine similarity, or a linear layer over [u, v, |u-v|, u*v].
-         Cheaper at inference: a sentence's vector can be cached and compared with many others.
+         the head compares them. Cheaper at inference: a sentence's vector can be cached.
+
+The bi-encoder heads:
+  cosine        cos(u, v); with bi_projection cos(Wu, Wv), one shared linear map H -> H first
+                ("Tuning Up BERT" §4.2). sts = (cos + 1) * 2.5; para logit = scale * cos + shift.
+  cosine-layer  BERT++'s Model E (§4.3.5): cos(f(u), f(v)) with f = activation(linear(dropout(x)));
+                sts = 5 * sigmoid(scale * cos), scale learned.
+  concat        a linear layer over [u, v, |u - v|, u * v] (Sentence-BERT's classifier).
+
+The sentence vector (pooling) is the [CLS] token's last hidden state ("cls"), the mean over real
+tokens ("mean"), or BERT's pooler output, dense + tanh over [CLS] ("pooler", what the course's
+starter code uses). Linear heads can be deeper: head_layers = N puts N - 1 hidden layers
+(linear H -> H + activation) before the output layer (BERT++ Model A).
 
 The model is split into `embed` (token ids -> embedding-layer output) and `from_embeddings`
 (the rest), so SMART can perturb the embeddings in between (smart.py).
+
+    model = MultitaskBert(bert, num_classes=5, config=HeadConfig(sts_encoding="bi", sst_loss="dual"))
 """
+
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from losses import SST_LOSSES, sentiment_loss, sentiment_probabilities
 from tasks import TASK_NAMES, TASKS
 
+POOLINGS = ("cls", "mean", "pooler")
+ENCODINGS = ("cross", "bi")
+BI_HEADS = ("cosine", "cosine-layer", "concat")
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
-def pool(hidden, attention_mask, pooling):
-    """Sentence vector (B, H) from the last hidden states (B, T, H)."""
+
+@dataclass
+class HeadConfig:
+    """How the heads are built; each field is the train.py flag of the same name (--sts-bi-head, ...)."""
+
+    pooling: str = "cls"  # cls | mean | pooler
+    para_encoding: str = "cross"  # cross | bi
+    sts_encoding: str = "cross"
+    para_bi_head: str = "cosine"  # cosine | cosine-layer | concat (bi-encoded pairs only)
+    sts_bi_head: str = "cosine"
+    bi_projection: bool = False  # a linear map before the cosine head
+    head_layers: int = 1  # layers of the linear heads (sst, cross-encoded pairs, concat)
+    head_activation: str = "relu"  # between head layers, and in the cosine-layer head
+    dropout: dict = field(default_factory=dict)  # task -> rate before its head; a float is every task's
+    sst_loss: str = "ce"  # ce | oll | dual (losses.py)
+    oll_alpha: float = 1.0
+
+    def __post_init__(self):
+        rates = self.dropout if isinstance(self.dropout, dict) else {t: self.dropout for t in TASK_NAMES}
+        self.dropout = {t: rates.get(t, 0.1) for t in TASK_NAMES}
+        checks = [("pooling", self.pooling, POOLINGS), ("head-activation", self.head_activation, tuple(ACTIVATIONS))]
+        checks += [("sst-loss", self.sst_loss, SST_LOSSES)]
+        for task in ("para", "sts"):
+            checks.append((f"{task}-encoding", getattr(self, f"{task}_encoding"), ENCODINGS))
+            checks.append((f"{task}-bi-head", getattr(self, f"{task}_bi_head"), BI_HEADS))
+        for flag, value, choices in checks:
+            if value not in choices:
+                raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")
+        if self.head_layers < 1:
+            raise ValueError(f"--head-layers must be at least 1, got {self.head_layers}")
+        if self.bi_projection and not any(self.bi_head(t) == "cosine" for t in ("para", "sts")):
+            raise ValueError("--bi-projection needs a bi-encoded task with the cosine head")
+
+    def encoding(self, task):
+        """How the task's examples are encoded: "single", "cross" or "bi" (data.encode's argument)."""
+        return getattr(self, f"{task}_encoding") if TASKS[task].is_pair else "single"
+
+    def bi_head(self, task):
+        """The task's bi-encoder head, or None when the task is not bi-encoded."""
+        return getattr(self, f"{task}_bi_head") if self.encoding(task) == "bi" else None
+
+    @classmethod
+    def from_args(cls, args):
+        """From train.py's flags (a dict: vars(args), or the args saved in a checkpoint). A flag the
+        run did not have takes its default, so a checkpoint saved before the flag existed loads."""
+
+        def get(key, default):
+            return default if args.get(key) is None else args[key]
+
+        pair_encoding, bi_head, dropout = get("pair_encoding", "cross"), get("bi_head", "cosine"), get("dropout", 0.1)
+        return cls(
+            pooling=get("pooling", "cls"),
+            para_encoding=get("para_encoding", pair_encoding),
+            sts_encoding=get("sts_encoding", pair_encoding),
+            para_bi_head=get("para_bi_head", bi_head),
+            sts_bi_head=get("sts_bi_head", bi_head),
+            bi_projection=get("bi_projection", False),
+            head_layers=get("head_layers", 1),
+            head_activation=get("head_activation", "relu"),
+            dropout={t: get(f"{t}_dropout", dropout) for t in TASK_NAMES},
+            sst_loss=get("sst_loss", "ce"),
+            oll_alpha=get("oll_alpha", 1.0),
+        )
+
+
+def pool(encoded, attention_mask, pooling):
+    """Sentence vector (B, H) from the encoder's output {"last_hidden_state" (B, T, H), "pooler_output" (B, H)}."""
+    hidden = encoded["last_hidden_state"]
     if pooling == "cls":
         return hidden[:, 0]
+    if pooling == "pooler":
+        return encoded["pooler_output"]
     if pooling == "mean":  # average over real tokens only, as Sentence-BERT models are trained
         m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
     raise ValueError(f"unknown pooling {pooling!r}")
 
 
-class SentimentHead(nn.Module):
-    def __init__(self, hidden, num_classes, dropout):
+# ----------------------------------------------------------------------------
+# the heads
+
+
+class FeedForward(nn.Module):
+    """dropout + linear to the outputs, after layers - 1 hidden layers of dropout + linear H -> H + activation."""
+
+    def __init__(self, in_dim, out_dim, hidden, dropout, layers=1, activation="relu"):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, num_classes)
+        self.hidden = nn.ModuleList(nn.Linear(in_dim if i == 0 else hidden, hidden) for i in range(layers - 1))
+        self.act = ACTIVATIONS[activation]()
+        self.out = nn.Linear(hidden if layers > 1 else in_dim, out_dim)
 
-    def forward(self, u):  # u: (B, H) -> (B, K) logits
-        return self.out(self.dropout(u))
+    def forward(self, x):  # (B, in_dim) -> (B, out_dim)
+        for layer in self.hidden:
+            x = self.act(layer(self.dropout(x)))  # (B, H)
+        return self.out(self.dropout(x))
 
-    def loss(self, logits, labels):
-        return F.cross_entropy(logits.float(), labels)
+
+class SentimentHead(FeedForward):
+    def __init__(self, hidden, num_classes, dropout, layers=1, activation="relu", loss="ce", alpha=1.0):
+        super().__init__(hidden, num_classes, hidden, dropout, layers, activation)
+        self.loss_name, self.alpha = loss, alpha
+
+    def loss(self, logits, labels):  # logits (B, K), labels (B,)
+        return sentiment_loss(self.loss_name, logits, labels, self.alpha)
 
     def predict(self, logits):
-        probs = logits.float().softmax(-1)  # (B, K), kept for ensembling
-        return probs.argmax(-1), probs
+        probs = sentiment_probabilities(self.loss_name, logits)  # (B, K), kept for ensembling
+        return logits.argmax(-1), probs
 
 
-class PairHead(nn.Module):
-    """Paraphrase ("binary") or similarity ("regression") from a cross- or bi-encoded pair."""
+def pair_loss(kind, out, labels):
+    """Binary cross-entropy on the paraphrase logit, or mean squared error on the similarity score."""
+    if kind == "binary":
+        return F.binary_cross_entropy_with_logits(out.float(), labels.float())
+    return F.mse_loss(out.float(), labels.float())
 
-    def __init__(self, hidden, kind, encoding, bi_head, dropout):
+
+def pair_predict(kind, out):
+    out = out.float()
+    if kind == "binary":
+        prob = torch.sigmoid(out)  # (B,), kept for ensembling
+        return (prob > 0.5).long(), prob
+    # Clip only when predicting: during training the loss should see the raw score.
+    return out.clamp(0.0, 5.0), out
+
+
+class LinearPairHead(FeedForward):
+    """A feed-forward head over the pair's vector (cross) or over [u, v, |u-v|, u*v] (bi, concat)."""
+
+    def __init__(self, hidden, kind, concat, dropout, layers=1, activation="relu"):
+        super().__init__(4 * hidden if concat else hidden, 1, hidden, dropout, layers, activation)
+        self.kind, self.concat = kind, concat
+
+    def forward(self, u, v=None):  # cross: u (B, H) of the pair; concat: u, v (B, H) of each sentence
+        if self.concat:
+            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)  # (B, 4H)
+        return super().forward(u).squeeze(-1)  # (B,)
+
+    def loss(self, out, labels):
+        return pair_loss(self.kind, out, labels)
+
+    def predict(self, out):
+        return pair_predict(self.kind, out)
+
+
+class CosineHead(nn.Module):
+    """Cosine similarity of the two sentence vectors, mapped onto a logit or a [0, 5] score."""
+
+    def __init__(self, hidden, kind, dropout, projection=False, layer=False, activation="relu"):
         super().__init__()
-        self.kind, self.encoding, self.bi_head = kind, encoding, bi_head
+        self.kind, self.layer = kind, layer  # layer: BERT++ Model E, linear + activation first, sigmoid after
         self.dropout = nn.Dropout(dropout)
-        if encoding == "cross":
-            self.out = nn.Linear(hidden, 1)
-        elif bi_head == "concat":
-            self.out = nn.Linear(4 * hidden, 1)
-        elif bi_head == "cosine" and kind == "binary":
+        # One linear map shared by both sentences, so u and v stay in one embedding space.
+        self.proj = nn.Linear(hidden, hidden) if projection or layer else None
+        self.act = ACTIVATIONS[activation]() if layer else nn.Identity()
+        if kind == "binary":
             # A cosine lies in [-1, 1]; a learned scale and shift turn it into a logit that can
             # express confident probabilities (sigmoid(cos) alone never leaves [0.27, 0.73]).
             self.scale = nn.Parameter(torch.tensor(5.0))
             self.shift = nn.Parameter(torch.tensor(-2.5))
-        elif bi_head != "cosine":
-            raise ValueError(f"unknown bi-encoder head {bi_head!r} (cosine or concat)")
+        elif layer:
+            # 5 * sigmoid(cos) alone stays in [1.3, 3.7], centred on 2.5, which the report blames for
+            # Model E's failure (§5); a learned scale, starting at 5, lets the score reach 0 and 5.
+            self.scale = nn.Parameter(torch.tensor(5.0))
 
-    def forward(self, u, v=None):  # cross: u (B, H) of the pair; bi: u, v (B, H) of each sentence
-        if self.encoding == "cross":
-            return self.out(self.dropout(u)).squeeze(-1)  # (B,)
+    def forward(self, u, v):  # u, v: (B, H) of each sentence -> (B,)
         u, v = self.dropout(u), self.dropout(v)
-        if self.bi_head == "concat":
-            return self.out(torch.cat([u, v, (u - v).abs(), u * v], dim=-1)).squeeze(-1)  # (B,)
+        if self.proj is not None:
+            u, v = self.act(self.proj(u)), self.act(self.proj(v))  # (B, H)
         cos = F.cosine_similarity(u.float(), v.float(), dim=-1)  # (B,) in [-1, 1]
         if self.kind == "binary":
             return self.scale * cos + self.shift
+        if self.layer:
+            return 5.0 * torch.sigmoid(self.scale * cos)
         return (cos + 1.0) * 2.5  # map [-1, 1] onto the similarity scale [0, 5]
 
     def loss(self, out, labels):
-        if self.kind == "binary":
-            return F.binary_cross_entropy_with_logits(out.float(), labels.float())
-        return F.mse_loss(out.float(), labels.float())
+        return pair_loss(self.kind, out, labels)
 
     def predict(self, out):
-        out = out.float()
-        if self.kind == "binary":
-            prob = torch.sigmoid(out)  # (B,), kept for ensembling
-            return (prob > 0.5).long(), prob
-        # Clip only when predicting: during training the loss should see the raw score.
-        return out.clamp(0.0, 5.0), out
+        return pair_predict(self.kind, out)
+
+
+def build_head(task, hidden, num_classes, config):
+    rate, layers, act = config.dropout[task], config.head_layers, config.head_activation
+    kind = TASKS[task].kind
+    if kind == "multiclass":
+        return SentimentHead(hidden, num_classes, rate, layers, act, config.sst_loss, config.oll_alpha)
+    bi_head = config.bi_head(task)
+    if bi_head in (None, "concat"):
+        return LinearPairHead(hidden, kind, bi_head == "concat", rate, layers, act)
+    return CosineHead(hidden, kind, rate, config.bi_projection, bi_head == "cosine-layer", act)
+
+
+# ----------------------------------------------------------------------------
+# the model
 
 
 class MultitaskBert(nn.Module):
     """The shared encoder plus one head per task."""
 
-    def __init__(
-        self, bert, num_classes=5, pair_encoding="cross", bi_head="cosine", dropout=0.1, pooling="cls", tasks=TASK_NAMES
-    ):
+    def __init__(self, bert, num_classes=5, config=None, tasks=TASK_NAMES):
         super().__init__()
+        self.bert, self.config = bert, config or HeadConfig()
+        self.pooling = self.config.pooling
+        self.encoding = {t: self.config.encoding(t) for t in TASK_NAMES}
         H = bert.config.hidden_size
-        self.bert, self.pooling = bert, pooling
-        self.encoding = {t: pair_encoding if TASKS[t].is_pair else "single" for t in TASK_NAMES}
-        self.heads = nn.ModuleDict()
-        # dropout: one rate for every head, or a dict task -> rate
-        rates = dropout if isinstance(dropout, dict) else {t: dropout for t in tasks}
-        for task in tasks:
-            if TASKS[task].kind == "multiclass":
-                self.heads[task] = SentimentHead(H, num_classes, rates[task])
-            else:
-                self.heads[task] = PairHead(H, TASKS[task].kind, pair_encoding, bi_head, rates[task])
+        self.heads = nn.ModuleDict({task: build_head(task, H, num_classes, self.config) for task in tasks})
 
     def sequences(self, task, batch):
         """The encoder inputs of a batch: one sequence per example, or two for a bi-encoded pair."""
@@ -125,12 +266,9 @@ class MultitaskBert(nn.Module):
 
     def from_embeddings(self, task, embeddings, batch):
         """Run the encoder and the task head from (possibly perturbed) embeddings."""
+        cls_only = self.pooling != "mean"  # cls and pooler read only the [CLS] position
         vectors = [
-            pool(
-                self.bert.encode(x, s["attention_mask"], cls_only=self.pooling == "cls")["last_hidden_state"],
-                s["attention_mask"],
-                self.pooling,
-            )
+            pool(self.bert.encode(x, s["attention_mask"], cls_only=cls_only), s["attention_mask"], self.pooling)
             for x, s in zip(embeddings, self.sequences(task, batch))
         ]  # 1 or 2 x (B, H)
         return self.heads[task](*vectors)

@@ -6,14 +6,20 @@
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
 - Progress: the "step i/n, steps/s, ETA" line;
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
-  run continues exactly as an uninterrupted one would.
+  run continues exactly as an uninterrupted one would;
+- resumed_args / check_out: the command-line rules around run folders (--resume keeps a run's
+  settings; an existing run is never replaced without --overwrite).
 """
 
+import argparse
 import contextlib
 import ctypes
+import os
+import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -165,3 +171,62 @@ def load_checkpoint(path, model, optimizer, scaler, streams, device):
     if device.type == "cuda" and "cuda_rng" in ckpt:
         torch.cuda.set_rng_state(ckpt["cuda_rng"])
     return ckpt["state"]
+
+
+# ----------------------------------------------------------------------------
+# run folders on the command line
+
+
+def given_flags(parser, argv):
+    """The destinations of the flags actually written on the command line."""
+    probe = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            kwargs = {"action": "store_const", "const": action.const} if action.nargs == 0 else {}
+            probe.add_argument(*action.option_strings, dest=action.dest, default=argparse.SUPPRESS, **kwargs)
+    return set(vars(probe.parse_known_args(argv)[0]))
+
+
+def resumed_args(parser, argv, args, resumable):
+    """--resume RUN_DIR: the saved run's own settings, plus the flags in `resumable` (those that do
+    not alter what has been trained so far). Returns (args, the checkpoint's saved loop state)."""
+    path = Path(args.resume) / "checkpoint.pt"
+    if not path.is_file():
+        parser.error(f"--resume {args.resume}: no checkpoint.pt there")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    saved, given = ckpt["args"], given_flags(parser, argv)
+    refused = sorted(f"--{k.replace('_', '-')}" for k in given - set(resumable) if getattr(args, k) != saved.get(k))
+    if refused:
+        parser.error(f"--resume keeps the run's settings; cannot change {', '.join(refused)} (start a new run)")
+    if "epochs" in given and args.epochs < saved["epochs"]:
+        parser.error(f"--resume: --epochs can only grow (the run has {saved['epochs']})")
+    # defaults only for flags added since the run was saved
+    merged = {**vars(parser.parse_args([])), **saved, **{k: getattr(args, k) for k in given}}
+    resumed = argparse.Namespace(**{**merged, "resume": args.resume, "out": args.resume, "overwrite": False})
+    return resumed, ckpt["state"]
+
+
+def check_out(out, resume, overwrite, products):
+    """Never destroy a run by accident: an `out` folder holding any of `products` (the files and
+    folders a run writes) needs --resume or --overwrite; --overwrite removes them first."""
+    out = Path(out)
+    if resume:
+        return
+    found = [name for name in products if (out / name).exists()]
+    if found and not overwrite:
+        sys.exit(
+            f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
+            "or replace it with --overwrite"
+        )
+    for name in found:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+        else:
+            (out / name).unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}"  # one per process: several may start at once
+        files.write_text(probe, "")
+        probe.unlink()
+    except OSError as e:
+        sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")

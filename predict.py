@@ -18,7 +18,7 @@ import torch
 
 import data
 from files import ReadError, load_torch
-from heads import MultitaskBert
+from heads import HeadConfig, MultitaskBert
 from loop import autocast, to_device
 from minbert import BertConfig, BertModel
 from tasks import TASKS
@@ -62,8 +62,8 @@ def load_run(run_dir, device="cpu"):
     args = ckpt["args"]
     try:
         bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
-        heads = (ckpt["num_classes"], args["pair_encoding"], args["bi_head"], args["dropout"], args["pooling"])
-        model = MultitaskBert(bert, *heads, tasks=ckpt["tasks"])
+        # from_args gives flags the run did not have their defaults, so older runs load too.
+        model = MultitaskBert(bert, ckpt["num_classes"], HeadConfig.from_args(args), tasks=ckpt["tasks"])
         model.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a checkpoint of another kind or version
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
@@ -132,7 +132,7 @@ def main():
         examples = read_input(args.input, args.task)
     except ValueError as e:
         sys.exit(f"error: {'stdin' if args.input == '-' else args.input}: {e}")
-    task_data = data.encode(tokenizer, examples, run_args["pair_encoding"])
+    task_data = data.encode(tokenizer, examples, model.encoding[args.task])
     preds, raws = predict(model, args.task, task_data, args.batch_size)
     for ex, p, r in zip(examples, preds, raws):
         text = ex.text_a if ex.text_b is None else f"{ex.text_a}\t{ex.text_b}"

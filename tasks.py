@@ -28,6 +28,7 @@ class Task:
     files: dict  # split -> default course file name
     rows: dict  # split -> accepted numbers of data rows in the course file (None: not known)
     prediction_column: str  # column name in the course's submission files
+    class_names: tuple = ()  # what each class id of a classification task means, for reports
 
     @property
     def is_pair(self):
@@ -49,6 +50,7 @@ TASKS = {
         files=_files("ids-sst"),
         rows={"train": (8544,), "dev": (1101,), "test": (2210,)},
         prediction_column="Predicted_Sentiment",
+        class_names=("very negative", "negative", "neutral", "positive", "very positive"),
     ),
     "para": Task(
         name="para",
@@ -61,6 +63,7 @@ TASKS = {
         # train: the 13,507-row subset some mirrors hold, or the course's full file
         rows={"train": (13507, 141498), "dev": (20214,), "test": None},
         prediction_column="Predicted_Is_Paraphrase",
+        class_names=("not paraphrase", "paraphrase"),
     ),
     "sts": Task(
         name="sts",

@@ -23,8 +23,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -33,15 +31,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import analysis
 import data
 import distributed
 import files
 import hub
+import loop
+import pages
 import pcgrad
 import predictions
 import smart
 from adamw import AdamW
-from heads import MultitaskBert
+from heads import HeadConfig, MultitaskBert
 from loop import (
     Progress,
     StopFlag,
@@ -57,7 +58,7 @@ from loop import (
 )
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
-from schedules import SCHEDULES, Schedule
+from schedules import SAMPLED, SCHEDULES, Schedule
 from tasks import TASK_NAMES, TASKS, overall, score
 from tokenizer import build_tokenizer
 
@@ -90,19 +91,37 @@ def read_split(args, task, split, log=print):
 
 
 def load_task_data(args, tasks, tokenizer, log=print):
-    """Tokenized train / dev / test data per task (test only where the file exists), and the
-    number of sentiment classes."""
-    splits, num_classes = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5
+    """Tokenized train / dev / test data per task (test only where the file exists), the number
+    of sentiment classes, and what --sst-synth added (or None)."""
+    splits, num_classes, synth = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5, None
     for task in tasks:
-        encoding = args.pair_encoding if TASKS[task].is_pair else "single"
+        encoding = HeadConfig.from_args(vars(args)).encoding(task)
         for split in splits:
             examples = read_split(args, task, split, log)
             if examples is None:
                 continue
             if task == "sst" and split == "train" and not args.num_classes:
                 num_classes = data.num_classes(examples)
+            if task == "sst" and split == "train" and args.sst_synth:
+                synth = read_synth(args, examples, num_classes, log)
+                examples = examples + synth["rows"]
             splits[split][task] = data.encode(tokenizer, examples, encoding)
-    return splits, num_classes
+    return splits, num_classes, synth
+
+
+def read_synth(args, real, num_classes, log=print):
+    """--sst-synth: synth.py's paraphrases of training sentences, each with its source's label.
+    They join the sentiment training rows only, never dev or test ("Tuning Up BERT" §4.3)."""
+    synth = data.read_synth(args.sst_synth)
+    real_ids = {ex.id for ex in real}
+    for ex in synth:
+        if ex.id in real_ids:
+            raise data.DataError(f"{args.sst_synth}: id {ex.id!r} is also an id of the real training rows")
+        if ex.label >= num_classes:
+            raise data.DataError(f"{args.sst_synth}: {ex.id} has label {ex.label}; sentiment has {num_classes} classes")
+    sources = len({ex.id.rsplit("-syn", 1)[0] for ex in synth})
+    log(f"sst: + {len(synth)} synthetic paraphrases of {sources} training sentences from {args.sst_synth}")
+    return {"rows": synth, "file": args.sst_synth, "examples": len(synth), "sources": sources}
 
 
 def data_fingerprint(args, tasks):
@@ -113,6 +132,8 @@ def data_fingerprint(args, tasks):
             path = Path(task_path(args, task, split))
             if path.is_file():
                 prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if args.sst_synth:
+        prints[args.sst_synth] = hashlib.sha256(Path(args.sst_synth).read_bytes()).hexdigest()
     return prints
 
 
@@ -132,8 +153,7 @@ def build_model(args, bert_dir, tasks, num_classes, log=print):
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
     bert.unpad = args.unpad == "on"
-    head_dropout = {t: getattr(args, f"{t}_dropout") or args.dropout for t in tasks}
-    model = MultitaskBert(bert, num_classes, args.pair_encoding, args.bi_head, head_dropout, args.pooling, tasks)
+    model = MultitaskBert(bert, num_classes, HeadConfig.from_args(vars(args)), tasks)
     if args.init_from:
         init_from(model, args.init_from, log)
     if args.freeze_encoder:
@@ -210,12 +230,12 @@ class Run:
 
     @property
     def total_steps(self):
-        return self.args.epochs * self.args.steps_per_epoch
+        return self.schedule.total_steps()
 
 
 def setup(args):
     t_start = time.time()
-    check_out(args)
+    loop.check_out(args.out, args.resume, args.overwrite, RUN_PRODUCTS)
     out = Path(args.out)
     device, args.amp = pick_device(args.device, args.amp)
     rank, world, device = distributed.setup(device.type)
@@ -226,12 +246,16 @@ def setup(args):
     tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
 
     bert_dir = hub.resolve_model_dir(args.model)
+    positions = json.loads((bert_dir / "config.json").read_text()).get("max_position_embeddings", 512)
+    if args.max_length > positions:  # longer inputs would index past the position embeddings
+        log(f"--max-length {args.max_length} is more than {args.model}'s {positions} positions: cut at {positions}")
+        args.max_length = positions
     if rank == 0:  # the tokenizer travels with the run, so predict.py needs nothing but the run folder
         (out / "tokenizer").mkdir(parents=True, exist_ok=True)
         for name in ("vocab.txt", "tokenizer_config.json"):
             if (bert_dir / name).is_file():
                 files.copy_file(bert_dir / name, out / "tokenizer" / name)
-    splits, num_classes = load_task_data(args, tasks, build_tokenizer(bert_dir, args.max_length), log)
+    splits, num_classes, synth = load_task_data(args, tasks, build_tokenizer(bert_dir, args.max_length), log)
     dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
     model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
@@ -246,18 +270,26 @@ def setup(args):
         ids = [device] if device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=len(tasks) > 1)
     train_data = splits["train"]
-    schedule = Schedule(
-        args.schedule, {t: len(train_data[t]) for t in tasks}, args.epochs, args.steps_per_epoch, args.seed
-    )
     streams = {}
     for i, t in enumerate(tasks):
         size = getattr(args, f"{t}_batch_size") or args.batch_size
         bucket = args.batching == "bucket"
         streams[t] = data.BatchStream(train_data[t], size, args.seed * 10 + i, bucket, args.overfit_batch)
+    # The schedule sees the real training rows: synthetic ones must not shift the task mix.
+    sizes = {t: len(train_data[t]) - (synth["examples"] if synth and t == "sst" else 0) for t in tasks}
+    passes = {t: 1 if args.overfit_batch else s.batches_per_pass for t, s in streams.items()}
+    try:
+        schedule = Schedule(
+            args.schedule, sizes, passes, args.epochs, args.steps_per_epoch, args.seed, args.stagger_epochs
+        )
+    except ValueError as e:
+        sys.exit(f"error: --schedule {args.schedule}: {e}")
     if world > 1:
         torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
     state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
     state["data"] = data_fingerprint(args, tasks)
+    if synth:
+        state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
     run = Run(
         args,
         out,
@@ -327,7 +359,7 @@ def train_step(run, epoch, step):
     Returns {task: loss}, each the global batch's mean loss as a 0-dim tensor divided by the
     number of processes (summed over processes at log time, not here, so no step waits on it)."""
     args, model = run.args, run.model
-    global_step = epoch * args.steps_per_epoch + step
+    global_step = run.schedule.global_step(epoch, step)
     for group in run.optimizer.param_groups:
         group["lr"] = get_lr(global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule)
     step_tasks = run.schedule.tasks_for_step(epoch, step)
@@ -388,7 +420,7 @@ def record_losses(run, pending, running):
         if not math.isfinite(value):
             sys.exit(
                 f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
-                f"(global step {epoch * run.args.steps_per_epoch + step + 1}); try a lower --lr or --amp bf16/off"
+                f"(global step {run.schedule.global_step(epoch, step) + 1}); try a lower --lr or --amp bf16/off"
             )
         running[task].append(value)
         run.state["epoch_loss"][task].append(value)
@@ -403,21 +435,21 @@ def run_epoch(run, epoch, stop):
     if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
         state["epoch_loss"] = {t: [] for t in run.tasks}
     running, pending = {t: [] for t in run.tasks}, []
-    progress = Progress(run.total_steps, epoch * args.steps_per_epoch + state["step"])
-    for step in range(state["step"], args.steps_per_epoch):
+    steps = run.schedule.steps_in_epoch(epoch)
+    progress = Progress(run.total_steps, run.schedule.global_step(epoch, state["step"]))
+    for step in range(state["step"], steps):
         losses = train_step(run, epoch, step)
         pending += [(epoch, step, task, loss) for task, loss in losses.items()]
         state["step"] = step + 1
-        global_step = epoch * args.steps_per_epoch + step + 1
+        global_step = run.schedule.global_step(epoch, step) + 1
 
         # log
-        if state["step"] % args.log_every == 0 or state["step"] == args.steps_per_epoch:
+        if state["step"] % args.log_every == 0 or state["step"] == steps:
             record_losses(run, pending, running)
             lr = get_lr(global_step - 1, run.total_steps, args.lr, args.warmup, args.lr_schedule)
             losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
             run.log(
-                f"  step {state['step']}/{args.steps_per_epoch}  {progress.line(global_step)}  "
-                f"lr {lr:.2e}  loss {losses_now}",
+                f"  step {state['step']}/{steps}  {progress.line(global_step)}  lr {lr:.2e}  loss {losses_now}",
                 flush=True,
             )
             running = {t: [] for t in run.tasks}
@@ -480,6 +512,8 @@ def finish(run):
         "wall_time_s": round(wall, 1),
         "config": vars(args),
     }
+    if "sst_synth" in run.state:  # how many synthetic rows joined sentiment training
+        metrics["sst_synth"] = run.state["sst_synth"]
     if distributed.is_main():
         for split, results in (("dev", outputs), ("test", tests)):
             for task, (preds, raws) in results.items():
@@ -506,6 +540,11 @@ def train(args):
                 return None
             end_epoch(run, epoch)
     metrics = finish(run)
+    if distributed.is_main() and not args.no_report:
+        try:
+            run.log(f"report: {pages.write_report(run.out)}")
+        except (analysis.RunError, data.DataError, predictions.PredictionFileError, OSError) as e:
+            run.log(f"warning: no report written: {e}")
     distributed.cleanup()
     return metrics
 
@@ -548,15 +587,43 @@ def get_parser():
         "--batching", default="bucket", choices=["bucket", "random"], help="length-bucketed or random batches"
     )
     g.add_argument(
+        "--sst-synth", default=None, metavar="JSONL", help="synth.py paraphrases added to sentiment training only"
+    )
+    g.add_argument(
         "--num-classes", type=int, default=None, help="sentiment classes (default: inferred from the training labels)"
     )
     g.add_argument("--overfit-batch", action="store_true", help="sanity mode: train on one fixed batch per task")
     g = p.add_argument_group("model")
     g.add_argument("--pair-encoding", default="cross", choices=["cross", "bi"], help="how para and sts encode a pair")
     g.add_argument(
-        "--bi-head", default="cosine", choices=["cosine", "concat"], help="bi-encoder head: cosine or [u,v,|u-v|,u*v]"
+        "--bi-head",
+        default="cosine",
+        choices=["cosine", "cosine-layer", "concat"],
+        help="bi-encoder head: cosine, a layer then cosine (BERT++ Model E), or a linear layer on [u,v,|u-v|,u*v]",
     )
-    g.add_argument("--pooling", default="cls", choices=["cls", "mean"], help="sentence vector: [CLS] or mean of tokens")
+    for t in ("para", "sts"):
+        g.add_argument(
+            f"--{t}-encoding", default=None, choices=["cross", "bi"], help=f"{t} only (default --pair-encoding)"
+        )
+        g.add_argument(
+            f"--{t}-bi-head",
+            default=None,
+            choices=["cosine", "cosine-layer", "concat"],
+            help=f"{t} only (default --bi-head)",
+        )
+    g.add_argument(
+        "--bi-projection", action="store_true", help="a shared linear map before the cosine (Tuning Up BERT §4.2)"
+    )
+    g.add_argument(
+        "--pooling",
+        default="cls",
+        choices=["cls", "mean", "pooler"],
+        help="sentence vector: [CLS], mean of tokens, or BERT's pooler (dense + tanh on [CLS])",
+    )
+    g.add_argument("--head-layers", type=int, default=1, help="layers per head (BERT++ Model A: 2 or more)")
+    g.add_argument("--head-activation", default="relu", choices=["relu", "gelu", "tanh"], help="between head layers")
+    g.add_argument("--sst-loss", default="ce", choices=["ce", "oll", "dual"], help="sentiment loss (losses.py)")
+    g.add_argument("--oll-alpha", type=float, default=1.0, help="ordinal log-loss exponent of |i - y|")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
     for t in TASKS:
         g.add_argument(
@@ -580,9 +647,11 @@ def get_parser():
         "--steps-per-epoch",
         type=int,
         default=None,
-        help="optimizer steps per epoch (default 1000; 450 with --smart, whose steps cost 2.1-2.5x)",
+        help="optimizer steps per epoch (default with --task all and a sampling schedule: 1000, or 450 with "
+        "--smart, whose steps cost over 2x; otherwise the schedule's data-defined epoch, e.g. one pass)",
     )
     g.add_argument("--schedule", default="annealed", choices=SCHEDULES, help="multitask schedule (schedules.py)")
+    g.add_argument("--stagger-epochs", type=int, default=2, help="--schedule staggered: epochs of para alone first")
     g.add_argument("--batch-size", type=int, default=16, help="examples per batch")
     for t in TASKS:
         g.add_argument(f"--{t}-batch-size", type=int, default=None, help=f"{t} batch size (default --batch-size)")
@@ -625,6 +694,9 @@ def get_parser():
         "runs the main job about 1.3x faster, see README)",
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the encoder layers")
+    g.add_argument(
+        "--no-report", action="store_true", help="do not write RUN_DIR/report/ (report.py's page) at the end"
+    )
     g.add_argument("--eval-subset", type=int, default=2000, help="rows per dev set scored after each epoch (0 = all)")
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
     g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
@@ -632,40 +704,18 @@ def get_parser():
     return p
 
 
+# What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
+RUN_PRODUCTS = ("checkpoint.pt", "best.pt", "metrics.json", "predictions", "report")
 # Flags that may change when a run is resumed: they do not alter what has been trained so far.
 RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report"}
 
 
-def given_flags(parser, argv):
-    """The destinations of the flags actually written on the command line."""
-    probe = argparse.ArgumentParser(add_help=False)
-    for action in parser._actions:
-        if action.option_strings and action.dest != "help":
-            kwargs = {"action": "store_const", "const": action.const} if action.nargs == 0 else {}
-            probe.add_argument(*action.option_strings, dest=action.dest, default=argparse.SUPPRESS, **kwargs)
-    return set(vars(probe.parse_known_args(argv)[0]))
-
-
-def resumed_args(parser, argv, args):
-    """The saved run's own settings, plus the few flags that may safely change on resume."""
-    path = Path(args.resume) / "checkpoint.pt"
-    if not path.is_file():
-        parser.error(f"--resume {args.resume}: no checkpoint.pt there")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    saved, given = ckpt["args"], given_flags(parser, argv)
-    refused = sorted(f"--{k.replace('_', '-')}" for k in given - RESUMABLE if getattr(args, k) != saved.get(k))
-    if refused:
-        parser.error(f"--resume keeps the run's settings; cannot change {', '.join(refused)} (start a new run)")
-    if "epochs" in given and args.epochs < saved["epochs"]:
-        parser.error(f"--resume: --epochs can only grow (the run has {saved['epochs']})")
-    # defaults only for flags added since the run was saved
-    merged = {**vars(parser.parse_args([])), **saved, **{k: getattr(args, k) for k in given}}
-    resumed = argparse.Namespace(**{**merged, "resume": args.resume, "out": args.resume, "overwrite": False})
-    if ckpt["state"]["epoch"] >= resumed.epochs and (Path(args.resume) / "metrics.json").is_file():
-        sys.exit(
-            f"{args.resume} is finished ({resumed.epochs} epochs); to train on, add --epochs N (N > {resumed.epochs})"
-        )
-    return resumed
+def resumed(parser, argv, args):
+    """--resume: the run's own settings (plus RESUMABLE flags); a finished run says so."""
+    args, state = loop.resumed_args(parser, argv, args, RESUMABLE)
+    if state["epoch"] >= args.epochs and (Path(args.resume) / "metrics.json").is_file():
+        sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
+    return args
 
 
 def check_args(parser, args):
@@ -691,32 +741,12 @@ def check_args(parser, args):
         parser.error(f"--num-classes must be at least 2, got {args.num_classes}")
     if args.pcgrad and args.schedule != "summed" and args.task == "all":
         parser.error("--pcgrad compares the tasks' gradients within a step: use it with --schedule summed")
+    try:
+        HeadConfig.from_args(vars(args))
+    except ValueError as e:
+        parser.error(str(e))
     if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
-
-
-def check_out(args):
-    """Never destroy a run by accident: an existing run folder needs --resume or --overwrite."""
-    out = Path(args.out)
-    if args.resume:
-        return
-    found = [name for name in ("checkpoint.pt", "best.pt", "metrics.json") if (out / name).exists()]
-    if found and not args.overwrite:
-        sys.exit(
-            f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
-            "or replace it with --overwrite"
-        )
-    if found:
-        for name in found:
-            (out / name).unlink()
-        shutil.rmtree(out / "predictions", ignore_errors=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test.{os.getpid()}"
-        files.write_text(probe, "")
-        probe.unlink()
-    except OSError as e:
-        sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
 
 
 def parse_args(argv=None):
@@ -724,11 +754,12 @@ def parse_args(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.resume:
-        args = resumed_args(parser, argv, args)
+        args = resumed(parser, argv, args)
     args.out = args.out or f"runs/{args.task}"
-    if args.steps_per_epoch is None:
-        # A SMART step costs 2.1-2.5 plain ones on CPU (one more forward and backward for the
-        # ascent, one more forward for the regularizer), so fewer steps keep the same time budget.
+    if args.steps_per_epoch is None and args.schedule in SAMPLED and args.task == "all":
+        # Sampling schedules need an epoch length; the others take theirs from the data. A SMART
+        # step costs over two plain ones (one more forward and backward for the ascent, one more
+        # forward for the regularizer), so fewer steps keep about the same time budget.
         args.steps_per_epoch = 450 if args.smart > 0 else 1000
     check_args(parser, args)
     return args

@@ -4,12 +4,14 @@ Every test runs offline: code that downloads (hub.py, fetch_data.py, synth.py) i
 server on 127.0.0.1 started by `serve`."""
 
 import contextlib
+import os
 import random
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 from minbert import BertConfig
 from tasks import TASKS
@@ -17,6 +19,13 @@ from tasks import TASKS
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 TINY = FIXTURES / "tiny_bert"  # a tiny random BERT folder (make_fixtures.py), for training runs in seconds
+
+
+# Tests run on the CPU. With MINBERT_TEST_DEVICE=cuda (make gpu-check sets it), the tests that take
+# a device run on the GPU instead: the encoder against Hugging Face, AdamW, one training step, train.py.
+DEVICE = torch.device(os.environ.get("MINBERT_TEST_DEVICE", "cpu"))
+# Float32 on a GPU sums in other orders (and SDPA picks other kernels) than on a CPU.
+TOL = 1e-5 if DEVICE.type == "cpu" else 1e-4
 
 
 def small_config(**overrides):

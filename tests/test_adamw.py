@@ -5,6 +5,7 @@ import io
 
 import pytest
 import torch
+from conftest import DEVICE
 
 import adamw
 from adamw import AdamW
@@ -12,12 +13,16 @@ from adamw import AdamW
 
 def make_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.LayerNorm(16), torch.nn.Linear(16, 3))
+    layers = torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.LayerNorm(16), torch.nn.Linear(16, 3)
+    return torch.nn.Sequential(*layers).to(DEVICE)
 
 
 def make_batches(n):
     generator = torch.Generator().manual_seed(1)
-    return [(torch.randn(4, 8, generator=generator), torch.randint(0, 3, (4,), generator=generator)) for _ in range(n)]
+    batches = [
+        (torch.randn(4, 8, generator=generator), torch.randint(0, 3, (4,), generator=generator)) for _ in range(n)
+    ]
+    return [(x.to(DEVICE), y.to(DEVICE)) for x, y in batches]
 
 
 def train_step(model, optimizer, x, y):

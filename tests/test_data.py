@@ -1,6 +1,8 @@
 """Tests for data.py: reading and validating the task files, encoding, padding, batch order,
 and resuming a batch stream."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -195,6 +197,48 @@ def test_label_outside_the_classes_is_an_error(tmp_path):
     with pytest.raises(data.DataError, match=r"sst-train\.csv:8: sentiment 7 is not a class 0\.\.4"):
         data.num_classes(examples, path, given=5)
     assert data.num_classes(examples, path, given=8) == 8  # said explicitly: classes 5 and 6 may be empty
+
+
+def synth_line(id_="x1-syn0", source="x1", label=3, text="a fine film", model="m", **extra):
+    record = {"id": id_, "source_id": source, "label": label, "text": text, "model": model, **extra}
+    return json.dumps(record) + "\n"
+
+
+def test_read_synth(tmp_path):
+    path = write(
+        tmp_path, "synth.jsonl", synth_line() + synth_line("x1-syn1", text="good") + synth_line("y-syn0", "y", 0)
+    )
+    examples = data.read_synth(path)
+    assert [(ex.id, ex.text_a, ex.text_b, ex.label) for ex in examples] == [
+        ("x1-syn0", "a fine film", None, 3),
+        ("x1-syn1", "good", None, 3),
+        ("y-syn0", "a fine film", None, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        ('{"id": "x1-syn1", "source_id"\n', "not a JSON record"),
+        ("[1, 2]\n", "expected a record with fields"),
+        (synth_line("x1-syn1", extra=1), "expected a record with fields"),
+        (synth_line("x1-syn1", text=" "), "empty text"),
+        (synth_line("x1-syn1", text=7), "must be strings"),
+        (synth_line("x1-syn1", label=2.5), "label must be an integer"),
+        (synth_line("x1-syn1", label=True), "label must be an integer"),
+        (synth_line("x1-syn1", label=-1), "label must be an integer"),
+        (synth_line("x2-syn1"), "is not '{source_id}-syn{k}'"),
+        (synth_line("x1-synA"), "is not '{source_id}-syn{k}'"),
+        (synth_line("x1-syn0"), "duplicate id 'x1-syn0' \\(first on line 1\\)"),
+    ],
+)
+def test_read_synth_names_file_and_line(tmp_path, bad, problem):
+    path = write(tmp_path, "synth.jsonl", synth_line() + bad + synth_line("x1-syn2"))
+    with pytest.raises(data.DataError, match=rf"synth\.jsonl:2: .*{problem}"):
+        data.read_synth(path)
+    path.write_bytes(synth_line().encode() + synth_line("x1-syn1", text="caf").encode().replace(b"caf", b"caf\xe9"))
+    with pytest.raises(data.DataError, match=r"synth\.jsonl:2: not UTF-8 text \(byte 0xe9"):
+        data.read_synth(path)
 
 
 # ----------------------------------------------------------------------------

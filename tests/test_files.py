@@ -97,3 +97,12 @@ def test_load_torch_reads_back_and_names_every_failure_in_one_line(tmp_path):
         assert "\n" not in text and "weights_only" not in text  # one line, and never torch's advice to unpickle
     with pytest.raises(files.ReadError, match="is a folder, not a checkpoint"):
         files.load_torch(tmp_path, "checkpoint")
+
+
+def test_append_text_adds_to_the_end(tmp_path):
+    path = tmp_path / "log.jsonl"
+    files.append_text(path, "one\n")
+    files.append_text(path, "two\nthree\n")
+    assert path.read_text() == "one\ntwo\nthree\n"
+    with pytest.raises(files.WriteError, match="no space left on /dev writing /dev/full"):
+        files.append_text("/dev/full", "one\n")  # Linux's always-full device

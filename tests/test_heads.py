@@ -1,13 +1,19 @@
-"""Task heads: output shapes, losses checked against the formulas, both pair encodings."""
+"""Task heads: output shapes, losses checked against the formulas, per-task pair encodings, every
+head option by hand, and predict.load_run rebuilding any of them (and an older run's best.pt)."""
 
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
-from heads import MultitaskBert, pool
+import predict
+from heads import CosineHead, HeadConfig, MultitaskBert, pool
+from losses import dual_objective_loss, ordinal_log_loss
 from minbert import BertConfig, BertModel
-from schedules import Schedule, annealed_alpha, task_probabilities
+
+TINY = Path(__file__).resolve().parent / "fixtures" / "tiny_bert"
 
 
 def tiny_bert():
@@ -34,12 +40,22 @@ def seqs(B, T, seed):
     return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": types * mask}
 
 
+def both(encoding, bi_head="cosine", **options):
+    """A HeadConfig with the same encoding and bi-encoder head for para and sts."""
+    return HeadConfig(
+        para_encoding=encoding, sts_encoding=encoding, para_bi_head=bi_head, sts_bi_head=bi_head, **options
+    )
+
+
+def pair_batch(encoding, B=4):
+    return {"a": seqs(B, 6, 1), "b": seqs(B, 7, 2)} if encoding == "bi" else seqs(B, 10, 3)
+
+
 @pytest.mark.parametrize("encoding,bi_head", [("cross", "cosine"), ("bi", "cosine"), ("bi", "concat")])
 def test_output_shapes_and_losses(encoding, bi_head):
-    model = MultitaskBert(tiny_bert(), num_classes=3, pair_encoding=encoding, bi_head=bi_head).eval()
+    model = MultitaskBert(tiny_bert(), num_classes=3, config=both(encoding, bi_head)).eval()
     B = 4
-    single = seqs(B, 8, 0)
-    pair = {"a": seqs(B, 6, 1), "b": seqs(B, 7, 2)} if encoding == "bi" else seqs(B, 10, 3)
+    single, pair = seqs(B, 8, 0), pair_batch(encoding, B)
 
     logits = model("sst", single)
     assert logits.shape == (B, 3)
@@ -66,7 +82,7 @@ def test_output_shapes_and_losses(encoding, bi_head):
 
 
 def test_bi_cosine_heads_follow_the_cosine():
-    model = MultitaskBert(tiny_bert(), pair_encoding="bi", bi_head="cosine").eval()
+    model = MultitaskBert(tiny_bert(), config=both("bi")).eval()
     batch = {"a": seqs(3, 6, 1), "b": seqs(3, 6, 1)}  # identical sentences: cosine 1
     assert torch.allclose(model("sts", batch), torch.full((3,), 5.0), atol=1e-5)
     assert torch.allclose(model("para", batch), torch.full((3,), 5.0 - 2.5), atol=1e-5)  # scale * 1 + shift
@@ -79,47 +95,194 @@ def test_cross_encoding_uses_segment_ids():
     assert not torch.allclose(model("para", batch), model("para", flipped))
 
 
-def test_mean_pooling_ignores_padding():
+def test_mixed_encoding_per_task():
+    # "BERT and Beyond" Table 1, Mixed: cross for para, bi + cosine for sts.
+    model = MultitaskBert(tiny_bert(), config=HeadConfig(para_encoding="cross", sts_encoding="bi")).eval()
+    assert model.encoding == {"sst": "single", "para": "cross", "sts": "bi"}
+    assert model("para", pair_batch("cross")).shape == (4,)
+    assert model("sts", pair_batch("bi")).shape == (4,)
+    assert isinstance(model.heads["sts"], CosineHead) and not isinstance(model.heads["para"], CosineHead)
+    with pytest.raises(KeyError):  # a cross-encoded batch has no "a"/"b": sts really is bi-encoded
+        model("sts", pair_batch("cross"))
+    # and the bi-encoder head per task: concat for para, cosine for sts
+    per_task = HeadConfig(para_encoding="bi", sts_encoding="bi", para_bi_head="concat", sts_bi_head="cosine")
+    model = MultitaskBert(tiny_bert(), config=per_task)
+    assert model.heads["para"].out.in_features == 4 * 16 and isinstance(model.heads["sts"], CosineHead)
+
+
+def test_pooling():
     hidden = torch.arange(2 * 3 * 2, dtype=torch.float).view(2, 3, 2)
+    encoded = {"last_hidden_state": hidden, "pooler_output": torch.ones(2, 2)}
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    assert torch.equal(pool(hidden, mask, "mean"), torch.tensor([[1.0, 2.0], [8.0, 9.0]]))
-    assert torch.equal(pool(hidden, mask, "cls"), hidden[:, 0])
+    assert torch.equal(pool(encoded, mask, "mean"), torch.tensor([[1.0, 2.0], [8.0, 9.0]]))  # padding ignored
+    assert torch.equal(pool(encoded, mask, "cls"), hidden[:, 0])
+    assert torch.equal(pool(encoded, mask, "pooler"), torch.ones(2, 2))
+
+
+def test_pooler_pooling_reads_bert_pooler():
+    model = MultitaskBert(tiny_bert(), config=HeadConfig(pooling="pooler")).eval()
+    batch = seqs(3, 8, 0)
+    cls = model.bert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])["last_hidden_state"][:, 0]
+    expected = model.heads["sst"](torch.tanh(model.bert.pooler(cls)))  # dense + tanh over [CLS]
+    assert torch.allclose(model("sst", batch), expected, atol=1e-6)
+    plain = MultitaskBert(tiny_bert(), config=HeadConfig(pooling="cls")).eval()
+    assert not torch.allclose(plain("sst", batch), model("sst", batch))
 
 
 def test_dropout_per_head():
-    model = MultitaskBert(tiny_bert(), dropout={"sst": 0.3, "para": 0.1, "sts": 0.0})
+    model = MultitaskBert(tiny_bert(), config=HeadConfig(dropout={"sst": 0.3, "para": 0.1, "sts": 0.0}))
     assert [model.heads[t].dropout.p for t in ("sst", "para", "sts")] == [0.3, 0.1, 0.0]
+    model = MultitaskBert(tiny_bert(), config=HeadConfig(dropout=0.4))  # one rate for every head
+    assert [model.heads[t].dropout.p for t in ("sst", "para", "sts")] == [0.4] * 3
 
 
-def test_embed_then_encode_equals_forward():
-    model = MultitaskBert(tiny_bert(), pair_encoding="bi").eval()
-    batch = {"a": seqs(2, 5, 1), "b": seqs(2, 7, 2)}
-    embeds = model.embed("sts", batch)
-    assert [e.shape for e in embeds] == [(2, 5, 16), (2, 7, 16)]
-    assert torch.equal(model.from_embeddings("sts", embeds, batch), model("sts", batch))
+def test_bi_projection_by_hand():
+    # "Tuning Up BERT" §4.2: cos(Wu + b, Wv + b), W shared. With W swapping the two coordinates and
+    # b = (1, 0): u = (1, 0) -> (1, 1), v = (0, 1) -> (2, 0), cos = 1/sqrt(2); without it cos(u, v) = 0.
+    head = CosineHead(2, "regression", dropout=0.0, projection=True)
+    with torch.no_grad():
+        head.proj.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+        head.proj.bias.copy_(torch.tensor([1.0, 0.0]))
+    u, v = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    assert torch.allclose(head(u, v), torch.tensor([(1 / math.sqrt(2) + 1) * 2.5]))
+    assert torch.allclose(CosineHead(2, "regression", 0.0)(u, v), torch.tensor([2.5]))
+    with pytest.raises(ValueError, match="--bi-projection"):
+        HeadConfig(bi_projection=True)  # both pair tasks cross-encoded: nothing to project
+
+
+def test_cosine_layer_head_by_hand():
+    # BERT++ Model E: 5 * sigmoid(scale * cos(relu(Wu + b), relu(Wv + b))), here W = I, b = 0, scale 5:
+    # u = (1, -1) -> (1, 0), v = (1, 1) -> (1, 1), cos = 1/sqrt(2). The plain cosine head gives (0 + 1) * 2.5.
+    head = CosineHead(2, "regression", dropout=0.0, layer=True, activation="relu")
+    with torch.no_grad():
+        head.proj.weight.copy_(torch.eye(2))
+        head.proj.bias.zero_()
+    u, v = torch.tensor([[1.0, -1.0]]), torch.tensor([[1.0, 1.0]])
+    assert torch.allclose(head(u, v), 5 * torch.sigmoid(torch.tensor([5 / math.sqrt(2)])))
+    tanh = CosineHead(2, "regression", dropout=0.0, layer=True, activation="tanh")
+    tanh.load_state_dict(head.state_dict())
+    assert not torch.allclose(tanh(u, v), head(u, v))  # the activation is used
+    model = MultitaskBert(tiny_bert(), config=HeadConfig(sts_encoding="bi", sts_bi_head="cosine-layer"))
+    assert model.heads["sts"].layer and model.heads["sts"].proj is not None
+
+
+def test_head_layers_by_hand():
+    model = MultitaskBert(tiny_bert(), num_classes=3, config=HeadConfig(head_layers=3, head_activation="tanh")).eval()
+    head = model.heads["sst"]
+    assert [layer.weight.shape for layer in head.hidden] == [(16, 16), (16, 16)] and head.out.in_features == 16
+    x = torch.randn(4, 16)
+    expected = head.out(torch.tanh(head.hidden[1](torch.tanh(head.hidden[0](x)))))
+    assert torch.allclose(head(x), expected)
+    assert len(model.heads["para"].hidden) == 2  # the cross-encoded pair heads too
+    one = MultitaskBert(tiny_bert(), num_classes=3).heads["sst"]
+    assert len(one.hidden) == 0 and [k for k in one.state_dict()] == ["out.weight", "out.bias"]
+
+
+def test_sst_loss_option():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(4, 5), torch.tensor([0, 4, 2, 1])
+    oll = MultitaskBert(tiny_bert(), config=HeadConfig(sst_loss="oll", oll_alpha=2.0))
+    assert torch.equal(oll.loss("sst", logits, labels), ordinal_log_loss(logits, labels, alpha=2.0))
+    dual = MultitaskBert(tiny_bert(), config=HeadConfig(sst_loss="dual"))
+    assert torch.equal(dual.loss("sst", logits, labels), dual_objective_loss(logits, labels))
+    preds, probs = dual.predict("sst", logits)
+    s = torch.sigmoid(logits)
+    assert torch.equal(preds, logits.argmax(-1)) and torch.allclose(probs, s / s.sum(-1, keepdim=True))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        HeadConfig(),
+        both("bi", "cosine", bi_projection=True),
+        both("bi", "cosine-layer"),
+        both("bi", "concat", head_layers=2),
+        HeadConfig(pooling="pooler", sts_encoding="bi"),
+        HeadConfig(pooling="mean", head_layers=2, head_activation="gelu"),
+    ],
+)
+def test_embed_then_encode_equals_forward(config):
+    model = MultitaskBert(tiny_bert(), config=config).eval()
+    for task in ("sst", "para", "sts"):
+        batch = seqs(2, 5, 1) if task == "sst" else pair_batch(model.encoding[task], 2)
+        embeds = model.embed(task, batch)
+        assert torch.equal(model.from_embeddings(task, embeds, batch), model(task, batch))
+
+
+def test_config_from_args():
+    # The args a run saved before the per-task flags existed: every new option takes its default.
+    old = {"pair_encoding": "bi", "bi_head": "concat", "dropout": 0.2, "pooling": "mean", "sst_dropout": None}
+    config = HeadConfig.from_args(old)
+    assert (config.para_encoding, config.sts_encoding) == ("bi", "bi")
+    assert (config.para_bi_head, config.sts_bi_head) == ("concat", "concat")
+    assert config.dropout == {"sst": 0.2, "para": 0.2, "sts": 0.2} and config.pooling == "mean"
+    assert (config.head_layers, config.sst_loss, config.bi_projection) == (1, "ce", False)
+    new = {**old, "sts_encoding": "cross", "para_bi_head": "cosine", "sst_dropout": 0.0, "sst_loss": "oll"}
+    new |= {"oll_alpha": 2.0, "head_layers": 2, "head_activation": "gelu", "bi_projection": True}
+    config = HeadConfig.from_args(new)
+    assert (config.para_encoding, config.sts_encoding, config.para_bi_head) == ("bi", "cross", "cosine")
+    assert config.dropout["sst"] == 0.0  # an explicit 0 is not "unset"
+    assert (config.sst_loss, config.oll_alpha, config.head_layers, config.head_activation) == ("oll", 2.0, 2, "gelu")
+    assert config.bi_projection
+    with pytest.raises(ValueError, match="--sts-encoding"):
+        HeadConfig.from_args({"sts_encoding": "both"})
 
 
 # ----------------------------------------------------------------------------
-# schedules
+# predict.load_run
 
 
-def test_annealed_probabilities_follow_the_formula():
-    sizes = {"sst": 8544, "para": 13507, "sts": 6040}
-    assert annealed_alpha(0, 5) == 1.0 and math.isclose(annealed_alpha(4, 5), 0.2)
-    first = task_probabilities("annealed", sizes, 0, 5)
-    assert math.isclose(first["para"], 13507 / sum(sizes.values()))
-    last = task_probabilities("annealed", sizes, 4, 5)
-    total = sum(n**0.2 for n in sizes.values())
-    assert all(math.isclose(last[t], n**0.2 / total) for t, n in sizes.items())
+def write_run(folder, model, args):
+    (folder / "tokenizer").mkdir(parents=True)
+    shutil.copy(TINY / "vocab.txt", folder / "tokenizer" / "vocab.txt")
+    ckpt = {
+        "model": model.state_dict() if isinstance(model, torch.nn.Module) else model,
+        "encoder_config": BertModel.from_pretrained(TINY).config.to_dict(),
+        "num_classes": 5,
+        "tasks": ["sst", "para", "sts"],
+        "args": {"max_length": 32, **args},
+        "epoch": 1,
+    }
+    torch.save(ckpt, folder / "best.pt")
 
 
-def test_sampling_schedule_is_reproducible_and_matches_probabilities():
-    sizes = {"sst": 100, "para": 300, "sts": 100}
-    s = Schedule("proportional", sizes, epochs=1, steps_per_epoch=6000, seed=3)
-    draws = [s.tasks_for_step(0, i)[0] for i in range(6000)]
-    assert draws == [Schedule("proportional", sizes, 1, 6000, seed=3).tasks_for_step(0, i)[0] for i in range(6000)]
-    assert abs(draws.count("para") / 6000 - 0.6) < 0.03
-    assert Schedule("round-robin", sizes, 1, 6, 0).tasks_for_step(0, 4) == ["para"]
-    assert Schedule("summed", sizes, 1, 6, 0).tasks_for_step(0, 2) == ["sst", "para", "sts"]
-    with pytest.raises(ValueError, match="unknown schedule"):
-        Schedule("nope", sizes, 1, 1)
+def test_load_run_reads_a_best_pt_saved_before_the_head_options(tmp_path):
+    # The weight names and args an older train.py saved (cross-encoding, one linear layer per head),
+    # written out here so that renaming a head's parameters fails this test.
+    bert = BertModel.from_pretrained(TINY)
+    H = bert.config.hidden_size
+    torch.manual_seed(1)
+    heads = {"sst": (5, H), "para": (1, H), "sts": (1, H)}
+    state = {f"bert.{k}": v for k, v in bert.state_dict().items()}
+    for task, shape in heads.items():
+        state |= {f"heads.{task}.out.weight": torch.randn(shape), f"heads.{task}.out.bias": torch.randn(shape[0])}
+    old_args = {"pair_encoding": "cross", "bi_head": "cosine", "dropout": 0.1, "pooling": "cls"}
+    write_run(tmp_path, state, old_args)
+    model, _, _ = predict.load_run(tmp_path)  # load_state_dict is strict: every key and shape matches
+    assert torch.equal(model.heads["sst"].out.weight, state["heads.sst.out.weight"])
+    assert model.config.sst_loss == "ce" and model.config.head_layers == 1
+
+
+def test_load_run_rebuilds_every_head_option(tmp_path):
+    args = {
+        "pair_encoding": "cross",
+        "bi_head": "cosine",
+        "dropout": 0.1,
+        "pooling": "pooler",
+        "para_encoding": "bi",
+        "para_bi_head": "concat",
+        "sts_encoding": "bi",
+        "sts_bi_head": "cosine",
+        "bi_projection": True,
+        "head_layers": 2,
+        "head_activation": "tanh",
+        "sst_loss": "dual",
+    }
+    torch.manual_seed(2)
+    trained = MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig.from_args(args)).eval()
+    write_run(tmp_path, trained, args)
+    model, _, _ = predict.load_run(tmp_path)
+    assert model.config == trained.config
+    for task in ("sst", "para", "sts"):
+        batch = seqs(3, 6, 0) if task == "sst" else pair_batch("bi", 3)
+        assert torch.equal(model(task, batch), trained(task, batch))

@@ -7,24 +7,24 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, small_config
+from conftest import DEVICE, FIXTURES, TOL, small_config
 
 import hub
 import minbert
 from adamw import AdamW
 from minbert import BertConfig, BertModel
-from tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    return BertModel.from_pretrained().eval()
+    return BertModel.from_pretrained().eval().to(DEVICE)
 
 
 def run(model, ref, prefix=""):
     ids, mask, types = (torch.from_numpy(ref[prefix + k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
     with torch.no_grad():
-        return model(ids, mask, types)
+        out = model(ids.to(DEVICE), mask.to(DEVICE), types.to(DEVICE))
+    return {k: v.cpu() for k, v in out.items()}
 
 
 def max_diff(out, ref, prefix=""):
@@ -51,27 +51,28 @@ def test_packaged_model_matches_hugging_face(minilm, batch, impl, unpad, monkeyp
         out = run(minilm, ref, f"{batch}_")
     finally:
         minilm.attn_impl, minilm.unpad = "sdpa", True
-    assert max_diff(out, ref, f"{batch}_") < 1e-5
+    assert max_diff(out, ref, f"{batch}_") < TOL
 
 
 def test_token_types_matter(minilm):
     # The CS224N starter silently ignored segment ids; make sure ours do change the output.
     ref = np.load(FIXTURES / "encoder_ref.npz", allow_pickle=False)
-    ids, mask = torch.from_numpy(ref["pair_input_ids"]), torch.from_numpy(ref["pair_attention_mask"])
+    ids, mask = (
+        torch.from_numpy(ref["pair_input_ids"]).to(DEVICE),
+        torch.from_numpy(ref["pair_attention_mask"]).to(DEVICE),
+    )
     with torch.no_grad():
-        a = minilm(ids, mask, torch.from_numpy(ref["pair_token_type_ids"]))["last_hidden_state"]
+        a = minilm(ids, mask, torch.from_numpy(ref["pair_token_type_ids"]).to(DEVICE))["last_hidden_state"]
         b = minilm(ids, mask, torch.zeros_like(ids))["last_hidden_state"]
     assert (a - b).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("folder", ["tiny_bert", "tiny_bert_bin"])
 def test_tiny_checkpoint_matches_hugging_face(folder):
-    model = BertModel.from_pretrained(str(FIXTURES / folder)).eval()
+    model = BertModel.from_pretrained(str(FIXTURES / folder)).eval().to(DEVICE)
     assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 2
-    assert (
-        max_diff(run(model, np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)), np.load(FIXTURES / "tiny_ref.npz"))
-        < 1e-5
-    )
+    ref = np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)
+    assert max_diff(run(model, ref), ref) < TOL
 
 
 def test_explicit_attention_equals_sdpa_in_training_without_dropout():
@@ -216,31 +217,6 @@ def test_missing_folder_and_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(hub.ModelFileError, match="missing config.json"):
         hub.resolve_model_dir(str(tmp_path / "empty"))
-
-
-# ----------------------------------------------------------------------------
-# tokenizer
-
-
-def test_tokenizer_matches_hugging_face_bert_tokenizer():
-    ref = json.loads((FIXTURES / "tokenizer_ref.json").read_text())
-    folder = hub.packaged_model_dir()
-    tokenizers = {}
-    for case in ref["cases"]:
-        n = case["max_length"]
-        tok = tokenizers.setdefault(n, build_tokenizer(folder, max_length=n))
-        enc = tok.encode(case["text"], case["text_pair"]) if case["text_pair"] is not None else tok.encode(case["text"])
-        assert enc.ids == case["input_ids"], case["text"][:80]
-        assert enc.type_ids == case["token_type_ids"], case["text"][:80]
-    assert any(len(c["input_ids"]) == c["max_length"] for c in ref["cases"]), "fixture should exercise truncation"
-
-
-def test_tokenizer_lowercasing_follows_the_vocabulary(tmp_path):
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "Hello", "world"]
-    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
-    assert build_tokenizer(tmp_path).encode("Hello world").ids == [2, 6, 7, 3]  # cased vocabulary: kept
-    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": true}')
-    assert build_tokenizer(tmp_path).encode("Hello world").ids == [2, 5, 7, 3]  # config says lower-case
 
 
 def test_dropout_keeps_one_minus_p_and_rescales():
@@ -404,26 +380,26 @@ def test_one_training_step_equals_hugging_face(impl):
     ref = np.load(FIXTURES / "train_step_ref.npz", allow_pickle=False)
     tiny = np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)
     no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    model = BertModel.from_pretrained(FIXTURES / "tiny_bert", attn_impl=impl, **no_dropout).train()
-    ids, mask, types = (torch.from_numpy(tiny[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
-    head_weight, head_bias = torch.from_numpy(ref["head_weight"]), torch.from_numpy(ref["head_bias"])
+    model = BertModel.from_pretrained(FIXTURES / "tiny_bert", attn_impl=impl, **no_dropout).train().to(DEVICE)
+    ids, mask, types = (torch.from_numpy(tiny[k]).to(DEVICE) for k in ("input_ids", "attention_mask", "token_type_ids"))
+    head_weight, head_bias = (torch.from_numpy(ref[k]).to(DEVICE) for k in ("head_weight", "head_bias"))
     logits = model(ids, mask, types)["pooler_output"] @ head_weight.T + head_bias
-    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(ref["labels"]))
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(ref["labels"]).to(DEVICE))
     loss.backward()
-    torch.testing.assert_close(loss.detach(), torch.from_numpy(ref["loss"]), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(loss.detach().cpu(), torch.from_numpy(ref["loss"]), atol=TOL / 10, rtol=1e-6)
 
-    grads = minbert.to_hf_state_dict({n: p.grad for n, p in model.named_parameters()})
+    grads = minbert.to_hf_state_dict({n: p.grad.cpu() for n, p in model.named_parameters()})
     assert set(grads) == {k[len("grad/") :] for k in ref.files if k.startswith("grad/")}
     for name, grad in grads.items():
-        torch.testing.assert_close(grad, torch.from_numpy(ref[f"grad/{name}"]), atol=1e-6, rtol=1e-4, msg=name)
+        torch.testing.assert_close(grad, torch.from_numpy(ref[f"grad/{name}"]), atol=TOL / 10, rtol=1e-4, msg=name)
         if name.endswith("attention.self.key.bias"):
             assert grad.abs().max() < 1e-6  # no true gradient (see below)
 
     AdamW(model.parameters(), lr=float(ref["lr"]), weight_decay=float(ref["weight_decay"])).step()
-    after = minbert.to_hf_state_dict({n: p.detach() for n, p in model.named_parameters()})
+    after = minbert.to_hf_state_dict({n: p.detach().cpu() for n, p in model.named_parameters()})
     for name, value in after.items():
         # Softmax ignores a constant added to every score, so the key bias has no true gradient:
         # both sides hold rounding noise (< 1e-6, checked above), which Adam's g / sqrt(v) turns
         # into a step of +-lr either way. Its update is only checked to be at most one such step.
-        atol = 2 * float(ref["lr"]) if name.endswith("attention.self.key.bias") else 1e-6
+        atol = 2 * float(ref["lr"]) if name.endswith("attention.self.key.bias") else TOL / 10
         torch.testing.assert_close(value, torch.from_numpy(ref[f"after/{name}"]), atol=atol, rtol=1e-5, msg=name)

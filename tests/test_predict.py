@@ -12,7 +12,7 @@ import pytest
 
 import files
 import predict
-from heads import MultitaskBert
+from heads import HeadConfig, MultitaskBert
 from minbert import BertModel
 from tasks import TASK_NAMES
 
@@ -25,7 +25,7 @@ def run_dir(tmp_path):
     """A run folder as train.py leaves it (best.pt and tokenizer/), with the tiny random BERT."""
     bert = BertModel.from_pretrained(str(FIXTURES / "tiny_bert"))
     args = {"pair_encoding": "cross", "bi_head": "cosine", "dropout": 0.1, "pooling": "cls", "max_length": 32}
-    model = MultitaskBert(bert, 5, args["pair_encoding"], args["bi_head"], args["dropout"], args["pooling"])
+    model = MultitaskBert(bert, 5, HeadConfig.from_args(args))
     run = tmp_path / "run"
     (run / "tokenizer").mkdir(parents=True)
     files.copy_file(FIXTURES / "tiny_bert" / "vocab.txt", run / "tokenizer" / "vocab.txt")

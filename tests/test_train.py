@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, make_course_data, write_course_file
+from conftest import DEVICE, ROOT, TINY, make_course_data, write_course_file
 
 import data
 import train
@@ -35,6 +35,8 @@ def run(data_dir, out, *extra):
         "1e-3",
         "--log-every",
         "3",
+        "--device",
+        DEVICE.type,
         *extra,
     ]
     return train.train(train.parse_args(args))
@@ -341,3 +343,83 @@ def test_test_files_named_or_declined(data_dir, tmp_path, capsys):
 def test_num_classes_flag_sets_the_sentiment_head(data_dir, tmp_path):
     run(data_dir, tmp_path / "run", "--task", "sst", "--num-classes", "7", "--epochs", "1")
     assert best_state(tmp_path / "run")["heads.sst.out.weight"].shape[0] == 7
+
+
+def write_synth(path, sources):
+    lines = [
+        json.dumps({"id": f"{src}-syn{k}", "source_id": src, "label": label, "text": text, "model": "test"})
+        for src, label, text in sources
+        for k in range(2)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_sst_synth_joins_sentiment_training_only(data_dir, tmp_path):
+    synth = tmp_path / "synth.jsonl"
+    write_synth(synth, [(f"strain{i}", 4, f"a great charming film number {i} .") for i in range(10)])
+    plain = train.setup(
+        train.parse_args(["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "a")])
+    )
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "b"), "--sst-synth", str(synth)]
+    mixed = train.setup(train.parse_args(argv))
+    ids = mixed.splits["train"]["sst"].example_ids
+    assert len(ids) == len(plain.splits["train"]["sst"].example_ids) + 20 and "strain3-syn1" in ids
+    for split in ("dev", "test"):  # never in dev or test
+        assert list(mixed.splits[split]["sst"].example_ids) == list(plain.splits[split]["sst"].example_ids)
+    # annealed sampling keeps the real sizes, so the task mix is the same as without them
+    assert mixed.schedule.sizes == plain.schedule.sizes
+    assert [mixed.schedule.tasks_for_step(0, s) for s in range(30)] == [
+        plain.schedule.tasks_for_step(0, s) for s in range(30)
+    ]
+    metrics = run(data_dir, tmp_path / "c", "--sst-synth", str(synth), "--epochs", "1")
+    assert metrics["sst_synth"] == {"file": str(synth), "examples": 20, "sources": 10}
+
+
+def test_sst_synth_rejects_ids_and_labels_that_do_not_fit(data_dir, tmp_path):
+    synth = tmp_path / "synth.jsonl"
+    write_synth(synth, [("x", 7, "a fine film .")])
+    with pytest.raises(data.DataError, match="x-syn0 has label 7; sentiment has 5 classes"):
+        run(data_dir, tmp_path / "a", "--task", "sst", "--sst-synth", str(synth))
+
+
+def test_a_run_writes_its_report_unless_told_not_to(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path / "a", "--task", "sts", "--epochs", "1")
+    assert (tmp_path / "a" / "report" / "index.html").is_file()
+    assert f"report: {tmp_path / 'a' / 'report' / 'index.html'}" in capsys.readouterr().out
+    run(data_dir, tmp_path / "b", "--task", "sts", "--epochs", "1", "--no-report")
+    assert not (tmp_path / "b" / "report").exists()
+
+
+def test_max_length_is_cut_to_the_model_positions(data_dir, tmp_path, capsys):
+    args = train.parse_args(["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "a")])
+    assert args.max_length == 128
+    assert train.setup(args).args.max_length == 32  # tiny_bert has 32 positions
+    assert "positions: cut at 32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags,field,value",
+    [
+        (["--sst-loss", "oll", "--oll-alpha", "2"], "oll_alpha", 2.0),
+        (["--sst-loss", "dual"], "sst_loss", "dual"),
+        (["--sts-encoding", "bi"], "sts_encoding", "bi"),
+        (["--para-encoding", "bi", "--para-bi-head", "concat"], "para_bi_head", "concat"),
+        (["--sts-encoding", "bi", "--bi-projection"], "bi_projection", True),
+        (["--pooling", "pooler"], "pooling", "pooler"),
+        (["--head-layers", "2", "--head-activation", "gelu"], "head_activation", "gelu"),
+        (["--sst-dropout", "0"], "dropout", {"sst": 0.0, "para": 0.1, "sts": 0.1}),
+    ],
+)
+def test_head_flags_reach_the_model(flags, field, value, tmp_path):
+    args = train.parse_args(["--model", str(TINY), "--out", str(tmp_path), *flags])
+    model = train.build_model(args, TINY, ["sst", "para", "sts"], 5)
+    assert getattr(model.config, field) == value
+
+
+def test_schedule_flags_reach_the_loop(data_dir, tmp_path):
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--epochs", "3"]
+    staggered = train.setup(train.parse_args([*argv, "--out", str(tmp_path / "a"), "--schedule", "staggered"]))
+    assert staggered.args.steps_per_epoch is None  # a data-defined epoch
+    assert staggered.schedule.tasks_for_step(1, 0) == ["para"] and staggered.schedule.tasks_for_step(2, 0) == ["sst"]
+    once = ["--stagger-epochs", "1", "--schedule", "staggered", "--out", str(tmp_path / "b")]
+    assert train.setup(train.parse_args([*argv, *once])).schedule.tasks_for_step(1, 0) == ["sst"]

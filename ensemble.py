@@ -1,0 +1,485 @@
+"""Ensembles of finished runs, one per task, chosen on dev ("Tuning Up BERT" §5.5, Tables 5-6).
+
+The report's final system is an ensemble per task: for each task, the few models whose averaged
+predictions score best on dev. This tool builds it from run folders that train.py wrote (their
+predictions/{task}-{dev,test}-raw.csv) and from folders that `synth.py label` wrote:
+
+    python ensemble.py runs/a runs/b runs/c --out runs/ensemble
+    python ensemble.py runs/* --out runs/ens-honest --select-on 0.5   # choose on half of dev, score on the rest
+
+A run may hold some tasks only (a single-task run, a synth.py label folder with sst alone): each
+task is ensembled over the runs that have it. The dev table has the rows of the report's Table 5:
+each run (one model for all tasks), the best single run per task, and the ensemble per task.
+
+Combining R runs with weights w_i (the report's rule):
+
+    sst, para   p = sum_i w_i p_i / sum_i w_i     prediction argmax_k p_k  (para: p > 0.5)
+    sts         s = sum_i w_i s_i / sum_i w_i     prediction clip(s, 0, 5)
+
+Choosing, per task, on the dev set:
+
+    up to --max-exhaustive runs   every non-empty subset; the best (ties: fewer runs, then earlier)
+    more runs                     greedy forward selection with replacement (Caruana et al. 2004,
+                                  "Ensemble Selection from Libraries of Models"):
+                                  start empty, add the run that most improves dev, --greedy-steps
+                                  times, keep the best of these nested ensembles. A run added twice
+                                  counts twice, so the greedy search also finds weights.
+
+A subset chosen on dev and scored on that same dev is optimistic: among many subsets some fit
+the dev set's noise. --select-on FRACTION chooses on a seeded random part of dev and scores the
+chosen ensemble on the rest, which it never saw: an unbiased estimate for new data (of an ensemble
+chosen on fewer rows, so a slightly worse one than choosing on all of dev would give).
+
+The output folder is a run folder like train.py's (predictions/, metrics.json) plus ensemble.json
+(members, weights, scores), so it can itself be ensembled or reported on.
+"""
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import data
+import files
+import predictions
+from predictions import PredictionFileError
+from tasks import TASK_NAMES, TASKS, overall, plain_mean, score
+
+OPTIMISM = "these dev scores are optimistic: each ensemble was chosen on the same dev rows it is scored on"
+PROGRESS_EVERY_S = 10  # a long exhaustive search prints how far along it is this often
+HONEST = "--select-on FRACTION chooses on part of dev and scores on the rest"
+
+
+class EnsembleError(ValueError):
+    """Runs that cannot be combined, or a bad flag; the message names the run, the file or the flag."""
+
+
+# ----------------------------------------------------------------------------
+# reading the runs
+
+
+@dataclass
+class Run:
+    name: str  # the folder as given on the command line
+    raw: dict  # (task, split) -> (ids, values): values (N,) or (N, K) as read from the raw file
+
+
+def check_values(task, path, values):
+    """Raw outputs of the right shape and range: probabilities for sst and para, any score for sts."""
+    kind = TASKS[task].kind
+    if kind == "multiclass":
+        if values.ndim != 2 or values.shape[1] < 2:
+            raise EnsembleError(f"{path}: expected class probabilities in columns p0 .. p(K-1)")
+        # six significant digits per probability, so a row may miss 1 by a few millionths
+        bad = (values < 0).any(1) | (np.abs(values.sum(1) - 1) > 1e-3)
+    elif values.ndim != 1:
+        raise EnsembleError(f"{path}: expected one column, {predictions.raw_columns(task, np.zeros(0))[0]}")
+    else:
+        bad = ((values < 0) | (values > 1)) if kind == "binary" else np.zeros(len(values), bool)
+    if bad.any():
+        line = int(np.argmax(bad)) + 2  # a header line, then one row per line
+        raise EnsembleError(f"{path}:{line}: not a probability{' distribution' * (kind == 'multiclass')}")
+
+
+def evaluated_tasks(folder):
+    """The tasks a run's metrics.json has dev scores for (none if it has no metrics.json)."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return []
+    try:
+        dev = json.loads(path.read_text(encoding="utf-8")).get("dev", {})
+    except (ValueError, AttributeError):
+        raise EnsembleError(f"{path}: not a JSON object") from None
+    return [t for t in TASK_NAMES if t in dev]
+
+
+def load_run(name):
+    """Every raw prediction file of a run folder, checked; a file its metrics.json promises must be there."""
+    folder = Path(name)
+    if not folder.is_dir():
+        raise EnsembleError(f"{name}: no such run folder")
+    raw = {}
+    for task in TASK_NAMES:
+        for split in ("dev", "test"):
+            path = predictions.file_path(folder / "predictions", task, split)
+            if path.is_file():
+                ids, values = predictions.read_raw(path)
+                check_values(task, path, values)
+                raw[task, split] = (ids, values)
+        if (task, "test") in raw and (task, "dev") not in raw:
+            path = predictions.file_path(folder / "predictions", task, "dev")
+            raise EnsembleError(f"{path}: no such file, though the run has {task} test predictions")
+    for task in evaluated_tasks(folder):
+        if (task, "dev") not in raw:
+            path = predictions.file_path(folder / "predictions", task, "dev")
+            raise EnsembleError(f"{path}: no such file, though {folder / 'metrics.json'} has {task} dev scores")
+    if not raw:
+        raise EnsembleError(f"{name}: no predictions/*-raw.csv (not a run folder of train.py or synth.py label?)")
+    return Run(name, raw)
+
+
+# ----------------------------------------------------------------------------
+# one task's predictions from every run that has it, rows aligned
+
+
+@dataclass
+class TaskRuns:
+    task: str
+    names: list  # the runs that have this task
+    weights: np.ndarray  # (R,) --weights of those runs
+    dev_ids: list  # (N,) in the order of the course dev file
+    labels: np.ndarray  # (N,) gold dev labels
+    dev: np.ndarray  # (R, N) or (R, N, K)
+    test_ids: list | None  # (M,) None when no run has test predictions for the task
+    test: np.ndarray | None  # (R, M) or (R, M, K)
+
+
+def aligned(run, task, split, ids, what):
+    """The run's values reordered to `ids`; an error naming the file unless it has exactly those ids."""
+    got_ids, values = run.raw[task, split]
+    if set(got_ids) != set(ids) or len(got_ids) != len(ids):
+        missing, extra = sorted(set(ids) - set(got_ids)), sorted(set(got_ids) - set(ids))
+        path = predictions.file_path(Path(run.name) / "predictions", task, split)
+        raise EnsembleError(
+            f"{path}: its ids differ from {what}: {len(missing)} missing {missing[:3]}, {len(extra)} extra {extra[:3]}"
+        )
+    row = {id_: i for i, id_ in enumerate(got_ids)}
+    return values[[row[id_] for id_ in ids]]
+
+
+def check_classes(task, runs):
+    """Every sst raw file must have the same number of classes as the first one."""
+    first = runs[0].raw[task, "dev"][1].shape[1]
+    for r in runs:
+        for split in ("dev", "test"):
+            if (task, split) in r.raw and r.raw[task, split][1].shape[1] != first:
+                path = predictions.file_path(Path(r.name) / "predictions", task, split)
+                k = r.raw[task, split][1].shape[1]
+                raise EnsembleError(f"{path}: {k} classes, but {runs[0].name}'s {task} dev predictions have {first}")
+
+
+def gather(task, runs, weights, gold_path):
+    """Stack the dev (and test) outputs of `runs` for `task`, checked to cover the same examples."""
+    if not Path(gold_path).is_file():
+        raise EnsembleError(f"{gold_path}: no such file (the {task} dev labels; set --data-dir or --{task}-dev)")
+    gold = data.read_examples(gold_path, task, labelled=True)
+    dev_ids, labels = [ex.id for ex in gold], np.array([ex.label for ex in gold])
+    if TASKS[task].kind == "multiclass":
+        check_classes(task, runs)
+    dev = np.stack([aligned(r, task, "dev", dev_ids, f"the dev file {gold_path}") for r in runs])
+    with_test = [r for r in runs if (task, "test") in r.raw]
+    test_ids = test = None
+    if with_test:
+        first = with_test[0]
+        for r in runs:
+            if (task, "test") not in r.raw:
+                path = predictions.file_path(Path(r.name) / "predictions", task, "test")
+                raise EnsembleError(f"{path}: no such file, though {first.name} has {task} test predictions")
+        test_ids = first.raw[task, "test"][0]
+        test = np.stack([aligned(r, task, "test", test_ids, f"{first.name}'s") for r in runs])
+    return TaskRuns(task, [r.name for r in runs], weights, dev_ids, labels, dev, test_ids, test)
+
+
+# ----------------------------------------------------------------------------
+# combining and scoring
+
+
+def combine(values, weights):
+    """Weighted mean over runs: (R, N) or (R, N, K) -> (N,) or (N, K)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return np.tensordot(weights / weights.sum(), values, axes=1)
+
+
+def decide(task, raw):
+    """Predictions from combined raw outputs: the most probable class, P > 0.5, or the clipped score."""
+    kind = TASKS[task].kind
+    if kind == "multiclass":
+        return raw.argmax(-1)
+    if kind == "binary":
+        return (raw > 0.5).astype(np.int64)
+    return np.clip(raw, 0.0, 5.0)  # clip only now: averaging raw scores keeps their information
+
+
+def ensemble_score(task, values, weights, labels):
+    return score(task, decide(task, combine(values, weights)), labels)
+
+
+# ----------------------------------------------------------------------------
+# choosing the members
+
+
+def exhaustive(task, values, weights, labels):
+    """Counts (R,) of 0/1: the best non-empty subset of the runs with a weight above 0.
+    Subsets are tried from small to large, so on a tie the smaller (then earlier) one is kept."""
+    candidates = [i for i in range(len(values)) if weights[i] > 0]
+    best, best_counts = -np.inf, None
+    total, done, t0, shown = 2 ** len(candidates) - 1, 0, time.time(), time.time()
+    for size in range(1, len(candidates) + 1):
+        for subset in itertools.combinations(candidates, size):
+            counts = np.zeros(len(values), dtype=np.int64)
+            counts[list(subset)] = 1
+            s = ensemble_score(task, values, counts * weights, labels)
+            if s > best:
+                best, best_counts = s, counts
+            done += 1
+            if time.time() - shown > PROGRESS_EVERY_S:  # 2^R subsets grow fast: say how far along a long search is
+                rate, shown = done / (time.time() - t0), time.time()
+                print(f"  {task}: {done}/{total} subsets, {rate:.0f}/s, ETA {(total - done) / rate:.0f}s", flush=True)
+    return best_counts
+
+
+def greedy(task, values, weights, labels, steps):
+    """Counts (R,): Caruana et al.'s forward selection with replacement. Each step adds the run
+    whose addition scores best (even if worse than before: a later step may recover); the best
+    ensemble along the way wins, the earliest (smallest) on a tie."""
+    counts = np.zeros(len(values), dtype=np.int64)
+    total = np.zeros(values.shape[1:])  # sum of count * weight * values over the members so far
+    mass = 0.0  # sum of count * weight
+    best, best_counts = -np.inf, counts
+    for _ in range(steps):
+        step_best, pick = -np.inf, None
+        for i in np.flatnonzero(weights > 0):
+            trial = (total + weights[i] * values[i]) / (mass + weights[i])
+            s = score(task, decide(task, trial), labels)
+            if s > step_best:
+                step_best, pick = s, i
+        counts[pick] += 1
+        total, mass = total + weights[pick] * values[pick], mass + weights[pick]
+        if step_best > best:
+            best, best_counts = step_best, counts.copy()
+    return best_counts
+
+
+def choose(tr, rows, args):
+    """(counts, method): the members for one task, chosen on the dev rows `rows`."""
+    values, labels = tr.dev[:, rows], tr.labels[rows]
+    if np.count_nonzero(tr.weights) <= args.max_exhaustive:
+        return exhaustive(tr.task, values, tr.weights, labels), "exhaustive"
+    return greedy(tr.task, values, tr.weights, labels, args.greedy_steps), "greedy"
+
+
+def split_dev(n, fraction, seed):
+    """(choose_rows, held_out_rows): a seeded random split of range(n), round(fraction * n) rows to choose on."""
+    k = round(fraction * n)
+    if not 0 < k < n:
+        raise EnsembleError(f"--select-on {fraction}: leaves {k} of {n} dev rows to choose on; need 1 to {n - 1}")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:k]), np.sort(order[k:])
+
+
+def ensemble_task(tr, args):
+    """Choose one task's ensemble and score it: a dict for ensemble.json (plus the raw outputs)."""
+    n = len(tr.labels)
+    singles = {name: score(tr.task, decide(tr.task, v), tr.labels) for name, v in zip(tr.names, tr.dev)}
+    rows, held = split_dev(n, args.select_on, args.seed) if args.select_on else (np.arange(n), None)
+    counts, method = choose(tr, rows, args)
+    weights = counts * tr.weights
+    result = {
+        "method": method,
+        "candidates": tr.names,
+        "members": [
+            {"run": name, "count": int(c), "weight": float(w)} for name, c, w in zip(tr.names, counts, tr.weights) if c
+        ],
+        "dev": ensemble_score(tr.task, tr.dev, weights, tr.labels),
+        "dev_rows": n,
+        "singles": singles,
+        "dev_raw": combine(tr.dev, weights),
+        "test_raw": None if tr.test is None else combine(tr.test, weights),
+    }
+    if held is not None:
+        # the honest comparison: the best single run, also picked on the choosing rows, on the held-out rows
+        one = max(
+            range(len(tr.names)), key=lambda i: (score(tr.task, decide(tr.task, tr.dev[i, rows]), tr.labels[rows]), -i)
+        )
+        result["held_out"] = {
+            "choose_rows": len(rows),
+            "held_out_rows": len(held),
+            "ensemble_on_choose_rows": ensemble_score(tr.task, tr.dev[:, rows], weights, tr.labels[rows]),
+            "ensemble": ensemble_score(tr.task, tr.dev[:, held], weights, tr.labels[held]),
+            "best_single_run": tr.names[one],
+            "best_single": score(tr.task, decide(tr.task, tr.dev[one, held]), tr.labels[held]),
+        }
+    return result
+
+
+# ----------------------------------------------------------------------------
+# the dev table
+
+
+def table_row(label, width, tasks, metrics, notes=None):
+    """One line: a score per task ("-" where missing), then overall and plain mean if all are there."""
+    notes = notes or {}
+    cells = [f"{metrics[t]:.4f}{notes.get(t, '')}".ljust(14) if t in metrics else "-".ljust(14) for t in tasks]
+    both = f"{overall(metrics):.4f}   {plain_mean(metrics):.4f}" if all(t in metrics for t in tasks) else "-"
+    return f"{label.ljust(width)}  {''.join(cells)}{both}"
+
+
+def print_report(task_runs, results, args):
+    tasks = list(results)
+    names = list(dict.fromkeys(name for tr in task_runs.values() for name in tr.names))
+    width = max(len(n) for n in [*names, "best single run per task"])
+    header = f"{''.ljust(width)}  {''.join(t.ljust(14) for t in tasks)}overall  plain mean"
+    rows = ", ".join(f"{t} {results[t]['dev_rows']}" for t in tasks)
+    print(f"dev scores (rows: {rows}; overall = mean(sst, para, (sts r + 1) / 2), plain mean = r as is)")
+    print(header)
+    for name in names:
+        print(
+            table_row(name, width, tasks, {t: r["singles"][name] for t, r in results.items() if name in r["singles"]})
+        )
+    best = {t: max(r["singles"].values()) for t, r in results.items()}
+    print(table_row("best single run per task", width, tasks, best))
+    sizes = {t: f" ({sum(m['count'] for m in r['members'])})" for t, r in results.items()}
+    print(table_row("ensemble per task", width, tasks, {t: r["dev"] for t, r in results.items()}, sizes))
+    print("ensemble members:")
+    for t, r in results.items():
+        members = " + ".join(f"{m['count']}x {m['run']}" if m["count"] > 1 else m["run"] for m in r["members"])
+        how = f"{r['method']} over {len(r['candidates'])} runs"
+        print(f"  {t.ljust(5)} {members}  ({how}{'' if task_runs[t].test is not None else '; no test predictions'})")
+    if args.select_on:
+        held = {t: r["held_out"] for t, r in results.items()}
+        print(f"note: {OPTIMISM}")
+        print(
+            f"held out: each ensemble chosen on {args.select_on:.0%} of dev (seed {args.seed}), scored on the other "
+            f"rows (never seen when choosing); the single run also picked on the choosing rows:"
+        )
+        print(header)
+        print(table_row("best single run per task", width, tasks, {t: h["best_single"] for t, h in held.items()}))
+        print(table_row("ensemble per task", width, tasks, {t: h["ensemble"] for t, h in held.items()}, sizes))
+    else:
+        print(f"note: {OPTIMISM} ({HONEST})")
+
+
+# ----------------------------------------------------------------------------
+# writing the ensemble as a run folder
+
+
+def summary(results, args):
+    """ensemble.json: how each task's ensemble was chosen, its members and its scores."""
+    dev = {t: r["dev"] for t, r in results.items()}
+    out = {
+        "runs": args.runs,
+        "weights": args.weights or [1.0] * len(args.runs),
+        "select_on": args.select_on,
+        "seed": args.seed,
+        "tasks": {t: {k: v for k, v in r.items() if not k.endswith("_raw")} for t, r in results.items()},
+        "dev": dev,
+        "overall": overall(dev),
+        "plain_mean": plain_mean(dev),
+        "note": OPTIMISM if args.select_on is None else f"{OPTIMISM}; held_out has the honest scores",
+    }
+    if args.select_on:
+        held = {t: r["held_out"]["ensemble"] for t, r in results.items()}
+        out["held_out"] = {"dev": held, "overall": overall(held), "plain_mean": plain_mean(held)}
+    return out
+
+
+def write_outputs(out, task_runs, results, info):
+    """predictions/ (course format and raw, as train.py writes them), metrics.json, ensemble.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    for t, tr in task_runs.items():
+        r = results[t]
+        predictions.write(out / "predictions", t, "dev", tr.dev_ids, decide(t, r["dev_raw"]), r["dev_raw"])
+        if tr.test is not None:
+            predictions.write(out / "predictions", t, "test", tr.test_ids, decide(t, r["test_raw"]), r["test_raw"])
+    metrics = {k: info[k] for k in ("dev", "overall", "plain_mean")}
+    files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    files.write_text(out / "ensemble.json", json.dumps(info, indent=2) + "\n")  # last: the folder is complete
+
+
+# ----------------------------------------------------------------------------
+# command line
+
+
+def run_weights(args):
+    """--weights as an array, one per run, checked."""
+    if args.weights is None:
+        return np.ones(len(args.runs))
+    w = np.array(args.weights, dtype=np.float64)
+    if len(w) != len(args.runs):
+        raise EnsembleError(f"--weights: {len(w)} weights for {len(args.runs)} runs")
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise EnsembleError(f"--weights: must be finite and >= 0, got {args.weights}")
+    if not (w > 0).any():
+        raise EnsembleError("--weights: all are 0")
+    return w
+
+
+def check_out(args):
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EnsembleError(f"--out {out}: already exists and is not an empty folder; choose a new one")
+    folders = [Path(r).resolve() for r in args.runs]
+    for i, f in enumerate(folders):
+        if f in folders[:i]:
+            raise EnsembleError(f"{args.runs[i]}: given twice (to count a run more, use --weights)")
+    return out
+
+
+def ensemble(args):
+    """Read, check, choose, print; write only once everything has passed."""
+    out = check_out(args)
+    weights = run_weights(args)
+    runs = [load_run(name) for name in args.runs]
+    task_runs = {}
+    for t in TASK_NAMES:
+        have = [i for i, r in enumerate(runs) if (t, "dev") in r.raw]
+        if not have:
+            continue
+        if not (weights[have] > 0).any():
+            raise EnsembleError(f"--weights: every run with {t} predictions has weight 0")
+        gold = getattr(args, f"{t}_dev") or str(Path(args.data_dir) / TASKS[t].files["dev"])
+        task_runs[t] = gather(t, [runs[i] for i in have], weights[have], gold)
+    results = {t: ensemble_task(tr, args) for t, tr in task_runs.items()}
+    print_report(task_runs, results, args)
+    info = summary(results, args)
+    write_outputs(out, task_runs, results, info)
+    print(f"wrote {out / 'predictions'}/, {out / 'metrics.json'} and {out / 'ensemble.json'}")
+    return info
+
+
+def get_parser():
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    a = p.add_argument
+    a("runs", nargs="+", help="run folders with predictions/{task}-{dev,test}-raw.csv (train.py, synth.py label)")
+    a("--out", default="runs/ensemble", help="new folder for the ensemble's predictions, metrics.json, ensemble.json")
+    a("--weights", type=float, nargs="+", default=None, help="one weight per run, >= 0 (default: all 1)")
+    a("--max-exhaustive", type=int, default=10, help="try every subset up to this many runs; greedy beyond")
+    a("--greedy-steps", type=int, default=20, help="additions made by the greedy search (with replacement)")
+    a(
+        "--select-on",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="choose on this fraction of dev (seeded split), score on the rest (default: choose on all of dev)",
+    )
+    a("--seed", type=int, default=0, help="seed of the --select-on split")
+    a("--data-dir", default="data", help="folder with the course dev files (the gold labels)")
+    for t in TASK_NAMES:
+        a(f"--{t}-dev", default=None, help=f"{t} dev file (default <data-dir>/{TASKS[t].files['dev']})")
+    return p
+
+
+def parse_args(argv=None):
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.max_exhaustive < 0:
+        parser.error("--max-exhaustive must be at least 0")
+    if args.greedy_steps < 1:
+        parser.error("--greedy-steps must be at least 1")
+    if args.select_on is not None and not 0 < args.select_on < 1:
+        parser.error(f"--select-on must be a fraction between 0 and 1, got {args.select_on}")
+    return args
+
+
+if __name__ == "__main__":
+    try:
+        ensemble(parse_args())
+    except (EnsembleError, PredictionFileError, data.DataError) as e:
+        sys.exit(f"error: {e}")

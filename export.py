@@ -1,0 +1,127 @@
+"""Export a fine-tuned run for other tools: the encoder as a Hugging Face model folder, the task
+heads beside it.
+
+    python export.py runs/all --out exported/all
+
+What DIR (--out) holds:
+
+    config.json, model.safetensors, vocab.txt   the run's best encoder (best.pt) in the layout of
+      (+ tokenizer_config.json)                 Hugging Face's BertModel: transformers'
+                                                BertModel.from_pretrained(DIR) loads it, and so
+                                                does minBERT's (or train.py --model DIR)
+    heads.safetensors                           the task heads' weights, named as in heads.py
+                                                (sst.out.weight, para.out.bias, ...)
+    heads.json                                  what the heads are: tasks, sentiment classes, pair
+                                                encoding, bi-encoder head, pooling, dropout,
+                                                max length, and per task its input and output
+
+`load_export(DIR)` rebuilds the whole multitask model from those files alone.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+import files
+import hub
+from heads import MultitaskBert
+from minbert import BertConfig, BertModel
+from tasks import TASKS
+
+OUTPUTS = {  # how a head's output reads, per task kind
+    "multiclass": "class logits (N, num_classes); softmax for probabilities",
+    "binary": "one logit (N,) for 'is a paraphrase'; sigmoid for the probability",
+    "regression": "similarity (N,) on the 0..5 scale; clip to [0, 5]",
+}
+
+
+def head_description(args, num_classes, tasks, best, epoch):
+    """heads.json: everything needed to rebuild the heads around the encoder."""
+    encoding = args["pair_encoding"]
+    heads = {}
+    for task in tasks:
+        if TASKS[task].is_pair:
+            read = "[CLS] a [SEP] b [SEP] (token types 0, 1)" if encoding == "cross" else "a and b encoded apart"
+        else:
+            read = "[CLS] sentence [SEP]"
+        heads[task] = {"title": TASKS[task].title, "kind": TASKS[task].kind, "input": read}
+        heads[task]["output"] = OUTPUTS[TASKS[task].kind]
+    return {
+        "format": "minbert-heads 1",
+        "source": {"checkpoint": str(best), "epoch": epoch},
+        "tasks": list(tasks),
+        "num_classes": num_classes,
+        "pair_encoding": encoding,
+        "bi_head": args["bi_head"],
+        "pooling": args["pooling"],
+        "dropout": {t: args.get(f"{t}_dropout") or args["dropout"] for t in tasks},
+        "max_length": args["max_length"],
+        "heads": heads,
+    }
+
+
+def export(run_dir, out):
+    """Write the run's best model as DIR (see the module docstring)."""
+    run_dir, out = Path(run_dir), Path(out)
+    path = run_dir / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state = ckpt["model"]
+
+    # the encoder, through minBERT's own Hugging Face writer
+    bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
+    bert.load_state_dict({k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")})  # strict
+    bert.source_dir = run_dir / "tokenizer"  # the run's vocab.txt and tokenizer_config.json go with it
+    bert.save_pretrained(out)
+
+    # the heads
+    heads = {k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")}
+    hub.save_safetensors(heads, out / "heads.safetensors")
+    meta = head_description(ckpt["args"], ckpt["num_classes"], ckpt["tasks"], path, ckpt["epoch"])
+    files.write_text(out / "heads.json", json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def load_export(folder):
+    """The multitask model (encoder and heads) of an exported folder, in eval mode."""
+    folder = Path(folder)
+    meta = json.loads((folder / "heads.json").read_text())
+    bert = BertModel.from_pretrained(folder)
+    model = MultitaskBert(
+        bert,
+        meta["num_classes"],
+        meta["pair_encoding"],
+        meta["bi_head"],
+        meta["dropout"],
+        meta["pooling"],
+        meta["tasks"],
+    )
+    model.heads.load_state_dict(hub.load_safetensors(folder / "heads.safetensors"))  # strict: every key, every shape
+    return model.eval()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", metavar="RUN_DIR", help="run folder written by train.py (holds best.pt and tokenizer/)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model into")
+    p.add_argument("--overwrite", action="store_true", help="replace an export already in --out (default: refuse)")
+    args = p.parse_args()
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            p.error(f"--out {out} is not empty: replace it with --overwrite, or choose another folder")
+        shutil.rmtree(out)
+    try:
+        meta = export(args.run, out)
+    except (FileNotFoundError, hub.ModelFileError, files.WriteError) as e:
+        sys.exit(f"error: {e}")
+    print(f"wrote {out}/: encoder (Hugging Face BertModel folder) and heads {', '.join(meta['tasks'])}")
+
+
+if __name__ == "__main__":
+    main()

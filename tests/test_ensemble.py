@@ -1,0 +1,393 @@
+"""Tests for ensemble.py: averaging by hand, the subset it chooses (exhaustive and greedy) on
+prediction files built so the best one is known, the held-out score of --select-on, every error,
+and end to end on two tiny train.py runs."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_train import TINY, make_data
+
+import data
+import ensemble
+import predictions
+from ensemble import EnsembleError, combine, decide, exhaustive, greedy, split_dev
+from predictions import PredictionFileError
+from tasks import TASKS, score
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_gold(folder, task, ids, labels):
+    """A course dev file: an unnamed index column, then id, the sentences and the label."""
+    columns = ["id", *TASKS[task].text_columns, TASKS[task].label_column]
+    rows = [
+        f"{i}\t{id_}\t" + "\t".join(["a b ."] * len(TASKS[task].text_columns)) + f"\t{y}"
+        for i, (id_, y) in enumerate(zip(ids, labels))
+    ]
+    path = Path(folder) / TASKS[task].files["dev"]
+    path.write_text("\t" + "\t".join(columns) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def write_run(folder, outputs, metrics=None):
+    """A run folder: outputs {(task, split): (ids, raw values)} as predictions/ files, and a metrics.json."""
+    for (task, split), (ids, raw) in outputs.items():
+        raw = np.asarray(raw, dtype=np.float64)
+        predictions.write(Path(folder) / "predictions", task, split, ids, decide(task, raw), raw)
+    if metrics is not None:
+        (Path(folder) / "metrics.json").write_text(json.dumps(metrics))
+    return str(folder)
+
+
+def run_ensemble(tmp_path, runs, *extra, data_dir=None):
+    argv = [*map(str, runs), "--out", str(tmp_path / "ens"), "--data-dir", str(data_dir or tmp_path), *extra]
+    return ensemble.ensemble(ensemble.parse_args(argv))
+
+
+# ----------------------------------------------------------------------------
+# combining, by hand
+
+
+def test_averaging_by_hand():
+    # sst: equal weights (0.7+0.1)/2, (0.2+0.3)/2, (0.1+0.6)/2 = 0.40, 0.25, 0.35 -> class 0;
+    # weights 1, 3: (0.7+0.3)/4, (0.2+0.9)/4, (0.1+1.8)/4 = 0.25, 0.275, 0.475 -> class 2
+    sst = np.array([[[0.7, 0.2, 0.1]], [[0.1, 0.3, 0.6]]])  # (R=2, N=1, K=3)
+    assert np.allclose(combine(sst, [1, 1]), [[0.40, 0.25, 0.35]]) and decide("sst", combine(sst, [1, 1])) == [0]
+    assert np.allclose(combine(sst, [1, 3]), [[0.25, 0.275, 0.475]]) and decide("sst", combine(sst, [1, 3])) == [2]
+    # para: (0.3+0.8)/2 = 0.55 -> 1; weights 3, 1: (0.9+0.8)/4 = 0.425 -> 0
+    para = np.array([[0.3], [0.8]])
+    assert decide("para", combine(para, [1, 1])) == [1] and decide("para", combine(para, [3, 1])) == [0]
+    # sts: averaged raw, clipped only at the end: (5.5+4.9)/2 = 5.2 -> 5; (-0.3+0.1)/2 = -0.1 -> 0
+    sts = np.array([[5.5, -0.3, 2.0], [4.9, 0.1, 3.0]])
+    assert np.allclose(combine(sts, [1, 1]), [5.2, -0.1, 2.5])
+    assert np.allclose(decide("sts", combine(sts, [1, 1])), [5.0, 0.0, 2.5])
+
+
+# ----------------------------------------------------------------------------
+# choosing: prediction files built so that the best subset is known
+
+
+def complementary_para(n=20):
+    """Labels and four runs' P(paraphrase): a and b are each right on half the rows, and where
+    one is confidently right the other is mildly wrong, so only their mean gets every row.
+    c is confidently right on 70% and confidently wrong on the rest; d is noise."""
+    y = np.arange(n) % 2
+    right, mild_wrong = np.where(y == 1, 0.9, 0.1), np.where(y == 1, 0.4, 0.6)
+    first = np.arange(n) < n // 2
+    a, b = np.where(first, right, mild_wrong), np.where(first, mild_wrong, right)
+    c = np.where(np.arange(n) < 0.7 * n, np.where(y == 1, 0.95, 0.05), np.where(y == 1, 0.05, 0.95))
+    d = np.random.default_rng(0).uniform(0, 1, n)
+    return y, np.stack([a, b, c, d])
+
+
+def test_exhaustive_chooses_the_known_best_subset():
+    y, runs = complementary_para()
+    assert [score("para", decide("para", r), y) for r in runs[:3]] == [0.5, 0.5, 0.7]
+    counts = exhaustive("para", runs, np.ones(4), y)
+    assert counts.tolist() == [1, 1, 0, 0]
+    assert score("para", decide("para", combine(runs, counts)), y) == 1.0
+
+
+def test_a_long_exhaustive_search_shows_progress(monkeypatch, capsys):
+    y, runs = complementary_para()
+    monkeypatch.setattr(ensemble, "PROGRESS_EVERY_S", -1)  # report after every subset
+    exhaustive("para", runs, np.ones(4), y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 15 and lines[-1].startswith("  para: 15/15 subsets") and "ETA 0s" in lines[-1]
+
+
+def test_zero_weight_runs_are_never_chosen():
+    y, runs = complementary_para()
+    assert exhaustive("para", runs, np.array([1.0, 0.0, 1.0, 1.0]), y).tolist() == [0, 0, 1, 0]
+
+
+def weighted_sts(n=40):
+    """Gold scores and four runs where (2 a + b) / 3 is exactly the gold: a = y + e, b = y - 2e.
+    Every value is a multiple of 1/4, so the sums are exact and a tie is a tie."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 6, n).astype(np.float64)
+    e = rng.choice([-0.5, -0.25, 0.25, 0.5], n)
+    c, d = y + rng.choice([-1.5, 1.5], n), rng.integers(0, 6, n).astype(np.float64)
+    return y, np.stack([y + e, y - 2 * e, c, d])
+
+
+def test_greedy_finds_the_weighted_multiset():
+    y, runs = weighted_sts()
+    # step 1: a (error e) beats b (2e), c (1.5); step 2: a + b (error e/2); step 3: 2a + b = y exactly
+    counts = greedy("sts", runs, np.ones(4), y, steps=20)
+    assert counts.tolist() == [2, 1, 0, 0]
+    assert np.allclose(combine(runs, counts), y)
+    assert greedy("sts", runs, np.ones(4), y, steps=2).tolist() == [1, 1, 0, 0]
+    # exhaustive search over sets cannot count a run twice, so it does worse here
+    best_set = exhaustive("sts", runs, np.ones(4), y)
+    assert score("sts", combine(runs, best_set), y) < score("sts", combine(runs, counts), y)
+
+
+def test_cli_uses_greedy_beyond_max_exhaustive_and_writes_the_members(tmp_path):
+    y, runs = weighted_sts()
+    ids = [f"t{i}" for i in range(len(y))]
+    write_gold(tmp_path, "sts", ids, y)
+    folders = [write_run(tmp_path / name, {("sts", "dev"): (ids, r)}) for name, r in zip("abcd", runs)]
+    info = run_ensemble(tmp_path, folders, "--max-exhaustive", "3")
+    assert info["tasks"]["sts"]["method"] == "greedy"
+    assert [(m["run"], m["count"]) for m in info["tasks"]["sts"]["members"]] == [(folders[0], 2), (folders[1], 1)]
+    assert info["dev"]["sts"] == pytest.approx(1.0)
+    two = run_ensemble(tmp_path / "two", folders, "--max-exhaustive", "3", "--greedy-steps", "2", data_dir=tmp_path)
+    assert [m["count"] for m in two["tasks"]["sts"]["members"]] == [1, 1]
+    assert (
+        run_ensemble(tmp_path / "x", folders, "--max-exhaustive", "4", data_dir=tmp_path)["tasks"]["sts"]["method"]
+        == "exhaustive"
+    )
+
+
+def test_weights_change_the_average(tmp_path):
+    # a = y + 3e and b = y - e: with weights 1 and 3 their mean is exactly y
+    rng = np.random.default_rng(2)
+    y, e = rng.uniform(0, 5, 30), rng.normal(0, 0.5, 30)
+    ids = [f"t{i}" for i in range(30)]
+    write_gold(tmp_path, "sts", ids, y.round(6))
+    a = write_run(tmp_path / "a", {("sts", "dev"): (ids, y + 3 * e)})
+    b = write_run(tmp_path / "b", {("sts", "dev"): (ids, y - e)})
+    info = run_ensemble(tmp_path, [a, b], "--weights", "1", "3")
+    assert [m["weight"] for m in info["tasks"]["sts"]["members"]] == [1.0, 3.0]
+    got_ids, raw = predictions.read_raw(tmp_path / "ens" / "predictions" / "sts-dev-raw.csv")
+    assert got_ids == ids and np.allclose(raw, y, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------
+# choosing on part of dev, scoring on the rest
+
+
+def test_split_dev_is_seeded_disjoint_and_complete():
+    choose, held = split_dev(20, 0.3, seed=0)
+    assert len(choose) == 6 and len(held) == 14 and sorted([*choose, *held]) == list(range(20))
+    assert split_dev(20, 0.3, seed=0)[0].tolist() == choose.tolist()
+    assert split_dev(20, 0.3, seed=1)[0].tolist() != choose.tolist()
+    with pytest.raises(EnsembleError, match="--select-on 0.01: leaves 0 of 20 dev rows"):
+        split_dev(20, 0.01, seed=0)
+
+
+def test_select_on_reports_the_held_out_score(tmp_path, capsys):
+    n = 20
+    choose, held = split_dev(n, 0.5, seed=0)
+    y = np.arange(n) % 2
+    # a: right on every choosing row, wrong on 3 of the 10 held-out rows -> held-out accuracy 7/10;
+    # b: wrong on 2 choosing rows, right on every held-out row -> 18/20 on all of dev, beating a's 17/20
+    a_wrong, b_wrong = np.isin(np.arange(n), held[:3]), np.isin(np.arange(n), choose[:2])
+    a = np.where(a_wrong, 1 - y, y) * 0.8 + 0.1  # 0.9 or 0.1
+    b = np.where(b_wrong, 1 - y, y) * 0.6 + 0.2  # 0.8 or 0.2: a mean with a follows a
+    ids = [f"p{i}" for i in range(n)]
+    write_gold(tmp_path, "para", ids, y)
+    runs = [write_run(tmp_path / name, {("para", "dev"): (ids, r)}) for name, r in (("a", a), ("b", b))]
+
+    on_all = run_ensemble(tmp_path / "all", runs, data_dir=tmp_path)
+    assert [m["run"] for m in on_all["tasks"]["para"]["members"]] == [runs[1]] and on_all["dev"]["para"] == 0.9
+    assert "optimistic" in capsys.readouterr().out
+
+    info = run_ensemble(tmp_path / "half", runs, "--select-on", "0.5", data_dir=tmp_path)
+    h = info["tasks"]["para"]["held_out"]
+    assert [m["run"] for m in info["tasks"]["para"]["members"]] == [runs[0]]
+    assert (h["choose_rows"], h["held_out_rows"]) == (10, 10)
+    assert h["ensemble_on_choose_rows"] == 1.0 and h["ensemble"] == 0.7  # 10/10 chosen on, 7/10 held out
+    assert h["best_single_run"] == runs[0] and h["best_single"] == 0.7
+    assert info["dev"]["para"] == 0.85 and info["held_out"]["dev"] == {"para": 0.7}
+    out = capsys.readouterr().out
+    assert "held out" in out and "0.7000" in out
+
+    # another seed, another split: a is no longer perfect on the rows it is chosen on
+    other = run_ensemble(tmp_path / "seed1", runs, "--select-on", "0.5", "--seed", "1", data_dir=tmp_path)
+    rows = split_dev(n, 0.5, seed=1)[0]
+    assert other["tasks"]["para"]["held_out"]["ensemble_on_choose_rows"] < 1.0 and np.isin(held[:3], rows).any()
+
+
+# ----------------------------------------------------------------------------
+# runs that cover different tasks, and ensembles of ensembles
+
+
+def test_runs_with_some_tasks_only_and_an_ensemble_of_ensembles(tmp_path, capsys):
+    y, runs = complementary_para()
+    ids = [f"p{i}" for i in range(len(y))]
+    sst_ids, sst_y = ["s0", "s1", "s2"], [0, 4, 2]
+    write_gold(tmp_path, "para", ids, y)
+    write_gold(tmp_path, "sst", sst_ids, sst_y)
+    one_hot = np.eye(5)[sst_y]  # like synth.py label: certain labels
+    full = [
+        write_run(tmp_path / name, {("para", "dev"): (ids, r), ("sst", "dev"): (sst_ids, np.full((3, 5), 0.2))})
+        for name, r in zip("ab", runs)
+    ]
+    synth = write_run(tmp_path / "synth", {("sst", "dev"): (sst_ids, one_hot)}, metrics={})
+    info = run_ensemble(tmp_path, [*full, synth])
+    assert info["tasks"]["sst"]["candidates"] == [*full, synth] and info["tasks"]["para"]["candidates"] == full
+    assert info["dev"] == {"sst": 1.0, "para": 1.0}
+    assert capsys.readouterr().out.count(" - ") >= 1  # the synth row has no para score
+
+    again = run_ensemble(tmp_path / "again", [tmp_path / "ens", full[0]], data_dir=tmp_path)
+    assert again["dev"] == {"sst": 1.0, "para": 1.0}
+
+
+# ----------------------------------------------------------------------------
+# errors: a clear message naming the run and file, and nothing written
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    """Gold sts labels and two good runs a and b with dev and test predictions; returns (ids, y)."""
+    y = np.array([0.0, 1.0, 2.5, 4.0, 5.0])
+    ids = [f"t{i}" for i in range(5)]
+    write_gold(tmp_path, "sts", ids, y)
+    for name in "ab":
+        write_run(tmp_path / name, {("sts", "dev"): (ids, y + 0.1), ("sts", "test"): (["x", "z"], [1.0, 2.0])})
+    return ids, y
+
+
+def breaks(tmp_path, ids, y):
+    """Each case: how to break the two good runs (or the flags), and the error it must give."""
+    p = tmp_path / "b" / "predictions"
+    return {
+        "ids differ from the dev file": (
+            lambda: write_run(tmp_path / "b", {("sts", "dev"): (["t0", "t1", "t2", "t3", "t9"], y)}),
+            r"b/predictions/sts-dev-raw\.csv: its ids differ from the dev file .*1 missing \['t4'\], 1 extra \['t9'\]",
+        ),
+        "test ids differ between runs": (
+            lambda: write_run(tmp_path / "b", {("sts", "test"): (["x", "y"], [1.0, 2.0])}),
+            r"b/predictions/sts-test-raw\.csv: its ids differ from .*a's",
+        ),
+        "run missing test predictions others have": (
+            lambda: (p / "sts-test-raw.csv").unlink(),
+            r"b/predictions/sts-test-raw\.csv: no such file, though .*a has sts test predictions",
+        ),
+        "task its metrics.json promises": (
+            lambda: (tmp_path / "b" / "metrics.json").write_text('{"dev": {"sts": 0.5, "para": 0.7}}'),
+            r"b/predictions/para-dev-raw\.csv: no such file, though .*b/metrics\.json has para dev scores",
+        ),
+        "test without dev": (
+            lambda: write_run(tmp_path / "b", {("para", "test"): (["q"], [0.5])}),
+            r"b/predictions/para-dev-raw\.csv: no such file, though the run has para test predictions",
+        ),
+        "no run folder": (lambda: shutil.rmtree(tmp_path / "b"), r"b: no such run folder"),
+        "no predictions": (
+            lambda: shutil.rmtree(p),
+            r"b: no predictions/\*-raw\.csv",
+        ),
+        "malformed number": (
+            lambda: (p / "sts-dev-raw.csv").write_text("id\tscore\nt0\tone\n"),
+            r"b/predictions/sts-dev-raw\.csv:2: not a number",
+        ),
+        "not a probability distribution": (
+            lambda: write_run(tmp_path / "b", {("sst", "dev"): (["s0", "s1"], [[0.5, 0.5], [0.5, 0.6]])}),
+            r"b/predictions/sst-dev-raw\.csv:3: not a probability distribution",
+        ),
+        "probability out of range": (
+            lambda: (p / "para-dev-raw.csv").write_text("id\tprob\nq0\t0.5\nq1\t1.5\n"),
+            r"b/predictions/para-dev-raw\.csv:3: not a probability",
+        ),
+        "wrong columns": (
+            lambda: (p / "sts-dev-raw.csv").write_text("id\tp0\tp1\nt0\t0.5\t0.5\n"),
+            r"b/predictions/sts-dev-raw\.csv: expected one column, score",
+        ),
+        "malformed metrics.json": (
+            lambda: (tmp_path / "b" / "metrics.json").write_text("[1, 2"),
+            r"b/metrics\.json: not a JSON object",
+        ),
+    }
+
+
+CASES = list(breaks(Path("."), [], np.zeros(5)))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_runs_stop_with_an_error_naming_the_file(tmp_path, two_runs, case):
+    change, message = breaks(tmp_path, *two_runs)[case]
+    change()
+    with pytest.raises((EnsembleError, PredictionFileError), match=message):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "ens").exists()
+
+
+def test_different_numbers_of_classes(tmp_path):
+    write_gold(tmp_path, "sst", ["s0"], [1])
+    a = write_run(tmp_path / "a", {("sst", "dev"): (["s0"], [[0.5, 0.5, 0.0]])})
+    b = write_run(tmp_path / "b", {("sst", "dev"): (["s0"], [[0.5, 0.5]])})
+    with pytest.raises(EnsembleError, match=r"b/predictions/sst-dev-raw\.csv: 2 classes, but .*a's sst dev"):
+        run_ensemble(tmp_path, [a, b])
+    assert not (tmp_path / "ens").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--weights", "1"], r"--weights: 1 weights for 2 runs"),
+        (["--weights", "1", "-1"], r"--weights: must be finite and >= 0"),
+        (["--weights", "0", "0"], r"--weights: all are 0"),
+        (["--select-on", "0.1"], r"--select-on 0.1: leaves 0 of 5 dev rows"),
+        (["--sts-dev", "nowhere.csv"], r"nowhere\.csv: no such file \(the sts dev labels; set --data-dir or --sts-dev"),
+    ],
+)
+def test_bad_flags_stop_with_an_error_naming_the_flag(tmp_path, two_runs, flags, message):
+    with pytest.raises(EnsembleError, match=message):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"], *flags)
+    assert not (tmp_path / "ens").exists()
+
+
+def test_out_must_be_new_and_runs_distinct(tmp_path, two_runs):
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "keep.txt").write_text("mine")
+    with pytest.raises(EnsembleError, match=r"--out .*ens: already exists and is not an empty folder"):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert [f.name for f in (tmp_path / "ens").iterdir()] == ["keep.txt"]
+    with pytest.raises(EnsembleError, match=r"a/: given twice"):
+        run_ensemble(tmp_path / "x", [tmp_path / "a", f"{tmp_path / 'a'}/"], data_dir=tmp_path)
+
+
+# ----------------------------------------------------------------------------
+# end to end: two tiny train.py runs, then ensemble.py on them
+
+
+def test_end_to_end_on_two_tiny_runs(tmp_path):
+    make_data(tmp_path / "data", n=32)
+    train = [sys.executable, "train.py", "--model", str(TINY), "--data-dir", str(tmp_path / "data")]
+    steps = ["--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8"]
+    # two runs that differ by their seed, side by side
+    jobs = [
+        subprocess.Popen(
+            [*train, *steps, "--seed", seed, "--out", str(tmp_path / seed)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for seed in ("1", "2")
+    ]
+    for job in jobs:
+        log = job.communicate()[0].decode()
+        assert job.returncode == 0, log
+    cmd = [sys.executable, "ensemble.py", str(tmp_path / "1"), str(tmp_path / "2"), "--out", str(tmp_path / "ens")]
+    cmd += ["--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "ensemble per task" in done.stdout and "optimistic" in done.stdout
+
+    info = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    assert json.loads((tmp_path / "ens" / "metrics.json").read_text())["dev"] == info["dev"]
+    for task, prefix in (("sst", "s"), ("para", "p"), ("sts", "t")):
+        for split, n in (("dev", 16), ("test", 8)):
+            path = tmp_path / "ens" / "predictions" / f"{task}-{split}-output.csv"
+            assert path.read_text().startswith(f"id \t {TASKS[task].prediction_column} \n")
+            ids, values = predictions.read_output(path)
+            assert sorted(ids) == sorted(f"{prefix}{split}{i}" for i in range(n))
+            assert np.all((values >= 0) & (values <= (5 if task == "sts" else 4 if task == "sst" else 1)))
+        # the written dev predictions score what ensemble.json says
+        gold = {ex.id: ex.label for ex in data.read_examples(tmp_path / "data" / TASKS[task].files["dev"], task)}
+        ids, values = predictions.read_output(tmp_path / "ens" / "predictions" / f"{task}-dev-output.csv")
+        assert score(task, values, [gold[i] for i in ids]) == pytest.approx(info["dev"][task], abs=1e-6)
+
+    # the same command again: --out now holds the ensemble, so a one-line error and nothing touched
+    before = (tmp_path / "ens" / "ensemble.json").read_text()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 1 and again.stdout == "" and len(again.stderr.strip().splitlines()) == 1
+    assert again.stderr.startswith("error: --out ") and "already exists" in again.stderr
+    assert (tmp_path / "ens" / "ensemble.json").read_text() == before

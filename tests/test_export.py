@@ -1,0 +1,89 @@
+"""export.py: a fine-tuned run out as a Hugging Face folder plus its heads, and back in unchanged."""
+
+import json
+import sys
+
+import pytest
+import torch
+from test_train import TINY, make_data
+
+import data
+import export
+import predict
+import train
+from minbert import BertModel
+from tasks import TASKS
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A short fine-tuned run with cross-encoded pairs, and one with bi-encoded pairs and concat heads."""
+    folder = tmp_path_factory.mktemp("export")
+    make_data(folder / "data", n=24)
+    runs = {}
+    for name, extra in (
+        ("cross", []),
+        ("bi", ["--pair-encoding", "bi", "--bi-head", "concat", "--sst-dropout", "0.3"]),
+    ):
+        args = ["--model", str(TINY), "--data-dir", str(folder / "data"), "--out", str(folder / name), "--epochs", "1"]
+        train.train(train.parse_args(args + ["--steps-per-epoch", "3", "--batch-size", "8", "--lr", "1e-3", *extra]))
+        runs[name] = folder / name
+    return runs
+
+
+@pytest.mark.parametrize("name", ["cross", "bi"])
+def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
+    run_dir, out = trained[name], tmp_path / "export"
+    export.export(run_dir, out)
+    assert {p.name for p in out.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "vocab.txt",
+        "heads.safetensors",
+        "heads.json",
+    }
+    original, tokenizer, args = predict.load_run(run_dir)
+    # the encoder alone, through minBERT's own loader: the same [CLS] vectors
+    bert = BertModel.from_pretrained(out).eval()
+    batch = data.pad(*data.encode(tokenizer, [data.Example("1", "the cat is smart .", None, None)]).seqs[0], [0])
+    with torch.no_grad():
+        a = original.bert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])["last_hidden_state"]
+        b = bert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])["last_hidden_state"]
+    assert torch.equal(a[:, 0], b[:, 0])
+    # encoder and heads together: the same predictions on every dev set
+    again = export.load_export(out)
+    meta = json.loads((out / "heads.json").read_text())
+    assert meta["tasks"] == ["sst", "para", "sts"] and meta["pair_encoding"] == args["pair_encoding"]
+    assert meta["num_classes"] == 5 and meta["max_length"] == args["max_length"]
+    for task in meta["tasks"]:
+        examples = data.read_examples(run_dir.parent / "data" / TASKS[task].files["dev"], task)
+        task_data = data.encode(tokenizer, examples, args["pair_encoding"])
+        p1, r1 = predict.predict(original, task, task_data)
+        p2, r2 = predict.predict(again, task, task_data)
+        assert (p1 == p2).all() and (r1 == r2).all()
+
+
+def test_heads_json_records_head_settings(trained, tmp_path):
+    meta = export.export(trained["bi"], tmp_path / "bi")
+    assert meta["bi_head"] == "concat" and meta["pair_encoding"] == "bi"
+    assert meta["dropout"] == {"sst": 0.3, "para": 0.1, "sts": 0.1}
+    assert meta["heads"]["para"]["kind"] == "binary" and meta["source"]["epoch"] == 1
+
+
+def cli(monkeypatch, *argv):
+    """export.py's main() as the command line runs it: its exit code (0 when it returns)."""
+    monkeypatch.setattr(sys, "argv", ["export.py", *map(str, argv)])
+    try:
+        export.main()
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def test_command_line_refuses_a_full_folder_and_names_a_missing_run(trained, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert cli(monkeypatch, trained["cross"], "--out", out) == 0
+    assert cli(monkeypatch, trained["cross"], "--out", out) == 2 and "--overwrite" in capsys.readouterr().err
+    assert cli(monkeypatch, trained["cross"], "--out", out, "--overwrite") == 0
+    code = cli(monkeypatch, tmp_path / "nothing", "--out", tmp_path / "o")
+    assert code.startswith("error: ") and "best.pt" in code  # sys.exit("error: ...") prints it, exit status 1

@@ -1,0 +1,307 @@
+"""Tests for report.py and the pieces behind it (analysis.py, pages.py) on tiny train.py runs and
+hand-made run folders: every file is written, the figures hold what the run's files say, bad input
+gets a one-line error."""
+
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from conftest import make_course_data
+from test_train import run
+
+import analysis
+import data
+import pages
+import predictions
+import report
+from tasks import TASK_NAMES, TASKS, overall, plain_mean
+
+NS = {"s": "http://www.w3.org/2000/svg"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny run of two epochs (a), the data it used, and a copy of it (b) whose metrics.json says it
+    ran with another learning rate and scored higher on sst: a second run for comparisons."""
+    root = tmp_path_factory.mktemp("runs")
+    make_course_data(root / "data")
+    run(root / "data", root / "a")
+    shutil.copytree(root / "a", root / "b", ignore=shutil.ignore_patterns("*.pt"))
+    metrics = json.loads((root / "b" / "metrics.json").read_text())
+    metrics["config"].update(lr=3e-4, out=str(root / "b"))
+    metrics["dev"]["sst"] += 0.125
+    for e in metrics["epochs"]:
+        e["overall"] += 0.125 / 3
+    (root / "b" / "metrics.json").write_text(json.dumps(metrics))
+    return root
+
+
+def svg_file(path):
+    return ET.parse(path).getroot()
+
+
+def md_row(md, first_cell):
+    line = next(line for line in md.splitlines() if line.startswith(f"| {first_cell} |"))
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line[1:-1])]  # a cell's own pipes are escaped
+
+
+def test_report_of_a_run_writes_every_file_and_the_page_is_self_contained(runs):
+    index = pages.write_report(runs / "a")
+    folder = runs / "a" / "report"
+    assert index == folder / "index.html"
+    names = ["curve-dev.svg", "curve-train-loss.svg", "sst-confusion.svg", "para-confusion.svg", "sts-scatter.svg"]
+    page, md = index.read_text(), (folder / "report.md").read_text()
+    for name in names:
+        root = svg_file(folder / name)  # parses as XML
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        assert f"]({name})" in md
+        assert (folder / name).read_text().split("\n", 1)[1].split("\n", 1)[0] in page  # inline in the page
+    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_tables_and_curves_hold_the_values_of_metrics_json(runs):
+    pages.write_report(runs / "a")
+    metrics = json.loads((runs / "a" / "metrics.json").read_text())
+    md = (runs / "a" / "report" / "report.md").read_text()
+    for task in TASK_NAMES:
+        row = md_row(md, TASKS[task].title)
+        assert row[2] == f"{metrics['dev'][task]:.4f}"
+        assert row[3] == row[2]  # recomputed from the prediction files, it agrees
+    assert md_row(md, "course overall: mean(SST, QQP, (r + 1) / 2)")[2] == f"{overall(metrics['dev']):.4f}"
+    assert md_row(md, "plain mean of the three")[2] == f"{plain_mean(metrics['dev']):.4f}"
+    assert f"{metrics['overall']:.4f}" == f"{overall(metrics['dev']):.4f}"
+    # Dev curve: one point per epoch for each task and the overall score; loss: one per epoch and task.
+    epochs = metrics["epochs"]
+    dev = svg_file(runs / "a" / "report" / "curve-dev.svg")
+    assert len(dev.findall(".//s:circle[@class='point']", NS)) == len(epochs) * 4
+    loss = svg_file(runs / "a" / "report" / "curve-train-loss.svg")
+    assert len(loss.findall(".//s:circle[@class='point']", NS)) == sum(len(e["train_loss"]) for e in epochs)
+    titles = [t.text for t in dev.iter("{http://www.w3.org/2000/svg}title")]
+    assert f"sst: {epochs[-1]['dev']['sst']:.4g} at {epochs[-1]['epoch']}" in titles
+
+
+def test_confusion_matrices_count_every_dev_example(runs):
+    pages.write_report(runs / "a")
+    for task, k in (("sst", 5), ("para", 2)):
+        root = svg_file(runs / "a" / "report" / f"{task}-confusion.svg")
+        assert len(root.findall(".//s:rect[@class='cell']", NS)) == k * k
+        counts = [
+            int(t.text.strip("()")) for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "count"
+        ]
+        dev = data.read_examples(runs / "data" / TASKS[task].files["dev"], task)
+        assert sum(counts) == len(dev) == 24
+        # The diagonal holds the correct predictions: its share of all equals the dev accuracy.
+        metrics = json.loads((runs / "a" / "metrics.json").read_text())
+        assert sum(counts[i * k + i] for i in range(k)) / len(dev) == pytest.approx(metrics["dev"][task])
+
+
+def test_sts_scatter_line_is_numpys_least_squares_fit(runs):
+    pages.write_report(runs / "a")
+    td = analysis.load_run(runs / "a").tasks["sts"]
+    slope, intercept = analysis.least_squares(td.gold, td.pred)
+    assert (slope, intercept) == pytest.approx(tuple(np.polyfit(td.gold, td.pred, 1)), abs=1e-9)
+    root = svg_file(runs / "a" / "report" / "sts-scatter.svg")
+    assert len(root.findall(".//s:circle[@class='point']", NS)) == len(td.ids) == 24
+    md = (runs / "a" / "report" / "report.md").read_text()
+    sign = "+" if intercept >= 0 else "−"
+    assert f"predicted = {slope:.3f} × gold {sign} {abs(intercept):.3f}" in md
+    r = json.loads((runs / "a" / "metrics.json").read_text())["dev"]["sts"]
+    assert f"Pearson r = {r:.4f}" in md
+
+
+def test_comparison_lists_every_run_with_its_flags_and_marks_the_best(runs, tmp_path):
+    index = report.main([str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "cmp")])
+    assert index == tmp_path / "cmp" / "index.html"
+    md, page = (tmp_path / "cmp" / "report.md").read_text(), index.read_text()
+    rows = {}
+    for name, lr in (("a", "0.001"), ("b", "0.0003")):
+        link = f"../../{runs.name}/{name}/report/index.html"  # each run's own report, relative to the page
+        assert (runs / name / "report" / "index.html").is_file() and f'href="{link}"' in page
+        rows[name] = md_row(md, f"[{name}]({link})")
+        assert rows[name][1] == f"lr={lr}"  # the only flag that differs (the output folder aside)
+        metrics = json.loads((runs / name / "metrics.json").read_text())
+        assert [float(c.strip("*")) for c in rows[name][2:5]] == [round(metrics["dev"][t], 4) for t in TASK_NAMES]
+        assert float(rows[name][7].strip("*")) == metrics["wall_time_s"]
+        assert rows[name][8] == str(sum(metrics["examples_seen"].values()))
+    overall_of = {name: float(row[5].strip("*")) for name, row in rows.items()}
+    for name, row in rows.items():  # bold: the best overall (both, if they tie)
+        assert row[5].startswith("**") == (overall_of[name] == max(overall_of.values()))
+    curve = svg_file(tmp_path / "cmp" / "curve-overall.svg")
+    assert len(curve.findall(".//s:polyline", NS)) == 2 and len(curve.findall(".//s:circle", NS)) == 4
+
+
+def test_runs_with_the_same_folder_name_are_told_apart_by_their_paths(runs, tmp_path):
+    first, second = copy_run(runs, tmp_path / "x" / "run"), copy_run(runs, tmp_path / "y" / "run")
+    pages.write_comparison([first, second], tmp_path / "cmp")
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert f"| [{first}](" in md and f"| [{second}](" in md
+
+
+def test_default_comparison_folder_is_beside_the_runs(runs):
+    assert report.default_out([runs / "a", runs / "b"]) == runs.resolve() / "comparison"
+
+
+# ----------------------------------------------------------------------------
+# what a folder lacks
+
+
+def copy_run(runs, dest):
+    shutil.copytree(runs / "a", dest, ignore=shutil.ignore_patterns("*.pt", "report", "tokenizer"))
+    return dest
+
+
+def error_of(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        report.main(argv)
+    message = str(e.value)
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
+def test_folders_without_metrics_or_predictions_get_a_one_line_error(runs, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert "no metrics.json" in error_of([str(tmp_path / "empty")], capsys)
+    assert "no such run folder" in error_of([str(tmp_path / "nowhere")], capsys)
+    bare = copy_run(runs, tmp_path / "bare")
+    shutil.rmtree(bare / "predictions")
+    assert f"{bare}: no predictions/ folder" in error_of([str(bare)], capsys)
+    (bare / "predictions").mkdir()
+    assert "no dev predictions" in error_of([str(bare)], capsys)
+    broken = copy_run(runs, tmp_path / "broken")
+    (broken / "metrics.json").write_text("{ not json")
+    assert "metrics.json: not valid JSON" in error_of([str(broken)], capsys)
+    (broken / "metrics.json").write_text('{"dev": {"sst": "high"}}')
+    assert "metrics.json: 'dev' should map names to numbers" in error_of([str(broken)], capsys)
+    (broken / "metrics.json").write_text('{"epochs": [{"epoch": 1, "dev": [0.5]}]}')
+    assert "metrics.json: epochs[0].dev should map tasks to numbers" in error_of([str(broken)], capsys)
+    (broken / "metrics.json").write_text("{}")
+    (broken / "predictions" / "sst-dev-output.csv").unlink()
+    assert "sst-dev-output.csv: no such file" in error_of([str(broken)], capsys)
+    # One bad folder among several stops the comparison with the same error.
+    assert "no metrics.json" in error_of([str(runs / "a"), str(tmp_path / "empty")], capsys)
+
+
+def test_predictions_from_another_dev_file_are_an_error(runs, tmp_path, capsys):
+    other = tmp_path / "other"
+    make_course_data(other, seed=1)
+    lines = (other / "ids-sst-dev.csv").read_text().splitlines()
+    (other / "ids-sst-dev.csv").write_text("\n".join(lines[:1] + [x.replace("\tsdev", "\tzz") for x in lines[1:]]))
+    message = error_of([str(runs / "a"), "--data-dir", str(other)], capsys)
+    assert "24 of 24 ids (first 'sdev" in message and "ids-sst-dev.csv" in message
+
+
+def test_missing_dev_files_degrade_and_data_dir_finds_them(runs, tmp_path, capsys):
+    moved = copy_run(runs, tmp_path / "moved")
+    metrics = json.loads((moved / "metrics.json").read_text())
+    metrics["config"]["data_dir"] = str(tmp_path / "gone")
+    (moved / "metrics.json").write_text(json.dumps(metrics))
+    report.main([str(moved)])
+    md = (moved / "report" / "report.md").read_text()
+    assert "## Not in this report" in md and f"dev file {tmp_path / 'gone' / 'sts-dev.csv'} not found" in md
+    assert not (moved / "report" / "sst-confusion.svg").exists()
+    assert md_row(md, TASKS["sst"].title)[2] == f"{metrics['dev']['sst']:.4f}"  # the metrics are still shown
+    assert "not found (pass --data-dir)" in capsys.readouterr().err
+    report.main([str(moved), "--data-dir", str(runs / "data")])
+    assert (moved / "report" / "sst-confusion.svg").is_file()
+    assert "Not in this report" not in (moved / "report" / "report.md").read_text()
+
+
+def test_history_extras_are_shown_when_present(runs, tmp_path):
+    extra = copy_run(runs, tmp_path / "extra")
+    metrics = json.loads((extra / "metrics.json").read_text())
+    for e in metrics["epochs"]:
+        e["train_acc"] = {"sst": 0.25 * e["epoch"], "para": 0.5}
+        e["plain_mean"] = plain_mean(e["dev"])
+    (extra / "metrics.json").write_text(json.dumps(metrics))
+    pages.write_report(extra)
+    acc = svg_file(extra / "report" / "curve-train-acc.svg")
+    assert len(acc.findall(".//s:circle[@class='point']", NS)) == 2 * len(metrics["epochs"])
+    dev = svg_file(extra / "report" / "curve-dev.svg")
+    assert len(dev.findall(".//s:circle[@class='point']", NS)) == 5 * len(metrics["epochs"])
+    assert "No training accuracy" not in (extra / "report" / "report.md").read_text()
+
+
+def test_an_ensemble_folder_with_sst_only_shows_what_is_there(runs, tmp_path):
+    # What ensemble.py writes: predictions/, metrics.json without config or history, and ensemble.json.
+    folder = tmp_path / "ens"
+    shutil.copytree(runs / "a" / "predictions", folder / "predictions")
+    for name in ("para", "sts"):
+        for path in (folder / "predictions").glob(f"{name}-*"):
+            path.unlink()
+    (folder / "metrics.json").write_text(json.dumps({"dev": {"sst": 0.5}, "overall": 0.5, "plain_mean": 0.5}))
+    members = [{"run": "runs/a", "count": 2, "weight": 1.0}, {"run": "runs/b", "count": 1, "weight": 1.0}]
+    sst = {"method": "exhaustive", "members": members, "dev": 0.5, "singles": {"runs/a": 0.25, "runs/b": 0.375}}
+    ensemble = {"runs": ["runs/a", "runs/b"], "tasks": {"sst": sst}, "dev": {"sst": 0.5}, "note": "optimistic"}
+    (folder / "ensemble.json").write_text(json.dumps(ensemble))
+    pages.write_report(folder, data_dir=runs / "data")
+    md = (folder / "report" / "report.md").read_text()
+    assert "No per-epoch history: metrics.json has no epochs." in md
+    assert "para: no dev predictions" in md and "sts: no dev predictions" in md
+    assert md_row(md, TASKS["sst"].title)[2] == "0.5000"
+    assert md_row(md, "sst") == ["sst", "exhaustive", "runs/a ×2, runs/b ×1", "0.5000", "0.3750"]
+    assert "\nOptimistic.\n" in md
+    assert md_row(md, "overall")[1] == "0.5"  # metrics.json's other entries, as there is no config
+    assert (folder / "report" / "sst-confusion.svg").is_file()
+    assert not (folder / "report" / "sts-scatter.svg").exists()
+
+
+# ----------------------------------------------------------------------------
+# mistakes, per-class scores: small cases checked by hand
+
+
+def hand_run(tmp_path, sst_probs, para_probs):
+    """A run folder whose dev predictions are given; dev sentences hold HTML and Markdown specials."""
+    folder, dev = tmp_path / "hand", tmp_path / "hand-data"
+    dev.mkdir(parents=True)
+    ids = [f"x{i}" for i in range(4)]
+    sentences = ["<b>bold</b> & a | pipe", "plain one", 'say "hi"', "four"]
+    gold = [0, 1, 2, 1]
+    sst = ["\tid\tsentence\tsentiment"] + [f"{i}\t{ids[i]}\t{sentences[i]}\t{gold[i]}" for i in range(4)]
+    (dev / TASKS["sst"].files["dev"]).write_text("\n".join(sst) + "\n")
+    para = ["\tid\tsentence1\tsentence2\tis_duplicate"] + [f"{i}\t{ids[i]}\ta{i}\tb{i}\t{i % 2}" for i in range(4)]
+    (dev / TASKS["para"].files["dev"]).write_text("\n".join(para) + "\n")
+    sst_probs, para_probs = np.array(sst_probs), np.array(para_probs)
+    predictions.write(folder / "predictions", "sst", "dev", ids, sst_probs.argmax(1), sst_probs)
+    predictions.write(folder / "predictions", "para", "dev", ids, (para_probs >= 0.5).astype(int), para_probs)
+    metrics = {"dev": {}, "config": {"data_dir": str(dev)}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_most_confident_mistakes_come_first_and_their_sentences_are_escaped(tmp_path):
+    sst = [[0.1, 0.9, 0, 0, 0], [0.2, 0.7, 0.1, 0, 0], [0.6, 0.1, 0.3, 0, 0], [0.8, 0.1, 0.1, 0, 0]]
+    # gold 0 1 2 1: x0 wrong at 0.9, x1 right, x2 wrong at 0.6, x3 wrong at 0.8
+    para = [0.3, 0.45, 0.95, 0.05]  # gold 0 1 0 1: x1 wrong at 0.55, x2 wrong at 0.95, x3 wrong at 0.95
+    folder = hand_run(tmp_path, sst, para)
+    run = analysis.load_run(folder)
+    assert analysis.confident_mistakes(run.tasks["sst"], 10) == [0, 3, 2]
+    assert analysis.confident_mistakes(run.tasks["sst"], 2) == [0, 3]
+    assert analysis.confident_mistakes(run.tasks["para"], 10) == [2, 3, 1]
+    report.main([str(folder), "--mistakes", "2"])
+    md = (folder / "report" / "report.md").read_text()
+    assert md_row(md, "x0") == ["x0", "&lt;b&gt;bold&lt;/b&gt; &amp; a \\| pipe", "0", "1", "0.900", "0.100"]
+    assert md_row(md, "x3")[1:] == ["four", "1", "0", "0.800", "0.100"]
+    assert "| x2 | say" not in md  # only 2 per task
+    page = (folder / "report" / "index.html").read_text()
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; a | pipe" in page and "<b>bold" not in page
+
+
+def test_per_class_precision_recall_f1_by_hand():
+    # gold 0: 3 right, 1 called 1; gold 1: 2 called 0, 4 right
+    (p0, r0, f0, s0), (p1, r1, f1, s1) = analysis.per_class([[3, 1], [2, 4]])
+    assert (p0, r0, s0) == (pytest.approx(3 / 5), pytest.approx(3 / 4), 4)
+    assert (p1, r1, s1) == (pytest.approx(4 / 5), pytest.approx(4 / 6), 6)
+    assert f0 == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert analysis.per_class([[0, 0], [1, 0]])[0][:3] == (0.0, 0.0, 0.0)  # no 0 / 0
+
+
+def test_confusion_matrix_by_hand():
+    assert analysis.confusion_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_bad_flags(runs, capsys):
+    assert "--mistakes" in error_of([str(runs / "a"), "--mistakes", "-1"], capsys)
+    assert "--out is for the comparison" in error_of([str(runs / "a"), "--out", "x"], capsys)

@@ -1,0 +1,459 @@
+"""Tests for synth.py against a fake OpenAI-compatible server on 127.0.0.1 (never the real API):
+scripted failures and retries, the reply contract, resume after a kill, the key kept secret,
+and label mode's accuracy and confusion matrix worked out by hand."""
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import data
+import predictions
+import synth
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_KEY = "sk-FAKE-test-key-0123456789abcdef"
+USAGE = {"prompt_tokens": 10, "completion_tokens": 20}  # what the fake server bills per reply
+
+
+class FakeOpenAI:
+    """POST /v1/chat/completions. `script[topic]` lists how to answer successive requests about
+    one topic (a paraphrase prompt's sentence, a label prompt's first sentence); once it runs
+    out, or for a topic without a script, the server answers well."""
+
+    def __init__(self, delay=0.0):
+        self.script, self.labels, self.delay = {}, {}, delay
+        self.requests = []  # (topic, body, Authorization header, path, arrival time)
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.handle(self, body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda request, address: None  # a client that timed out hung up
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def handle(self, handler, body):
+        prompt = body["messages"][0]["content"]
+        last = prompt.splitlines()[-1]
+        batch = None if last.startswith("Sentence: ") else json.loads(last)
+        topic = last.removeprefix("Sentence: ") if batch is None else batch[0]
+        with self.lock:
+            self.requests.append((topic, body, handler.headers["Authorization"], handler.path, time.monotonic()))
+            step = self.script.get(topic, []).pop(0) if self.script.get(topic) else ("ok",)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay)
+            if step[0] == "slow":
+                time.sleep(step[1])
+            if step[0] == "status":
+                reply, status, headers = {"error": {"message": step[2]}}, step[1], step[3] if len(step) > 3 else {}
+            else:
+                content = step[1] if step[0] == "content" else self.good_reply(prompt, topic, batch)
+                reply, status, headers = self.completion(content, body["model"]), 200, {}
+            data = json.dumps(reply).encode()
+            handler.send_response(status)
+            for name, value in {**headers, "Content-Type": "application/json", "Content-Length": len(data)}.items():
+                handler.send_header(name, str(value))
+            handler.end_headers()
+            handler.wfile.write(data)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def good_reply(self, prompt, topic, batch):
+        if batch is not None:
+            return json.dumps([self.labels[s] for s in batch])
+        n = int(prompt.split("Write ")[1].split()[0])
+        return json.dumps(paraphrases(topic, n))
+
+    @staticmethod
+    def completion(content, model):
+        message = {"role": "assistant", "content": content}
+        return {
+            "object": "chat.completion",
+            "model": model,
+            "choices": [{"index": 0, "message": message}],
+            "usage": USAGE,
+        }
+
+    def count(self, topic):
+        return sum(r[0] == topic for r in self.requests)
+
+
+def paraphrases(sentence, n):
+    return [f"{sentence}, said another way ({k})" for k in range(n)]
+
+
+@pytest.fixture
+def server(monkeypatch):
+    fake = FakeOpenAI()
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def sst_file(path, rows):
+    """An SST-format file of (id, sentence, label) rows."""
+    lines = ["\tid\tsentence\tsentiment"] + [f"{i}\t{id_}\t{s}\t{y}" for i, (id_, s, y) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def records(path):
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def expected_records(rows, n, model):
+    return sorted(
+        (f"{id_}-syn{k}", id_, y, text, model) for id_, s, y in rows for k, text in enumerate(paraphrases(s, n))
+    )
+
+
+def as_tuples(recs):
+    return sorted((r["id"], r["source_id"], r["label"], r["text"], r["model"]) for r in recs)
+
+
+FAST = ["--backoff", "0.001", "--rpm", "0"]
+
+
+# ----------------------------------------------------------------------------
+# the reply contract and the rate limit
+
+
+@pytest.mark.parametrize(
+    "reply, problem",
+    [
+        ("no json here", "not JSON"),
+        ('{"a": 1}', "not a JSON array of strings"),
+        ('["one", 2]', "not a JSON array of strings"),
+        ('["one"]', "wrong number of paraphrases"),
+        ('["one", "  "]', "empty paraphrase"),
+        ('["one", "A  good film"]', "identical to the source"),
+        ('["one", "One "]', "duplicate paraphrases"),
+    ],
+)
+def test_paraphrase_contract_rejects(reply, problem):
+    with pytest.raises(synth.Rejected, match=problem):
+        synth.check_paraphrases(reply, "a good film", 2)
+
+
+def test_paraphrase_contract_accepts_a_code_fence():
+    assert synth.check_paraphrases('```json\n["one ", "two"]\n```', "a good film", 2) == ["one", "two"]
+    assert synth.check_paraphrases('["one", "two"]', "a good film", 2) == ["one", "two"]
+
+
+def test_label_contract():
+    assert synth.check_labels("```\n[0, 4, 2]\n```", 3) == [0, 4, 2]
+    for reply in ("[0, 4]", "[0, 5, 1]", "[0, true, 1]", "[0, 1.5, 1]", '["1", 2, 3]'):
+        with pytest.raises(synth.Rejected):
+            synth.check_labels(reply, 3)
+
+
+def test_rate_limit_spaces_requests_evenly():
+    slept = []
+    limit = synth.RateLimit(rpm=60, clock=lambda: 100.0, sleep=slept.append)
+    for _ in range(3):
+        limit.wait()
+    assert slept == [1.0, 2.0]  # three requests at t=100: the second waits 1 s, the third 2 s
+
+
+# ----------------------------------------------------------------------------
+# paraphrase mode
+
+
+def test_scripted_failures_retries_and_rejections(server, tmp_path, capsys):
+    rows = [(c, f"sentence {c}", k % 5) for k, c in enumerate("abcdefgh")]
+    src = sst_file(tmp_path / "train.csv", rows)
+    server.script = {
+        "sentence b": [("status", 429, "slow down", {"Retry-After": "0.05"})],
+        "sentence c": [("status", 500, "oops")],
+        "sentence d": [("slow", 0.6)],  # longer than --timeout
+        "sentence e": [
+            ("content", "Sure! Here they are."),
+            ("content", "```json\n" + json.dumps(paraphrases("sentence e", 2)) + "\n```"),
+        ],
+        "sentence f": [("content", '["only one"]')] * 2,  # wrong count twice: the row fails
+        "sentence g": [("content", json.dumps(["sentence g", "other"]))],
+        "sentence h": [("status", 500, "oops")] * 3,  # more 500s than --max-retries allows
+    }
+    out = tmp_path / "synth.jsonl"
+    argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "2", "--model", "test-model"]
+    argv += FAST + ["--workers", "2", "--timeout", "0.3", "--max-retries", "2", "--price-in", "1", "--price-out", "2"]
+    assert synth.main(argv) == 1
+    stdout = capsys.readouterr().out
+
+    done = [r for r in rows if r[0] not in "fh"]
+    assert as_tuples(records(out)) == expected_records(done, 2, "test-model")
+    assert [server.count(f"sentence {c}") for c in "abcdefgh"] == [1, 2, 2, 2, 2, 2, 2, 3]
+    assert "HTTP 429: slow down; retry 1/2 in 0.05 s" in stdout  # Retry-After, not our backoff
+    retry_waits = [
+        float(line.split(" in ")[1].split()[0]) for line in stdout.splitlines() if "HTTP 500: oops; retry" in line
+    ]
+    assert len(retry_waits) == 3 and max(retry_waits) <= 0.003  # --backoff 0.001, doubled once
+    assert "no reply within --timeout 0.3 s; retry 1/2" in stdout
+    # a: 1, b-g: 2 each, h: 3 = 16 requests; 200 replies (billed): a-c 1, d 1 (the slow one hung up), e-g 2 = 10
+    assert "16 requests, 5 retries, 4 rejected replies" in stdout
+    assert (
+        "wrong number of paraphrases: 2" in stdout
+        and "not JSON: 1" in stdout
+        and "identical to the source: 1" in stdout
+    )
+    assert "100 prompt + 200 completion tokens; estimated cost $0.0005" in stdout  # (100 * 1 + 200 * 2) / 1e6
+    assert "2 failed" in stdout and "  8/8 rows" in stdout and "rows/s  ETA" in stdout
+    assert "  f: rejected: wrong number of paraphrases" in stdout
+    assert "  h: HTTP 500: oops (gave up after 3 attempts)" in stdout
+    assert {r[1]["model"] for r in server.requests} == {"test-model"}
+    assert {r[2] for r in server.requests} == {f"Bearer {FAKE_KEY}"}
+    assert {r[3] for r in server.requests} == {"/v1/chat/completions"}
+
+    # run again: only the two failed rows are asked, and every row is in the file once
+    n = len(server.requests)
+    assert synth.main(argv) == 0
+    assert "8 rows; 6 already in" in capsys.readouterr().out
+    assert sorted(r[0] for r in server.requests[n:]) == ["sentence f", "sentence h"]
+    assert as_tuples(records(out)) == expected_records(rows, 2, "test-model")
+    assert len(data.read_synth(out)) == 16
+
+
+def test_resume_redoes_an_interrupted_row_and_checks_n(server, tmp_path, capsys):
+    rows = [("a", "sentence a", 1), ("b", "sentence b", 2), ("c", "sentence c", 3)]
+    src = sst_file(tmp_path / "train.csv", rows)
+    out = tmp_path / "synth.jsonl"
+    first = as_dicts(expected_records(rows[:2], 2, "m"))
+    # row a complete, row b cut short by a kill: one of its two records and half of the next line
+    out.write_text("".join(synth.record_line(r) for r in first[:3]) + '{"id": "b-syn1", "sour', encoding="utf-8")
+    argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "2", "--model", "m", *FAST]
+    assert synth.main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert (
+        "dropping an unfinished last line" in stdout and "removing 1 paraphrases of the interrupted row 'b'" in stdout
+    )
+    assert sorted(r[0] for r in server.requests) == ["sentence b", "sentence c"]
+    assert as_tuples(records(out)) == expected_records(rows, 2, "m")
+
+    with pytest.raises(SystemExit, match=r"synth\.jsonl: row 'a' has 2 paraphrases, not --n 3"):
+        synth.main([*argv[:5], "--n", "3", *argv[7:]])
+
+
+def as_dicts(tuples):
+    return [dict(zip(("id", "source_id", "label", "text", "model"), t)) for t in tuples]
+
+
+def test_limit_dry_run_and_missing_key(server, tmp_path, capsys, monkeypatch):
+    rows = [(f"r{k}", f"sentence {k}", 1) for k in range(5)]
+    src = sst_file(tmp_path / "train.csv", rows)
+    out = tmp_path / "data" / "synth.jsonl"  # its folder is made when needed
+    base = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "4", *FAST]
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert synth.main([*base, "--limit", "2", "--dry-run", "--price-in", "1", "--price-out", "1"]) == 0
+    stdout = capsys.readouterr().out
+    assert "Write 4 different paraphrases" in stdout and "Sentence: sentence 0" in stdout
+    # prompt: len/4 + 7 tokens each; completion: 4 * (10 / 4 + 3) = 22 tokens per row
+    prompt_tokens = round(sum(len(synth.PARAPHRASE_PROMPT.format(n=4, sentence=s)) / 4 + 7 for _, s, _ in rows[:2]))
+    assert f"2 requests, about {prompt_tokens:,} prompt + 44 completion tokens" in stdout
+    assert f"estimated cost ${(prompt_tokens + 44) / 1e6:.4f}" in stdout
+    assert server.requests == [] and not out.exists()
+    with pytest.raises(SystemExit, match="error: OPENAI_API_KEY is not set"):
+        synth.main(base)
+
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    assert synth.main([*base, "--limit", "2"]) == 0
+    assert as_tuples(records(out)) == expected_records(rows[:2], 4, "gpt-3.5-turbo")
+    with pytest.raises(SystemExit, match="error: .*Is a directory"):
+        synth.main([*base, "--out", str(tmp_path)])
+
+
+def test_workers_run_requests_at_once(server, tmp_path):
+    server.delay = 0.2
+    rows = [(f"r{k}", f"sentence {k}", 1) for k in range(6)]
+    src = sst_file(tmp_path / "train.csv", rows)
+    argv = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), "--n", "1", *FAST]
+    assert synth.main([*argv, "--workers", "3"]) == 0
+    assert 2 <= server.max_in_flight <= 3
+
+
+def test_rpm_spaces_requests(server, tmp_path):
+    rows = [(f"r{k}", f"sentence {k}", 1) for k in range(4)]
+    src = sst_file(tmp_path / "train.csv", rows)
+    argv = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), "--n", "1", "--backoff", "0.001"]
+    assert synth.main([*argv, "--workers", "4", "--rpm", "600"]) == 0  # one request every 0.1 s
+    arrivals = sorted(r[4] for r in server.requests)
+    # 0.3 s from the first start to the fourth; less the first connection's setup, which can lag
+    assert arrivals[-1] - arrivals[0] >= 0.2
+
+
+# ----------------------------------------------------------------------------
+# processes: killed mid-way, and the key
+
+
+def run_synth(args, env, **kwargs):
+    return subprocess.run(
+        [sys.executable, "synth.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs
+    )
+
+
+def child_env(server):
+    return {**os.environ, "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": FAKE_KEY}
+
+
+def test_killed_run_resumes_writing_each_row_once(server, tmp_path, capsys):
+    server.delay = 0.05
+    rows = [(f"r{k}", f"sentence {k}", k % 5) for k in range(12)]
+    src = sst_file(tmp_path / "train.csv", rows)
+    out = tmp_path / "synth.jsonl"
+    argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "2", "--workers", "1", *FAST]
+    child = subprocess.Popen([sys.executable, "synth.py", *argv], cwd=ROOT, env=child_env(server))
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 4):
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    written = out.read_text().count("\n")
+    assert 4 <= written < 24  # killed mid-way
+
+    assert synth.main(argv) == 0
+    assert f"12 rows; {written // 2} already in" in capsys.readouterr().out
+    assert as_tuples(records(out)) == expected_records(rows, 2, "gpt-3.5-turbo")
+
+
+def test_the_key_appears_nowhere(server, tmp_path, capfd, monkeypatch):
+    rows = [("a", "sentence a", 1), ("b", "sentence b", 2)]
+    src = sst_file(tmp_path / "ids-sst-dev.csv", rows)
+    server.labels = {"sentence a": 1, "sentence b": 3}
+    # an API that echoes the key in its error text, as OpenAI's 401 does (partly masked); in a
+    # process of its own, so that whatever Python prints on the way out is seen too
+    server.script = {"sentence b": [("status", 401, f"Incorrect API key provided: {FAKE_KEY}.")]}
+    argv = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), "--workers", "1", *FAST]
+    refused = subprocess.run(
+        [sys.executable, "synth.py", *argv], cwd=ROOT, env=child_env(server), capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "HTTP 401: Incorrect API key provided: [key]." in refused.stderr
+    assert FAKE_KEY not in refused.stdout + refused.stderr
+
+    assert synth.main(["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST]) == 0
+    with socket.socket() as s:  # a port nobody listens on: a connection error
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{s.getsockname()[1]}/v1")
+    assert synth.main([*argv, "--max-retries", "1"]) == 1
+    printed = capfd.readouterr()
+    assert "cannot connect to" in printed.out and (tmp_path / "run" / "metrics.json").exists()
+    assert FAKE_KEY not in printed.out + printed.err
+
+    assert {r[2] for r in server.requests} == {f"Bearer {FAKE_KEY}"}  # it was sent, and only there
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) >= 6  # the input, the paraphrases, the labels, two predictions, metrics.json
+    for path in written:
+        assert FAKE_KEY.encode() not in path.read_bytes(), path
+
+
+# ----------------------------------------------------------------------------
+# label mode
+
+
+def test_label_accuracy_confusion_and_predictions(server, tmp_path, capsys):
+    gold = [0, 1, 2, 3, 4, 4, 2]
+    said = [0, 1, 3, 3, 4, 2, 2]  # 5 of 7 right; gold 2 -> 3 once, gold 4 -> 2 once
+    rows = [(f"d{k}", f"sentence {k}", y) for k, y in enumerate(gold)]
+    sst_file(tmp_path / "ids-sst-dev.csv", rows)
+    server.labels = {s: y for (_, s, _), y in zip(rows, said)}
+    server.script = {"sentence 3": [("content", "[3, 4]")]}  # the second batch answers too few labels once
+    out = tmp_path / "run"
+    argv = ["label", "--split", "dev", "--data-dir", str(tmp_path), "--out", str(out), "--batch-size", "3", *FAST]
+    assert synth.main(argv) == 0
+    stdout = capsys.readouterr().out
+
+    batches = [json.loads(r[1]["messages"][0]["content"].splitlines()[-1]) for r in server.requests]
+    assert sorted(map(len, batches)) == [1, 3, 3, 3]  # 3 + 3 + 1, and the rejected batch again
+    assert {r[1]["temperature"] for r in server.requests} == {0.0}
+    assert "accuracy 0.7143 (5/7)" in stdout
+    expected = np.zeros((5, 5), dtype=int)
+    for g, p in [(0, 0), (1, 1), (2, 3), (3, 3), (4, 4), (4, 2), (2, 2)]:
+        expected[g, p] += 1
+    assert "  2:     0     0     1     1     0" in stdout and "  4:     0     0     1     0     1" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dev"] == {"sst": pytest.approx(5 / 7)} and metrics["overall"] == pytest.approx(5 / 7)
+    assert metrics["confusion"]["dev"]["sst"] == expected.tolist()
+    ids, preds = predictions.read_output(out / "predictions" / "sst-dev-output.csv")
+    assert ids == [r[0] for r in rows] and preds.tolist() == said
+    ids, raws = predictions.read_raw(out / "predictions" / "sst-dev-raw.csv")
+    assert ids == [r[0] for r in rows] and raws.tolist() == np.eye(5)[said].tolist()
+
+    # a rerun finds every label recorded and asks nothing
+    n = len(server.requests)
+    assert synth.main(argv) == 0
+    assert len(server.requests) == n
+    assert json.loads((out / "metrics.json").read_text())["confusion"]["dev"]["sst"] == expected.tolist()
+
+
+def test_label_failures_write_no_predictions(server, tmp_path, capsys):
+    rows = [(f"d{k}", f"sentence {k}", 1) for k in range(4)]
+    sst_file(tmp_path / "ids-sst-dev.csv", rows)
+    server.labels = {s: 1 for _, s, _ in rows}
+    server.script = {"sentence 2": [("content", "[9, 9]")] * 2}
+    out = tmp_path / "run"
+    argv = ["label", "--data-dir", str(tmp_path), "--out", str(out), "--batch-size", "2", *FAST]
+    assert synth.main(argv) == 1
+    stdout = capsys.readouterr().out
+    assert "2 failed" in stdout and "  d2: rejected: labels not integers 0-4" in stdout
+    assert not (out / "predictions").exists() and not (out / "metrics.json").exists()
+    assert synth.main(argv) == 0  # the rerun asks only for the failed batch
+    assert collections.Counter(r[0] for r in server.requests) == {"sentence 0": 1, "sentence 2": 3}
+    assert predictions.read_output(out / "predictions" / "sst-dev-output.csv")[1].tolist() == [1, 1, 1, 1]
+
+
+def test_bad_flags_are_one_line_errors(capsys):
+    for argv, flag in (
+        (["paraphrase", "--input", "x", "--out", "y", "--n", "0"], "--n must be at least 1"),
+        (["label", "--workers", "0"], "--workers must be at least 1"),
+        (["label", "--timeout", "0"], "--timeout must be a positive"),
+    ):
+        with pytest.raises(SystemExit):
+            synth.main(argv)
+        assert flag in capsys.readouterr().err
+
+
+def test_bad_records_and_base_url_are_one_line_errors(server, tmp_path, monkeypatch):
+    rows = [("d0", "sentence 0", 1)]
+    sst_file(tmp_path / "ids-sst-dev.csv", rows)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "sst-dev-labels.jsonl").write_text('{"id": "d0", "label": 1}\n{"id": "d1", "label": 7}\n')
+    argv = ["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST]
+    with pytest.raises(SystemExit, match=r"sst-dev-labels\.jsonl:2: expected a record"):
+        synth.main(argv)
+    monkeypatch.setenv("OPENAI_BASE_URL", "127.0.0.1:1/v1")  # no scheme
+    with pytest.raises(SystemExit, match="cannot send a request .*check OPENAI_BASE_URL"):
+        synth.main([*argv[: -len(FAST)], "--out", str(tmp_path / "other"), *FAST])
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "header, wait",
+    [(None, None), ("2", 2.0), ("0.25", 0.25), ("-3", 0.0), ("99999", 600.0), ("inf", None), ("nan", None)]
+    + [("Wed, 21 Oct 2015 07:28:00 GMT", None)],
+)
+def test_retry_after(header, wait):
+    response = types.SimpleNamespace(headers={} if header is None else {"Retry-After": header})
+    assert synth.retry_after(response) == wait
