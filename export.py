@@ -19,6 +19,7 @@ What DIR (--out) holds:
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -28,7 +29,7 @@ import torch
 
 import files
 import hub
-from heads import MultitaskBert
+from heads import HeadConfig, MultitaskBert
 from minbert import BertConfig, BertModel
 from tasks import TASKS
 
@@ -41,11 +42,12 @@ OUTPUTS = {  # how a head's output reads, per task kind
 
 def head_description(args, num_classes, tasks, best, epoch):
     """heads.json: everything needed to rebuild the heads around the encoder."""
-    encoding = args["pair_encoding"]
+    config = HeadConfig.from_args(args)
     heads = {}
     for task in tasks:
         if TASKS[task].is_pair:
-            read = "[CLS] a [SEP] b [SEP] (token types 0, 1)" if encoding == "cross" else "a and b encoded apart"
+            cross = config.encoding(task) == "cross"
+            read = "[CLS] a [SEP] b [SEP] (token types 0, 1)" if cross else "a and b encoded apart"
         else:
             read = "[CLS] sentence [SEP]"
         heads[task] = {"title": TASKS[task].title, "kind": TASKS[task].kind, "input": read}
@@ -55,10 +57,7 @@ def head_description(args, num_classes, tasks, best, epoch):
         "source": {"checkpoint": str(best), "epoch": epoch},
         "tasks": list(tasks),
         "num_classes": num_classes,
-        "pair_encoding": encoding,
-        "bi_head": args["bi_head"],
-        "pooling": args["pooling"],
-        "dropout": {t: args.get(f"{t}_dropout") or args["dropout"] for t in tasks},
+        "head_config": dataclasses.asdict(config),  # heads.HeadConfig: encodings, pooling, head shapes, losses
         "max_length": args["max_length"],
         "heads": heads,
     }
@@ -92,15 +91,7 @@ def load_export(folder):
     folder = Path(folder)
     meta = json.loads((folder / "heads.json").read_text())
     bert = BertModel.from_pretrained(folder)
-    model = MultitaskBert(
-        bert,
-        meta["num_classes"],
-        meta["pair_encoding"],
-        meta["bi_head"],
-        meta["dropout"],
-        meta["pooling"],
-        meta["tasks"],
-    )
+    model = MultitaskBert(bert, meta["num_classes"], HeadConfig(**meta["head_config"]), meta["tasks"])
     model.heads.load_state_dict(hub.load_safetensors(folder / "heads.safetensors"))  # strict: every key, every shape
     return model.eval()
 

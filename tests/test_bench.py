@@ -84,9 +84,9 @@ def test_race_alternates_and_keeps_the_best():
 
 def test_sst_epoch_section_on_toy_data(tmp_path, capsys):
     """The SST-epoch section trains one epoch three ways through train.py (packaged model)."""
-    from test_train import make_data
+    from conftest import make_course_data
 
-    make_data(tmp_path, n=40)
+    make_course_data(tmp_path, n=40)
     args = bench.get_parser().parse_args(["--sst-epoch", "--data-dir", str(tmp_path)])
     rows = bench.bench_sst_epoch(args)
     assert [(r["batching"], r["unpad"]) for r in rows] == [("bucket", "on"), ("random", "on"), ("random", "off")]

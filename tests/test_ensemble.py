@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import TINY, make_data
+from conftest import TINY, make_course_data
 
 import data
 import ensemble
@@ -349,7 +349,7 @@ def test_out_must_be_new_and_runs_distinct(tmp_path, two_runs):
 
 
 def test_end_to_end_on_two_tiny_runs(tmp_path):
-    make_data(tmp_path / "data", n=32)
+    make_course_data(tmp_path / "data", n=32)
     train = [sys.executable, "train.py", "--model", str(TINY), "--data-dir", str(tmp_path / "data")]
     steps = ["--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8"]
     # two runs that differ by their seed, side by side

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from test_train import TINY, make_data
+from conftest import TINY, make_course_data
 
 import data
 import export
@@ -19,7 +19,7 @@ from tasks import TASKS
 def trained(tmp_path_factory):
     """A short fine-tuned run with cross-encoded pairs, and one with bi-encoded pairs and concat heads."""
     folder = tmp_path_factory.mktemp("export")
-    make_data(folder / "data", n=24)
+    make_course_data(folder / "data", n=24)
     runs = {}
     for name, extra in (
         ("cross", []),
@@ -53,7 +53,7 @@ def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
     # encoder and heads together: the same predictions on every dev set
     again = export.load_export(out)
     meta = json.loads((out / "heads.json").read_text())
-    assert meta["tasks"] == ["sst", "para", "sts"] and meta["pair_encoding"] == args["pair_encoding"]
+    assert meta["tasks"] == ["sst", "para", "sts"] and meta["head_config"]["sts_encoding"] == args["pair_encoding"]
     assert meta["num_classes"] == 5 and meta["max_length"] == args["max_length"]
     for task in meta["tasks"]:
         examples = data.read_examples(run_dir.parent / "data" / TASKS[task].files["dev"], task)
@@ -65,8 +65,9 @@ def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
 
 def test_heads_json_records_head_settings(trained, tmp_path):
     meta = export.export(trained["bi"], tmp_path / "bi")
-    assert meta["bi_head"] == "concat" and meta["pair_encoding"] == "bi"
-    assert meta["dropout"] == {"sst": 0.3, "para": 0.1, "sts": 0.1}
+    config = meta["head_config"]
+    assert config["para_bi_head"] == "concat" and config["para_encoding"] == config["sts_encoding"] == "bi"
+    assert config["dropout"] == {"sst": 0.3, "para": 0.1, "sts": 0.1}
     assert meta["heads"]["para"]["kind"] == "binary" and meta["source"]["epoch"] == 1
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train import ROOT, TINY, make_data
+from conftest import ROOT, TINY, make_course_data
 
 import mlm
 import train
@@ -107,7 +107,7 @@ def test_loss_at_chosen_rows_equals_full_logits_with_ignore_index():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
-    make_data(folder, n=30)
+    make_course_data(folder, n=30)
     return folder
 
 
@@ -187,9 +187,8 @@ def test_holdout_and_batch_size_flags(data_dir, tmp_path):
 
 def test_bad_input_is_named(data_dir, tmp_path, capsys):
     run(data_dir, tmp_path / "run", "--max-steps", "1")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="already holds a run"):
         run(data_dir, tmp_path / "run", "--max-steps", "1")
-    assert "already holds a run" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         mlm.parse_args(["--out", str(tmp_path / "x"), "--no-task-text"])
     assert "--no-task-text needs at least one --text" in capsys.readouterr().err
