@@ -7,6 +7,10 @@ by pandas (an unnamed index column, `"..."` quoting with `""` inside):
     para  quora-*.csv       id, sentence1, sentence2, is_duplicate  (0 or 1)
     sts   sts-*.csv         id, sentence1, sentence2, similarity    (0.0..5.0)
 
+Every row is one line, in every course file: a quote left open is an error at its line, not a
+field that silently swallows the rows after it. Ids are hex strings; one holding a space, comma,
+quote or control character is refused, since it is copied verbatim into the submission files.
+
 The path of one example through this module:
 
     CSV row -> read_examples -> Example -> encode -> TaskData (token ids, tokenized once)
@@ -24,6 +28,7 @@ the task table's (tasks.py).
 import csv
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,7 @@ class Example:
     text_a: str
     text_b: str | None  # None for single-sentence tasks
     label: int | float | None  # None in the test files, which have no labels
+    line: int | None = None  # the line of the file it was read from, for error messages
 
 
 # ----------------------------------------------------------------------------
@@ -71,6 +77,37 @@ def parse_label(task, text):
     return value
 
 
+# An id is written verbatim into the submission files ("id , value" lines), so one holding a
+# separator, a quote or a line break could forge extra lines there. The course's ids are hex strings.
+BAD_ID = re.compile(r'[\s,"\'\x00-\x1f\x7f-\x9f]')
+
+
+def _lines(path, f):
+    """(line number, text) of each physical line of a binary file, decoded one line at a time
+    so that bytes that are not UTF-8 are reported with their line."""
+    for n, raw in enumerate(f, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+        yield n, text.removesuffix("\n").removesuffix("\r")
+
+
+def _fields(path, n, text):
+    """The tab-separated fields of one physical line, pandas quoting undone.
+    No course file has a row spanning lines, so a quote left open is an error here, at the line
+    where it opens, rather than a field that silently swallows the rows after it."""
+    try:
+        rows = list(csv.reader([text], delimiter="\t", strict=True))
+    except csv.Error as e:
+        raise DataError(f"{path}:{n}: malformed CSV: {e} (is a quote left open? a row must fit on one line)") from None
+    row = rows[0] if rows else []
+    for field in row:
+        if "\t" in field or "\n" in field or "\r" in field:
+            raise DataError(f"{path}:{n}: a quoted field holds a tab or line break ({field[:40]!r})")
+    return row
+
+
 def read_rows(path, task, labelled):
     """Examples of one file plus the line numbers of rows skipped for an empty label."""
     if task not in TASKS:
@@ -78,14 +115,13 @@ def read_rows(path, task, labelled):
     text_columns, label_column = TASKS[task].text_columns, TASKS[task].label_column
     path = Path(path)
     examples, skipped, seen = [], [], {}
-    line = 1
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            # strict: a stray quote raises instead of silently swallowing the rest of the file
-            reader = csv.reader(f, delimiter="\t", strict=True)
-            header = next(reader, None)
-            if header is None:
+        with open(path, "rb") as f:
+            lines = _lines(path, f)
+            _, first = next(lines, (1, None))
+            if first is None:
                 raise DataError(f"{path}:1: empty file, expected a header row")
+            header = _fields(path, 1, first)
             for name in ("id", *text_columns):
                 if name not in header:
                     raise DataError(f"{path}:1: no column {name!r} in header {header}")
@@ -96,14 +132,15 @@ def read_rows(path, task, labelled):
             text_cols = [header.index(name) for name in text_columns]
             label_col = header.index(label_column) if has_label else None
 
-            # a quoted field may span lines, so a row starts one line after the previous one ended
-            line = reader.line_num + 1
-            for row in reader:
+            for line, text in lines:
+                row = _fields(path, line, text)
                 if len(row) != len(header):
                     raise DataError(f"{path}:{line}: expected {len(header)} tab-separated fields, found {len(row)}")
                 id_ = row[id_col]
                 if not id_:
                     raise DataError(f"{path}:{line}: empty id")
+                if BAD_ID.search(id_):
+                    raise DataError(f"{path}:{line}: id {id_!r} holds a space, comma, quote or control character")
                 if id_ in seen:  # predictions are keyed by id, so ids must be unique
                     raise DataError(f"{path}:{line}: duplicate id {id_!r} (first on line {seen[id_]})")
                 seen[id_] = line
@@ -111,19 +148,13 @@ def read_rows(path, task, labelled):
                 if has_label:
                     if row[label_col].strip() == "":
                         skipped.append(line)
-                        line = reader.line_num + 1
                         continue
                     try:
                         label = parse_label(task, row[label_col])
                     except ValueError as e:
                         raise DataError(f"{path}:{line}: {e}") from None
                 texts = [row[c] for c in text_cols]
-                examples.append(Example(id_, texts[0], texts[1] if len(texts) > 1 else None, label))
-                line = reader.line_num + 1
-    except csv.Error as e:
-        raise DataError(f"{path}:{line}: malformed CSV: {e}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+                examples.append(Example(id_, texts[0], texts[1] if len(texts) > 1 else None, label, line))
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
     return examples, skipped
@@ -160,8 +191,8 @@ def read_synth(path):
     path = Path(path)
     examples, seen = [], {}
     try:
-        with open(path, encoding="utf-8") as f:
-            for line, text in enumerate(f, start=1):
+        with open(path, "rb") as f:
+            for line, text in _lines(path, f):
                 try:
                     record = json.loads(text)
                 except json.JSONDecodeError as e:
@@ -181,23 +212,40 @@ def read_synth(path):
                 if id_ in seen:
                     raise DataError(f"{path}:{line}: duplicate id {id_!r} (first on line {seen[id_]})")
                 seen[id_] = line
-                examples.append(Example(id_, record["text"], None, label))
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+                examples.append(Example(id_, record["text"], None, label, line))
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
     return examples
 
 
-def num_classes(examples):
-    """Number of sentiment classes: the largest label + 1 (labels are 0..K-1)."""
+def num_classes(examples, path=None, given=None):
+    """The number K of sentiment classes, checking that every label lies in 0..K-1.
+
+    given: K as the user set it (train.py's --num-classes); a label >= K is an error.
+    Otherwise K is inferred as the largest label + 1, which is trusted only if every class
+    0..K-1 occurs: a stray 7 in SST-5 would otherwise make an 8-class model without a word.
+    Raises DataError("{path}:{line}: ...") naming the offending row."""
     labels = {ex.label for ex in examples}
     if not labels or None in labels or not all(isinstance(y, int) for y in labels):
         raise ValueError("num_classes needs examples that all carry integer class labels")
+    where = f"{path}:" if path else "line "
+    if given is not None:
+        if given < 2:
+            raise ValueError(f"the number of classes must be at least 2, got {given}")
+        for ex in examples:
+            if ex.label >= given:
+                raise DataError(
+                    f"{where}{ex.line}: sentiment {ex.label} is not a class 0..{given - 1} (--num-classes {given})"
+                )
+        return given
     k = max(labels) + 1
     missing = sorted(set(range(k)) - labels)
     if missing:
-        print(f"warning: classes {missing} of 0..{k - 1} never occur in these examples", file=sys.stderr)
+        top = next(ex for ex in examples if ex.label == k - 1)
+        raise DataError(
+            f"{where}{top.line}: sentiment {k - 1} implies {k} classes 0..{k - 1}, but {missing} never occur "
+            "(fix the label, or set the number of classes with --num-classes)"
+        )
     return k
 
 

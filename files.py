@@ -9,6 +9,7 @@ through it, so a link planted in a run folder cannot redirect a write to a file 
     with atomic_write(out / "metrics.json") as f:
         f.write(text)
     save_torch(state, out / "checkpoint.pt")
+    state = load_torch(out / "checkpoint.pt", "checkpoint", keys=("model",))   # and reading one back
 
 The one exception is a log that grows one record at a time (synth.py's JSONL): `append_text`
 adds to its end. A kill can tear only the last line, which the reader of such a log repairs.
@@ -17,6 +18,7 @@ adds to its end. A kill can tear only the last line, which the reader of such a 
 import contextlib
 import errno
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,10 +30,16 @@ class WriteError(OSError):
     """A file could not be written (e.g. the disk is full); the message names the file."""
 
 
+class ReadError(Exception):
+    """A saved file (a checkpoint) could not be read back; the message names the file."""
+
+
 @contextlib.contextmanager
-def atomic_write(path, mode="w", encoding="utf-8", newline=None):
+def atomic_write(path, mode="w", encoding="utf-8", newline=None, check=None):
     """Open a temporary file for writing; on success it replaces `path` in one rename.
-    On any failure the temporary file is removed and `path` is left as it was."""
+    On any failure the temporary file is removed and `path` is left as it was.
+    check: called with the complete temporary file's path before the rename; an exception it
+    raises keeps the file out (hub.py validates a download this way before it enters the cache)."""
     path = Path(path)
     binary = "b" in mode
     # mkstemp creates a fresh file (O_EXCL), never one an attacker placed or linked there.
@@ -41,6 +49,8 @@ def atomic_write(path, mode="w", encoding="utf-8", newline=None):
             yield f
             f.flush()
             os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty file
+        if check is not None:
+            check(Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp makes it private; give it the permissions of a normal file
         os.replace(tmp, path)
     except BaseException as e:
@@ -94,3 +104,39 @@ def append_text(path, text):
 def save_torch(obj, path):
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
+
+
+def load_torch(path, what="checkpoint", keys=(), map_location="cpu"):
+    """torch.load a file this project saved, as plain data only, turning every failure into one
+    ReadError line that names the file. keys: entries the dict must have (a wrong file says so).
+
+    weights_only=True: a .pt file is a pickle, and unpickling arbitrary objects can run code,
+    so a file holding anything but tensors and plain containers is refused, never loaded."""
+    path = Path(path)
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ReadError(f"{path}: empty file, not a {what}")
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except ReadError:
+        raise
+    except FileNotFoundError:
+        raise ReadError(f"{path}: no such file (expected a {what})") from None
+    except IsADirectoryError:
+        raise ReadError(f"{path}: is a folder, not a {what}") from None
+    except OSError as e:
+        raise ReadError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which would run whatever the file holds
+        raise ReadError(
+            f"{path}: not a {what}: corrupt, or it holds Python objects other than tensors and plain data "
+            "(such files are refused, since loading them could run code)"
+        ) from None
+    except Exception as e:  # a truncated zip, a text file, ...: torch's first sentence says which
+        reason = str(e).split(". ")[0].strip() or type(e).__name__
+        raise ReadError(f"{path}: not a {what}: truncated or corrupt ({reason})") from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise ReadError(
+            f"{path}: not a {what}: it has no {', '.join(map(repr, missing))} entry (a different kind of file?)"
+        )
+    return obj

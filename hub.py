@@ -15,21 +15,28 @@ length N, then N bytes of JSON mapping each tensor name to {dtype, shape, data_o
 then the raw little-endian buffers. We validate every entry against the file size so a
 truncated or corrupt download fails loudly instead of loading garbage.
 
+A download is checked before it enters the cache (config.json a BERT config, vocab.txt exactly
+the config's vocab_size, the safetensors header consistent with its data section, the size the
+server announced), since a connection that closes early can look like a normal end of file.
+
     python hub.py bert-base-uncased      # download (or find) a model and print its folder
 """
 
+import contextlib
 import json
+import math
 import mmap
 import os
 import struct
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import requests
 import torch
 
-from files import atomic_write
+from files import ReadError, atomic_write, load_torch
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HUB_URL = "https://huggingface.co"
@@ -67,12 +74,19 @@ def weights_file(folder):
     raise ModelFileError(f"{folder}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
 
 
-def check_model_dir(folder):
+def check_model_dir(folder, exact_vocab=False):
+    """The folder, once its files are checked: config.json, vocab.txt against it, and the weights."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFileError(f"{folder}: no such model folder")
     for name in ("config.json", "vocab.txt"):
         if not (folder / name).is_file():
             raise ModelFileError(f"{folder}: missing {name} (a model folder needs config.json, vocab.txt and weights)")
-    weights_file(folder)
+    config = read_config(folder / "config.json")
+    check_vocab(folder / "vocab.txt", config, exact=exact_vocab)
+    if (folder / "tokenizer_config.json").is_file():
+        _check_json(folder / "tokenizer_config.json")
+    check_weights(weights_file(folder))
     return folder
 
 
@@ -90,32 +104,111 @@ def resolve_model_dir(name_or_path=DEFAULT_MODEL, cache_dir=None, base_url=None)
 
 
 def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
-    """Fetch config, vocabulary and weights of a hub model into the cache; reuse what is there."""
+    """Fetch config, vocabulary and weights of a hub model into the cache; reuse what is there.
+    Every file is validated before it enters the cache, and a cached file that no longer
+    validates is fetched again."""
     base_url = (base_url or os.environ.get("MINBERT_HUB_URL") or HUB_URL).rstrip("/")
     folder = Path(cache_dir or default_cache_dir()) / repo_id.replace("/", "--")
+    remove_orphans(folder)
     try:
-        return check_model_dir(folder)  # downloaded before: files only ever appear complete (see download)
+        return check_model_dir(folder, exact_vocab=True)
     except ModelFileError:
         folder.mkdir(parents=True, exist_ok=True)
 
-    def fetch(name, required=True):
+    def fetch(name, check, required=True):
         dest = folder / name
         if dest.is_file():
-            return True
+            try:
+                check(dest)
+                return True
+            except ModelFileError as e:  # cached by an older version that trusted the connection, or damaged
+                dest.unlink()
+                print(f"{e}; removed it from the cache, downloading it again", file=sys.stderr)
         try:
-            download(f"{base_url}/{repo_id}/resolve/{revision}/{name}", dest)
+            download(f"{base_url}/{repo_id}/resolve/{revision}/{name}", dest, check=check)
             return True
         except FileNotFoundError:
             if required:
                 raise ModelFileError(f"{repo_id}: {name} not found at {base_url}") from None
             return False
 
-    fetch("config.json")
-    fetch("vocab.txt")
-    fetch("tokenizer_config.json", required=False)  # says whether to lower-case; optional
-    if not any(fetch(name, required=False) for name in WEIGHT_FILES):
+    fetch("config.json", read_config)
+    config = read_config(folder / "config.json")
+    fetch("vocab.txt", lambda path, label=None: check_vocab(path, config, exact=True, label=label))
+    fetch("tokenizer_config.json", _check_json, required=False)  # says whether to lower-case; optional
+    if not any(fetch(name, check_weights, required=False) for name in WEIGHT_FILES):
         raise ModelFileError(f"{repo_id}: no weights at {base_url} (tried {', '.join(WEIGHT_FILES)})")
-    return check_model_dir(folder)
+    return check_model_dir(folder, exact_vocab=True)
+
+
+def remove_orphans(folder, min_age=300):
+    """Remove temporary files that a killed download left in a cache folder (files.atomic_write
+    names them .NAME.XXXX.tmp). A live download writes to its file at least every 30 s (the read
+    timeout ends one that stalls), so one untouched for min_age seconds has no writer left."""
+    for tmp in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - tmp.stat().st_mtime > min_age:
+                tmp.unlink()
+
+
+# ----------------------------------------------------------------------------
+# checking model files: a truncated or corrupt download must never look like a model
+
+
+def _check_json(path, label=None):
+    label = label or path
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ModelFileError(f"{label}: not valid JSON ({str(e).splitlines()[0][:100]})") from None
+    if not isinstance(value, dict):
+        raise ModelFileError(f"{label}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+# The sizes a BERT config must give as positive integers (the others have defaults).
+CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+
+
+def read_config(path, label=None):
+    """A model folder's config.json as a dict, checked to be a BERT config."""
+    label = label or path
+    config = _check_json(path, label)
+    if config.get("model_type", "bert") != "bert":
+        raise ModelFileError(f"{label}: model_type {config['model_type']!r} is not a BERT model")
+    for key in CONFIG_SIZES + ("intermediate_size", "max_position_embeddings", "type_vocab_size"):
+        value = config.get(key)
+        if (key in CONFIG_SIZES or value is not None) and not (type(value) is int and value > 0):
+            raise ModelFileError(f"{label}: {key} must be a positive integer, found {value!r}")
+    return config
+
+
+def check_vocab(path, config, exact=False, label=None):
+    """vocab.txt must be UTF-8 with no more entries than the embedding has rows (a larger one
+    would index past them), and exactly as many for a download (a short one is a truncated file)."""
+    label = label or path
+    try:
+        # one entry per "\n"-ended line, as the tokenizer reads it (splitlines would also split at \x85)
+        text = Path(path).read_text(encoding="utf-8")
+        size = text.count("\n") + (not text.endswith("\n") and text != "")
+    except UnicodeDecodeError as e:
+        raise ModelFileError(f"{label}: not UTF-8 text (byte {e.start})") from None
+    if size > config["vocab_size"] or (exact and size != config["vocab_size"]):
+        raise ModelFileError(f"{label}: {size} entries, but config.json has vocab_size {config['vocab_size']}")
+
+
+def check_weights(path, label=None):
+    """A weights file must be whole: a safetensors header consistent with the data section, or
+    a .bin whose zip directory (stored at the end of the file) can be read."""
+    label = label or path
+    with open(path, "rb") as f:
+        if str(label).endswith(".safetensors"):  # the label, not the path: a download checks a temporary file
+            safetensors_entries(f, label)
+        elif f.read(2) == b"PK":  # torch's zip format; the older plain-pickle .bin has no directory to check
+            try:
+                zipfile.ZipFile(f)
+            except zipfile.BadZipFile as e:
+                raise ModelFileError(f"{label}: truncated or corrupt ({e})") from None
 
 
 # ----------------------------------------------------------------------------
@@ -132,14 +225,22 @@ def _progress(name, done, total, start):
     print(f"\rdownloading {name}: {msg}", end="", file=sys.stderr, flush=True)
 
 
-def download(url, dest, timeout=30, chunk_size=1 << 20):
+def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=None):
     """Stream `url` to `dest`. The bytes go to a temporary file that is renamed only when
-    complete (files.atomic_write), so an interrupted download never leaves a corrupt file behind.
+    complete and, if `check` is given, validated by check(path, label) (files.atomic_write), so an
+    interrupted or truncated download never leaves a file behind. timeout bounds each read and
+    deadline the whole download, so a server trickling bytes cannot hold it forever.
     Raises FileNotFoundError on HTTP 404 and ModelFileError on any other failure."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    validate = check and (lambda tmp: check(tmp, label=url))
+    # identity: the Content-Length then counts the file's own bytes, which is what we compare
+    headers = {"Accept-Encoding": "identity"}
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response, atomic_write(dest, "wb") as f:
+        with (
+            requests.get(url, stream=True, timeout=timeout, headers=headers) as response,
+            atomic_write(dest, "wb", check=validate) as f,
+        ):
             if response.status_code == 404:
                 raise FileNotFoundError(url)
             response.raise_for_status()
@@ -152,19 +253,24 @@ def download(url, dest, timeout=30, chunk_size=1 << 20):
                 if time.time() - shown > 1.0:
                     _progress(dest.name, done, total, start)
                     shown = time.time()
+                if time.time() - start > deadline:
+                    raise ModelFileError(f"{url}: not complete after {deadline} s ({done} bytes); giving up")
             if shown > start:
                 _progress(dest.name, done, total, start)
                 print(file=sys.stderr)
-            # A server that closes the connection early can look like a normal end of stream.
-            if total and done != total:
-                raise ModelFileError(f"{url}: connection closed after {done} of {total} bytes")
+            # A server that closes the connection early can look like a normal end of stream. A server
+            # may compress anyway: Content-Length then counts the bytes on the wire, which urllib3 counts.
+            if total and response.raw.tell() != total:
+                raise ModelFileError(f"{url}: connection closed after {response.raw.tell()} of {total} bytes")
     except FileNotFoundError:
         raise  # the 404 above: the caller decides whether the file was optional
+    except ModelFileError as e:
+        raise ModelFileError(f"could not download {e} (not cached)") from None
     except (requests.RequestException, OSError) as e:
         raise ModelFileError(
-            f"could not download {url}: {e}\n"
-            "If this machine is offline, download the model folder elsewhere (config.json, vocab.txt, "
-            "model.safetensors) and pass its path instead, e.g. --model /path/to/bert-base-uncased"
+            f"could not download {url}: {e}. If this machine is offline, download the model folder elsewhere "
+            "(config.json, vocab.txt, model.safetensors) and pass its path instead, e.g. "
+            "--model /path/to/bert-base-uncased"
         ) from None
     return dest
 
@@ -187,58 +293,85 @@ _DTYPES = {
 _DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
+MAX_HEADER = 100 << 20  # bytes; the reference implementation refuses larger headers too
+
+
+def safetensors_entries(f, label):
+    """The tensors of an open .safetensors file as {name: (dtype, shape, begin, end)}, offsets into
+    the data section, after checking the header against the file: every entry well formed, every
+    tensor's bytes inside the data section, and the tensors filling it back to back with nothing
+    missing or extra (as the reference implementation checks). Raises ModelFileError otherwise."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    if size < 8:
+        raise ModelFileError(f"{label}: truncated safetensors file ({size} bytes, no header)")
+    (header_len,) = struct.unpack("<Q", f.read(8))
+    if header_len > MAX_HEADER or 8 + header_len > size:
+        raise ModelFileError(
+            f"{label}: truncated or corrupt safetensors file (header of {header_len} bytes, file of {size})"
+        )
+    try:
+        header = json.loads(f.read(header_len))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+        reason = str(e).splitlines()[0].split(";")[0][:100]  # not Python's advice on raising its integer limit
+        raise ModelFileError(f"{label}: malformed safetensors header ({reason})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{label}: malformed safetensors header: not a JSON object")
+    body_len, entries = size - 8 - header_len, {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{label}: tensor {name[:60]!r}"
+        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+            raise ModelFileError(f"{where}: malformed entry {str(info)[:100]}")
+        dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+            raise ModelFileError(f"{where}: unknown dtype {str(dtype_name)[:40]!r}")
+        # type(d) is int: JSON true would pass isinstance(d, int)
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+            raise ModelFileError(f"{where}: invalid shape {str(shape)[:100]}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            raise ModelFileError(f"{where}: invalid data_offsets {str(offsets)[:100]}")
+        begin, end = offsets
+        if not 0 <= begin <= end <= body_len:
+            raise ModelFileError(
+                f"{where}: data_offsets [{begin}, {end}] lie outside the {body_len}-byte data section "
+                "(truncated or corrupt file)"
+            )
+        dtype = _DTYPES[dtype_name]
+        nbytes = math.prod(shape) * dtype.itemsize
+        if end - begin != nbytes:
+            raise ModelFileError(f"{where}: has {end - begin} bytes but shape {shape} {dtype_name} needs {nbytes}")
+        entries[name] = (dtype, shape, begin, end)
+    filled = 0
+    for begin, end in sorted((begin, end) for _, _, begin, end in entries.values()):
+        if begin != filled:
+            raise ModelFileError(f"{label}: tensors overlap or leave a gap at byte {filled} of the data section")
+        filled = end
+    if filled != body_len:
+        raise ModelFileError(f"{label}: the tensors fill {filled} of the {body_len}-byte data section (corrupt file)")
+    return entries
+
+
 def load_safetensors(path):
     """Read a .safetensors file into a dict of CPU tensors, validating every entry."""
     path = Path(path)
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < 8:
-            raise ModelFileError(f"{path}: truncated safetensors file ({size} bytes, no header)")
+        entries = safetensors_entries(f, path)
+        body_start = f.tell()
         # Map the file rather than read it: the tensors below are views of the mapping, so until
         # load_state_dict copies them into the model, the weights exist once, in the page cache,
         # instead of a second time on the heap. ACCESS_COPY makes it private and writable, which
         # torch.frombuffer wants; the file itself is never changed.
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if 8 + header_len > len(data):
-        raise ModelFileError(f"{path}: truncated safetensors file (header of {header_len} bytes, file of {len(data)})")
-    try:
-        header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path}: malformed safetensors header: {e}") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{path}: malformed safetensors header: not a JSON object")
-    body_start, body_len = 8 + header_len, len(data) - 8 - header_len
     tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype_name, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-        except (TypeError, KeyError, ValueError):
-            raise ModelFileError(f"{path}: malformed entry for tensor '{name}': {info}") from None
-        if dtype_name not in _DTYPES:
-            raise ModelFileError(f"{path}: tensor '{name}' has unknown dtype {dtype_name!r}")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise ModelFileError(f"{path}: tensor '{name}' has invalid shape {shape!r}")
-        dtype = _DTYPES[dtype_name]
-        numel = 1
-        for d in shape:
-            numel *= d
-        nbytes = numel * dtype.itemsize
-        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= body_len):
-            raise ModelFileError(
-                f"{path}: tensor '{name}' data_offsets [{begin}, {end}] lie outside the {body_len}-byte data "
-                "section (truncated or corrupt file)"
-            )
-        if end - begin != nbytes:
-            raise ModelFileError(
-                f"{path}: tensor '{name}' has {end - begin} bytes but shape {shape} {dtype_name} needs {nbytes}"
-            )
-        if numel == 0:
+    for name, (dtype, shape, begin, end) in entries.items():
+        if begin == end:
             tensors[name] = torch.empty(shape, dtype=dtype)
         else:
-            tensors[name] = torch.frombuffer(data, dtype=dtype, count=numel, offset=body_start + begin).view(shape)
+            tensors[name] = torch.frombuffer(
+                data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=body_start + begin
+            ).view(shape)
     return tensors
 
 
@@ -273,10 +406,9 @@ def load_weights(folder):
     if path.suffix == ".safetensors":
         return load_safetensors(path)
     try:
-        # weights_only=True: a .bin is a pickle, and unpickling arbitrary objects can run code.
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ModelFileError(f"{path}: could not load as a weights-only torch checkpoint: {e}") from None
+        return load_torch(path, "weights file")  # weights_only: a .bin is a pickle, which could run code
+    except ReadError as e:
+        raise ModelFileError(str(e)) from None
 
 
 if __name__ == "__main__":

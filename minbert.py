@@ -245,7 +245,10 @@ class BertModel(nn.Module):
         """Load a model folder, the packaged default, or a hub id. `overrides` replace config
         fields, e.g. hidden_dropout_prob=0.3."""
         folder = hub.resolve_model_dir(name_or_path, cache_dir=cache_dir, base_url=base_url)
-        config = BertConfig.from_dict({**json.loads((folder / "config.json").read_text()), **overrides})
+        try:
+            config = BertConfig.from_dict({**hub.read_config(folder / "config.json"), **overrides})
+        except (TypeError, ValueError) as e:
+            raise hub.ModelFileError(f"{folder / 'config.json'}: {e}") from None
         model = cls(config, attn_impl)
         expected = {k: v.shape for k, v in model.state_dict().items()}
         model.load_state_dict(from_hf_state_dict(hub.load_weights(folder), expected, source=hub.weights_file(folder)))
@@ -398,12 +401,12 @@ def from_hf_state_dict(state, expected, source="checkpoint"):
         if k in ours and ours[k].shape != expected[k]
     ]
     problems = [
-        f"{what}: {', '.join(keys)}"
+        f"{len(keys)} {what} ({'; '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
         for what, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong))
         if keys
     ]
-    if problems:
-        raise hub.ModelFileError(f"{source}: does not match the BERT config:\n  " + "\n  ".join(problems))
+    if problems:  # one line, the first few of each kind: a wrong hidden size makes every shape wrong
+        raise hub.ModelFileError(f"{source}: does not match config.json: " + ", ".join(problems))
     if ignored:
         print(f"{source}: skipped {ignored} pre-training head tensors (cls.*), which the encoder does not use")
     return {k: v.float() if v.is_floating_point() else v for k, v in ours.items()}

@@ -17,10 +17,14 @@ import numpy as np
 import torch
 
 import data
+from files import ReadError, load_torch
 from heads import HeadConfig, MultitaskBert
 from loop import autocast, to_device
 from minbert import BertConfig, BertModel
+from tasks import TASKS
 from tokenizer import build_tokenizer
+
+CHECKPOINT_KEYS = ("model", "encoder_config", "num_classes", "tasks", "args")  # what train.py saves in best.pt
 
 
 @torch.no_grad()
@@ -47,54 +51,87 @@ def predict(model, task, task_data, batch_size=64, device=None, amp="off"):
 
 
 def load_run(run_dir, device="cpu"):
-    """The best model of a run folder written by train.py, its tokenizer and its settings."""
+    """The best model of a run folder written by train.py, its tokenizer and its settings.
+    Raises files.ReadError naming the file if the run is incomplete or its files are not train.py's."""
     run_dir = Path(run_dir)
-    path = run_dir / "best.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    path, vocab = run_dir / "best.pt", run_dir / "tokenizer" / "vocab.txt"
+    for needed in (path, vocab):
+        if not needed.is_file():
+            raise ReadError(f"{needed}: no such file (is {run_dir} a finished run of train.py?)")
+    ckpt = load_torch(path, "best model of a train.py run", keys=CHECKPOINT_KEYS, map_location=device)
     args = ckpt["args"]
-    bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
-    # from_args gives flags the run did not have their defaults, so older runs load too.
-    model = MultitaskBert(bert, ckpt["num_classes"], HeadConfig.from_args(args), tasks=ckpt["tasks"])
-    model.load_state_dict(ckpt["model"])
-    tokenizer = build_tokenizer(run_dir / "tokenizer", max_length=args["max_length"])
+    try:
+        bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
+        # from_args gives flags the run did not have their defaults, so older runs load too.
+        model = MultitaskBert(bert, ckpt["num_classes"], HeadConfig.from_args(args), tasks=ckpt["tasks"])
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a checkpoint of another kind or version
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ReadError(f"{path}: does not hold a model this code can build ({reason})") from None
+    try:
+        tokenizer = build_tokenizer(run_dir / "tokenizer", max_length=args["max_length"])
+    except Exception as e:  # tokenizers raises its own exception type for an unreadable vocabulary
+        raise ReadError(f"{vocab}: not a usable vocabulary ({str(e).splitlines()[0][:200]})") from None
     return model.to(device).eval(), tokenizer, args
 
 
 def read_lines(lines, task):
-    """Examples from raw text lines: one sentence, or two tab-separated sentences for a pair."""
+    """Examples from raw text lines (bytes or str): one sentence, or two tab-separated sentences
+    for a pair. Raises ValueError("line N: ...")."""
     examples = []
+    expected = 2 if TASKS[task].is_pair else 1
     for n, line in enumerate(lines, 1):
-        line = line.rstrip("\n")
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"line {n}: not UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1})"
+                ) from None
+        line = line.rstrip("\r\n")
         if not line.strip():
             continue
         parts = line.split("\t")
-        expected = 1 if task == "sst" else 2
         if len(parts) != expected:
-            what = "one sentence" if task == "sst" else "two tab-separated sentences"
+            what = "two tab-separated sentences" if expected == 2 else "one sentence"
             raise ValueError(f"line {n}: expected {what}, found {len(parts)} field(s)")
-        examples.append(data.Example(str(n), parts[0], parts[1] if expected == 2 else None, None))
+        examples.append(data.Example(str(n), parts[0], parts[1] if expected == 2 else None, None, n))
     return examples
+
+
+def read_input(name, task):
+    """The examples of --input: a text file, or - for stdin, read as bytes so that text that is
+    not UTF-8 is reported with its line instead of reaching the tokenizer."""
+    try:
+        if name == "-":
+            return read_lines(sys.stdin.buffer, task)
+        with open(name, "rb") as f:
+            return read_lines(f, task)
+    except OSError as e:
+        raise ValueError(e.strerror or str(e)) from None
 
 
 def main():
     parser = argparse.ArgumentParser(description="Predict with a trained run on your own sentences.")
     parser.add_argument("run", help="run folder written by train.py (holds best.pt)")
-    parser.add_argument("--task", required=True, choices=["sst", "para", "sts"], help="which task's head to use")
+    parser.add_argument("--task", required=True, choices=list(TASKS), help="which task's head to use")
     parser.add_argument(
         "--input", default="-", help="text file, one example per line (pairs: tab-separated); - = stdin"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
     args = parser.parse_args()
-    model, tokenizer, run_args = load_run(args.run)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    try:
+        model, tokenizer, run_args = load_run(args.run)
+    except ReadError as e:
+        sys.exit(f"error: {e}")
     if args.task not in model.heads:
         sys.exit(f"error: run {args.run} was not trained on task {args.task} (it has {', '.join(model.heads)})")
-    f = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
     try:
-        examples = read_lines(f, args.task)
+        examples = read_input(args.input, args.task)
     except ValueError as e:
-        sys.exit(f"error: {args.input}: {e}")
+        sys.exit(f"error: {'stdin' if args.input == '-' else args.input}: {e}")
     task_data = data.encode(tokenizer, examples, model.encoding[args.task])
     preds, raws = predict(model, args.task, task_data, args.batch_size)
     for ex, p, r in zip(examples, preds, raws):

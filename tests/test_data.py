@@ -35,20 +35,61 @@ def test_pandas_quoting(tmp_path):
     path = write(
         tmp_path,
         "sst.csv",
-        SST_HEADER
-        + '0\tx1\t"a ""quoted"" word"\t3\n'
-        + '1\tx2\t"tab\tinside"\t0.0\n'
-        + '2\tx3\t"two\nlines"\t4\n'
-        + "3\tx4\tplain\t7.5\n",  # bad label on physical line 6, after the two-line record
+        SST_HEADER + '0\tx1\t"a ""quoted"" word"\t3\n' + '1\tx2\t"""quoted"" first"\t0.0\n' + "2\tx3\tplain\t7.5\n",
     )
-    with pytest.raises(data.DataError, match=r"sst\.csv:6: sentiment must be an integer"):
+    with pytest.raises(data.DataError, match=r"sst\.csv:4: sentiment must be an integer"):
         data.read_examples(path, "sst")
     path.write_text(path.read_text().replace("7.5", "1"))
     examples = data.read_examples(path, "sst")
-    assert [ex.text_a for ex in examples] == ['a "quoted" word', "tab\tinside", "two\nlines", "plain"]
-    assert [ex.label for ex in examples] == [3, 0, 4, 1]
-    assert [ex.id for ex in examples] == ["x1", "x2", "x3", "x4"]
+    assert [ex.text_a for ex in examples] == ['a "quoted" word', '"quoted" first', "plain"]
+    assert [ex.label for ex in examples] == [3, 0, 1]
+    assert [ex.id for ex in examples] == ["x1", "x2", "x3"]
+    assert [ex.line for ex in examples] == [2, 3, 4]
     assert all(ex.text_b is None for ex in examples)
+
+
+def test_unclosed_quote_is_an_error_where_it_opens(tmp_path):
+    # A quote opened on line 4 and closed on line 5: read as CSV records, rows c and d merge
+    # into one example labelled 2, silently. Every course row fits on one line, so say so.
+    rows = ["0\ta\tx\t1\n", "1\tb\ty\t0\n", '2\tc\t"open quote\t1\n', '3\td\tclosed"\t2\n', "4\te\tz\t3\n"]
+    path = write(tmp_path, "sst.csv", SST_HEADER + "".join(rows))
+    with pytest.raises(data.DataError, match=r"sst\.csv:4: malformed CSV: .*quote left open"):
+        data.read_examples(path, "sst")
+    path = write(tmp_path, "sst.csv", SST_HEADER + '0\ta\t"never closed\t1\n' + "1\tb\ty\t0\n")
+    with pytest.raises(data.DataError, match=r"sst\.csv:2: malformed CSV"):
+        data.read_examples(path, "sst")
+
+
+@pytest.mark.parametrize("field", ['"tab\tinside"', '"two\nlines"', '"carriage\rreturn"'])
+def test_field_holding_a_tab_or_line_break_is_an_error(tmp_path, field):
+    path = write(tmp_path, "sst.csv", SST_HEADER + "0\ta\tfine\t1\n" + f"1\tb\t{field}\t0\n" + "2\tc\tz\t3\n")
+    with pytest.raises(data.DataError, match=r"sst\.csv:3: "):
+        data.read_examples(path, "sst")
+
+
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path):
+    path = tmp_path / "sst.csv"
+    path.write_bytes((SST_HEADER + "0\ta\tfine\t1\n").encode() + b"1\tb\tcaf\xe9\t0\n")
+    with pytest.raises(data.DataError, match=r"sst\.csv:3: not UTF-8 text \(byte 0xe9 at column 8\)"):
+        data.read_examples(path, "sst")
+
+
+@pytest.mark.parametrize("bad_id", ["evil id", "a,b", '"a""b"', "it's", "x\x0by", "x\x7f", "nb\u00a0sp"])
+def test_ids_that_could_forge_submission_lines_are_errors(tmp_path, bad_id):
+    path = write(tmp_path, "sst.csv", SST_HEADER + "0\tgood-id_1.x\tfine\t1\n" + f"1\t{bad_id}\tx\t0\n")
+    with pytest.raises(data.DataError, match=r"sst\.csv:3: id .* holds a space, comma, quote or control character"):
+        data.read_examples(path, "sst")
+
+
+def test_course_files_still_read():
+    from pathlib import Path
+
+    folder = Path(__file__).parent.parent / "data"
+    found = [(t, folder / name) for t in TASKS for name in TASKS[t].files.values() if (folder / name).is_file()]
+    if not found:
+        pytest.skip("no course files in data/ (make data)")
+    for task, path in found:
+        assert len(data.read_examples(path, task)) > 0
 
 
 def test_columns_found_by_header_name(tmp_path):
@@ -138,15 +179,24 @@ def test_empty_sentence_is_legal_and_empty_label_skipped(tmp_path, capsys):
     assert err.count("skipped") == 1
 
 
-def test_num_classes(tmp_path, capsys):
+def test_num_classes(tmp_path):
     path = write(tmp_path, "binary.csv", SST_HEADER + "0\ta\tgood\t1\n1\tb\tbad\t0\n2\tc\tfine\t1\n")
-    assert data.num_classes(data.read_examples(path, "sst")) == 2
-    assert capsys.readouterr().err == ""
-    examples = [data.Example(str(i), "x", None, y) for i, y in enumerate([0, 3])]
-    assert data.num_classes(examples) == 4
-    assert "classes [1, 2] of 0..3 never occur" in capsys.readouterr().err
+    assert data.num_classes(data.read_examples(path, "sst"), path) == 2
+    assert data.num_classes(data.read_examples(path, "sst"), path, given=5) == 5
     with pytest.raises(ValueError):
         data.num_classes([data.Example("a", "x", None, None)])
+
+
+def test_label_outside_the_classes_is_an_error(tmp_path):
+    rows = "".join(f"{i}\tid{i}\tx\t{y}\n" for i, y in enumerate([0, 1, 2, 3, 4, 2, 7, 1]))
+    path = write(tmp_path, "sst-train.csv", SST_HEADER + rows)
+    examples = data.read_examples(path, "sst")
+    # inferred: a 7 would make 8 classes, but 5 and 6 never occur
+    with pytest.raises(data.DataError, match=r"sst-train\.csv:8: sentiment 7 implies 8 classes .*\[5, 6\] never occur"):
+        data.num_classes(examples, path)
+    with pytest.raises(data.DataError, match=r"sst-train\.csv:8: sentiment 7 is not a class 0\.\.4"):
+        data.num_classes(examples, path, given=5)
+    assert data.num_classes(examples, path, given=8) == 8  # said explicitly: classes 5 and 6 may be empty
 
 
 def synth_line(id_="x1-syn0", source="x1", label=3, text="a fine film", model="m", **extra):
@@ -185,6 +235,9 @@ def test_read_synth(tmp_path):
 def test_read_synth_names_file_and_line(tmp_path, bad, problem):
     path = write(tmp_path, "synth.jsonl", synth_line() + bad + synth_line("x1-syn2"))
     with pytest.raises(data.DataError, match=rf"synth\.jsonl:2: .*{problem}"):
+        data.read_synth(path)
+    path.write_bytes(synth_line().encode() + synth_line("x1-syn1", text="caf").encode().replace(b"caf", b"caf\xe9"))
+    with pytest.raises(data.DataError, match=r"synth\.jsonl:2: not UTF-8 text \(byte 0xe9"):
         data.read_synth(path)
 
 

@@ -54,6 +54,51 @@ def test_a_full_disk_names_the_file_and_removes_the_partial_one(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
 
 
+def test_check_keeps_a_bad_file_out(tmp_path):
+    path = tmp_path / "vocab.txt"
+    files.write_text(path, "old\n")
+
+    def check(tmp):
+        assert tmp != path and tmp.read_text() == "half\n"  # the complete temporary file, before the rename
+        raise ValueError("too short")
+
+    with pytest.raises(ValueError, match="too short"), files.atomic_write(path, check=check) as f:
+        f.write("half\n")
+    assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["vocab.txt"]
+
+
+class NotPlainData:
+    """An object a checkpoint must never hold: unpickling a class can run its code."""
+
+
+def test_load_torch_reads_back_and_names_every_failure_in_one_line(tmp_path):
+    good = tmp_path / "good.pt"
+    files.save_torch({"model": {"w": torch.ones(3)}, "step": 7}, good)
+    assert files.load_torch(good, "checkpoint", keys=("model",))["step"] == 7
+    blob = good.read_bytes()
+    cases = {
+        "truncated": (blob[: len(blob) // 2], "not a checkpoint: truncated or corrupt"),
+        "empty": (b"", "empty file, not a checkpoint"),
+        "garbage": (bytes(range(256)) * 4, "not a checkpoint"),
+        "text": (b"hello world\n", "not a checkpoint: truncated or corrupt"),
+    }
+    for name, (content, _) in cases.items():
+        (tmp_path / f"{name}.pt").write_bytes(content)
+    torch.save({"model": NotPlainData()}, tmp_path / "objects.pt")
+    cases["objects"] = (None, "holds Python objects other than tensors")
+    cases["missing"] = (None, "no such file")
+    files.save_torch({"weights": {}}, tmp_path / "wrong.pt")
+    cases["wrong"] = (None, "it has no 'model' entry")
+    for name, (_, message) in cases.items():
+        with pytest.raises(files.ReadError) as e:
+            files.load_torch(tmp_path / f"{name}.pt", "checkpoint", keys=("model",))
+        text = str(e.value)
+        assert text.startswith(str(tmp_path / f"{name}.pt")) and message in text, text
+        assert "\n" not in text and "weights_only" not in text  # one line, and never torch's advice to unpickle
+    with pytest.raises(files.ReadError, match="is a folder, not a checkpoint"):
+        files.load_torch(tmp_path, "checkpoint")
+
+
 def test_append_text_adds_to_the_end(tmp_path):
     path = tmp_path / "log.jsonl"
     files.append_text(path, "one\n")

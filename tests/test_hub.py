@@ -1,7 +1,13 @@
 """Downloading a model from a hub, against a local HTTP server on 127.0.0.1: success and
 caching, 404, a connection dropped mid-file, no server at all."""
 
+import gzip
+import json
+import os
+import signal
+import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,10 +23,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 class Hub:
     """A tiny stand-in for huggingface.co: GET /<repo>/resolve/main/<file> serves files[repo][file].
-    Files listed in `drop` are announced in full but cut off halfway, then the connection closes."""
+    Paths in `drop` are announced in full but cut off halfway, then the connection closes; paths
+    in `no_length` are sent without a Content-Length (and with `drop`, cut off unannounced); paths
+    in `gzip` are sent gzip-encoded whatever the client asked; paths in `slow` trickle out 100
+    bytes every 0.05 s."""
 
     def __init__(self):
-        self.files, self.drop, self.requests = {}, set(), []
+        self.files, self.requests = {}, []
+        self.drop, self.no_length, self.gzip, self.slow = set(), set(), set(), set()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,14 +42,22 @@ class Hub:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if self.path in owner.gzip:
+                    body = gzip.compress(body)
+                    self.send_header("Content-Encoding", "gzip")
+                if self.path not in owner.no_length:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.path in owner.drop:
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
+                    body = body[: len(body) // 2]
+                if self.path in owner.slow:
+                    for i in range(0, len(body), 100):
+                        self.wfile.write(body[i : i + 100])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                else:
+                    self.wfile.write(body)
+                self.close_connection = True
 
             def log_message(self, *args):
                 pass
@@ -120,3 +138,172 @@ def test_cache_dir_from_environment(server, tmp_path, monkeypatch):
     monkeypatch.setenv("MINBERT_HUB_URL", server.url)
     server.add_model("env-model", FIXTURES / "tiny_bert")
     assert hub.resolve_model_dir("env-model") == tmp_path / "cache" / "env-model"
+
+
+# ----------------------------------------------------------------------------
+# nothing half-downloaded enters the cache
+
+
+def test_truncated_download_without_length_is_not_cached(server, tmp_path):
+    server.add_model("cut", FIXTURES / "tiny_bert")
+    for name in ("vocab.txt", "model.safetensors"):
+        path = f"/cut/resolve/main/{name}"
+        server.no_length.add(path)  # no Content-Length: the early close looks like a normal end of the file
+        server.drop.add(path)
+        with pytest.raises(
+            hub.ModelFileError, match=rf"could not download .*/cut/resolve/main/{name}: .*\(not cached\)"
+        ):
+            hub.resolve_model_dir("cut", cache_dir=tmp_path, base_url=server.url)
+        assert not (tmp_path / "cut" / name).exists()
+        assert not [p for p in (tmp_path / "cut").iterdir() if p.name.endswith(".tmp")]
+        server.drop.clear()
+    assert hub.resolve_model_dir("cut", cache_dir=tmp_path, base_url=server.url) == tmp_path / "cut"
+
+
+def test_invalid_cached_file_is_fetched_again(server, tmp_path, capsys):
+    server.add_model("m", FIXTURES / "tiny_bert")
+    folder = hub.resolve_model_dir("m", cache_dir=tmp_path, base_url=server.url)
+    vocab = (folder / "vocab.txt").read_text()
+    half = "".join(vocab.splitlines(keepends=True)[:10])
+    (folder / "vocab.txt").write_text(half)  # as an older version, trusting the connection, cached it
+    hub.resolve_model_dir("m", cache_dir=tmp_path, base_url=server.url)
+    assert "vocab.txt: 10 entries, but config.json has vocab_size" in capsys.readouterr().err
+    assert (folder / "vocab.txt").read_text() == vocab  # fetched again, whole
+
+    (folder / "vocab.txt").write_text(half)
+    server.files["m"]["vocab.txt"] = half.encode()  # and the hub now serves a bad file too
+    with pytest.raises(hub.ModelFileError, match=r"could not download .*vocab.txt: 10 entries.*\(not cached\)"):
+        hub.resolve_model_dir("m", cache_dir=tmp_path, base_url=server.url)
+    assert not (folder / "vocab.txt").exists()  # the bad copy is gone: the next run fetches it again
+    server.files["m"]["vocab.txt"] = vocab.encode()
+    assert hub.resolve_model_dir("m", cache_dir=tmp_path, base_url=server.url) == folder
+
+
+def test_vocab_entries_are_counted_as_the_tokenizer_reads_them(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("[PAD]\nx\x85y\na\u2028b\n[UNK]", encoding="utf-8")  # 4 lines; splitlines() would say 6
+    hub.check_vocab(path, {"vocab_size": 4}, exact=True)
+    with pytest.raises(hub.ModelFileError, match="4 entries, but config.json has vocab_size 3"):
+        hub.check_vocab(path, {"vocab_size": 3})
+
+
+def test_gzip_encoded_response_is_accepted(server, tmp_path):
+    server.add_model("zipped", FIXTURES / "tiny_bert")
+    server.gzip.update(f"/zipped/resolve/main/{name}" for name in server.files["zipped"])
+    folder = hub.resolve_model_dir("zipped", cache_dir=tmp_path, base_url=server.url)
+    for name in ("config.json", "vocab.txt", "model.safetensors"):
+        assert (folder / name).read_bytes() == (FIXTURES / "tiny_bert" / name).read_bytes()
+
+
+def test_slow_server_shows_progress_and_meets_a_deadline(server, tmp_path, capsys):
+    server.files["r"] = {"big.bin": bytes(3000)}  # 30 pieces of 100 bytes, 0.05 s apart: about 1.5 s
+    server.slow.add("/r/resolve/main/big.bin")
+    hub.download(f"{server.url}/r/resolve/main/big.bin", tmp_path / "big.bin", chunk_size=1000)
+    assert "downloading big.bin: 0.0/0.0 MB" in capsys.readouterr().err
+    with pytest.raises(hub.ModelFileError, match=r"big.bin: not complete after 0.5 s"):
+        hub.download(f"{server.url}/r/resolve/main/big.bin", tmp_path / "late.bin", chunk_size=100, deadline=0.5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin"]
+
+
+def test_files_orphaned_by_a_kill_are_removed_on_the_next_fetch(server, tmp_path):
+    server.add_model("k", FIXTURES / "tiny_bert")
+    server.slow.add("/k/resolve/main/model.safetensors")
+    folder = tmp_path / "k"
+    pid = os.fork()
+    if pid == 0:  # the child downloads, and is killed halfway
+        try:
+            hub.resolve_model_dir("k", cache_dir=tmp_path, base_url=server.url)
+        finally:
+            os._exit(0)
+    deadline = time.time() + 60
+    while not list(folder.glob(".model.safetensors.*.tmp")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    (orphan,) = folder.glob(".model.safetensors.*.tmp")
+    live = folder / ".vocab.txt.another-download.tmp"  # a download in progress elsewhere: recently written
+    live.write_bytes(b"x")
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))  # an hour later
+    server.slow.clear()
+    hub.resolve_model_dir("k", cache_dir=tmp_path, base_url=server.url)
+    assert not orphan.exists() and live.exists()
+
+
+# ----------------------------------------------------------------------------
+# a bad model folder is one clear line
+
+
+def tiny_folder(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for p in (FIXTURES / "tiny_bert").iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    return folder
+
+
+def safetensors_with_header(header_text, body=b""):
+    raw = header_text.encode()
+    return struct.pack("<Q", len(raw)) + raw + body
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ("[" * 100000 + "]" * 100000, "malformed safetensors header"),  # nesting deep enough to overflow the parser
+        ('{"w": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 4]}}', "(Exceeds the limit"),
+        ('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 99999999999999999999999]}}', "lie outside"),
+        ('{"w": {"dtype": "F32", "shape": [1e3], "data_offsets": [0, 4]}}', "invalid shape"),
+        ('{"w": {"dtype": "F32", "shape": [true], "data_offsets": [0, 4]}}', "invalid shape"),
+        ('{"w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}', "unknown dtype"),
+        ('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0.0, 4]}}', "invalid data_offsets"),
+        ('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "v": [1]}', "malformed entry"),
+        ('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}', "gap at byte 0"),
+        ('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', "fill 4 of the 12-byte data section"),
+    ],
+)
+def test_malformed_safetensors_header_is_one_line(tmp_path, header, message):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(safetensors_with_header(header, bytes(12)))
+    with pytest.raises(hub.ModelFileError) as e:
+        hub.load_safetensors(path)
+    assert message in str(e.value) and "\n" not in str(e.value) and "set_int_max_str_digits" not in str(e.value)
+
+
+def break_config(**change):
+    def apply(folder):
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, **change}))
+
+    return apply
+
+
+def append_vocab(folder):
+    with open(folder / "vocab.txt", "a") as f:
+        f.write("extra-entry\n")
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda f: [p.unlink() for p in f.iterdir()], "missing config.json"),
+        (lambda f: (f / "config.json").write_text('{"hidden_size": 32,'), "config.json: not valid JSON"),
+        (lambda f: (f / "config.json").write_text("[1, 2]"), "config.json: expected a JSON object"),
+        (break_config(hidden_size="big"), "hidden_size must be a positive integer"),
+        (break_config(model_type="gpt2"), "model_type 'gpt2' is not a BERT model"),
+        (break_config(hidden_size=64, num_attention_heads=4), "does not match config.json: "),
+        (break_config(hidden_size=30), "hidden_size 30 is not a multiple of num_attention_heads"),
+        (lambda f: (f / "tokenizer_config.json").write_text("{"), "tokenizer_config.json: not valid JSON"),
+        (lambda f: (f / "vocab.txt").unlink(), "missing vocab.txt"),
+        (append_vocab, "entries, but config.json has vocab_size"),
+        (lambda f: (f / "vocab.txt").write_bytes(b"[PAD]\n\xff\n"), "vocab.txt: not UTF-8"),
+        (lambda f: (f / "model.safetensors").write_bytes(b""), "truncated safetensors file (0 bytes"),
+        (lambda f: (f / "model.safetensors").write_bytes(os.urandom(4096)), "model.safetensors: "),
+        (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-100]), "data"),
+    ],
+)
+def test_bad_model_folder_is_one_clear_line(tmp_path, breakage, message):
+    folder = tiny_folder(tmp_path)
+    breakage(folder)
+    with pytest.raises(hub.ModelFileError) as e:
+        BertModel.from_pretrained(str(folder))
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)[:300]

@@ -157,7 +157,7 @@ def test_wrong_shape_is_named(tmp_path):
     folder = tiny_copy(tmp_path)
     rewrite(folder, lambda t: t.update({"pooler.dense.weight": torch.zeros(32, 31)}))
     with pytest.raises(
-        hub.ModelFileError, match=r"wrong shapes: pooler.weight: checkpoint \(32, 31\), model \(32, 32\)"
+        hub.ModelFileError, match=r"1 wrong shapes \(pooler.weight: checkpoint \(32, 31\), model \(32, 32\)\)"
     ):
         BertModel.from_pretrained(str(folder))
 
@@ -170,8 +170,8 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
     )
     with pytest.raises(hub.ModelFileError) as e:
         BertModel.from_pretrained(str(folder))
-    assert "missing keys: layers.1.ffn_out.bias" in str(e.value)
-    assert "unexpected keys: encoder.extra.weight" in str(e.value)
+    assert "1 missing keys (layers.1.ffn_out.bias)" in str(e.value)
+    assert "1 unexpected keys (encoder.extra.weight)" in str(e.value)
 
 
 def test_unknown_dtype(tmp_path):
