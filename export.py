@@ -25,8 +25,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 import files
 import hub
 from heads import HeadConfig, MultitaskBert
@@ -69,7 +67,7 @@ def export(run_dir, out):
     path = run_dir / "best.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = files.load_torch(path, "best model", keys=("model", "encoder_config", "args", "num_classes", "tasks"))
     state = ckpt["model"]
 
     # the encoder, through minBERT's own Hugging Face writer
@@ -109,7 +107,7 @@ def main():
         shutil.rmtree(out)
     try:
         meta = export(args.run, out)
-    except (FileNotFoundError, hub.ModelFileError, files.WriteError) as e:
+    except (FileNotFoundError, hub.ModelFileError, files.WriteError, files.ReadError) as e:
         sys.exit(f"error: {e}")
     print(f"wrote {out}/: encoder (Hugging Face BertModel folder) and heads {', '.join(meta['tasks'])}")
 

@@ -161,7 +161,8 @@ def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
 
 def load_checkpoint(path, model, optimizer, scaler, streams, device):
     """Restore what save_checkpoint wrote; returns the loop's saved state dict."""
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    keys = ("model", "optimizer", "scaler", "streams", "rng", "state")
+    ckpt = files.load_torch(path, "checkpoint", keys=keys, map_location=device)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
@@ -193,7 +194,10 @@ def resumed_args(parser, argv, args, resumable):
     path = Path(args.resume) / "checkpoint.pt"
     if not path.is_file():
         parser.error(f"--resume {args.resume}: no checkpoint.pt there")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = files.load_torch(path, "checkpoint", keys=("args", "state"))
+    except files.ReadError as e:
+        parser.error(str(e))
     saved, given = ckpt["args"], given_flags(parser, argv)
     refused = sorted(f"--{k.replace('_', '-')}" for k in given - set(resumable) if getattr(args, k) != saved.get(k))
     if refused:

@@ -100,8 +100,10 @@ def load_task_data(args, tasks, tokenizer, log=print):
             examples = read_split(args, task, split, log)
             if examples is None:
                 continue
-            if task == "sst" and split == "train" and not args.num_classes:
-                num_classes = data.num_classes(examples)
+            if task == "sst" and split == "train":  # labels must be 0..K-1 (data.num_classes says why not)
+                num_classes = data.num_classes(examples, task_path(args, task, split), given=args.num_classes)
+            elif task == "sst" and split == "dev":  # the dev labels must be the model's classes
+                data.num_classes(examples, task_path(args, task, split), given=num_classes)
             if task == "sst" and split == "train" and args.sst_synth:
                 synth = read_synth(args, examples, num_classes, log)
                 examples = examples + synth["rows"]
@@ -164,7 +166,7 @@ def build_model(args, bert_dir, tasks, num_classes, log=print):
 def init_from(model, path, log=print):
     """Start from a trained run's weights: the whole encoder, and every head whose task and
     shape match (e.g. the paraphrase head of a paraphrase-only run)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    state = files.load_torch(path, "checkpoint for --init-from", keys=("model",))["model"]
     own = model.state_dict()
     encoder = {k: v for k, v in state.items() if k.startswith("bert.")}
     missing = sorted(k for k in own if k.startswith("bert.") and k not in encoder)
@@ -513,7 +515,7 @@ def early_stop(run, epoch):
 def finish(run):
     """Reload the best model, score the full dev sets, write predictions and metrics.json."""
     args, model, out, splits = run.args, run.model, run.out, run.splits
-    best = torch.load(out / "best.pt", map_location=run.device, weights_only=True)
+    best = files.load_torch(out / "best.pt", "best model", keys=("model", "epoch"), map_location=run.device)
     model.load_state_dict(best["model"])
     t_eval = time.time()
     final, outputs = evaluate(model, splits["dev"], args, run.device)
@@ -818,9 +820,7 @@ def parse_args(argv=None):
 def main():
     try:
         metrics = train(parse_args())
-    except data.DataError as e:
-        sys.exit(f"error: {e}")
-    except files.WriteError as e:
+    except (data.DataError, files.WriteError, files.ReadError, hub.ModelFileError) as e:
         sys.exit(f"error: {e}")
     if metrics is None:
         sys.exit(130)  # stopped by Ctrl-C after saving: a non-zero exit stops `make` and `&&` chains

@@ -445,3 +445,26 @@ def test_early_stop_per_task_bests_and_plain_mean(data_dir, tmp_path):
         best_epoch = scores.index(max(scores)) + 1
         assert metrics["best_per_task"][task]["epoch"] == best_epoch
         assert torch.load(tmp_path / "c" / f"best-{task}.pt", weights_only=True)["epoch"] == best_epoch
+
+
+def test_bad_model_checkpoint_and_labels_are_one_line_errors(data_dir, tmp_path, monkeypatch):
+    def main_error(*argv):
+        monkeypatch.setattr(sys, "argv", ["train.py", "--data-dir", str(data_dir), "--task", "sst", *argv])
+        with pytest.raises(SystemExit) as stop:
+            train.main()
+        message = str(stop.value.code)
+        assert message.startswith("error: ") and "\n" not in message and "weights_only=False" not in message
+        return message
+
+    (tmp_path / "empty").mkdir()
+    assert "config.json" in main_error("--model", str(tmp_path / "empty"), "--out", str(tmp_path / "a"))
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
+    argv = ["--model", str(TINY), "--init-from", str(tmp_path / "garbage.pt"), "--out", str(tmp_path / "b")]
+    assert "garbage.pt" in main_error(*argv)
+    bad = tmp_path / "seven.csv"  # a 7 among SST-5 labels: classes 5 and 6 never occur
+    write_course_file(
+        bad, ["id", "sentence", "sentiment"], [(f"x{i}", "a film .", i % 5) for i in range(10)] + [("y", "odd .", 7)]
+    )
+    assert "seven.csv:12: sentiment 7 implies 8 classes" in main_error(
+        "--model", str(TINY), "--sst-train", str(bad), "--out", str(tmp_path / "c")
+    )
