@@ -81,17 +81,6 @@ def test_ids_that_could_forge_submission_lines_are_errors(tmp_path, bad_id):
         data.read_examples(path, "sst")
 
 
-def test_course_files_still_read():
-    from pathlib import Path
-
-    folder = Path(__file__).parent.parent / "data"
-    found = [(t, folder / name) for t in TASKS for name in TASKS[t].files.values() if (folder / name).is_file()]
-    if not found:
-        pytest.skip("no course files in data/ (make data)")
-    for task, path in found:
-        assert len(data.read_examples(path, task)) > 0
-
-
 def test_columns_found_by_header_name(tmp_path):
     # the sst test file's odd header: an index, an unnamed column, then id and sentence
     path = write(tmp_path, "test.csv", "0\t\tid\tsentence\n1\t0.0\tabc\t Effective but tepid\n2\t1.0\tdef\tfun\n")
@@ -374,3 +363,37 @@ def test_batch_stream_resumes_exactly():
     assert [next(other_seed) for _ in range(7)] != expected[:7]
     with pytest.raises(ValueError, match="cannot resume"):
         data.BatchStream(task, batch_size=4, seed=7).load_state_dict(state)
+
+
+# Literal rows of the course files (headers and quoting as in data/, which the tests cannot rely on:
+# CI has no data/ before `make data`): the readers' checks must keep accepting them.
+COURSE_ROWS = {
+    "sst": [
+        "\tid\tsentence\tsentiment",
+        "4\t1ade8c062b919bec94fb66db9\t Yet the act is still charming here .\t3",
+        "8\t8e75aa92b8159de17f19119af\t a screenplay more ingeniously constructed than `` Memento ''\t4",
+    ],
+    "para": [
+        "\tid\tsentence1\tsentence2\tis_duplicate",
+        '318900\t7104b8e0a74571b0d816241ce\tIs love even real?\t"""Is love """"real""""?"""\t1.0',
+        "152791\td0c9195d00cd4234d6201a7b8\tCan hamsters eat cucumber?\tCan hamsters eat grapes?\t1.0",
+    ],
+    "sts": [
+        "\tid\tsentence1\tsentence2\tsimilarity",
+        "449\t1047dcaead3ca64fe7bb22637\tThe couple danced in the church.\tA couple slow dances.\t3.2",
+        "554\t8b39f1929d39d4ccdd97267b6\tA girl is eating a cupcake.\tA woman is eating a cupcake.\t2.6",
+    ],
+    "sst-test": [
+        "0\t\tid\tsentence",
+        "1\t0.0\tb7573736a6ddf7be102b7fee0\t Effective but too-tepid biopic",
+        "5\t4.0\t5c7702977c14da0d25873551b\t Offers that rare combination of entertainment and education .",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", COURSE_ROWS)
+def test_course_rows_still_read(tmp_path, name):
+    path = tmp_path / f"{name}.csv"
+    path.write_text("\n".join(COURSE_ROWS[name]) + "\n", encoding="utf-8")
+    examples = data.read_examples(path, name.split("-")[0])
+    assert len(examples) == 2 and all(len(ex.id) == 25 for ex in examples)
