@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+import analysis
 import data
 import files
 import predictions
@@ -396,13 +397,6 @@ def read_labels(path):
     return labels
 
 
-def confusion_matrix(gold, pred):
-    """(CLASSES, CLASSES) counts: row = gold class, column = predicted class."""
-    matrix = np.zeros((CLASSES, CLASSES), dtype=np.int64)
-    np.add.at(matrix, (gold, pred), 1)
-    return matrix
-
-
 def label(args, client):
     """Label the split's sentences, batch_size per request; returns the sentences that failed."""
     path = args.input or Path(args.data_dir) / TASKS["sst"].files[args.split]
@@ -445,7 +439,7 @@ def write_label_results(args, out, rows, labels):
     if all(ex.label is not None for ex in rows):  # the test split has no gold labels
         gold = np.array([ex.label for ex in rows], dtype=np.int64)
         accuracy = float((preds == gold).mean())
-        matrix = confusion_matrix(gold, preds)
+        matrix = analysis.confusion_matrix(gold, preds, CLASSES)
         metrics[args.split] = {"sst": accuracy}
         metrics.setdefault("confusion", {})[args.split] = {"sst": matrix.tolist()}
         if args.split == "dev":
