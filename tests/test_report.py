@@ -73,10 +73,11 @@ def test_tables_and_curves_hold_the_values_of_metrics_json(runs):
     assert md_row(md, "course overall: mean(SST, QQP, (r + 1) / 2)")[2] == f"{overall(metrics['dev']):.4f}"
     assert md_row(md, "plain mean of the three")[2] == f"{plain_mean(metrics['dev']):.4f}"
     assert f"{metrics['overall']:.4f}" == f"{overall(metrics['dev']):.4f}"
-    # Dev curve: one point per epoch for each task and the overall score; loss: one per epoch and task.
+    # Dev curve: one point per epoch for each task, the overall score and the plain mean; loss: one per epoch and task.
     epochs = metrics["epochs"]
     dev = svg_file(runs / "a" / "report" / "curve-dev.svg")
-    assert len(dev.findall(".//s:circle[@class='point']", NS)) == len(epochs) * 4
+    assert all("plain_mean" in e for e in epochs)  # train.py records it, so it is drawn too
+    assert len(dev.findall(".//s:circle[@class='point']", NS)) == len(epochs) * 5  # sst, para, sts, overall, plain
     loss = svg_file(runs / "a" / "report" / "curve-train-loss.svg")
     assert len(loss.findall(".//s:circle[@class='point']", NS)) == sum(len(e["train_loss"]) for e in epochs)
     titles = [t.text for t in dev.iter("{http://www.w3.org/2000/svg}title")]
