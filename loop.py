@@ -23,7 +23,9 @@ from pathlib import Path
 
 import torch
 
+import data
 import files
+import hub
 
 # ----------------------------------------------------------------------------
 # learning rate and weight decay
@@ -234,3 +236,14 @@ def check_out(out, resume, overwrite, products):
         probe.unlink()
     except OSError as e:
         sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
+
+
+def run_command(work):
+    """An entry point's main: bad input becomes one `error: ...` line, and a run stopped by Ctrl-C
+    (work() returns None after saving) exits 130, so `make` and `&&` chains stop too."""
+    try:
+        result = work()
+    except (data.DataError, files.WriteError, files.ReadError, hub.ModelFileError) as e:
+        sys.exit(f"error: {e}")
+    if result is None:
+        sys.exit(130)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 import data
 import files
 import hub
+import loop
 from adamw import AdamW
 from loop import (
     Progress,
@@ -675,12 +676,7 @@ def parse_args(argv=None):
 
 
 def main():
-    try:
-        metrics = pretrain(parse_args())
-    except (data.DataError, files.WriteError, files.ReadError, hub.ModelFileError) as e:
-        sys.exit(f"error: {e}")
-    if metrics is None:
-        sys.exit(130)  # stopped by Ctrl-C after saving: a non-zero exit stops `make` and `&&` chains
+    loop.run_command(lambda: pretrain(parse_args()))
 
 
 if __name__ == "__main__":

@@ -818,12 +818,7 @@ def parse_args(argv=None):
 
 
 def main():
-    try:
-        metrics = train(parse_args())
-    except (data.DataError, files.WriteError, files.ReadError, hub.ModelFileError) as e:
-        sys.exit(f"error: {e}")
-    if metrics is None:
-        sys.exit(130)  # stopped by Ctrl-C after saving: a non-zero exit stops `make` and `&&` chains
+    loop.run_command(lambda: train(parse_args()))
 
 
 if __name__ == "__main__":
