@@ -8,7 +8,8 @@
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
   run continues exactly as an uninterrupted one would;
 - resumed_args / check_out: the command-line rules around run folders (--resume keeps a run's
-  settings; an existing run is never replaced without --overwrite).
+  settings; an existing run is never replaced without --overwrite);
+- run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
 """
 
 import argparse
