@@ -94,8 +94,9 @@ def load_task_data(args, tasks, tokenizer, log=print):
     """Tokenized train / dev / test data per task (test only where the file exists), the number
     of sentiment classes, and what --sst-synth added (or None)."""
     splits, num_classes, synth = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5, None
+    heads = HeadConfig.from_args(vars(args))  # says how each task encodes its input
     for task in tasks:
-        encoding = HeadConfig.from_args(vars(args)).encoding(task)
+        encoding = heads.encoding(task)
         for split in splits:
             examples = read_split(args, task, split, log)
             if examples is None:
