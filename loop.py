@@ -1,6 +1,6 @@
 """The pieces every training loop here shares: train.py (fine-tuning) and mlm.py (further pretraining).
 
-- get_lr: linear warmup, then linear decay or constant (BERT's schedule);
+- get_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K epochs;
 - param_groups: weight decay on matrices only;
 - pick_device, autocast, to_device, keep_freed_memory: where and in what precision to run;
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
@@ -32,13 +32,19 @@ import hub
 # learning rate and weight decay
 
 
-def get_lr(step, total_steps, lr, warmup=0.0, decay="linear"):
-    """Linear warmup over the first `warmup` fraction of steps, then linear decay to 0 (or constant)."""
+def get_lr(step, total_steps, lr, warmup=0.0, decay="linear", epoch=0, step_epochs=1, gamma=0.1):
+    """Linear warmup over the first `warmup` fraction of steps, then one of
+    - "linear": linear decay to 0 at the last step (BERT's schedule);
+    - "constant";
+    - "step": times `gamma` every `step_epochs` epochs (PyTorch's StepLR stepped once per epoch, as
+      BERT++ Model F: 5 epochs, 0.1). It counts epochs, not steps: data-defined epochs differ in length."""
     warmup_steps = int(warmup * total_steps)
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
     if decay == "constant":
         return lr
+    if decay == "step":
+        return lr * gamma ** (epoch // step_epochs)
     return lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 

@@ -332,7 +332,7 @@ def resume(run):
 
 
 def task_loss(net, model, task, batch, args, smart_on):
-    """The loss of one task's batch, plus SMART's regularizer when on."""
+    """The loss of one task's batch, plus SMART's regularizer when on; and the head's output."""
     out, embeds = net(task, batch, return_embeddings=True)  # through DDP when distributed
     loss = model.loss(task, out, batch["labels"])
     if smart_on:
@@ -340,50 +340,50 @@ def task_loss(net, model, task, batch, args, smart_on):
         forward = lambda *x: model.from_embeddings(task, list(x), batch)
         hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
         loss = loss + args.smart * smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
-    return loss
+    return loss, out
 
 
 def next_batch(run, task):
-    """This process's slice of the task's next global batch, on the device, and the global batch size."""
+    """This process's slice of the task's next global batch (example indices), and the global batch size."""
     indices = next(run.streams[task])
     while len(indices) < run.world:  # a tail batch too small to give every process an example
         indices = next(run.streams[task])
-    mine = distributed.shard(indices)
-    return to_device(data.collate(run.splits["train"][task], mine), run.device), len(mine), len(indices)
+    return distributed.shard(indices), len(indices)
+
+
+def micro_batches(indices, n):
+    """--grad-accum n: a batch as n consecutive micro-batches (fewer when the batch is smaller than n)."""
+    size = math.ceil(len(indices) / n)
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+def lr_at(run, epoch, global_step):
+    args = run.args
+    return get_lr(
+        global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule, epoch, args.lr_step_epochs, args.lr_gamma
+    )
 
 
 def train_step(run, epoch, step):
     """One optimizer step: forward and backward for each task the schedule picks, then clip and step.
 
-    Returns {task: loss}, each the global batch's mean loss as a 0-dim tensor divided by the
-    number of processes (summed over processes at log time, not here, so no step waits on it)."""
+    Returns {task: (loss, hits)}: loss is the global batch's mean loss as a 0-dim tensor divided by
+    the number of processes, hits = [correct, counted] predictions of this process (sst and para).
+    Both are summed over processes at log time, not here, so no step waits on them."""
     args, model = run.args, run.model
     global_step = run.schedule.global_step(epoch, step)
     for group in run.optimizer.param_groups:
-        group["lr"] = get_lr(global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule)
+        group["lr"] = lr_at(run, epoch, global_step)
     step_tasks = run.schedule.tasks_for_step(epoch, step)
     surgery = args.pcgrad and len(step_tasks) > 1  # PCGrad needs every task's loss before any backward
-    losses, pending = {}, []
+    results, pending = {}, []
 
     # forward and backward, task by task
     for i, task in enumerate(step_tasks):
-        batch, n_local, n_global = next_batch(run, task)
-        smart_on = args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))
-        with autocast(run.device, args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
-            loss = task_loss(model if surgery else run.net, model, task, batch, args, smart_on)
-        # This process's share of the global batch, so that DDP's average is the global-batch mean.
-        share = distributed.local_weight(n_local, n_global)
-        losses[task] = loss.detach().float() * share / run.world
-        run.state["seen"][task] += n_global
-        loss = loss * getattr(args, f"{task}_weight") * share
+        loss, hits, kept = task_backward(run, task, last=i == len(step_tasks) - 1, surgery=surgery)
+        results[task] = (loss, hits)
         if surgery:
-            pending.append(run.scaler.scale(loss))
-            continue
-        # Each task's graph is freed by its backward; gradients add up. With DDP only the step's
-        # last backward averages them over processes.
-        last = i == len(step_tasks) - 1
-        with run.net.no_sync() if run.world > 1 and not last else contextlib.nullcontext():
-            run.scaler.scale(loss).backward()
+            pending.append(kept)
     if pending:
         surgery_backward(run, pending, global_step)
 
@@ -394,7 +394,41 @@ def train_step(run, epoch, step):
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
-    return losses
+    return results
+
+
+def task_backward(run, task, last, surgery):
+    """The task's next batch through the model, as --grad-accum micro-batches, and backward.
+    With PCGrad (surgery) the loss is returned for surgery_backward instead of back-propagated.
+    Returns (loss for the log, hits [correct, counted], loss kept for PCGrad or None)."""
+    args, model = run.args, run.model
+    mine, n_global = next_batch(run, task)
+    run.state["seen"][task] += n_global
+    # This process's share of the global batch, so that DDP's average is the global-batch mean.
+    share = distributed.local_weight(len(mine), n_global)
+    smart_on = args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))
+    logged, kept, hits = 0.0, 0.0, torch.zeros(2, device=run.device)
+    parts = micro_batches(mine, args.grad_accum)
+    for j, part in enumerate(parts):
+        batch = to_device(data.collate(run.splits["train"][task], part), run.device)
+        with autocast(run.device, args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
+            loss, out = task_loss(model if surgery else run.net, model, task, batch, args, smart_on)
+        if TASKS[task].kind != "regression":  # training accuracy, as the model was at this step
+            correct = (model.predict(task, out.detach())[0] == batch["labels"]).sum()
+            hits += torch.stack([correct, torch.tensor(len(part), device=run.device)])
+        # The micro-batches' mean losses, weighted by their sizes, add up to the batch's mean loss.
+        loss = loss * (len(part) / len(mine))
+        logged = logged + loss.detach().float() * share / run.world
+        loss = loss * getattr(args, f"{task}_weight") * share
+        if surgery:
+            kept = kept + loss
+            continue
+        # Gradients add up over tasks and micro-batches. With DDP only the step's last backward
+        # averages them over processes.
+        sync = last and j == len(parts) - 1
+        with run.net.no_sync() if run.world > 1 and not sync else contextlib.nullcontext():
+            run.scaler.scale(loss).backward()
+    return logged, hits, run.scaler.scale(kept) if surgery else None
 
 
 def surgery_backward(run, pending, global_step):
@@ -410,12 +444,17 @@ def surgery_backward(run, pending, global_step):
 
 
 def record_losses(run, pending, running):
-    """Sum the pending steps' losses over processes (one all-reduce for all of them), stop on a
-    non-finite one, and add them to the running and per-epoch lists. pending: (epoch, step, task, loss)."""
+    """Sum the pending steps' losses and hits over processes (one all-reduce for all of them), stop
+    on a non-finite loss, and add them to the running and per-epoch tallies.
+    pending: (epoch, step, task, (loss, hits)) as train_step returns them."""
     if not pending:
         return
-    values = distributed.all_sum(torch.stack([loss for *_, loss in pending]).double()).tolist()
-    for (epoch, step, task, _), value in zip(pending, values):
+    rows = [torch.cat([loss.view(1), hits]).double() for *_, (loss, hits) in pending]  # (loss, correct, counted)
+    values = distributed.all_sum(torch.stack(rows)).tolist()
+    for (epoch, step, task, _), (value, correct, counted) in zip(pending, values):
+        if counted:
+            tally = run.state["epoch_hits"].setdefault(task, [0, 0])
+            tally[0], tally[1] = tally[0] + int(correct), tally[1] + int(counted)
         if not math.isfinite(value):
             sys.exit(
                 f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
@@ -432,20 +471,21 @@ def run_epoch(run, epoch, stop):
     run.log(f"epoch {epoch + 1}/{args.epochs}: schedule {run.schedule.describe(epoch)}", flush=True)
     run.model.train()
     if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
-        state["epoch_loss"] = {t: [] for t in run.tasks}
+        state["epoch_loss"], state["epoch_hits"] = {t: [] for t in run.tasks}, {}
+    state.setdefault("epoch_hits", {})  # (a checkpoint from before training accuracy was kept)
     running, pending = {t: [] for t in run.tasks}, []
     steps = run.schedule.steps_in_epoch(epoch)
     progress = Progress(run.total_steps, run.schedule.global_step(epoch, state["step"]))
     for step in range(state["step"], steps):
-        losses = train_step(run, epoch, step)
-        pending += [(epoch, step, task, loss) for task, loss in losses.items()]
+        results = train_step(run, epoch, step)
+        pending += [(epoch, step, task, result) for task, result in results.items()]
         state["step"] = step + 1
         global_step = run.schedule.global_step(epoch, step) + 1
 
         # log
         if state["step"] % args.log_every == 0 or state["step"] == steps:
             record_losses(run, pending, running)
-            lr = get_lr(global_step - 1, run.total_steps, args.lr, args.warmup, args.lr_schedule)
+            lr = lr_at(run, epoch, global_step - 1)
             losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
             run.log(
                 f"  step {state['step']}/{steps}  {progress.line(global_step)}  lr {lr:.2e}  loss {losses_now}",
@@ -479,8 +519,14 @@ def end_epoch(run, epoch):
     subset = f", <= {args.eval_subset} rows per task" if args.eval_subset else ""
     print_table(run.log, f"epoch {epoch + 1} dev ({format_time(time.time() - t_eval)}{subset})", metrics)
     train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
+    # Accuracy on the epoch's training batches, each scored by the model as it was at that step,
+    # with dropout on ("BERT and Beyond" Table 6): no extra forward passes.
+    train_acc = {t: correct / counted for t, (correct, counted) in state.get("epoch_hits", {}).items()}
+    if train_acc:
+        run.log("  training accuracy (during the epoch): " + "  ".join(f"{t} {a:.4f}" for t, a in train_acc.items()))
     entry = {"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics), "plain_mean": plain_mean(metrics)}
-    state["history"].append({**entry, "train_loss": train_loss, "seen": dict(state["seen"])})
+    entry.update(train_loss=train_loss, train_acc=train_acc, seen=dict(state["seen"]))
+    state["history"].append(entry)
     if state["best"] is None or overall(metrics) > state["best"]["overall"]:
         state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
         save_best(run, epoch, run.out / "best.pt")
@@ -693,14 +739,26 @@ def add_optimisation_flags(p):
     )
     g.add_argument("--schedule", default="annealed", choices=SCHEDULES, help="multitask schedule (schedules.py)")
     g.add_argument("--stagger-epochs", type=int, default=2, help="--schedule staggered: epochs of para alone first")
-    g.add_argument("--batch-size", type=int, default=16, help="examples per batch")
+    g.add_argument("--batch-size", type=int, default=16, help="examples per batch (per optimizer step)")
+    g.add_argument(
+        "--grad-accum",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each batch as N micro-batches, adding up their gradients (same step, less memory)",
+    )
     for t in TASKS:
         g.add_argument(f"--{t}-batch-size", type=int, default=None, help=f"{t} batch size (default --batch-size)")
         g.add_argument(f"--{t}-weight", type=float, default=1.0, help=f"weight of the {t} loss")
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
     g.add_argument(
-        "--lr-schedule", default="linear", choices=["linear", "constant"], help="after warmup: linear decay or constant"
+        "--lr-schedule",
+        default="linear",
+        choices=["linear", "constant", "step"],
+        help="after warmup: linear decay to 0, constant, or x --lr-gamma every --lr-step-epochs epochs",
     )
+    g.add_argument("--lr-step-epochs", type=int, default=5, help="--lr-schedule step: epochs between steps")
+    g.add_argument("--lr-gamma", type=float, default=0.1, help="--lr-schedule step: factor at each step")
     g.add_argument("--warmup", type=float, default=0.05, help="fraction of all steps spent warming the lr up")
     g.add_argument("--adam-eps", type=float, default=1e-8, help="AdamW epsilon (the reports: 1e-6 fine-tuning)")
     g.add_argument("--adam-betas", type=float, nargs=2, default=[0.9, 0.999], metavar=("B1", "B2"), help="AdamW betas")
@@ -728,7 +786,7 @@ def add_smart_pcgrad_flags(p):
         help="paper's projection onto the ball, or MT-DNN's normalisation",
     )
     g.add_argument(
-        "--pcgrad", action="store_true", help="PCGrad gradient surgery across tasks (needs --schedule summed)"
+        "--pcgrad", action="store_true", help="PCGrad gradient surgery (with --schedule summed or cycled-summed)"
     )
     g.add_argument(
         "--pcgrad-reduction", default="sum", choices=["sum", "mean"], help="combine surgered gradients by sum or mean"
@@ -773,6 +831,7 @@ def check_args(parser, args):
     """Every flag checked before any work starts (a bad one must not cost an epoch)."""
     at_least = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "log_every": 1, "eval_batch_size": 1}
     at_least.update({"max_length": 8, "eval_subset": 0, "save_every": 0, "early_stop": 0})
+    at_least.update({"grad_accum": 1, "lr_step_epochs": 1})
     at_least.update({f"{t}_batch_size": 1 for t in TASKS})
     for name, low in at_least.items():
         value = getattr(args, name)
@@ -782,6 +841,8 @@ def check_args(parser, args):
         parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
     if not (math.isfinite(args.lr) and args.lr >= 0):
         parser.error(f"--lr must be a number >= 0, got {args.lr}")
+    if not (math.isfinite(args.lr_gamma) and args.lr_gamma > 0):
+        parser.error(f"--lr-gamma must be a number > 0, got {args.lr_gamma}")
     if not (args.adam_eps > 0 and all(0 <= b < 1 for b in args.adam_betas)):
         parser.error(f"--adam-eps must be > 0 and --adam-betas in [0, 1); got {args.adam_eps}, {args.adam_betas}")
     if not 0 <= args.warmup <= 1:
@@ -792,8 +853,8 @@ def check_args(parser, args):
             parser.error(f"--{name.replace('_', '-')} must lie in [0, 1), got {value}")
     if args.num_classes is not None and args.num_classes < 2:
         parser.error(f"--num-classes must be at least 2, got {args.num_classes}")
-    if args.pcgrad and args.schedule != "summed" and args.task == "all":
-        parser.error("--pcgrad compares the tasks' gradients within a step: use it with --schedule summed")
+    if args.pcgrad and args.schedule not in ("summed", "cycled-summed") and args.task == "all":
+        parser.error("--pcgrad compares the tasks' gradients within a step: use --schedule summed or cycled-summed")
     try:
         HeadConfig.from_args(vars(args))
     except ValueError as e:

@@ -20,6 +20,14 @@ def test_get_lr_without_warmup_and_constant():
     assert [loop.get_lr(s, 50, 3.0, 0.2, "constant") for s in (0, 9, 10, 49)] == pytest.approx([0.3, 3.0, 3.0, 3.0])
 
 
+def test_get_lr_step_multiplies_by_gamma_every_k_epochs_after_warmup():
+    # StepLR(step_size=2, gamma=0.1) stepped per epoch; warmup 10% of 100 steps comes first.
+    step = [loop.get_lr(s, 100, 1.0, 0.1, "step", epoch=e, step_epochs=2, gamma=0.1) for s, e in ((50, 0), (60, 1))]
+    assert step == pytest.approx([1.0, 1.0])
+    assert [loop.get_lr(70, 100, 1.0, 0.1, "step", e, 2, 0.1) for e in (2, 3, 4)] == pytest.approx([0.1, 0.1, 0.01])
+    assert loop.get_lr(4, 100, 1.0, 0.1, "step", epoch=4, step_epochs=2) == pytest.approx(0.5)  # warming up
+
+
 def test_param_groups_decay_matrices_only():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
     decayed, plain = loop.param_groups(model, 0.01)

@@ -230,13 +230,13 @@ def test_smart_with_lambda_zero_gives_exactly_the_plain_gradients(data_dir):
     grads = []
     for smart_on in (False, True):
         model.zero_grad()
-        train.task_loss(model, model, "sst", batch, args, smart_on).backward()
+        train.task_loss(model, model, "sst", batch, args, smart_on)[0].backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys()
     assert all(torch.equal(grads[0][n], grads[1][n]) for n in grads[0])
     args.smart = 1.0  # ... while a positive lambda does change them
     model.zero_grad()
-    train.task_loss(model, model, "sst", batch, args, True).backward()
+    train.task_loss(model, model, "sst", batch, args, True)[0].backward()
     assert any(not torch.equal(grads[0][n], p.grad) for n, p in model.named_parameters() if p.grad is not None)
 
 
@@ -289,6 +289,10 @@ def test_an_existing_run_is_refused_unless_resumed_or_overwritten(data_dir, tmp_
         (["--eval-subset", "-1"], "--eval-subset must be at least 0"),
         (["--warmup", "1.5"], "--warmup is a fraction"),
         (["--num-classes", "1"], "--num-classes must be at least 2"),
+        (["--grad-accum", "0"], "--grad-accum must be at least 1"),
+        (["--lr-step-epochs", "0"], "--lr-step-epochs must be at least 1"),
+        (["--lr-gamma", "0"], "--lr-gamma must be a number > 0"),
+        (["--pcgrad", "--schedule", "annealed"], "use --schedule summed or cycled-summed"),
     ],
 )
 def test_every_flag_is_checked_before_work_starts(flags, message, capsys):
@@ -468,3 +472,62 @@ def test_bad_model_checkpoint_and_labels_are_one_line_errors(data_dir, tmp_path,
     assert "seven.csv:12: sentiment 7 implies 8 classes" in main_error(
         "--model", str(TINY), "--sst-train", str(bad), "--out", str(tmp_path / "c")
     )
+
+
+def test_grad_accum_gives_the_step_of_the_whole_batch(data_dir, tmp_path, monkeypatch):
+    # Dropout off, so a batch of 8 as micro-batches of 3, 3 and 2 must give the same steps as
+    # the batch at once: same losses, same weights, up to float rounding.
+    sizes, collate = [], data.collate
+
+    def record(d, indices):  # the sizes of the training batches (evaluation runs without grad)
+        if torch.is_grad_enabled():
+            sizes.append(len(indices))
+        return collate(d, indices)
+
+    monkeypatch.setattr(data, "collate", record)
+    plain = ["--epochs", "1", "--dropout", "0", "--encoder-dropout", "0", "--no-report"]
+    whole = run(data_dir, tmp_path / "whole", *plain)
+    assert max(sizes) == 8
+    sizes.clear()
+    split = run(data_dir, tmp_path / "split", *plain, "--grad-accum", "3")
+    assert max(sizes) == 3  # the model never saw more than a micro-batch at once
+    for task, loss in whole["epochs"][0]["train_loss"].items():
+        assert split["epochs"][0]["train_loss"][task] == pytest.approx(loss, rel=1e-5)
+    a, b = best_state(tmp_path / "whole"), best_state(tmp_path / "split")
+    for name in a:
+        if name.endswith("attn.qkv.bias"):
+            # The key bias has no true gradient (softmax ignores a shift), so Adam turns rounding
+            # noise into steps of up to lr: the query and value thirds must agree, the key third
+            # only within 6 steps of lr 1e-3.
+            q, k, v = a[name].chunk(3)
+            q2, k2, v2 = b[name].chunk(3)
+            assert torch.allclose(q, q2, atol=1e-5) and torch.allclose(v, v2, atol=1e-5)
+            assert torch.allclose(k, k2, atol=6e-3)
+        else:
+            assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_lr_step_schedule_multiplies_by_gamma_each_k_epochs(data_dir, tmp_path, monkeypatch):
+    import adamw
+
+    lrs, step = [], adamw.AdamW.step
+    monkeypatch.setattr(adamw.AdamW, "step", lambda self, *a: lrs.append(self.param_groups[0]["lr"]) or step(self, *a))
+    flags = ["--lr-schedule", "step", "--lr-step-epochs", "2", "--lr-gamma", "0.5", "--warmup", "0", "--epochs", "5"]
+    run(data_dir, tmp_path / "run", *flags, "--no-report")
+    per_epoch = [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4]
+    assert lrs == pytest.approx([lr for lr in per_epoch for _ in range(6)])  # 6 steps per epoch
+
+
+def test_training_accuracy_is_the_accuracy_on_the_batches_seen(data_dir, tmp_path):
+    # lr 0 and no dropout: the model never changes, so an epoch (one pass over the 48 sst training
+    # rows: 6 batches of 8) must score exactly the model's accuracy on the training set.
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--task", "sst", "--epochs", "1", "--lr", "0"]
+    argv += ["--dropout", "0", "--encoder-dropout", "0", "--batch-size", "8", "--device", DEVICE.type, "--no-report"]
+    metrics = train.train(train.parse_args([*argv, "--out", str(tmp_path / "run")]))
+    assert metrics["examples_seen"] == {"sst": 48}
+    run_ = train.setup(train.parse_args([*argv, "--out", str(tmp_path / "again")]))
+    run_.model.load_state_dict(best_state(tmp_path / "run"))
+    expected, _ = train.evaluate(run_.model, {"sst": run_.splits["train"]["sst"]}, run_.args, run_.device)
+    assert metrics["epochs"][0]["train_acc"] == {"sst": pytest.approx(expected["sst"])}
+    both = run(data_dir, tmp_path / "all", "--no-report")
+    assert all(set(e["train_acc"]) == {"sst", "para"} for e in both["epochs"])  # no accuracy for sts
