@@ -181,6 +181,43 @@ def line_chart(series, title, x_label, y_label, integer_x=True):
     return document(body, width=WIDTH + legend_width(entries), title=title)
 
 
+def bar_chart(categories, series, title, y_label):
+    """Grouped bars: series {name: [(mean, std) or None, ...]}, one value per category, a bar per
+    series in each category's group; std > 0 draws a whisker of +- std, None draws no bar."""
+    values = [v for vs in series.values() for v in vs if v is not None]
+    if not values:
+        raise ValueError("bar_chart needs at least one value")
+    lo = min(0.0, min(m - s for m, s in values))
+    # a shorter plot box: the category names stand slanted below it
+    frame = Frame([0, len(categories)], nice_ticks(lo, max(m + s for m, s in values)), height=HEIGHT - TOP - 150)
+    body = axes(frame, title, "", y_label, x_tick_labels=["", ""])
+    group = 0.8 / len(series)  # the share of a category's width each bar takes
+    entries = []
+    for k, (name, vs) in enumerate(series.items()):
+        color = COLORS[k % len(COLORS)]
+        for i, v in enumerate(vs):
+            if v is None:
+                continue
+            mean, std = v
+            x0, x1 = frame.x(i + 0.1 + k * group), frame.x(i + 0.1 + (k + 1) * group)
+            y0, y1 = frame.y(max(mean, 0.0)), frame.y(min(mean, 0.0))
+            body.append(
+                f'<rect class="bar" x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
+                f'fill="{color}"><title>{escape(name)}: {escape(f"{mean:.4f}")}</title></rect>'
+            )
+            if std > 0:
+                xm = (x0 + x1) / 2
+                ya, yb = frame.y(mean - std), frame.y(mean + std)
+                body.append(f'<line x1="{xm:.1f}" y1="{ya:.1f}" x2="{xm:.1f}" y2="{yb:.1f}" stroke="#333"/>')
+        entries.append((name, color, None))
+    bottom = frame.top + frame.height
+    for i, label in enumerate(categories):
+        short = label if len(label) <= 30 else label[:29] + "…"
+        body.append(text(frame.x(i + 0.5), bottom + 14, short, anchor="end", size=11, rotate=-30))
+    body += legend(entries, WIDTH + 10, TOP + 10)
+    return document(body, width=WIDTH + legend_width(entries), title=title)
+
+
 def scatter(xs, ys, title, x_label, y_label, line=None, line_label="least-squares fit", diagonal=True):
     """One dot per (x, y); line=(slope, intercept) draws y = slope * x + intercept across the x range;
     diagonal draws y = x dashed, where perfect predictions would lie."""
