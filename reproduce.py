@@ -328,7 +328,9 @@ def selected(args):
 
 
 def configs_of(ablation, quick):
-    return [c for i, c in enumerate(ablation.configs) if not quick or i in ablation.quick]
+    """The configurations to run: with --quick, the ablation's quick subset (all, if it has none:
+    an ablation outside --quick's subset is only run when named with --only)."""
+    return [c for i, c in enumerate(ablation.configs) if not quick or not ablation.quick or i in ablation.quick]
 
 
 def plan_runs(args, budget, mlm_dir):
@@ -371,6 +373,10 @@ def estimate(runs, results, mlm_steps):
     todo = [r for r in runs if not (r.folder(results) / "metrics.json").is_file()]
     seconds = sum(RUN_OVERHEAD_S + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
     return seconds, todo, f"{rate:.2f} plain steps/s ({source}) + {RUN_OVERHEAD_S}s per run"
+
+
+def finished_runs(results, runs):
+    return [r for r in runs if (r.folder(results) / "metrics.json").is_file()]
 
 
 def read_json(path):
@@ -470,7 +476,9 @@ def pretrain(args, budget):
 def run_ensemble(args, name, members, extra=()):
     """ensemble.py over finished run folders; reused when the same members were combined before."""
     flags = [*map(str, members), *extra]
-    digest = hashlib.sha1(json.dumps(flags).encode()).hexdigest()[:8]
+    # a member trained again since (its metrics.json is newer) makes a new ensemble
+    stamps = [(Path(m) / "metrics.json").stat().st_mtime_ns for m in members]
+    digest = hashlib.sha1(json.dumps([flags, stamps]).encode()).hexdigest()[:8]
     out = Path(args.results) / "ensembles" / f"{name}-{digest}"
     if not (out / "metrics.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -538,8 +546,8 @@ def ref_score(ref, metric):
 
 def config_stats(results, runs_by_flags, config, flags):
     """Stats per column and the mean time of a configuration's finished runs (and how many)."""
-    found = [read_json(r.folder(results) / "metrics.json") for r in runs_by_flags.get(flags, [])]
-    found = [m for m in found if m]
+    paths = [r.folder(results) / "metrics.json" for r in runs_by_flags.get(flags, [])]
+    found = [read_json(p) for p in paths if p.is_file()]
     stats = {c: stat([run_values(m)[c] for m in found]) for c in COLUMNS}
     stats["time"] = stat([m["wall_time_s"] for m in found])
     return stats, len(found)
@@ -628,26 +636,23 @@ def ensembles(args, runs):
     each ablation (chosen on all of dev, and chosen on one half and scored on the other) and of the
     baseline's seeds. Returns [(label, metrics, ref)]."""
     results, rows = Path(args.results), []
-    finished = [(r, read_json(r.folder(results) / "metrics.json")) for r in runs]
-    finished = [(r, m) for r, m in finished if m]
+    finished = [(r, read_json(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
     complete = [(r, m) for r, m in finished if all(t in m["dev"] for t in TASK_NAMES)]
     if not complete:
         return rows
     best_run, best = max(complete, key=lambda x: x[1]["overall"])
     rows.append((f"best single run ({best_run.key}, seed {best_run.seed})", best, ENSEMBLE_REFS["best single run"]))
-    members = []
-    for ablation in selected(args):
-        labels = {f"{ablation.name}: {c.label}" for c in ablation.configs}
-        mine = [(r, m) for r, m in finished if labels & set(r.labels)]
-        if mine:
-            run = max(mine, key=lambda x: np.mean([run_values(x[1])[c] or 0 for c in ablation.metric]))[0]
-            if run.folder(results) not in members:
-                members.append(run.folder(results))
+    best_seed = {}  # configuration (run key) -> its best seed's run, by overall (sst alone: sst)
+    for r, m in finished:
+        mark = run_values(m)["overall"] or m["dev"].get("sst", 0)
+        if r.key not in best_seed or mark > best_seed[r.key][0]:
+            best_seed[r.key] = (mark, r.folder(results))
+    members = [folder for _, folder in best_seed.values()]
     if len(members) >= 2:
-        out = run_ensemble(args, "best-of-each-ablation", members)
-        label = f"ensemble per task, chosen on dev ({len(members)} runs: best of each ablation)"
+        out = run_ensemble(args, "best-of-each-configuration", members)
+        label = f"ensemble per task, chosen on dev (from {len(members)} runs: each configuration's best seed)"
         rows.append((label, read_json(out / "metrics.json"), ENSEMBLE_REFS["ensemble per task, chosen on dev"]))
-        out = run_ensemble(args, "best-of-each-ablation-half", members, ("--select-on", "0.5"))
+        out = run_ensemble(args, "best-of-each-configuration-half", members, ("--select-on", "0.5"))
         held = read_json(out / "ensemble.json")["held_out"]
         rows.append(("the same, chosen on half of dev, scored on the other half", held, None))
     base_key = run_key(BASE, config_flags(BASE, args.budget, args.model))
@@ -721,7 +726,8 @@ def write_report(args, runs):
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         """A bad flag is one line, not the usage text."""
-        sys.exit(f"error: {message} (python reproduce.py --help lists the flags)")
+        print(f"error: {message} (python reproduce.py --help lists the flags)", file=sys.stderr)
+        sys.exit(2)
 
 
 def get_parser():
