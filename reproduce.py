@@ -101,7 +101,7 @@ ABLATIONS = (
             ),
         ),
         metric=("para", "sts"),
-        quick=(0, 1, 2),
+        quick=(0, 2),
     ),
     # Tuning Up BERT Table 3: SMART on single-task models; we train SST-5 alone (the table's SST column).
     Ablation(
@@ -270,12 +270,13 @@ class Budget:
 
 
 FULL = Budget(epochs=2, steps=600, batch=16, lr=1e-4, eval_subset=2000, mlm_steps=600)
-QUICK = Budget(epochs=1, steps=300, batch=16, lr=1e-4, eval_subset=1000, mlm_steps=150)
+QUICK = Budget(epochs=1, steps=300, batch=16, lr=1e-4, eval_subset=500, mlm_steps=150)
 
 # Measured on this project's machine (2-core AMD EPYC, packaged MiniLM, --task all): used for the
 # expected time until this results folder has finished runs of its own to measure.
 STEPS_PER_S = 2.9  # one task's batch of 16 per step, machine quiet
-RUN_OVERHEAD_S = 75  # per run: loading and tokenizing the data, scoring the full dev sets at the end
+STARTUP_S = 15  # per run: starting Python, loading the model, reading and tokenizing the data
+FINAL_EVAL_S = 60  # per run: scoring the best epoch on the full dev sets (20k quora-dev pairs)
 MLM_STEPS_PER_S = 1.0
 SMART_COST = 2.3  # a SMART step costs 2.1-2.5 plain ones here (README, "SMART and PCGrad")
 
@@ -356,23 +357,30 @@ def mlm_folder(args, budget):
     return Path(args.results) / "runs" / f"mlm-{digest}", flags
 
 
-def measured_rate(results, runs):
-    """Plain steps per second of the finished runs in this results folder, or None if none."""
+def run_units(config):
+    """A finished run's cost in plain steps, from its metrics.json config."""
+    tasks_per_step = 3 if config.get("schedule") in ("summed", "cycled-summed") and config.get("task") == "all" else 1
+    smart = SMART_COST if config.get("smart", 0) > 0 else 1.0
+    return config["epochs"] * config["steps_per_epoch"] * tasks_per_step * smart
+
+
+def measured_rate(results):
+    """Plain steps per second of every finished train.py run in this results folder (their own
+    wall time, less the final scoring), or None if there is none."""
     units = seconds = 0.0
-    for run in runs:
-        path = run.folder(results) / "metrics.json"
-        if path.is_file():
-            units += run.units
-            seconds += max(read_json(path).get("wall_time_s", 0) - RUN_OVERHEAD_S, 1.0)
+    for path in Path(results).glob("runs/*/seed*/metrics.json"):
+        metrics = read_json(path)
+        units += run_units(metrics["config"])
+        seconds += max(metrics["wall_time_s"] - FINAL_EVAL_S, 1.0)
     return (units / seconds, "measured on this folder's finished runs") if units else None
 
 
 def estimate(runs, results, mlm_steps):
     """Seconds the runs still missing should take, and where the rate comes from."""
-    rate, source = measured_rate(results, runs) or (STEPS_PER_S, "measured on a quiet 2-core EPYC")
+    rate, source = measured_rate(results) or (STEPS_PER_S, "the main job's rate on this 2-core machine when quiet")
     todo = [r for r in runs if not (r.folder(results) / "metrics.json").is_file()]
-    seconds = sum(RUN_OVERHEAD_S + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
-    return seconds, todo, f"{rate:.2f} plain steps/s ({source}) + {RUN_OVERHEAD_S}s per run"
+    seconds = sum(STARTUP_S + FINAL_EVAL_S + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
+    return seconds, todo, f"{rate:.2f} plain steps/s ({source}) + {STARTUP_S + FINAL_EVAL_S}s per run"
 
 
 def finished_runs(results, runs):
@@ -449,7 +457,7 @@ def train_runs(args, runs):
     todo = [r for r in runs if not (r.folder(results) / "metrics.json").is_file()]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished (reused); {len(todo)} to run", flush=True)
     for i, run in enumerate(todo):
-        left, _, _ = estimate(todo[i:], results, 0)
+        left, _, _ = estimate(runs, results, 0)  # the runs still missing, at the rate measured so far
         done = time.time() - t0
         print(
             f"\n[run {i + 1}/{len(todo)}] {run.folder(results)}  ({'; '.join(run.labels)})  "
