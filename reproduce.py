@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -270,13 +271,16 @@ class Budget:
 
 
 FULL = Budget(epochs=2, steps=600, batch=16, lr=1e-4, eval_subset=2000, mlm_steps=600)
-QUICK = Budget(epochs=1, steps=300, batch=16, lr=1e-4, eval_subset=500, mlm_steps=150)
+QUICK = Budget(epochs=1, steps=250, batch=16, lr=1e-4, eval_subset=500, mlm_steps=150)
 
-# Measured on this project's machine (2-core AMD EPYC, packaged MiniLM, --task all): used for the
-# expected time until this results folder has finished runs of its own to measure.
-STEPS_PER_S = 2.9  # one task's batch of 16 per step, machine quiet
+# The expected time until this results folder has finished runs of its own to measure, from the
+# README's figures for this project's 2-core machine when quiet: the fp32 main job trains at
+# 3.6-3.7 steps/s (one task's batch of 16 a step), and its 16 min 43 s less 3,000 steps leaves
+# about 3 min for scoring some 38k dev and test rows: about 110 s for the 22k rows of the full
+# dev sets. 300 MLM steps (batch 64) took 4 min 58 s with their evaluations.
+STEPS_PER_S = 3.6
 STARTUP_S = 15  # per run: starting Python, loading the model, reading and tokenizing the data
-FINAL_EVAL_S = 60  # per run: scoring the best epoch on the full dev sets (20k quora-dev pairs)
+FINAL_EVAL_S = 110  # per run: scoring the best epoch on the full dev sets (20k quora-dev pairs)
 MLM_STEPS_PER_S = 1.0
 SMART_COST = 2.3  # a SMART step costs 2.1-2.5 plain ones here (README, "SMART and PCGrad")
 
@@ -354,7 +358,7 @@ def plan_runs(args, budget, mlm_dir):
 def mlm_folder(args, budget):
     flags = ["--model", str(args.model), "--max-steps", str(budget.mlm_steps), "--seed", "0"]
     digest = hashlib.sha1(json.dumps(flags).encode()).hexdigest()[:8]
-    return Path(args.results) / "runs" / f"mlm-{digest}", flags
+    return Path(args.results) / "runs" / f"mlm-pretraining-{digest}", flags
 
 
 def run_units(config):
@@ -377,7 +381,7 @@ def measured_rate(results):
 
 def estimate(runs, results, mlm_steps):
     """Seconds the runs still missing should take, and where the rate comes from."""
-    rate, source = measured_rate(results) or (STEPS_PER_S, "the main job's rate on this 2-core machine when quiet")
+    rate, source = measured_rate(results) or (STEPS_PER_S, "the README's main-job rate on this 2-core machine, quiet")
     todo = [r for r in runs if not (r.folder(results) / "metrics.json").is_file()]
     seconds = sum(STARTUP_S + FINAL_EVAL_S + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
     return seconds, todo, f"{rate:.2f} plain steps/s ({source}) + {STARTUP_S + FINAL_EVAL_S}s per run"
@@ -690,10 +694,8 @@ def ensemble_section(args, runs):
 def header(args, runs):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     try:
-        from importlib.metadata import version
-
-        torch_version = version("torch")
-    except Exception:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
         torch_version = "unknown"
     mode = "quick (one seed, the small budget, a subset of the ablations)" if args.quick else "full"
     chosen = [f"{a.name} ({', '.join(c.label for c in configs_of(a, args.quick))})" for a in selected(args)]
@@ -814,8 +816,9 @@ def main():
     args = parse_args()
     try:
         reproduce(args)
-    except Stopped as e:
-        print(f"\nstopped in {e}: run the same command again to continue (finished runs are reused)", file=sys.stderr)
+    except (Stopped, KeyboardInterrupt) as e:
+        where = f" in {e}" if isinstance(e, Stopped) else ""
+        print(f"\nstopped{where}: run the same command again to continue (finished runs are reused)", file=sys.stderr)
         sys.exit(130)
     except (ReproduceError, files.WriteError) as e:
         sys.exit(f"error: {e}")

@@ -177,3 +177,21 @@ def test_bar_chart_draws_one_bar_per_value_and_whiskers_for_spread():
     flat = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.0), (0.6, 0.0), None]}, "t", "score")
     assert doc.count('class="bar"') == 2 and doc.count("<title>overall") == 2 and ">c</text>" in doc
     assert doc.count("<line") == flat.count("<line") + 1  # the one whisker: +- std of the first bar
+
+
+def test_a_failing_run_is_one_error_naming_its_folder_and_log(data_dir, tmp_path, monkeypatch):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for f in data_dir.iterdir():
+        (bad / f.name).write_text(f.read_text())
+    lines = (bad / "ids-sst-train.csv").read_text().splitlines()
+    (bad / "ids-sst-train.csv").write_text("\n".join(lines[:3] + [lines[3] + "\textra"] + lines[4:]) + "\n")
+    results = tmp_path / "results"
+    monkeypatch.setattr(sys, "argv", ["reproduce.py", *argv(bad, results, "--only", "synth")])
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main()
+    (folder,) = results.glob("runs/*/seed0")
+    log = results / "logs" / f"{folder.parent.name}-seed0.log"
+    message = str(stop.value.code)
+    assert message.startswith(f"error: train.py failed (exit 1) in {folder}: error: {bad / 'ids-sst-train.csv'}")
+    assert message.endswith(f"(whole log: {log})") and "\n" not in message and "Traceback" not in log.read_text()
