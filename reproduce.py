@@ -416,8 +416,7 @@ def stream(cmd, log):
     or mlm.py then saves a checkpoint and exits 130. Returns (exit code, last line, interrupted)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, *cmd],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / cmd[0]), *cmd[1:]],  # from our folder; relative paths stay the caller's
         env=env,
         text=True,
         stdout=subprocess.PIPE,
@@ -440,7 +439,7 @@ def stream(cmd, log):
             proc.send_signal(signal.SIGINT)  # a second Ctrl-C is passed on too: stop at once
 
 
-def run_process(script, folder, new_flags, log, products=("checkpoint.pt",)):
+def run_process(script, folder, new_flags, log):
     """train.py or mlm.py into `folder`: continue it if it has a checkpoint, else start it anew
     (--overwrite clears what an attempt stopped before its first checkpoint left behind)."""
     if (folder / "checkpoint.pt").is_file():
@@ -556,7 +555,7 @@ def ref_score(ref, metric):
     return None if any(p is None for p in parts) else sum(parts) / len(parts)
 
 
-def config_stats(results, runs_by_flags, config, flags):
+def config_stats(results, runs_by_flags, flags):
     """Stats per column and the mean time of a configuration's finished runs (and how many)."""
     paths = [r.folder(results) / "metrics.json" for r in runs_by_flags.get(flags, [])]
     found = [read_json(p) for p in paths if p.is_file()]
@@ -586,8 +585,11 @@ def sentence(ablation, rows, seeds):
     gap = best - ours[1][0] if len(ours) > 1 else None
     std = (ours[0][2].get(ablation.metric[0]) or (0.0, 0.0))[1]
     close = gap is not None and gap <= std
-    if any(label in labs for labs in found.values()):
+    agree = [src for src, labs in found.items() if label in labs]
+    if len(agree) == len(found):
         text += ", so we agree"
+    elif agree:
+        text += f", so we agree with {' and '.join(agree)} and differ from the rest, which may be down to {HEDGE}"
     else:
         text += f", so we differ, which may be down to {HEDGE}"
     if seeds == 1:
@@ -612,7 +614,7 @@ def ablation_section(args, ablation, runs):
         flags = config_flags(
             config, args.budget, args.model, args.mlm_dir if config.needs == "mlm" else None, args.synth
         )
-        stats, n = config_stats(results, by_flags, config, flags)
+        stats, n = config_stats(results, by_flags, flags)
         rows.append((config, stats, n))
         cells = [fmt_stat(stats[c], n) if n else "not finished" for c in COLUMNS]
         time_cell = format_time(stats["time"][0]) if stats["time"] else "—"
@@ -620,7 +622,7 @@ def ablation_section(args, ablation, runs):
     blocks += [table, sentence(ablation, rows, args.seeds)]
     if ablation.name == "synth" and not args.synth:
         blocks.append(SYNTH_SKIPPED)
-    if ablation.name == "mlm" and (args.mlm_dir / "metrics.json").is_file():
+    if ablation.name == "mlm" and args.mlm_dir and (args.mlm_dir / "metrics.json").is_file():
         took = format_time(read_json(args.mlm_dir / "metrics.json")["wall_time_s"])
         blocks.append(f"MLM pretraining ({args.budget.mlm_steps} steps, once, for every seed) took {took} more.")
     chart = {"overall": [s.get("overall") for _, s, _ in rows], "plain mean": [s.get("plain_mean") for _, s, _ in rows]}
@@ -812,7 +814,12 @@ def reproduce(args):
     print(f"wrote {write_report(args, runs)} and REPORT.html", flush=True)
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: the running child is told, and saves
+
+
 def main():
+    signal.signal(signal.SIGTERM, interrupt)
     args = parse_args()
     try:
         reproduce(args)

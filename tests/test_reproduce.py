@@ -195,3 +195,17 @@ def test_a_failing_run_is_one_error_naming_its_folder_and_log(data_dir, tmp_path
     message = str(stop.value.code)
     assert message.startswith(f"error: train.py failed (exit 1) in {folder}: error: {bad / 'ids-sst-train.csv'}")
     assert message.endswith(f"(whole log: {log})") and "\n" not in message and "Traceback" not in log.read_text()
+
+
+def test_mean_and_sample_std_over_seeds_and_the_sentence_from_the_numbers():
+    assert reproduce.stat([0.5, 0.7, None]) == pytest.approx((0.6, 0.1414214))
+    assert reproduce.fmt_stat(reproduce.stat([0.5, 0.7]), 2) == "0.6000 ± 0.1414"
+    assert reproduce.fmt_stat(reproduce.stat([0.5]), 1) == "0.5000"  # no std from one seed
+    schedules = next(a for a in reproduce.ABLATIONS if a.name == "schedules")
+    annealed, uniform = schedules.configs[:2]
+    rows = [(annealed, {"overall": (0.70, 0.01)}, 3), (uniform, {"overall": (0.72, 0.01)}, 3)]
+    text = reproduce.sentence(schedules, rows, 3)
+    assert text.startswith("Here uniform came out best (overall 0.7200); Tuning Up BERT found annealed (baseline) best")
+    assert "so we differ, which may be down to the smaller 6-layer model" in text and "within one std" not in text
+    rows[1] = (uniform, {"overall": (0.705, 0.01)}, 3)
+    assert "(the gap to the next is within one std)" in reproduce.sentence(schedules, rows, 3)
