@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -368,23 +369,36 @@ def run_units(config):
     return config["epochs"] * config["steps_per_epoch"] * tasks_per_step * smart
 
 
-def measured_rate(results):
-    """Plain steps per second of every finished train.py run in this results folder (their own
-    wall time, less the final scoring), or None if there is none."""
+def final_eval_seconds(log):
+    """How long the full-dev scoring took, as train.py printed it in a run's log (None: not there)."""
+    found = re.findall(r"on the full dev sets \((\d+)m(\d+)s\)", log.read_text()) if log.is_file() else []
+    return int(found[-1][0]) * 60 + int(found[-1][1]) if found else None
+
+
+def measured(results):
+    """(plain steps per second, seconds of full-dev scoring) over every finished train.py run in this
+    results folder, from their metrics.json and logs; None if there is none."""
     units = seconds = 0.0
+    evals = []
     for path in Path(results).glob("runs/*/seed*/metrics.json"):
         metrics = read_json(path)
+        log = Path(results) / "logs" / f"{path.parent.parent.name}-{path.parent.name}.log"
+        scoring = final_eval_seconds(log)
+        if scoring is not None and metrics["config"]["task"] == "all":
+            evals.append(scoring)
         units += run_units(metrics["config"])
-        seconds += max(metrics["wall_time_s"] - FINAL_EVAL_S, 1.0)
-    return (units / seconds, "measured on this folder's finished runs") if units else None
+        seconds += max(metrics["wall_time_s"] - (FINAL_EVAL_S if scoring is None else scoring), 1.0)
+    return (units / seconds, float(np.mean(evals)) if evals else FINAL_EVAL_S) if units else None
 
 
 def estimate(runs, results, mlm_steps):
-    """Seconds the runs still missing should take, and where the rate comes from."""
-    rate, source = measured_rate(results) or (STEPS_PER_S, "the README's main-job rate on this 2-core machine, quiet")
+    """Seconds the runs still missing should take, and where the figures come from."""
+    found = measured(results)
+    rate, scoring = found or (STEPS_PER_S, FINAL_EVAL_S)
+    source = "measured on this folder's finished runs" if found else "the README's figures for this machine, quiet"
     todo = [r for r in runs if not (r.folder(results) / "metrics.json").is_file()]
-    seconds = sum(STARTUP_S + FINAL_EVAL_S + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
-    return seconds, todo, f"{rate:.2f} plain steps/s ({source}) + {STARTUP_S + FINAL_EVAL_S}s per run"
+    seconds = sum(STARTUP_S + scoring + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
+    return seconds, todo, f"{rate:.2f} plain steps/s and {scoring:.0f}s of final scoring per run ({source})"
 
 
 def finished_runs(results, runs):
