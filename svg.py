@@ -1,4 +1,4 @@
-"""Charts as SVG text, written by hand: line charts, scatter plots with a fitted line, heatmaps.
+"""Charts as SVG text, written by hand: line charts, scatter plots with a fitted line, heatmaps, bars.
 
 The design card keeps the runtime packages to four (torch, numpy, tokenizers, requests), so the
 project draws its own figures. An SVG file is plain XML: shapes (`<line>`, `<circle>`, `<rect>`,
@@ -10,6 +10,7 @@ power of ten), then its marks, then a legend. report.py puts the charts in a web
                    title="dev metric per epoch", x_label="epoch", y_label="accuracy or r")
     svg.scatter(gold, pred, line=(slope, intercept), x_label="gold", y_label="predicted")
     svg.heatmap(counts, labels=["0", "1"], title="paraphrase")   # counts (K, K): rows gold, columns predicted
+    svg.bar_chart(["cross", "bi"], {"overall": [(0.75, 0.01), (0.70, 0.02)]}, title="pair encoding", y_label="dev")
 
 Each function returns the whole document as a string; files.write_text writes it. Every piece of
 text goes through `escape`: sentences and run names may hold `<`, `&` or quotes.
