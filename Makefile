@@ -9,7 +9,7 @@ DATA_MIRROR ?= $(firstword $(wildcard ../shared/data /work/shared/data))
 TORCH_INDEX ?=
 ARGS ?=
 
-.PHONY: install data train test lint bench fixtures gpu-check clean
+.PHONY: install data train test lint bench fixtures gpu-check clean reproduce reproduce-quick
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,15 @@ train: install data
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The reports' ablation tables at CPU scale (reproduce.py): results/REPORT.md and REPORT.html.
+# Both print the plan and the expected time first; rerun after Ctrl-C and only what is missing runs.
+reproduce: install data
+	$(PY) reproduce.py --data-dir data $(ARGS)
+
+# One seed, a small budget, a subset of the ablations: under 25 minutes on 2 cores.
+reproduce-quick: install data
+	$(PY) reproduce.py --data-dir data --quick $(ARGS)
 
 # One formatter and linter (settings in pyproject.toml); CI runs this beside the tests.
 lint: install

@@ -1,4 +1,4 @@
-"""Charts as SVG text, written by hand: line charts, scatter plots with a fitted line, heatmaps.
+"""Charts as SVG text, written by hand: line charts, scatter plots with a fitted line, heatmaps, bars.
 
 The design card keeps the runtime packages to four (torch, numpy, tokenizers, requests), so the
 project draws its own figures. An SVG file is plain XML: shapes (`<line>`, `<circle>`, `<rect>`,
@@ -10,6 +10,7 @@ power of ten), then its marks, then a legend. report.py puts the charts in a web
                    title="dev metric per epoch", x_label="epoch", y_label="accuracy or r")
     svg.scatter(gold, pred, line=(slope, intercept), x_label="gold", y_label="predicted")
     svg.heatmap(counts, labels=["0", "1"], title="paraphrase")   # counts (K, K): rows gold, columns predicted
+    svg.bar_chart(["cross", "bi"], {"overall": [(0.75, 0.01), (0.70, 0.02)]}, title="pair encoding", y_label="dev")
 
 Each function returns the whole document as a string; files.write_text writes it. Every piece of
 text goes through `escape`: sentences and run names may hold `<`, `&` or quotes.
@@ -177,6 +178,43 @@ def line_chart(series, title, x_label, y_label, integer_x=True):
                 f"<title>{escape(name)}: {escape(f'{y:.4g}')} at {escape(f'{x:g}')}</title></circle>"
             )
         entries.append((name, color, dash))
+    body += legend(entries, WIDTH + 10, TOP + 10)
+    return document(body, width=WIDTH + legend_width(entries), title=title)
+
+
+def bar_chart(categories, series, title, y_label):
+    """Grouped bars: series {name: [(mean, std) or None, ...]}, one value per category, a bar per
+    series in each category's group; std > 0 draws a whisker of +- std, None draws no bar."""
+    values = [v for vs in series.values() for v in vs if v is not None]
+    if not values:
+        raise ValueError("bar_chart needs at least one value")
+    lo = min(0.0, min(m - s for m, s in values))
+    # a shorter plot box: the category names stand slanted below it
+    frame = Frame([0, len(categories)], nice_ticks(lo, max(m + s for m, s in values)), height=HEIGHT - TOP - 150)
+    body = axes(frame, title, "", y_label, x_tick_labels=["", ""])
+    group = 0.8 / len(series)  # the share of a category's width each bar takes
+    entries = []
+    for k, (name, vs) in enumerate(series.items()):
+        color = COLORS[k % len(COLORS)]
+        for i, v in enumerate(vs):
+            if v is None:
+                continue
+            mean, std = v
+            x0, x1 = frame.x(i + 0.1 + k * group), frame.x(i + 0.1 + (k + 1) * group)
+            y0, y1 = frame.y(max(mean, 0.0)), frame.y(min(mean, 0.0))
+            body.append(
+                f'<rect class="bar" x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
+                f'fill="{color}"><title>{escape(name)}: {escape(f"{mean:.4f}")}</title></rect>'
+            )
+            if std > 0:
+                xm = (x0 + x1) / 2
+                ya, yb = frame.y(mean - std), frame.y(mean + std)
+                body.append(f'<line x1="{xm:.1f}" y1="{ya:.1f}" x2="{xm:.1f}" y2="{yb:.1f}" stroke="#333"/>')
+        entries.append((name, color, None))
+    bottom = frame.top + frame.height
+    for i, label in enumerate(categories):
+        short = label if len(label) <= 30 else label[:29] + "…"
+        body.append(text(frame.x(i + 0.5), bottom + 14, short, anchor="end", size=11, rotate=-30))
     body += legend(entries, WIDTH + 10, TOP + 10)
     return document(body, width=WIDTH + legend_width(entries), title=title)
 

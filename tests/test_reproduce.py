@@ -1,0 +1,211 @@
+"""reproduce.py on the tiny model and toy course files: every table, the numbers in them equal to
+the metrics.json they come from, reuse of finished runs, resuming after Ctrl-C, the synth skip
+line and one-line errors. The runs are tiny (a few steps), run as reproduce.py runs them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, TINY
+
+import reproduce
+import svg
+
+# One thread per process: the tiny runs are too small to gain from more, and the CPU is shared.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def argv(data_dir, results, *extra):
+    flags = ["--model", str(TINY), "--data-dir", str(data_dir), "--results", str(results), "--quick"]
+    return [*flags, "--epochs", "1", "--steps", "3", "--mlm-steps", "2", *extra]
+
+
+def run(data_dir, results, *extra):
+    cmd = [sys.executable, "reproduce.py", *argv(data_dir, results, *extra)]
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+
+
+def tables(report):
+    """{section heading: [[cell, ...] per row]} of a REPORT.md."""
+    out, heading = {}, None
+    for line in report.splitlines():
+        if line.startswith("## "):
+            heading = line[3:]
+        elif line.startswith("| ") and not line.startswith("| configuration"):
+            out.setdefault(heading, []).append([c.strip() for c in line.strip("|").split(" | ")])
+    return out
+
+
+@pytest.fixture(scope="module")
+def reproduced(data_dir, tmp_path_factory):
+    """Two ablations of --quick (sentiment loss, MLM): three runs, MLM pretraining, two ensembles."""
+    results = tmp_path_factory.mktemp("reproduce") / "results"
+    first = run(data_dir, results, "--only", "sst-loss,mlm")
+    assert first.returncode == 0, first.stdout + first.stderr
+    return results, first.stdout
+
+
+def test_every_chosen_table_is_written_with_the_numbers_of_its_runs(data_dir, reproduced):
+    results, stdout = reproduced
+    assert "ran 3 run(s), reused 0" in stdout
+    report = (results / "REPORT.md").read_text()
+    found = tables(report)
+    titles = {a.name: a.title for a in reproduce.ABLATIONS}
+    assert set(found) == {titles["sst-loss"], titles["mlm"], "Ensembles (Tuning Up BERT Tables 5-6)"}
+    args = reproduce.parse_args(argv(data_dir, results, "--only", "sst-loss,mlm"))
+    args.mlm_dir = reproduce.mlm_folder(args, args.budget)[0]
+    checked = 0
+    for run in reproduce.plan_runs(args, args.budget, args.mlm_dir):
+        metrics = json.loads((run.folder(results) / "metrics.json").read_text())
+        for label in run.labels:  # "ablation: configuration": the row of that table
+            name, config = label.split(": ", 1)
+            row = next(r for r in found[titles[name]] if r[0] == config)
+            expected = [metrics["dev"]["sst"], metrics["dev"]["para"], metrics["dev"]["sts"]]
+            expected += [metrics["overall"], metrics["plain_mean"]]
+            assert [float(c) for c in row[1:6]] == pytest.approx(expected, abs=5e-5)
+            checked += 1
+    assert checked == 4  # the baseline's one run fills a row in both tables
+    ensembles = found["Ensembles (Tuning Up BERT Tables 5-6)"]
+    assert [r[0].split(" (")[0] for r in ensembles] == [
+        "best single run",
+        "ensemble per task, chosen on dev",
+        "the same, chosen on half of dev, scored on the other half",
+    ]
+    (path,) = (results / "ensembles").glob("best-of-each-configuration-[0-9a-f]*/metrics.json")
+    ens = json.loads(path.read_text())
+    assert [float(c) for c in ensembles[1][1:4]] == pytest.approx(
+        [ens["dev"][t] for t in ("sst", "para", "sts")], abs=5e-5
+    )
+    assert "BERT and Beyond T3" in report and "SUSTech T3" in report  # the reports' figures beside ours
+    html = (results / "REPORT.html").read_text()
+    assert html.count("<svg") == 2 and "Further MLM pretraining vs none" in html
+
+
+def test_a_rerun_reuses_every_finished_run(data_dir, reproduced):
+    results, _ = reproduced
+    done = sorted(results.glob("runs/*/seed0/metrics.json"))
+    assert len(done) == 3
+    mtimes = {p: p.stat().st_mtime_ns for p in done}
+    again = run(data_dir, results, "--only", "sst-loss,mlm")
+    assert again.returncode == 0 and "ran 0 run(s), reused 3" in again.stdout
+    assert "mlm.py" not in again.stdout  # the MLM pretraining is reused too
+    assert {p: p.stat().st_mtime_ns for p in done} == mtimes
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(data_dir, tmp_path):
+    results = tmp_path / "results"
+    # --only synth without --synth: the baseline alone, long enough (2 x 15 steps) to stop midway.
+    cmd = [
+        sys.executable,
+        "reproduce.py",
+        *argv(data_dir, results, "--only", "synth", "--epochs", "2", "--steps", "15"),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in proc.stdout:
+        if line.strip().startswith("epoch 1/2"):  # train.py is in its training loop
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "stopped in" in err and "run the same command again" in err
+    (folder,) = results.glob("runs/*/seed0")
+    assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").is_file()
+    again = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"train.py --resume {folder}" in again.stdout and "ran 1 run(s), reused 0" in again.stdout
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    # The synth ablation without --synth: the skip line on stdout and in the report.
+    assert reproduce.SYNTH_SKIPPED in again.stdout
+    report = (results / "REPORT.md").read_text()
+    assert "synth ablation skipped: no --synth FILE given" in report
+    row = next(r for r in tables(report)["Synthetic SST paraphrases vs none"] if r[0] == "real + synthetic")
+    assert row[1] == "not run (no --synth)"
+
+
+def test_report_only_writes_every_table_of_the_full_reproduction(data_dir, tmp_path, capsys):
+    results = tmp_path / "results"
+    reproduce.reproduce(reproduce.parse_args(["--data-dir", str(data_dir), "--results", str(results), "--report-only"]))
+    stdout = capsys.readouterr().out
+    assert "72 distinct runs (0 finished)" in stdout and "expected time" in stdout
+    report = (results / "REPORT.md").read_text()
+    found = tables(report)
+    assert set(found) == {a.title for a in reproduce.ABLATIONS}
+    assert "## Ensembles (Tuning Up BERT Tables 5-6)\n\nNo finished runs to combine." in report
+    for ablation in reproduce.ABLATIONS:
+        assert [r[0] for r in found[ablation.title]] == [c.label for c in ablation.configs]
+    assert not list(results.glob("runs/*"))  # nothing was trained
+
+
+def test_identical_flag_sets_run_once_and_quick_runs_never_mix_with_full_ones(data_dir, tmp_path):
+    full = reproduce.parse_args(["--data-dir", str(data_dir)])
+    quick = reproduce.parse_args(["--data-dir", str(data_dir), "--quick"])
+    full_runs = reproduce.plan_runs(full, full.budget, tmp_path / "mlm")
+    base = [r for r in full_runs if r.key.startswith("base-")]
+    assert len(base) == 3 and len(base[0].labels) > 5  # the baseline: one run per seed, in many tables
+    assert len({(r.key, r.seed) for r in full_runs}) == len(full_runs)
+    quick_keys = {r.key for r in reproduce.plan_runs(quick, quick.budget, tmp_path / "mlm")}
+    assert quick_keys and not quick_keys & {r.key for r in full_runs}
+    summed = next(r for r in full_runs if "--pcgrad" in r.flags)
+    steps = summed.flags[summed.flags.index("--steps-per-epoch") + 1]
+    assert int(steps) == full.budget.steps // 3  # three tasks a step: the same number of batches
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seeds", "0"], "error: --seeds must be at least 1, got 0"),
+        (["--only", "nope"], "error: --only: unknown ablation nope"),
+        (["--synth", "missing.jsonl"], "error: --synth missing.jsonl: no such file"),
+        (["--steps", "0"], "error: --steps must be at least 1, got 0"),
+        (["--bogus"], "error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(data_dir, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as stop:
+        reproduce.parse_args(argv(data_dir, tmp_path / "results", *extra))
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_bar_chart_draws_one_bar_per_value_and_whiskers_for_spread():
+    doc = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.01), (0.6, 0.0), None]}, "t", "score")
+    flat = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.0), (0.6, 0.0), None]}, "t", "score")
+    assert doc.count('class="bar"') == 2 and doc.count("<title>overall") == 2 and ">c</text>" in doc
+    assert doc.count("<line") == flat.count("<line") + 1  # the one whisker: +- std of the first bar
+
+
+def test_a_failing_run_is_one_error_naming_its_folder_and_log(data_dir, tmp_path, monkeypatch):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for f in data_dir.iterdir():
+        (bad / f.name).write_text(f.read_text())
+    lines = (bad / "ids-sst-train.csv").read_text().splitlines()
+    (bad / "ids-sst-train.csv").write_text("\n".join(lines[:3] + [lines[3] + "\textra"] + lines[4:]) + "\n")
+    results = tmp_path / "results"
+    monkeypatch.setattr(sys, "argv", ["reproduce.py", *argv(bad, results, "--only", "synth")])
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main()
+    (folder,) = results.glob("runs/*/seed0")
+    log = results / "logs" / f"{folder.parent.name}-seed0.log"
+    message = str(stop.value.code)
+    assert message.startswith(f"error: train.py failed (exit 1) in {folder}: error: {bad / 'ids-sst-train.csv'}")
+    assert message.endswith(f"(whole log: {log})") and "\n" not in message and "Traceback" not in log.read_text()
+
+
+def test_mean_and_sample_std_over_seeds_and_the_sentence_from_the_numbers():
+    assert reproduce.stat([0.5, 0.7, None]) == pytest.approx((0.6, 0.1414214))
+    assert reproduce.fmt_stat(reproduce.stat([0.5, 0.7]), 2) == "0.6000 ± 0.1414"
+    assert reproduce.fmt_stat(reproduce.stat([0.5]), 1) == "0.5000"  # no std from one seed
+    schedules = next(a for a in reproduce.ABLATIONS if a.name == "schedules")
+    annealed, uniform = schedules.configs[:2]
+    rows = [(annealed, {"overall": (0.70, 0.01)}, 3), (uniform, {"overall": (0.72, 0.01)}, 3)]
+    text = reproduce.sentence(schedules, rows, 3)
+    assert text.startswith("Here uniform came out best (overall 0.7200); Tuning Up BERT found annealed (baseline) best")
+    assert "so we differ, which may be down to the smaller 6-layer model" in text and "within one std" not in text
+    rows[1] = (uniform, {"overall": (0.705, 0.01)}, 3)
+    assert "(the gap to the next is within one std)" in reproduce.sentence(schedules, rows, 3)
