@@ -521,7 +521,8 @@ def end_epoch(run, epoch):
     train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
     # Accuracy on the epoch's training batches, each scored by the model as it was at that step,
     # with dropout on ("BERT and Beyond" Table 6): no extra forward passes.
-    train_acc = {t: correct / counted for t, (correct, counted) in state.get("epoch_hits", {}).items()}
+    hits = state.get("epoch_hits", {})
+    train_acc = {t: hits[t][0] / hits[t][1] for t in run.tasks if t in hits}
     if train_acc:
         run.log("  training accuracy (during the epoch): " + "  ".join(f"{t} {a:.4f}" for t, a in train_acc.items()))
     entry = {"epoch": epoch + 1, "dev": metrics, "overall": overall(metrics), "plain_mean": plain_mean(metrics)}
