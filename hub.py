@@ -47,6 +47,10 @@ class ModelFileError(Exception):
     """A model file is missing, malformed, or could not be fetched."""
 
 
+class Unreachable(ModelFileError):
+    """The server could not be reached at all (offline, DNS, refused): the caller says what to do instead."""
+
+
 # ----------------------------------------------------------------------------
 # finding a model folder
 
@@ -127,6 +131,11 @@ def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
         try:
             download(f"{base_url}/{repo_id}/resolve/{revision}/{name}", dest, check=check)
             return True
+        except Unreachable as e:
+            raise Unreachable(
+                f"{e}. If this machine is offline, download the model folder elsewhere (config.json, vocab.txt, "
+                "model.safetensors) and pass its path instead, e.g. --model /path/to/bert-base-uncased"
+            ) from None
         except FileNotFoundError:
             if required:
                 raise ModelFileError(f"{repo_id}: {name} not found at {base_url}") from None
@@ -267,11 +276,7 @@ def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=Non
     except ModelFileError as e:
         raise ModelFileError(f"could not download {e} (not cached)") from None
     except (requests.RequestException, OSError) as e:
-        raise ModelFileError(
-            f"could not download {url}: {e}. If this machine is offline, download the model folder elsewhere "
-            "(config.json, vocab.txt, model.safetensors) and pass its path instead, e.g. "
-            "--model /path/to/bert-base-uncased"
-        ) from None
+        raise Unreachable(f"could not download {url}: {e}") from None
     return dest
 
 

@@ -127,6 +127,7 @@ def test_a_test_file_nobody_has_is_reported_and_the_rest_still_fetched(tmp_path,
     assert missing == ["sst-test.csv"]
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sst-test.csv")]
     assert len(lines) == 1 and "not available" in lines[0] and "no sst test predictions" in lines[0]
+    assert "--model" not in lines[0]  # a data file: no advice about model folders
     assert (dest / "sst-train.csv").is_file() and (dest / "quora-dev.csv").is_file()
 
 
