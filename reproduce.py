@@ -835,6 +835,8 @@ def interrupt(signum, frame):
 
 
 def main():
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps it ignored.
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     args = parse_args()
     try:
