@@ -7,6 +7,7 @@
 - Progress: the "step i/n, steps/s, ETA" line;
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
   run continues exactly as an uninterrupted one would;
+- add_run_folder_flags / add_running_flags: the flags both loops share;
 - resumed_args / check_out: the command-line rules around run folders (--resume keeps a run's
   settings; an existing run is never replaced without --overwrite);
 - run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
@@ -185,6 +186,32 @@ def load_checkpoint(path, model, optimizer, scaler, streams, device):
 
 # ----------------------------------------------------------------------------
 # run folders on the command line
+
+
+def add_run_folder_flags(p):
+    """--resume and --overwrite: what check_out and resumed_args below act on."""
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the interrupted run in RUN_DIR with its saved settings",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
+
+
+def add_running_flags(g):
+    """Where and how a training loop runs: device and precision (pick_device), progress, checkpoints."""
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    g.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "off"],
+        help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
+        "runs the main job about 1.3x faster, see README)",
+    )
+    g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
+    g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
+    g.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0 = each epoch end)")
 
 
 def given_flags(parser, argv):

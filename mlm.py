@@ -576,13 +576,7 @@ def get_parser():
     )
     a = p.add_argument
     a("--out", default=None, help="run folder (required unless --resume)")
-    a(
-        "--resume",
-        default=None,
-        metavar="RUN_DIR",
-        help="continue the interrupted run in RUN_DIR with its saved settings",
-    )
-    a("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
+    loop.add_run_folder_flags(p)
     a(
         "--model",
         default="all-MiniLM-L6-v2",
@@ -616,17 +610,7 @@ def get_parser():
     g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (matrices only)")
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--seed", type=int, default=0, help="random seed: the split, the order and the masks")
-    g = p.add_argument_group("running")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
-    g.add_argument(
-        "--amp",
-        default="auto",
-        choices=["auto", "bf16", "fp16", "off"],
-        help="mixed precision (auto: bf16 on a GPU, off on CPU)",
-    )
-    g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for the held-out evaluation")
-    g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
-    g.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0 = each epoch end)")
+    loop.add_running_flags(p.add_argument_group("running"))
     return p
 
 

@@ -633,13 +633,7 @@ def get_parser():
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
     a("--model", default="all-MiniLM-L6-v2", help="encoder: packaged default, a model folder, or a hub id")
     a("--out", default=None, help="run folder (default runs/<task>)")
-    a(
-        "--resume",
-        default=None,
-        metavar="RUN_DIR",
-        help="continue the interrupted run in RUN_DIR with its saved settings",
-    )
-    a("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
+    loop.add_run_folder_flags(p)
     a("--init-from", default=None, metavar="CHECKPOINT", help="start from a trained run's best.pt/checkpoint.pt")
     a("--freeze-encoder", action="store_true", help="train only the heads (frozen-encoder baseline)")
 
@@ -796,22 +790,12 @@ def add_smart_pcgrad_flags(p):
 
 def add_running_flags(p):
     g = p.add_argument_group("running")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
-    g.add_argument(
-        "--amp",
-        default="auto",
-        choices=["auto", "bf16", "fp16", "off"],
-        help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
-        "runs the main job about 1.3x faster, see README)",
-    )
+    loop.add_running_flags(g)
     g.add_argument("--compile", action="store_true", help="torch.compile the encoder layers")
     g.add_argument(
         "--no-report", action="store_true", help="do not write RUN_DIR/report/ (report.py's page) at the end"
     )
     g.add_argument("--eval-subset", type=int, default=2000, help="rows per dev set scored after each epoch (0 = all)")
-    g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
-    g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
-    g.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0 = each epoch end)")
 
 
 # What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
