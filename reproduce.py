@@ -396,13 +396,18 @@ def estimate(runs, results, mlm_steps):
     found = measured(results)
     rate, scoring = found or (STEPS_PER_S, FINAL_EVAL_S)
     source = "measured on this folder's finished runs" if found else "the README's figures for this machine, quiet"
-    todo = [r for r in runs if not (r.folder(results) / "metrics.json").is_file()]
+    todo = [r for r in runs if not finished(r.folder(results))]
     seconds = sum(STARTUP_S + scoring + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
     return seconds, todo, f"{rate:.2f} plain steps/s and {scoring:.0f}s of final scoring per run ({source})"
 
 
+def finished(folder):
+    """A run (train.py, mlm.py or ensemble.py) is finished once it has written its metrics.json."""
+    return (Path(folder) / "metrics.json").is_file()
+
+
 def finished_runs(results, runs):
-    return [r for r in runs if (r.folder(results) / "metrics.json").is_file()]
+    return [r for r in runs if finished(r.folder(results))]
 
 
 def read_json(path):
@@ -461,7 +466,11 @@ def run_process(script, folder, new_flags, log):
     else:
         cmd = [script, *new_flags, "--out", str(folder), "--overwrite"]
     log.parent.mkdir(parents=True, exist_ok=True)
-    code, last, interrupted = stream(cmd, log)
+    check_exit(script, folder, log, *stream(cmd, log))
+
+
+def check_exit(script, folder, log, code, last, interrupted):
+    """Ctrl-C (ours or the child's exit 130) stops the reproduction; any other failure is one error."""
     if interrupted or code == 130:
         raise Stopped(folder)
     if code != 0:
@@ -471,7 +480,7 @@ def run_process(script, folder, new_flags, log):
 def train_runs(args, runs):
     """Every run still missing, with a progress line (run i/n, elapsed, ETA) before each."""
     results, t0 = Path(args.results), time.time()
-    todo = [r for r in runs if not (r.folder(results) / "metrics.json").is_file()]
+    todo = [r for r in runs if not finished(r.folder(results))]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished (reused); {len(todo)} to run", flush=True)
     for i, run in enumerate(todo):
         left, _, _ = estimate(runs, results, 0)  # the runs still missing, at the rate measured so far
@@ -489,7 +498,7 @@ def train_runs(args, runs):
 def pretrain(args, budget):
     """mlm.py on the task text with the budget's steps (once, seed 0); returns its folder."""
     folder, flags = mlm_folder(args, budget)
-    if (folder / "metrics.json").is_file():
+    if finished(folder):
         print(f"MLM pretraining: reusing {folder}", flush=True)
         return folder
     print(f"\n[mlm] {folder}: {budget.mlm_steps} steps of further pretraining", flush=True)
@@ -505,16 +514,11 @@ def run_ensemble(args, name, members, extra=()):
     stamps = [(Path(m) / "metrics.json").stat().st_mtime_ns for m in members]
     digest = hashlib.sha1(json.dumps([flags, stamps]).encode()).hexdigest()[:8]
     out = Path(args.results) / "ensembles" / f"{name}-{digest}"
-    if not (out / "metrics.json").is_file():
+    if not finished(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         log = Path(args.results) / "logs" / f"{out.name}.log"
-        code, last, interrupted = stream(
-            ["ensemble.py", *flags, "--out", str(out), "--data-dir", str(args.data_dir)], log
-        )
-        if interrupted:
-            raise Stopped(out)
-        if code != 0:
-            raise ReproduceError(f"ensemble.py failed (exit {code}) for {out}: {last} (whole log: {log})")
+        result = stream(["ensemble.py", *flags, "--out", str(out), "--data-dir", str(args.data_dir)], log)
+        check_exit("ensemble.py", out, log, *result)
     return out
 
 
@@ -638,7 +642,7 @@ def ablation_section(args, ablation, runs):
     blocks += [table, sentence(ablation, rows, args.seeds)]
     if ablation.name == "synth" and not args.synth:
         blocks.append(SYNTH_SKIPPED)
-    if ablation.name == "mlm" and args.mlm_dir and (args.mlm_dir / "metrics.json").is_file():
+    if ablation.name == "mlm" and args.mlm_dir and finished(args.mlm_dir):
         took = format_time(read_json(args.mlm_dir / "metrics.json")["wall_time_s"])
         blocks.append(f"MLM pretraining ({args.budget.mlm_steps} steps, once, for every seed) took {took} more.")
     chart = {"overall": [s.get("overall") for _, s, _ in rows], "plain mean": [s.get("plain_mean") for _, s, _ in rows]}
@@ -801,7 +805,7 @@ def parse_args(argv=None):
 
 
 def print_plan(args, runs):
-    mlm_todo = args.mlm_needed and not (args.mlm_dir / "metrics.json").is_file()
+    mlm_todo = args.mlm_needed and not finished(args.mlm_dir)
     seconds, todo, how = estimate(runs, args.results, args.budget.mlm_steps if mlm_todo else 0)
     print(f"reproduce: {'quick' if args.quick else 'full'}; {args.seeds} seed(s); budget: {args.budget.describe()}")
     for a in selected(args):
@@ -823,7 +827,7 @@ def reproduce(args):
     if args.plan:
         return
     if not args.report_only:
-        if args.mlm_needed and not (args.mlm_dir / "metrics.json").is_file():
+        if args.mlm_needed and not finished(args.mlm_dir):
             pretrain(args, args.budget)
         ran = train_runs(args, runs)
         print(f"\nran {ran} run(s), reused {len(runs) - ran}", flush=True)
