@@ -670,14 +670,14 @@ def ensembles(args, runs):
     each ablation (chosen on all of dev, and chosen on one half and scored on the other) and of the
     baseline's seeds. Returns [(label, metrics, ref)]."""
     results, rows = Path(args.results), []
-    finished = [(r, read_json(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
-    complete = [(r, m) for r, m in finished if all(t in m["dev"] for t in TASK_NAMES)]
+    done = [(r, read_json(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
+    complete = [(r, m) for r, m in done if all(t in m["dev"] for t in TASK_NAMES)]
     if not complete:
         return rows
     best_run, best = max(complete, key=lambda x: x[1]["overall"])
     rows.append((f"best single run ({best_run.key}, seed {best_run.seed})", best, ENSEMBLE_REFS["best single run"]))
     best_seed = {}  # configuration (run key) -> its best seed's run, by overall (sst alone: sst)
-    for r, m in finished:
+    for r, m in done:
         mark = run_values(m)["overall"] or m["dev"].get("sst", 0)
         if r.key not in best_seed or mark > best_seed[r.key][0]:
             best_seed[r.key] = (mark, r.folder(results))
