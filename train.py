@@ -42,7 +42,7 @@ import pcgrad
 import predictions
 import smart
 from adamw import AdamW
-from heads import HeadConfig, MultitaskBert
+from heads import BI_HEADS, HeadConfig, MultitaskBert
 from loop import (
     Progress,
     StopFlag,
@@ -56,6 +56,7 @@ from loop import (
     save_checkpoint,
     to_device,
 )
+from losses import SST_LOSSES
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
 from schedules import SAMPLED, SCHEDULES, Schedule
@@ -677,8 +678,9 @@ def add_model_flags(p):
     g.add_argument(
         "--bi-head",
         default="cosine",
-        choices=["cosine", "cosine-layer", "concat"],
-        help="bi-encoder head: cosine, a layer then cosine (BERT++ Model E), or a linear layer on [u,v,|u-v|,u*v]",
+        choices=BI_HEADS,
+        help="bi-encoder head (heads.py): cosine heads, or a linear layer over [u,v,|u-v|,u*v] (concat), "
+        "[u;v] (concat-plain) or SUSTech's B1/B2",
     )
     for t in ("para", "sts"):
         g.add_argument(
@@ -687,11 +689,16 @@ def add_model_flags(p):
         g.add_argument(
             f"--{t}-bi-head",
             default=None,
-            choices=["cosine", "cosine-layer", "concat"],
+            choices=BI_HEADS,
             help=f"{t} only (default --bi-head)",
         )
     g.add_argument(
         "--bi-projection", action="store_true", help="a shared linear map before the cosine (Tuning Up BERT §4.2)"
+    )
+    g.add_argument(
+        "--share-pair-heads",
+        action="store_true",
+        help="para and sts share their layers before the output (BERT++ §5-6; needs the same pair head)",
     )
     g.add_argument(
         "--pooling",
@@ -701,7 +708,12 @@ def add_model_flags(p):
     )
     g.add_argument("--head-layers", type=int, default=1, help="layers per head (BERT++ Model A: 2 or more)")
     g.add_argument("--head-activation", default="relu", choices=["relu", "gelu", "tanh"], help="between head layers")
-    g.add_argument("--sst-loss", default="ce", choices=["ce", "oll", "dual"], help="sentiment loss (losses.py)")
+    g.add_argument(
+        "--sst-loss",
+        default="ce",
+        choices=SST_LOSSES,
+        help="sentiment loss (losses.py); dual sums over classes as BERT and Beyond's equation, dual-mean averages",
+    )
     g.add_argument("--oll-alpha", type=float, default=1.0, help="ordinal log-loss exponent of |i - y|")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
     for t in TASKS:
@@ -769,7 +781,12 @@ def add_smart_pcgrad_flags(p):
     g = p.add_argument_group("SMART and PCGrad")
     g.add_argument("--smart", type=float, default=0.0, metavar="LAMBDA", help="weight of SMART's regularizer (0 = off)")
     g.add_argument("--smart-tasks", default="all", help="comma-separated tasks SMART applies to, or all")
-    g.add_argument("--smart-eps", type=float, default=1e-5, help="radius of the perturbation ball")
+    g.add_argument(
+        "--smart-eps",
+        type=float,
+        default=None,
+        help="radius of the perturbation ball (default: 1e-5 with --smart-variant project, 1e-6 with normalize)",
+    )
     g.add_argument("--smart-sigma", type=float, default=1e-5, help="std of the initial noise")
     g.add_argument("--smart-eta", type=float, default=1e-3, help="step size of the inner ascent")
     g.add_argument("--smart-steps", type=int, default=1, help="inner ascent steps")
@@ -778,7 +795,7 @@ def add_smart_pcgrad_flags(p):
         "--smart-variant",
         default="project",
         choices=["project", "normalize"],
-        help="paper's projection onto the ball, or MT-DNN's normalisation",
+        help="paper's projection onto the ball, or MT-DNN's normalisation with smart-pytorch's batch-summed KL",
     )
     g.add_argument(
         "--pcgrad", action="store_true", help="PCGrad gradient surgery (with --schedule summed or cycled-summed)"
@@ -860,6 +877,8 @@ def parse_args(argv=None):
         # step costs over two plain ones (one more forward and backward for the ascent, one more
         # forward for the regularizer), so fewer steps keep about the same time budget.
         args.steps_per_epoch = 450 if args.smart > 0 else 1000
+    if args.smart_eps is None:  # recorded resolved, so metrics.json says which ε ran
+        args.smart_eps = smart.DEFAULT_EPS[args.smart_variant]
     check_args(parser, args)
     return args
 

@@ -153,17 +153,17 @@ def test_bi_projection_by_hand():
 def test_cosine_layer_head_by_hand():
     # BERT++ Model E: 5 * sigmoid(scale * cos(relu(Wu + b), relu(Wv + b))), here W = I, b = 0, scale 5:
     # u = (1, -1) -> (1, 0), v = (1, 1) -> (1, 1), cos = 1/sqrt(2). The plain cosine head gives (0 + 1) * 2.5.
-    head = CosineHead(2, "regression", dropout=0.0, layer=True, activation="relu")
+    head = CosineHead(2, "regression", dropout=0.0, head="cosine-layer", activation="relu")
     with torch.no_grad():
         head.proj.weight.copy_(torch.eye(2))
         head.proj.bias.zero_()
     u, v = torch.tensor([[1.0, -1.0]]), torch.tensor([[1.0, 1.0]])
     assert torch.allclose(head(u, v), 5 * torch.sigmoid(torch.tensor([5 / math.sqrt(2)])))
-    tanh = CosineHead(2, "regression", dropout=0.0, layer=True, activation="tanh")
+    tanh = CosineHead(2, "regression", dropout=0.0, head="cosine-layer", activation="tanh")
     tanh.load_state_dict(head.state_dict())
     assert not torch.allclose(tanh(u, v), head(u, v))  # the activation is used
     model = MultitaskBert(tiny_bert(), config=HeadConfig(sts_encoding="bi", sts_bi_head="cosine-layer"))
-    assert model.heads["sts"].layer and model.heads["sts"].proj is not None
+    assert model.heads["sts"].head == "cosine-layer" and model.heads["sts"].proj is not None
 
 
 def test_head_layers_by_hand():
