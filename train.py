@@ -561,9 +561,30 @@ def early_stop(run, epoch):
     return False
 
 
+def write_task_bests(run):
+    """Dev and test predictions of each best-{task}.pt from another epoch than best.pt, written to
+    best-{task}/predictions/: a run folder of one task that ensemble.py can take as a member
+    ("Tuning Up BERT" §5.5 ensembles per-task best checkpoints; ensemble.py --task-bests)."""
+    for task, best in run.state.get("best_task", {}).items():
+        if best["epoch"] == run.state["best"]["epoch"]:
+            continue  # the same weights as best.pt: the run's own predictions already are these
+        path = run.out / f"best-{task}.pt"
+        state = files.load_torch(path, "per-task best model", keys=("model",), map_location=run.device)["model"]
+        run.model.load_state_dict(state)
+        for split in ("dev", "test"):
+            if task in run.splits[split]:
+                task_data = run.splits[split][task]
+                preds, raws = predict_all(run.model, task, task_data, run.args, run.device)
+                if distributed.is_main():
+                    folder = run.out / f"best-{task}" / "predictions"
+                    predictions.write(folder, task, split, task_data.example_ids, preds, raws)
+        run.log(f"wrote {run.out / f'best-{task}'}/predictions/ ({task}'s best epoch, {best['epoch']})")
+
+
 def finish(run):
     """Reload the best model, score the full dev sets, write predictions and metrics.json."""
     args, model, out, splits = run.args, run.model, run.out, run.splits
+    write_task_bests(run)  # first: it loads other weights into the model
     best = files.load_torch(out / "best.pt", "best model", keys=("model", "epoch"), map_location=run.device)
     model.load_state_dict(best["model"])
     t_eval = time.time()
@@ -816,7 +837,8 @@ def add_running_flags(p):
 
 
 # What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
-RUN_PRODUCTS = ("checkpoint.pt", "best.pt", *(f"best-{t}.pt" for t in TASKS), "metrics.json", "predictions", "report")
+RUN_PRODUCTS = ("checkpoint.pt", "best.pt", *(f"best-{t}{x}" for t in TASKS for x in (".pt", "")), "metrics.json")
+RUN_PRODUCTS += ("predictions", "report")
 # Flags that may change when a run is resumed: they do not alter what has been trained so far.
 RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report", "early_stop"}
 
