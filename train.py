@@ -12,7 +12,8 @@ and the best model so far is kept; at the end the best model writes dev and test
     python train.py --resume runs/all         # continue an interrupted run where it stopped
 
 The run folder (--out) holds checkpoint.pt (the latest state, for --resume), best.pt (the
-best model; predict.py loads it), tokenizer/, metrics.json and predictions/.
+best model; predict.py loads it), best-{task}.pt (each task's best epoch, and its predictions in
+best-{task}/ when that is not best.pt's epoch), tokenizer/, metrics.json and predictions/.
 
 Reading order: train() at the bottom of the "training" section is the whole run in a dozen
 lines; train_step() is one optimizer step; setup() builds everything the loop needs.
