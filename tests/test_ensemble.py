@@ -44,6 +44,13 @@ def write_run(folder, outputs, metrics=None):
     return str(folder)
 
 
+def write_dev_runs(folder, task, y, runs):
+    """A gold dev file of labels y and one run folder a, b, c, ... per row of runs (their dev raw outputs)."""
+    ids = [f"{task[0]}{i}" for i in range(len(y))]
+    write_gold(folder, task, ids, y)
+    return [write_run(folder / name, {(task, "dev"): (ids, r)}) for name, r in zip("abcdefgh", runs)]
+
+
 def run_ensemble(tmp_path, runs, *extra, data_dir=None):
     argv = [*map(str, runs), "--out", str(tmp_path / "ens"), "--data-dir", str(data_dir or tmp_path), *extra]
     return ensemble.ensemble(ensemble.parse_args(argv))
@@ -129,10 +136,7 @@ def test_greedy_finds_the_weighted_multiset():
 
 
 def test_cli_uses_greedy_beyond_max_exhaustive_and_writes_the_members(tmp_path):
-    y, runs = weighted_sts()
-    ids = [f"t{i}" for i in range(len(y))]
-    write_gold(tmp_path, "sts", ids, y)
-    folders = [write_run(tmp_path / name, {("sts", "dev"): (ids, r)}) for name, r in zip("abcd", runs)]
+    folders = write_dev_runs(tmp_path, "sts", *weighted_sts())
     info = run_ensemble(tmp_path, folders, "--max-exhaustive", "3")
     assert info["tasks"]["sts"]["method"] == "greedy"
     assert [(m["run"], m["count"]) for m in info["tasks"]["sts"]["members"]] == [(folders[0], 2), (folders[1], 1)]
@@ -409,10 +413,7 @@ def test_max_per_task_caps_the_distinct_members():
 
 
 def test_max_per_task_flag(tmp_path):
-    y, runs = complementary_para()
-    ids = [f"p{i}" for i in range(len(y))]
-    write_gold(tmp_path, "para", ids, y)
-    folders = [write_run(tmp_path / name, {("para", "dev"): (ids, r)}) for name, r in zip("abcd", runs)]
+    folders = write_dev_runs(tmp_path, "para", *complementary_para())
     info = run_ensemble(tmp_path, folders, "--max-per-task", "1")
     assert [m["run"] for m in info["tasks"]["para"]["members"]] == [folders[2]] and info["max_per_task"] == 1
     greedy_info = run_ensemble(
