@@ -79,10 +79,10 @@ class HeadConfig:
     para_bi_head: str = "cosine"  # one of BI_HEADS (bi-encoded pairs only)
     sts_bi_head: str = "cosine"
     bi_projection: bool = False  # a linear map before the cosine head
-    head_layers: int = 1  # layers of the linear heads (sst, cross-encoded pairs, concat)
-    head_activation: str = "relu"  # between head layers, and in the cosine-layer head
+    head_layers: int = 1  # layers of the linear heads (sst, and the pair heads but the cosine ones)
+    head_activation: str = "relu"  # between head layers, and f of cosine-layer and bertpp-e
     dropout: dict = field(default_factory=dict)  # task -> rate before its head; a float is every task's
-    sst_loss: str = "ce"  # ce | oll | dual (losses.py)
+    sst_loss: str = "ce"  # one of SST_LOSSES (losses.py)
     oll_alpha: float = 1.0
     share_pair_heads: bool = False  # para and sts share their layers before the output (BERT++ §5-6)
 
