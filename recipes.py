@@ -1,0 +1,140 @@
+"""Recipes: a run's flags kept as a small TOML file (recipes/*.toml), read with the standard library.
+
+nanoGPT keeps each of its runs as a small config file; here a report's configuration is data too:
+
+    python train.py --config recipes/bert-and-beyond.toml               # the report's final model
+    python train.py --config recipes/cpu/bert-and-beyond.toml --seed 1  # command-line flags win
+    python mlm.py --config recipes/cpu/sustech-mlm.toml                 # mlm.py reads them the same way
+
+A recipe's keys are the script's flags exactly as written on the command line, without the two
+leading dashes, one `key = value` a line:
+
+    sst-loss = "dual"            # --sst-loss dual
+    smart = 0.45                 # --smart 0.45
+    pcgrad = true                # --pcgrad (an on/off flag: true or false)
+    adam-betas = [0.9, 0.999]    # --adam-betas 0.9 0.999
+
+The file's values become the parser's defaults, so a flag on the command line overrides the file.
+Every key and value is checked before any work starts: a key that is not a flag, or a value of
+the wrong type or outside the flag's choices, is one line naming the file and its line.
+"""
+
+import argparse
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+
+# Flags a recipe cannot hold: a recipe does not name another recipe, nor continue a run.
+NOT_IN_RECIPE = {"config", "resume", "help"}
+
+
+class RecipeError(Exception):
+    """A recipe that cannot be used; the message starts with "FILE:LINE:"."""
+
+
+def read(path):
+    """The file's table of keys and its text; a TOML syntax error names the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: cannot read it ({e})") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as e:
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+        where = f"{found[1]}: {str(e)[: found.start()].strip()} (column {found[2]})" if found else f" {e}"
+        raise RecipeError(f"{path}:{where}") from None
+
+
+def line_of(text, key):
+    """The line on which `key` is set (1-based), for error messages; 0 when not found."""
+    pattern = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*=""")
+    return next((i for i, line in enumerate(text.splitlines(), 1) if pattern.match(line)), 0)
+
+
+def flag_actions(parser):
+    """{recipe key: argparse action} for every long flag of `parser` ("sst-loss" for --sst-loss).
+    An on/off pair (--task-text / --no-task-text) is one key: task-text = true or false."""
+    found = {}
+    for action in parser._actions:
+        if action.dest in NOT_IN_RECIPE:
+            continue
+        for option in action.option_strings:
+            negative = isinstance(action, argparse.BooleanOptionalAction) and option.startswith("--no-")
+            if option.startswith("--") and not negative:
+                found[option[2:]] = action
+    return found
+
+
+def check_value(action, value):
+    """The value argparse would have made of the flag, or a ValueError saying what was expected."""
+    if action.nargs == 0:  # an on/off flag (store_true)
+        if not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
+    if isinstance(action.nargs, int) or isinstance(action, argparse._AppendAction):  # several values
+        count = action.nargs if isinstance(action.nargs, int) else None
+        if not isinstance(value, list) or (count is not None and len(value) != count):
+            raise ValueError(f"expected a list of {count or 'one or more'} values")
+        return [check_one(action, v) for v in value]
+    return check_one(action, value)
+
+
+def check_one(action, value):
+    if isinstance(value, (dict, list, bool)):
+        raise ValueError(f"expected {type_name(action)}")
+    if action.type is int and not isinstance(value, int):
+        raise ValueError("expected an integer")
+    if action.type is float and not isinstance(value, (int, float)):
+        raise ValueError("expected a number")
+    if action.type in (None, str) and not isinstance(value, str):
+        raise ValueError('expected a string (in quotes: "...")')
+    value = action.type(value) if action.type else value
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
+    return value
+
+
+def type_name(action):
+    return {int: "an integer", float: "a number"}.get(action.type, "a string")
+
+
+def flag_values(parser, table, path, text=""):
+    """{argparse dest: value} of a recipe's table, every key and value checked against `parser`."""
+    actions, values = flag_actions(parser), {}
+    for key, value in table.items():
+        where = f"{path}:{line_of(text, key)}"
+        if isinstance(value, dict):
+            raise RecipeError(f"{where}: [{key}]: a recipe is flat, `flag = value` lines only")
+        if key not in actions:
+            hint = f" (write flags as on the command line: {key.replace('_', '-')})" if "_" in key else ""
+            raise RecipeError(f"{where}: {key} is not a flag of this script{hint}")
+        try:
+            values[actions[key].dest] = check_value(actions[key], value)
+        except ValueError as e:
+            raise RecipeError(f"{where}: {key} = {value!r}: {e}") from None
+    return values
+
+
+def apply(parser, argv):
+    """--config FILE in `argv`: the file's flags become `parser`'s defaults (so the command line
+    still overrides them). Returns what metrics.json records of it (file, sha256, text), or None."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--config", default=None)
+    path = probe.parse_known_args(argv)[0].config
+    if path is None:
+        return None
+    table, text = read(path)
+    parser.set_defaults(**flag_values(parser, table, path, text))
+    return {"file": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest(), "text": text}
+
+
+def add_config_flag(parser):
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.toml",
+        help="a recipe (recipes/*.toml): its keys are this script's flags; flags given here override it",
+    )
