@@ -49,8 +49,8 @@ def read(path):
 
 
 def line_of(text, key):
-    """The line on which `key` is set (1-based), for error messages; 0 when not found."""
-    pattern = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*=""")
+    """The line on which `key` is set, or its [table] opens (1-based), for messages; 0 if not found."""
+    pattern = re.compile(rf"""^\s*(\[+\s*)?["']?{re.escape(key)}["']?\s*(=|\])""")
     return next((i for i, line in enumerate(text.splitlines(), 1) if pattern.match(line)), 0)
 
 
