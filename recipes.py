@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 # Flags a recipe cannot hold: a recipe does not name another recipe, nor continue a run.
@@ -138,3 +139,106 @@ def add_config_flag(parser):
         metavar="FILE.toml",
         help="a recipe (recipes/*.toml): its keys are this script's flags; flags given here override it",
     )
+
+
+# ----------------------------------------------------------------------------
+# ablation tables: recipes/ablations/NN-name.toml, read by reproduce.py
+
+CPU_RECIPES = Path(__file__).resolve().parent / "recipes" / "cpu"
+ABLATIONS = Path(__file__).resolve().parent / "recipes" / "ablations"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A report's dev figures for one configuration; None where the report gives none. `kind` says
+    which overall the report printed: the course formula or the plain mean (BERT++, SUSTech)."""
+
+    source: str  # "BERT and Beyond T6": the report and its table
+    sst: float | None = None
+    para: float | None = None
+    sts: float | None = None
+    overall: float | None = None
+    kind: str = "course"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One configuration of a table: a report's CPU recipe (recipes/cpu/<base>.toml) and the keys set
+    over it, in train.py's flag names."""
+
+    label: str
+    base: str
+    settings: tuple  # ((key, value), ...): the base recipe's keys, then the row's `set` over them
+    changed: tuple  # the keys whose value differs from the base recipe's: what the row varies
+    refs: tuple = ()
+    quick: bool = False  # one of the rows `reproduce.py --quick` runs
+    mlm: bool = False  # trained from reproduce.py's MLM encoder
+    synth: str = ""  # "needed": runs only with --synth FILE; "if-given": uses it when given
+    tasks: tuple = ()  # one single-task run per task; the row shows each task's own run
+    epochs: int | None = None  # the row's own epochs (the budget's batches split over them)
+    rank: bool = True  # ranked with the table's other rows of its setup
+
+
+@dataclass(frozen=True)
+class Ablation:
+    name: str  # the file's name without its number: for --only
+    title: str
+    rows: tuple
+    metric: tuple = ("overall",)  # columns (averaged) that rank the rows, ours and the report's
+    setup: str = ""  # the table's setup, and what of the report's cannot be had here
+
+    @property
+    def quick(self):
+        return any(r.quick for r in self.rows)
+
+
+TABLE_KEYS = {"title": str, "metric": list, "setup": str, "row": list}
+ROW_KEYS = {"label": str, "base": str, "set": dict, "refs": list, "quick": bool, "mlm": bool, "synth": str}
+ROW_KEYS.update({"tasks": list, "rank": bool})
+REF_KEYS = {"source": str, "sst": float, "para": float, "sts": float, "overall": float, "kind": str}
+
+
+def check_keys(table, allowed, path, text, where=""):
+    for key, value in table.items():
+        kind = allowed.get(key)
+        if kind is None:
+            raise RecipeError(f"{path}:{line_of(text, key)}: {where}{key} is not one of {', '.join(allowed)}")
+        if not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
+            raise RecipeError(f"{path}:{line_of(text, key)}: {where}{key} = {value!r}: expected a {kind.__name__}")
+
+
+def read_row(row, path, text, i):
+    """One [[row]] of an ablation file, its base recipe read and the row's keys set over it."""
+    where = f"row {i + 1}: "
+    check_keys(row, ROW_KEYS, path, text, where)
+    for key in ("label", "base"):
+        if key not in row:
+            raise RecipeError(f"{path}: {where}has no {key}")
+    base, _ = read(CPU_RECIPES / f"{row['base']}.toml")
+    over = row.get("set", {})
+    settings = {k: v for k, v in base.items() if k != "out"} | over
+    changed = tuple(sorted(k for k, v in over.items() if base.get(k) != v))
+    refs = []
+    for ref in row.get("refs", []):
+        check_keys(ref, REF_KEYS, path, text, where + "refs: ")
+        refs.append(Ref(**ref))
+    if row.get("synth", "") not in ("", "needed", "if-given"):
+        raise RecipeError(f'{path}:{line_of(text, "synth")}: {where}synth is "needed" or "if-given"')
+    flags = {k: row[k] for k in ("quick", "mlm", "synth", "rank") if k in row}
+    flags |= {"tasks": tuple(row.get("tasks", ())), "epochs": over.get("epochs")}
+    return Row(row["label"], row["base"], tuple(settings.items()), changed, tuple(refs), **flags)
+
+
+def read_ablation(path):
+    table, text = read(path)
+    check_keys(table, TABLE_KEYS, path, text)
+    rows = tuple(read_row(r, path, text, i) for i, r in enumerate(table.get("row", [])))
+    if not rows or "title" not in table:
+        raise RecipeError(f"{path}: an ablation needs a title and at least one [[row]]")
+    name = path.stem.split("-", 1)[1] if path.stem[:2].isdigit() else path.stem
+    return Ablation(name, table["title"], rows, tuple(table.get("metric", ["overall"])), table.get("setup", ""))
+
+
+def read_ablations(folder=ABLATIONS):
+    """Every ablation table, in the order of the files' numbers."""
+    return tuple(read_ablation(p) for p in sorted(Path(folder).glob("*.toml")))
