@@ -49,10 +49,12 @@ def read(path):
         raise RecipeError(f"{path}:{where}") from None
 
 
-def line_of(text, key):
-    """The line on which `key` is set, or its [table] opens (1-based), for messages; 0 if not found."""
-    pattern = re.compile(rf"""^\s*(\[+\s*)?["']?{re.escape(key)}["']?\s*(=|\])""")
-    return next((i for i, line in enumerate(text.splitlines(), 1) if pattern.match(line)), 0)
+def line_of(text, key, after=0):
+    """The first line past line `after` on which `key` is set (in a `key = value` line or an inline
+    { key = value }) or its [table] opens (1-based), for messages; 0 if not found."""
+    pattern = re.compile(rf"""(^|[{{,])\s*(\[+\s*)?["']?{re.escape(key)}["']?\s*(=|\])""")
+    lines = text.splitlines()
+    return next((i for i, line in enumerate(lines, 1) if i > after and pattern.search(line)), 0)
 
 
 def flag_actions(parser):
@@ -198,32 +200,37 @@ ROW_KEYS.update({"tasks": list, "rank": bool})
 REF_KEYS = {"source": str, "sst": float, "para": float, "sts": float, "overall": float, "kind": str}
 
 
-def check_keys(table, allowed, path, text, where=""):
+def check_keys(table, allowed, path, text, where="", after=0):
     for key, value in table.items():
         kind = allowed.get(key)
         if kind is None:
-            raise RecipeError(f"{path}:{line_of(text, key)}: {where}{key} is not one of {', '.join(allowed)}")
+            raise RecipeError(f"{path}:{line_of(text, key, after)}: {where}{key} is not one of {', '.join(allowed)}")
         if not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
-            raise RecipeError(f"{path}:{line_of(text, key)}: {where}{key} = {value!r}: expected a {kind.__name__}")
+            line = line_of(text, key, after)
+            raise RecipeError(f"{path}:{line}: {where}{key} = {value!r}: expected a {kind.__name__}")
 
 
 def read_row(row, path, text, i):
     """One [[row]] of an ablation file, its base recipe read and the row's keys set over it."""
     where = f"row {i + 1}: "
-    check_keys(row, ROW_KEYS, path, text, where)
+    start = [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == "[[row]]"][i]  # its line
+    check_keys(row, ROW_KEYS, path, text, where, start)
     for key in ("label", "base"):
         if key not in row:
-            raise RecipeError(f"{path}: {where}has no {key}")
-    base, _ = read(CPU_RECIPES / f"{row['base']}.toml")
+            raise RecipeError(f"{path}:{start}: {where}has no {key}")
+    recipe = CPU_RECIPES / f"{row['base']}.toml"
+    if not recipe.is_file():
+        raise RecipeError(f"{path}:{line_of(text, 'base', start)}: {where}base = {row['base']!r}: no {recipe}")
+    base, _ = read(recipe)
     over = row.get("set", {})
     settings = {k: v for k, v in base.items() if k != "out"} | over
     changed = tuple(sorted(k for k, v in over.items() if base.get(k) != v))
     refs = []
     for ref in row.get("refs", []):
-        check_keys(ref, REF_KEYS, path, text, where + "refs: ")
+        check_keys(ref, REF_KEYS, path, text, where + "refs: ", start)
         refs.append(Ref(**ref))
     if row.get("synth", "") not in ("", "needed", "if-given"):
-        raise RecipeError(f'{path}:{line_of(text, "synth")}: {where}synth is "needed" or "if-given"')
+        raise RecipeError(f'{path}:{line_of(text, "synth", start)}: {where}synth is "needed" or "if-given"')
     flags = {k: row[k] for k in ("quick", "mlm", "synth", "rank") if k in row}
     flags |= {"tasks": tuple(row.get("tasks", ())), "epochs": over.get("epochs")}
     return Row(row["label"], row["base"], tuple(settings.items()), changed, tuple(refs), **flags)

@@ -11,10 +11,11 @@ from conftest import DEVICE, ROOT, TINY
 
 import mlm
 import recipes
+import reproduce
 import train
 
 RECIPES = ROOT / "recipes"
-MLM_RECIPES = sorted(RECIPES.rglob("*-mlm.toml"))
+MLM_RECIPES = sorted(p for p in RECIPES.rglob("*-mlm.toml") if "ablations" not in p.parts)
 TRAIN_RECIPES = sorted(p for p in RECIPES.rglob("*.toml") if p not in MLM_RECIPES and "ablations" not in p.parts)
 # The flags a test run always sets over a recipe: the tiny model, the toy data, two steps, the CPU.
 TINY_RUN = ["--model", str(TINY), "--device", DEVICE.type, "--epochs", "1", "--log-every", "1"]
@@ -127,3 +128,58 @@ def test_on_off_pairs_are_one_key(tmp_path):
     values = recipes.flag_values(parser, tomllib.loads(path.read_text()), path)
     assert values == {"out": "runs/m", "task_text": False, "text": ["a.txt"]}
     assert "no-task-text" not in recipes.flag_actions(parser)
+
+
+# ----------------------------------------------------------------------------
+# the ablation tables (recipes/ablations/*.toml) that reproduce.py runs
+
+ABLATION_FILES = sorted((RECIPES / "ablations").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", ABLATION_FILES, ids=lambda p: p.stem)
+def test_every_ablation_row_is_a_valid_train_command(path, data_dir, tmp_path):
+    """Each row's command line, as reproduce.py builds it, parses as train.py flags (choices and
+    combinations checked too): a key or value train.py lacks fails here, not hours into a reproduction."""
+    args = reproduce.parse_args(
+        ["--data-dir", str(data_dir), "--results", str(tmp_path), "--synth", str(synth_file(tmp_path))]
+    )
+    args.mlm_dir = tmp_path / "mlm"
+    ablation = recipes.read_ablation(path)
+    for row in ablation.rows:
+        for flags in reproduce.flags_of(args, row):
+            parsed = train.parse_args([*flags, "--data-dir", str(data_dir), "--out", str(tmp_path / "run")])
+            for key, value in row.settings:  # the row's keys over its recipe's, unless the budget sets them
+                if key not in ("epochs", "steps-per-epoch", "eval-subset", "model", "task"):
+                    assert getattr(parsed, key.replace("-", "_")) == value, (row.label, key)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('title = "t"\n[[row]]\nlabel = "a"\nbase = "sustech"\nseet = { lr = 1.0 }\n', ":5: row 1: seet is not one of"),
+        ('title = "t"\n[[row]]\nlabel = "a"\nbase = "nope"\n', ":4: row 1: base = 'nope': no "),
+        (
+            'title = "t"\n[[row]]\nlabel = "a"\nbase = "sustech"\nrefs = [{ source = "X T1", sst = "high" }]\n',
+            ":5: row 1: refs: sst = 'high': expected a float",
+        ),
+        (
+            'title = "t"\n[[row]]\nlabel = "a"\nbase = "sustech"\nsynth = "maybe"\n',
+            ':5: row 1: synth is "needed" or "if-given"',
+        ),
+        ('title = "t"\n', ": an ablation needs a title and at least one [[row]]"),
+    ],
+)
+def test_a_bad_ablation_file_is_one_error_naming_its_file(tmp_path, text, message):
+    path = tmp_path / "01-bad.toml"
+    path.write_text(text)
+    with pytest.raises(recipes.RecipeError) as error:
+        recipes.read_ablation(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_ablation_row_is_its_recipe_with_the_rows_keys_over_it():
+    dual = next(r for r in recipes.read_ablation(RECIPES / "ablations" / "06-sst-loss.toml").rows if r.label == "dual")
+    base = tomllib.loads((RECIPES / "cpu" / "bert-and-beyond.toml").read_text())
+    assert dict(dual.settings) == {k: v for k, v in base.items() if k != "out"} | {"stagger-epochs": 2, "epochs": 4}
+    assert dual.changed == ("epochs", "stagger-epochs") and dual.epochs == 4 and dual.base == "bert-and-beyond"
+    assert [r.name for r in recipes.read_ablations()][:2] == ["pair-encoding", "smart-single"]  # in the files' order
