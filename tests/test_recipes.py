@@ -61,7 +61,7 @@ def test_every_mlm_recipe_pretrains_two_steps(path, data_dir, tmp_path, monkeypa
     table = tomllib.loads(path.read_text())
     monkeypatch.chdir(tmp_path)  # the recipe's own text files (relative paths), written here
     for text in table.get("text", []):
-        (tmp_path / text).write_text("the cat sat on the mat .\na dog ran in the park .\n" * 10)
+        (tmp_path / text).write_text("".join(f"{text} line {i}: the cat sat on the mat .\n" for i in range(20)))
     out = tmp_path / "mlm"
     argv = ["--config", str(path), *TINY_RUN, "--max-steps", "2", "--data-dir", str(data_dir), "--out", str(out)]
     metrics = mlm.pretrain(mlm.parse_args(argv + ["--batch-size", "4"]))
@@ -183,3 +183,19 @@ def test_an_ablation_row_is_its_recipe_with_the_rows_keys_over_it():
     assert dict(dual.settings) == {k: v for k, v in base.items() if k != "out"} | {"stagger-epochs": 2, "epochs": 4}
     assert dual.changed == ("epochs", "stagger-epochs") and dual.epochs == 4 and dual.base == "bert-and-beyond"
     assert [r.name for r in recipes.read_ablations()][:2] == ["pair-encoding", "smart-single"]  # in the files' order
+
+
+def test_a_resumed_run_keeps_its_recipe_and_refuses_another(data_dir, tmp_path, capsys):
+    path, out = tmp_path / "r.toml", tmp_path / "run"
+    path.write_text('schedule = "uniform"\nsteps-per-epoch = 2\nbatch-size = 4\n')
+    argv = ["--config", str(path), *TINY_RUN, "--data-dir", str(data_dir), "--out", str(out), "--no-report"]
+    train.train(train.parse_args(argv))
+    path.write_text('schedule = "even"\n')  # edited since: the run keeps what it was trained with
+    metrics = train.train(train.parse_args(["--resume", str(out), "--epochs", "2"]))
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2] and metrics["config"]["schedule"] == "uniform"
+    assert "uniform" in metrics["config"]["recipe"]["text"]
+    other = tmp_path / "other.toml"
+    other.write_text('schedule = "uniform"\n')
+    with pytest.raises(SystemExit):  # a different recipe is a different run
+        train.parse_args(["--resume", str(out), "--epochs", "3", "--config", str(other)])
+    assert "cannot change --config (start a new run)" in capsys.readouterr().err
