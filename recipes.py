@@ -14,9 +14,20 @@ leading dashes, one `key = value` a line:
     pcgrad = true                # --pcgrad (an on/off flag: true or false)
     adam-betas = [0.9, 0.999]    # --adam-betas 0.9 0.999
 
-The file's values become the parser's defaults, so a flag on the command line overrides the file.
-Every key and value is checked before any work starts: a key that is not a flag, or a value of
-the wrong type or outside the flag's choices, is one line naming the file and its line.
+The file's values become the parser's defaults, so a flag on the command line overrides the file
+(a repeatable flag, mlm.py's --text, adds to the file's list). Every key and value is checked before
+any work starts: a key that is not a flag, or a value of the wrong type or outside the flag's
+choices, is one line naming the file and its line.
+
+The ablation tables reproduce.py reruns are files too (recipes/ablations/NN-name.toml, read by
+read_ablations below): each [[row]] names its report's CPU recipe (base = "bert-and-beyond" is
+recipes/cpu/bert-and-beyond.toml) and the keys it sets over it, with the report's figures beside it:
+
+    [[row]]
+    label = "dual"
+    base = "bert-and-beyond"
+    set = { sst-loss = "dual", stagger-epochs = 2, epochs = 4 }
+    refs = [{ source = "BERT and Beyond T3", sst = 0.540, para = 0.888, sts = 0.885, overall = 0.790 }]
 """
 
 import argparse
