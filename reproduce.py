@@ -164,7 +164,8 @@ def run_key(row, flags):
     values = dict(row.settings)
     task = flags[flags.index("--task") + 1] if "--task" in flags else "all"
     words = [row.base, *(f"{k}={values[k]}" for k in row.changed if k != "task")]
-    return f"{slug(words + ([f'task={task}'] if task != 'all' else []) + (['mlm'] if row.mlm else []))}-{digest}"
+    words += [f"task={task}"] * (task != "all") + ["mlm"] * row.mlm + ["synth"] * ("--sst-synth" in flags)
+    return f"{slug(words)}-{digest}"
 
 
 def selected(args):
