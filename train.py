@@ -41,6 +41,7 @@ import loop
 import pages
 import pcgrad
 import predictions
+import recipes
 import smart
 from adamw import AdamW
 from heads import BI_HEADS, HeadConfig, MultitaskBert
@@ -653,6 +654,7 @@ def get_parser():
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     a = p.add_argument
+    recipes.add_config_flag(p)
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
     a("--model", default="all-MiniLM-L6-v2", help="encoder: packaged default, a model folder, or a hub id")
     a("--out", default=None, help="run folder (default runs/<task>)")
@@ -891,7 +893,12 @@ def check_args(parser, args):
 def parse_args(argv=None):
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
+    try:  # --config FILE: the recipe's flags become the defaults, so the command line overrides them
+        recipe = recipes.apply(parser, argv)
+    except recipes.RecipeError as e:
+        sys.exit(f"error: {e}")
     args = parser.parse_args(argv)
+    args.recipe = recipe  # file, sha256 and text: metrics.json's "config" keeps them with the resolved flags
     if args.resume:
         args = resumed(parser, argv, args)
     args.out = args.out or f"runs/{args.task}"
