@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -439,7 +438,11 @@ def test_bad_records_and_base_url_are_one_line_errors(server, tmp_path, monkeypa
     rows = [("d0", "sentence 0", 1)]
     sst_file(tmp_path / "ids-sst-dev.csv", rows)
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "sst-dev-labels.jsonl").write_text('{"id": "d0", "label": 1}\n{"id": "d1", "label": 7}\n')
+    journal = [{"id": "d0", "label": 1}, {"id": "d1", "label": 7}]
+    journal = "".join(
+        synth.record_line({**r, "model": "gpt-3.5-turbo", "prompt": synth.LABEL_PROMPT_ID}) for r in journal
+    )
+    (tmp_path / "run" / "sst-dev-labels.jsonl").write_text(journal)
     argv = ["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST]
     with pytest.raises(SystemExit, match=r"sst-dev-labels\.jsonl:2: expected a record"):
         synth.main(argv)
@@ -455,5 +458,4 @@ def test_bad_records_and_base_url_are_one_line_errors(server, tmp_path, monkeypa
     + [("Wed, 21 Oct 2015 07:28:00 GMT", None)],
 )
 def test_retry_after(header, wait):
-    response = types.SimpleNamespace(headers={} if header is None else {"Retry-After": header})
-    assert synth.retry_after(response) == wait
+    assert synth.retry_after({} if header is None else {"Retry-After": header}) == wait
