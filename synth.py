@@ -574,10 +574,10 @@ def read_labels(path, model):
 
 def label(args, client):
     """Label the split's sentences, batch_size per request; returns the sentences that failed."""
-    path = args.input or Path(args.data_dir) / TASKS["sst"].files[args.split]
-    rows = data.read_examples(path, "sst")[: args.limit]
     out = Path(args.out)
     check_label_folder(out, args.model)
+    path = args.input or Path(args.data_dir) / TASKS["sst"].files[args.split]
+    rows = data.read_examples(path, "sst")[: args.limit]
     journal = out / f"sst-{args.split}-labels.jsonl"
     labels = {} if args.dry_run else read_labels(journal, args.model)
     todo = [ex for ex in rows if ex.id not in labels]
