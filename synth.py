@@ -33,6 +33,7 @@ import math
 import os
 import queue
 import random
+import re
 import sys
 import threading
 import time
@@ -98,7 +99,7 @@ SECRETS = {}  # secret text -> what to print instead: the key and URL credential
 def url_credentials(url):
     """The user name and password of a URL's user:password@ part, as written and percent-decoded."""
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(url if "//" in url else f"//{url}")  # "user:pw@host/v1" too
         found = [x for x in (parts.username, parts.password) if x]
     except ValueError:  # a malformed URL: requests refuses it with a message of our own
         return []
@@ -106,10 +107,8 @@ def url_credentials(url):
 
 
 def without_credentials(url):
-    """The URL to show: user:password@ replaced by [credentials]@."""
-    scheme, sep, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    return f"{scheme}{sep}[credentials]@{host.rpartition('@')[2]}{slash}{path}" if "@" in host else url
+    """The URL to show: any user:password@ before the host replaced by [credentials]@."""
+    return re.sub(r"^([a-zA-Z][\w+.-]*://)?[^/?#]*@", r"\1[credentials]@", url)
 
 
 def redact(text):
@@ -721,7 +720,7 @@ def get_parser():
 def parse_args(argv=None):
     parser = get_parser()
     args = parser.parse_args(argv)
-    minimum = {"n": 1, "batch_size": 1, "limit": 1, "workers": 1, "max_retries": 0, "rpm": 0}
+    minimum = {"n": 1, "batch_size": 1, "limit": 1, "workers": 1, "max_retries": 0}
     for name, low in minimum.items():
         if getattr(args, name, None) is not None and getattr(args, name) < low:
             parser.error(f"--{name.replace('_', '-')} must be at least {low}")

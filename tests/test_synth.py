@@ -508,6 +508,10 @@ def test_credentials_in_urls_are_never_printed_or_written(server, tmp_path, monk
     assert synth.main([*argv, "--max-retries", "1"]) == 1
     printed += capfd.readouterr()
     assert "gave up after 2 attempts" in printed[-2]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"alice-user:pw-SECRET-9876@{closed}/v1")  # no scheme
+    with pytest.raises(SystemExit, match=r"\[credentials\]@127.*cannot send a request") as refused:
+        synth.main(argv)
+    printed += [str(refused.value), *capfd.readouterr()]
     assert not any(secret in text for secret in secrets for text in printed), printed
     for path in tmp_path.rglob("*"):
         assert path.is_dir() or not any(secret.encode() in path.read_bytes() for secret in secrets), path
