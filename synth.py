@@ -84,7 +84,7 @@ LABEL_PROMPT_ID = hashlib.sha256(f"{LABEL_PROMPT}{LABEL_TEMPERATURE}".encode()).
 
 MAX_WAIT = 600.0  # seconds: the longest pause between retries (our backoff or a server's Retry-After)
 MAX_TIMEOUT = 3600.0  # seconds: --timeout's ceiling; no reply is worth waiting an hour for
-# A reply is read up to 1 MiB: 12 paraphrases of SST's longest sentence (~280 characters) are
+# A reply is read up to 1 MiB: 12 paraphrases of SST's longest sentence (284 characters) are
 # under 5 KB, so anything near the cap is not an answer, and a hostile server cannot fill memory.
 MAX_REPLY_BYTES = 1 << 20
 MAX_TOKENS = 10**8  # token counts a reply may bill; beyond this a usage field is nonsense
