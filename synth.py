@@ -557,7 +557,9 @@ def check_label_folder(out, model):
 
 def label_problem(record, model):
     if not isinstance(record, dict) or set(record) != {"id", "label", "model", "prompt"}:
-        return "expected a record {'id', 'label', 'model', 'prompt'} (not a journal synth.py wrote?)"
+        return (
+            "expected a record {'id', 'label', 'model', 'prompt'} (a journal of an older synth.py, or not one at all)"
+        )
     label = record["label"]
     if not (isinstance(record["id"], str) and type(label) is int and 0 <= label < CLASSES):
         return "expected a record {'id': str, 'label': 0-4, ...}"
