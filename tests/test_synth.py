@@ -653,7 +653,8 @@ def test_ctrl_c_sends_nothing_more_and_exits_130(server, tmp_path, where):
     out, _ = child.communicate(timeout=60)
     time.sleep(0.5)  # a request sent after the signal would have arrived by now
     after = [r for r in server.requests if r[4] > sent]
-    assert len(after) <= (2 if where == "in flight" else 0), (len(after), in_flight)
+    # a worker whose request the server holds sends nothing more; one may have a request on the wire
+    assert len(after) <= (2 - in_flight if where == "in flight" else 0), (len(after), in_flight)
     assert child.returncode == 130, out
 
 
@@ -691,7 +692,6 @@ def test_replies_that_make_no_sense_fail_their_row(server, tmp_path, capsys):
     "flag, value, message",
     [
         ("--timeout", "inf", "--timeout must be a positive number of seconds, at most 3600"),
-        ("--timeout", "nan", "--timeout must be a positive number of seconds"),
         ("--backoff", "1e300", "--backoff must be a positive number of seconds, at most 600"),
         ("--price-in", "-3", "--price-in must be a finite number >= 0"),
         ("--price-out", "nan", "--price-out must be a finite number >= 0"),
