@@ -1,6 +1,7 @@
 """Tests for synth.py against a fake OpenAI-compatible server on 127.0.0.1 (never the real API):
-scripted failures and retries, the reply contract, resume after a kill, the key kept secret,
-and label mode's accuracy and confusion matrix worked out by hand."""
+scripted failures and retries, the reply contract, resume after a kill, Ctrl-C, the key and URL
+credentials kept secret, label folders and models never mixed, and label mode's accuracy and
+confusion matrix worked out by hand."""
 
 import collections
 import json
