@@ -122,10 +122,26 @@ def check_summary(path, summary):
 
 
 def dev_path(config, task, data_dir=None):
-    """The dev file a run was scored on: train.py's --{task}-dev, else its --data-dir's course file."""
+    """The dev file a run was scored on: the one its metrics.json records, unless data_dir replaces it."""
     if data_dir is not None:
         return Path(data_dir) / TASKS[task].files["dev"]
-    return Path(config.get(f"{task}_dev") or Path(config.get("data_dir", "data")) / TASKS[task].files["dev"])
+    return recorded_file(config, task, "dev") or Path("data") / TASKS[task].files["dev"]
+
+
+def recorded_file(config, task, split):
+    """The course file of a task and split as a run's metrics.json config records it, or None.
+    train.py and ensemble.py record --{task}-{split} (a path, or "none") and --data-dir;
+    `synth.py label` records its flags per split ({"dev": {"input": ..., "data_dir": ...}}), sst only."""
+    flags = config.get(split) if isinstance(config.get(split), dict) else config
+    if flags is not config and task != "sst":
+        return None
+    named = flags.get("input") if flags is not config else flags.get(f"{task}_{split}")
+    data_dir = flags.get("data_dir")
+    if named == "none":  # train.py's way to say: no test file, no test predictions
+        return None
+    if isinstance(named, str) and named:
+        return Path(named)
+    return Path(data_dir) / TASKS[task].files[split] if isinstance(data_dir, str) and data_dir else None
 
 
 def read_task(task, pred_dir, dev_file, absent):
