@@ -90,8 +90,13 @@ def load_run(folder, data_dir=None):
 
 
 def read_json(path):
+    """A JSON file; NaN and Infinity, which Python's json accepts but no chart can place, are errors."""
+
+    def refuse(name):
+        raise RunError(f"{path}: holds {name}, which is not a number (a run that diverged? the file was edited?)")
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: not valid JSON ({e})") from None
 
@@ -111,7 +116,9 @@ def check_summary(path, summary):
     for key in ("dev", "examples_seen"):
         if key in summary and not numbers(summary[key]):
             raise RunError(f"{path}: '{key}' should map names to numbers")
-    for i, e in enumerate(summary.get("epochs") or []):
+    if not isinstance(summary.get("epochs", []), list):
+        raise RunError(f"{path}: 'epochs' should be a list of per-epoch objects, found {json.dumps(summary['epochs'])}")
+    for i, e in enumerate(summary.get("epochs", [])):
         if not isinstance(e, dict) or not isinstance(e.get("epoch"), int):
             raise RunError(f"{path}: epochs[{i}] should be an object with an integer 'epoch'")
         if not numbers({k: e[k] for k in ("overall", "plain_mean") if k in e}):
@@ -145,11 +152,8 @@ def recorded_file(config, task, split):
 
 
 def read_task(task, pred_dir, dev_file, absent):
-    ids, raw = predictions.read_raw(predictions.file_path(pred_dir, task, "dev", "raw"))
+    ids, pred, raw = predictions.read(pred_dir, task, "dev")  # the one reader: every line checked
     out_path = predictions.file_path(pred_dir, task, "dev", "output")
-    out_ids, pred = predictions.read_output(out_path)
-    if out_ids != ids:
-        raise RunError(f"{out_path}: its ids differ from those of {task}-dev-raw.csv")
     if not dev_file.is_file():
         absent.append(f"{task}: no sentences or gold labels, dev file {dev_file} not found (pass --data-dir)")
         return TaskDev(task, ids, pred, raw, dev_file, None)
@@ -162,7 +166,10 @@ def read_task(task, pred_dir, dev_file, absent):
         )
     if len(ids) < len(by_id):
         absent.append(f"{task}: predictions for {len(ids)} of the {len(by_id)} examples of {dev_file}")
-    return TaskDev(task, ids, pred, raw, dev_file, [by_id[i] for i in ids])
+    examples = [by_id[i] for i in ids]
+    if raw.ndim == 2:
+        predictions.check_gold(examples, raw.shape[1], dev_file, predictions.file_path(pred_dir, task, "dev"))
+    return TaskDev(task, ids, pred, raw, dev_file, examples)
 
 
 # ----------------------------------------------------------------------------

@@ -199,12 +199,9 @@ def gather(task, runs, weights, dev_file, test_file):
     dev_ids, labels = [ex.id for ex in gold], np.array([ex.label for ex in gold])
     if TASKS[task].kind == "multiclass":
         k = check_classes(task, runs)
-        # a 3-class run scored on 5-class gold (or a stray label 7) would score silently wrong
-        for ex in (ex for ex in gold if ex.label >= k):
-            path = predictions.file_path(Path(runs[0].name) / "predictions", task, "dev")
-            raise EnsembleError(
-                f"{dev_file[0]}:{ex.line}: sentiment {ex.label} is not one of the {k} classes of {path}"
-            )
+        predictions.check_gold(
+            gold, k, dev_file[0], predictions.file_path(Path(runs[0].name) / "predictions", task, "dev")
+        )
     dev = np.stack([aligned(r, task, "dev", dev_ids, f"the dev file {dev_file[0]}") for r in runs])
     test_ids = test = None
     dev_only = [r.name for r in runs if (task, "test") not in r.raw]

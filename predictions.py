@@ -131,6 +131,16 @@ def read_output(path, task=None, classes=None):
     return ids, np.array(values, dtype=np.float64)
 
 
+def check_gold(examples, classes, gold_path, raw_path):
+    """Gold sentiment labels must be among the classes of a raw file: a 3-class run scored on 5-class
+    gold, or a stray label 7, would otherwise score silently wrong (or break a confusion matrix)."""
+    for ex in examples:
+        if ex.label >= classes:
+            raise PredictionFileError(
+                f"{gold_path}:{ex.line}: sentiment {ex.label} is not one of the {classes} classes of {raw_path}"
+            )
+
+
 def prediction_rule(task, classes=None):
     """What a prediction of the task must be, in words."""
     if task is None:

@@ -434,11 +434,15 @@ def test_members_truncated_alike_still_miss_test_rows(tmp_path, two_runs):
 def test_gold_classes_must_be_the_runs_classes(tmp_path):
     write_gold(tmp_path, "sst", ["s0", "s1", "s2"], [0, 4, 2])
     three = write_run(tmp_path / "three", {("sst", "dev"): (["s0", "s1", "s2"], np.eye(3)[[0, 1, 2]])})
-    with pytest.raises(EnsembleError, match=r"ids-sst-dev\.csv:3: sentiment 4 is not one of the 3 classes of .*three/"):
+    with pytest.raises(
+        PredictionFileError, match=r"sst-dev\.csv:3: sentiment 4 is not one of the 3 classes of .*three/"
+    ):
         run_ensemble(tmp_path, [three])
     write_gold(tmp_path, "sst", ["s0", "s1", "s2"], [0, 7, 2])
     five = write_run(tmp_path / "five", {("sst", "dev"): (["s0", "s1", "s2"], np.eye(5)[[0, 1, 2]])})
-    with pytest.raises(EnsembleError, match=r"ids-sst-dev\.csv:3: sentiment 7 is not one of the 5 classes of .*five/"):
+    with pytest.raises(
+        PredictionFileError, match=r"sst-dev\.csv:3: sentiment 7 is not one of the 5 classes of .*five/"
+    ):
         run_ensemble(tmp_path, [five])
     assert not (tmp_path / "ens").exists()
 
