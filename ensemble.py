@@ -8,8 +8,16 @@ predictions/{task}-{dev,test}-raw.csv) and from folders that `synth.py label` wr
     python ensemble.py runs/* --out runs/ens-honest --select-on 0.5   # choose on half of dev, score on the rest
 
 A run may hold some tasks only (a single-task run, a synth.py label folder with sst alone): each
-task is ensembled over the runs that have it. The dev table has the rows of the report's Table 5:
-each run (one model for all tasks), the best single run per task, and the ensemble per task.
+task is ensembled over the runs that have it. A run with dev predictions but no test predictions
+for a task (`synth.py label --split dev`) beside runs that have both is scored on dev, shown in the
+table, and never chosen, so the written test predictions are always those of the chosen ensemble.
+The dev table has the rows of the report's Table 5: each run (one model for all tasks), the best
+single run per task, and the ensemble per task.
+
+The gold labels and the test ids come from the course files the runs' metrics.json record (they
+must agree), or --data-dir, or --{task}-{dev,test}. Every member's test predictions must hold
+exactly the test file's ids, read by predictions.py's one reader (every line checked), before
+anything is written: a truncated or forged file is an error naming it, never a short submission.
 
 Combining R runs with weights w_i (the report's rule):
 
