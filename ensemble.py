@@ -8,11 +8,12 @@ predictions/{task}-{dev,test}-raw.csv) and from folders that `synth.py label` wr
     python ensemble.py runs/* --out runs/ens-honest --select-on 0.5   # choose on half of dev, score on the rest
 
 A run may hold some tasks only (a single-task run, a synth.py label folder with sst alone): each
-task is ensembled over the runs that have it. A run with dev predictions but no test predictions
-for a task (`synth.py label --split dev`) beside runs that have both is scored on dev, shown in the
-table, and never chosen, so the written test predictions are always those of the chosen ensemble.
-The dev table has the rows of the report's Table 5: each run (one model for all tasks), the best
-single run per task, and the ensemble per task.
+task is ensembled over the runs that have it. The dev table has the rows of the report's Table 5:
+each run (one model for all tasks), the best single run per task, and the ensemble per task.
+
+A run with dev predictions but no test predictions for a task (`synth.py label --split dev`) beside
+runs that have both is scored on dev, shown in the table, and never chosen, so the written test
+predictions are always those of the chosen ensemble.
 
 The gold labels and the test ids come from the course files the runs' metrics.json record (they
 must agree), or --data-dir, or --{task}-{dev,test}. Every member's test predictions must hold
@@ -157,6 +158,7 @@ class TaskRuns:
     test_ids: list | None  # (M,) in the order of the course test file; None when no run has test predictions
     test: np.ndarray | None  # (R, M) or (R, M, K); zeros for the dev_only runs, which are never chosen
     dev_only: list  # runs without test predictions beside runs with them: scored on dev, never chosen
+    files: dict  # split -> the course file read: "dev" (gold labels), and "test" (its ids) when test is not None
 
 
 def aligned(run, task, split, ids, what):
@@ -223,7 +225,8 @@ def gather(task, runs, weights, dev_file, test_file):
         weights = np.where([r.name in dev_only for r in runs], 0.0, weights)
         if not (weights > 0).any():
             raise EnsembleError(f"--weights: every run with {task} test predictions has weight 0")
-    return TaskRuns(task, [r.name for r in runs], weights, dev_ids, labels, dev, test_ids, test, dev_only)
+    files = {"dev": dev_file[0], **({"test": test_file[0]} if test is not None else {})}
+    return TaskRuns(task, [r.name for r in runs], weights, dev_ids, labels, dev, test_ids, test, dev_only, files)
 
 
 # ----------------------------------------------------------------------------
@@ -413,12 +416,12 @@ def summary(results, args, used):
         "weights": args.weights or [1.0] * len(args.runs),
         "select_on": args.select_on,
         "seed": args.seed,
-        "config": {**vars(args), **used},
         "tasks": {t: {k: v for k, v in r.items() if not k.endswith("_raw")} for t, r in results.items()},
         "dev": dev,
         "overall": overall(dev),
         "plain_mean": plain_mean(dev),
         "note": OPTIMISM if args.select_on is None else f"{OPTIMISM}; held_out has the honest scores",
+        "config": {**vars(args), **used},
     }
     if args.select_on:
         held = {t: r["held_out"]["ensemble"] for t, r in results.items()}
@@ -474,7 +477,7 @@ def ensemble(args):
     out = check_out(args)
     weights = run_weights(args)
     runs = [load_run(name) for name in args.runs]
-    task_runs, used = {}, {}  # used: the course files read, as train.py's flags name them
+    task_runs = {}
     for t in TASK_NAMES:
         have = [i for i, r in enumerate(runs) if (t, "dev") in r.raw]
         if not have:
@@ -485,10 +488,9 @@ def ensemble(args):
         dev_file = course_file(args, members, t, "dev")
         test_file = course_file(args, [r for r in members if (t, "test") in r.raw], t, "test")
         task_runs[t] = gather(t, members, weights[have], dev_file, test_file)
-        used[f"{t}_dev"] = str(dev_file[0])
-        if task_runs[t].test is not None:
-            used[f"{t}_test"] = str(test_file[0])
     results = {t: ensemble_task(tr, args) for t, tr in task_runs.items()}
+    # the course files read, named as train.py's flags name them
+    used = {f"{t}_{split}": str(path) for t, tr in task_runs.items() for split, path in tr.files.items()}
     print_report(task_runs, results, args)
     info = summary(results, args, used)
     write_outputs(out, task_runs, results, info)
@@ -533,10 +535,10 @@ def parse_args(argv=None):
         parser.error("--max-exhaustive must be at least 0")
     if args.greedy_steps < 1:
         parser.error("--greedy-steps must be at least 1")
-    if args.seed < 0:
-        parser.error(f"--seed must be 0 or more, got {args.seed}")
     if args.select_on is not None and not 0 < args.select_on < 1:
         parser.error(f"--select-on must be a fraction between 0 and 1, got {args.select_on}")
+    if args.seed < 0:
+        parser.error(f"--seed must be 0 or more, got {args.seed}")
     return args
 
 

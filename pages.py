@@ -223,7 +223,10 @@ def mistake_blocks(run, n):
 
 def config_blocks(run):
     if run.config:
-        return ["Every flag of the run, as train.py recorded it.", side_by_side(run.config, "flag")]
+        return [
+            "Every flag of the run, as the tool that made it (train.py, ensemble.py, ...) recorded it.",
+            side_by_side(run.config, "flag"),
+        ]
     rest = {k: v for k, v in run.summary.items() if k not in ("dev", "epochs")}
     return [f"{run.summary_file} has no config; its other entries:", side_by_side(rest, "key")]
 

@@ -371,54 +371,8 @@ def test_out_must_be_new_and_runs_distinct(tmp_path, two_runs):
 
 
 # ----------------------------------------------------------------------------
-# end to end: two tiny train.py runs, then ensemble.py on them
-
-
-def test_end_to_end_on_two_tiny_runs(tmp_path):
-    make_course_data(tmp_path / "data", n=32)
-    train = [sys.executable, "train.py", "--model", str(TINY), "--data-dir", str(tmp_path / "data")]
-    steps = ["--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8"]
-    # two runs that differ by their seed, side by side
-    jobs = [
-        subprocess.Popen(
-            [*train, *steps, "--seed", seed, "--out", str(tmp_path / seed)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for seed in ("1", "2")
-    ]
-    for job in jobs:
-        log = job.communicate()[0].decode()
-        assert job.returncode == 0, log
-    cmd = [sys.executable, "ensemble.py", str(tmp_path / "1"), str(tmp_path / "2"), "--out", str(tmp_path / "ens")]
-    cmd += ["--data-dir", str(tmp_path / "data")]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "ensemble per task" in done.stdout and "optimistic" in done.stdout
-
-    info = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
-    assert json.loads((tmp_path / "ens" / "metrics.json").read_text())["dev"] == info["dev"]
-    for task, prefix in (("sst", "s"), ("para", "p"), ("sts", "t")):
-        for split, n in (("dev", 16), ("test", 8)):
-            path = tmp_path / "ens" / "predictions" / f"{task}-{split}-output.csv"
-            assert path.read_text().startswith(f"id \t {TASKS[task].prediction_column} \n")
-            ids, values = predictions.read_output(path)
-            assert sorted(ids) == sorted(f"{prefix}{split}{i}" for i in range(n))
-            assert np.all((values >= 0) & (values <= (5 if task == "sts" else 4 if task == "sst" else 1)))
-        # the written dev predictions score what ensemble.json says
-        gold = {ex.id: ex.label for ex in data.read_examples(tmp_path / "data" / TASKS[task].files["dev"], task)}
-        ids, values = predictions.read_output(tmp_path / "ens" / "predictions" / f"{task}-dev-output.csv")
-        assert score(task, values, [gold[i] for i in ids]) == pytest.approx(info["dev"][task], abs=1e-6)
-
-    # the same command again: --out now holds the ensemble, so a one-line error and nothing touched
-    before = (tmp_path / "ens" / "ensemble.json").read_text()
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert again.returncode == 1 and again.stdout == "" and len(again.stderr.strip().splitlines()) == 1
-    assert again.stderr.startswith("error: --out ") and "already exists" in again.stderr
-    assert (tmp_path / "ens" / "ensemble.json").read_text() == before
-
-
+# test predictions against the test file, classes against gold, course files from metrics.json,
+# members with dev predictions only (issue 26)
 def test_members_truncated_alike_still_miss_test_rows(tmp_path, two_runs):
     ids, y = two_runs
     write_gold(tmp_path, "sts", [f"x{i}" for i in range(80)], None, split="test")  # the test file has 80 rows
@@ -502,3 +456,52 @@ def test_a_negative_seed_is_a_flag_error(capsys):
     with pytest.raises(SystemExit):
         ensemble.parse_args(["a", "--select-on", "0.5", "--seed", "-1"])
     assert "--seed must be 0 or more, got -1" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
+# end to end: two tiny train.py runs, then ensemble.py on them
+
+
+def test_end_to_end_on_two_tiny_runs(tmp_path):
+    make_course_data(tmp_path / "data", n=32)
+    train = [sys.executable, "train.py", "--model", str(TINY), "--data-dir", str(tmp_path / "data")]
+    steps = ["--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8"]
+    # two runs that differ by their seed, side by side
+    jobs = [
+        subprocess.Popen(
+            [*train, *steps, "--seed", seed, "--out", str(tmp_path / seed)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for seed in ("1", "2")
+    ]
+    for job in jobs:
+        log = job.communicate()[0].decode()
+        assert job.returncode == 0, log
+    cmd = [sys.executable, "ensemble.py", str(tmp_path / "1"), str(tmp_path / "2"), "--out", str(tmp_path / "ens")]
+    cmd += ["--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "ensemble per task" in done.stdout and "optimistic" in done.stdout
+
+    info = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    assert json.loads((tmp_path / "ens" / "metrics.json").read_text())["dev"] == info["dev"]
+    for task, prefix in (("sst", "s"), ("para", "p"), ("sts", "t")):
+        for split, n in (("dev", 16), ("test", 8)):
+            path = tmp_path / "ens" / "predictions" / f"{task}-{split}-output.csv"
+            assert path.read_text().startswith(f"id \t {TASKS[task].prediction_column} \n")
+            ids, values = predictions.read_output(path)
+            assert sorted(ids) == sorted(f"{prefix}{split}{i}" for i in range(n))
+            assert np.all((values >= 0) & (values <= (5 if task == "sts" else 4 if task == "sst" else 1)))
+        # the written dev predictions score what ensemble.json says
+        gold = {ex.id: ex.label for ex in data.read_examples(tmp_path / "data" / TASKS[task].files["dev"], task)}
+        ids, values = predictions.read_output(tmp_path / "ens" / "predictions" / f"{task}-dev-output.csv")
+        assert score(task, values, [gold[i] for i in ids]) == pytest.approx(info["dev"][task], abs=1e-6)
+
+    # the same command again: --out now holds the ensemble, so a one-line error and nothing touched
+    before = (tmp_path / "ens" / "ensemble.json").read_text()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 1 and again.stdout == "" and len(again.stderr.strip().splitlines()) == 1
+    assert again.stderr.startswith("error: --out ") and "already exists" in again.stderr
+    assert (tmp_path / "ens" / "ensemble.json").read_text() == before
