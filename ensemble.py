@@ -90,8 +90,8 @@ def read_metrics(folder):
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:  # not JSON, or not UTF-8
         metrics = None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("config", {}), dict):
-        raise EnsembleError(f"{path}: not a JSON object with a 'config' object")
+    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k, {}), dict) for k in ("config", "dev")):
+        raise EnsembleError(f"{path}: not a JSON object (with 'config' and 'dev' objects, where present)")
     return metrics
 
 
@@ -111,7 +111,7 @@ def load_run(name):
             path = predictions.file_path(folder / "predictions", task, "dev")
             raise EnsembleError(f"{path}: no such file, though the run has {task} test predictions")
     for task in TASK_NAMES:
-        if task in (metrics.get("dev") or {}) and (task, "dev") not in raw:
+        if task in metrics.get("dev", {}) and (task, "dev") not in raw:
             path = predictions.file_path(folder / "predictions", task, "dev")
             raise EnsembleError(f"{path}: no such file, though {folder / 'metrics.json'} has {task} dev scores")
     if not raw:
@@ -136,7 +136,9 @@ def course_file(args, runs, task, split):
             recorded.setdefault(key, (r.name, path))
     if len(recorded) > 1:
         which = ", ".join(f"{name} used {path}" for name, path in recorded.values())
-        raise EnsembleError(f"the runs were scored on different {task} {split} files ({which}): pass --data-dir")
+        raise EnsembleError(
+            f"the runs were scored on different {task} {split} files ({which}): pass --data-dir or --{task}-{split}"
+        )
     if recorded:
         name, path = next(iter(recorded.values()))
         return path, str(Path(name) / "metrics.json")
@@ -545,5 +547,5 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     try:
         ensemble(parse_args())
-    except (EnsembleError, PredictionFileError, data.DataError) as e:
+    except (EnsembleError, PredictionFileError, data.DataError, OSError) as e:
         sys.exit(f"error: {e}")
