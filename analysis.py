@@ -139,11 +139,13 @@ def recorded_file(config, task, split):
     """The course file of a task and split as a run's metrics.json config records it, or None.
     train.py and ensemble.py record --{task}-{split} (a path, or "none") and --data-dir;
     `synth.py label` records its flags per split ({"dev": {"input": ..., "data_dir": ...}}), sst only."""
-    flags = config.get(split) if isinstance(config.get(split), dict) else config
-    if flags is not config and task != "sst":
-        return None
-    named = flags.get("input") if flags is not config else flags.get(f"{task}_{split}")
-    data_dir = flags.get("data_dir")
+    per_split = config.get(split)
+    if isinstance(per_split, dict):  # synth.py label
+        if task != "sst":
+            return None
+        named, data_dir = per_split.get("input"), per_split.get("data_dir")
+    else:
+        named, data_dir = config.get(f"{task}_{split}"), config.get("data_dir")
     if named == "none":  # train.py's way to say: no test file, no test predictions
         return None
     if isinstance(named, str) and named:
