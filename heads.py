@@ -45,6 +45,12 @@ tokens ("mean"), or BERT's pooler output, dense + tanh over [CLS] ("pooler", wha
 starter code uses). Linear heads can be deeper: head_layers = N puts N - 1 hidden layers
 (linear H -> H + activation) before the output layer (BERT++ Model A).
 
+--pair-symmetry: a pair's label does not depend on its order, so cross-encoded pairs train on a
+random order of the two sentences (train.py) and predict from both, [CLS] a [SEP] b [SEP] and
+[CLS] b [SEP] a [SEP] (test-time symmetrization): para averages the two probabilities, as
+ensemble.py averages its members' (the mean of the logits would be a geometric mean of the odds,
+more confident where the orders agree; the two differ only where they disagree), sts the scores.
+
 The model is split into `embed` (token ids -> embedding-layer output) and `from_embeddings`
 (the rest), so SMART can perturb the embeddings in between (smart.py).
 
@@ -85,6 +91,7 @@ class HeadConfig:
     sst_loss: str = "ce"  # one of SST_LOSSES (losses.py)
     oll_alpha: float = 1.0
     share_pair_heads: bool = False  # para and sts share their layers before the output (BERT++ §5-6)
+    pair_symmetry: bool = False  # cross-encoded pairs: trained in a random order, predicted in both (averaged)
 
     def __post_init__(self):
         rates = self.dropout if isinstance(self.dropout, dict) else {t: self.dropout for t in TASK_NAMES}
@@ -103,6 +110,8 @@ class HeadConfig:
             raise ValueError("--bi-projection needs a bi-encoded task with the cosine or cosine-fixed head")
         if self.share_pair_heads:
             self.check_sharing()
+        if self.pair_symmetry and "cross" not in (self.para_encoding, self.sts_encoding):
+            raise ValueError("--pair-symmetry swaps the sentences of a cross-encoded pair; para and sts are bi-encoded")
 
     def check_sharing(self):
         """--share-pair-heads needs para and sts built alike, with at least one layer before the output."""
@@ -148,6 +157,7 @@ class HeadConfig:
             sst_loss=get("sst_loss", "ce"),
             oll_alpha=get("oll_alpha", 1.0),
             share_pair_heads=get("share_pair_heads", False),
+            pair_symmetry=get("pair_symmetry", False),
         )
 
 
@@ -369,3 +379,15 @@ class MultitaskBert(nn.Module):
     def predict(self, task, out):
         """(predictions, raw): class / 0-1 / clipped score, and probabilities or raw scores."""
         return self.heads[task].predict(out)
+
+    def symmetric(self, task):
+        """--pair-symmetry: whether the task's pairs are cross-encoded and predicted in both orders."""
+        return self.config.pair_symmetry and self.encoding[task] == "cross"
+
+    def predict_symmetric(self, task, out, out_swapped):
+        """predict() from the outputs of both orders of each pair, (a, b) and (b, a): para averages
+        the two probabilities (as ensemble.py averages its members'), sts the two scores."""
+        if TASKS[task].kind == "binary":
+            prob = (torch.sigmoid(out.float()) + torch.sigmoid(out_swapped.float())) / 2  # (B,)
+            return (prob > 0.5).long(), prob
+        return self.predict(task, (out.float() + out_swapped.float()) / 2)

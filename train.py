@@ -413,7 +413,7 @@ def task_backward(run, task, last, surgery):
     logged, kept, hits = 0.0, 0.0, torch.zeros(2, device=run.device)
     parts = micro_batches(mine, args.grad_accum)
     for j, part in enumerate(parts):
-        batch = to_device(data.collate(run.splits["train"][task], part), run.device)
+        batch = to_device(data.collate(run.splits["train"][task], part, pair_swaps(run, task, len(part))), run.device)
         with autocast(run.device, args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
             loss, out = task_loss(model if surgery else run.net, model, task, batch, args, smart_on)
         if TASKS[task].kind != "regression":  # training accuracy, as the model was at this step
@@ -432,6 +432,15 @@ def task_backward(run, task, last, surgery):
         with run.net.no_sync() if run.world > 1 and not sync else contextlib.nullcontext():
             run.scaler.scale(loss).backward()
     return logged, hits, run.scaler.scale(kept) if surgery else None
+
+
+def pair_swaps(run, task, n):
+    """--pair-symmetry: which of n cross-encoded pairs to train on in the other order, b before a,
+    each with probability 1/2 drawn from the run's seeded generator (checkpoints keep its state,
+    so a resumed run draws the same); None for every other task and run."""
+    if not run.model.symmetric(task):
+        return None
+    return (torch.rand(n) < 0.5).tolist()
 
 
 def surgery_backward(run, pending, global_step):
@@ -730,6 +739,11 @@ def add_model_flags(p):
         choices=["cls", "mean", "pooler"],
         help="sentence vector: [CLS], mean of tokens, or BERT's pooler (dense + tanh on [CLS])",
     )
+    g.add_argument(
+        "--pair-symmetry",
+        action="store_true",
+        help="cross-encoded para/sts: train on a random order of the two sentences, predict both orders and average",
+    )
     g.add_argument("--head-layers", type=int, default=1, help="layers per head (BERT++ Model A: 2 or more)")
     g.add_argument("--head-activation", default="relu", choices=["relu", "gelu", "tanh"], help="between head layers")
     g.add_argument(
@@ -883,9 +897,11 @@ def check_args(parser, args):
     if args.pcgrad and args.schedule not in ("summed", "cycled-summed") and args.task == "all":
         parser.error("--pcgrad compares the tasks' gradients within a step: use --schedule summed or cycled-summed")
     try:
-        HeadConfig.from_args(vars(args))
+        heads = HeadConfig.from_args(vars(args))
     except ValueError as e:
         parser.error(str(e))
+    if args.pair_symmetry and args.task != "all" and heads.encoding(args.task) != "cross":
+        parser.error(f"--pair-symmetry swaps the sentences of a cross-encoded pair; --task {args.task} has none")
     if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
 

@@ -1,0 +1,127 @@
+"""Issue 29's candidate techniques for the main job, each a train.py flag that is off by default:
+each formula checked by hand, each flag shown to reach training and prediction (so a test fails
+if the flag were ignored), and the default run shown to take none of the new code paths."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import DEVICE, TINY
+from test_heads import write_run
+
+import data
+import export
+import predict
+import train
+from heads import HeadConfig, MultitaskBert
+from hub import packaged_model_dir
+from minbert import BertModel
+from tokenizer import build_tokenizer
+
+
+def run(data_dir, out, *extra):
+    """A 2-epoch, 6-step run of the tiny encoder on the toy tasks (as tests/test_train.py's)."""
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out), "--epochs", "2"]
+    argv += ["--steps-per-epoch", "6", "--batch-size", "8", "--lr", "1e-3", "--log-every", "3"]
+    return train.train(train.parse_args([*argv, "--device", DEVICE.type, "--no-report", *extra]))
+
+
+def best_state(out):
+    return torch.load(out / "best.pt", weights_only=True)["model"]
+
+
+# ----------------------------------------------------------------------------
+# --pair-symmetry
+
+
+def test_swap_pair_gives_the_tokenizers_other_order():
+    tokenizer = build_tokenizer(packaged_model_dir(), max_length=128)
+    a, b = "a gorgeous, witty film .", "the cast is long and dull"
+    ab_ids, ab_types = data._encode_texts(tokenizer, [(a, b)])
+    ba_ids, ba_types = data._encode_texts(tokenizer, [(b, a)])
+    ids, types = data.swap_pair(ab_ids[0], ab_types[0])
+    assert ids.tolist() == ba_ids[0].tolist() and types.tolist() == ba_types[0].tolist()
+    assert types.dtype == ab_types[0].dtype
+    back = data.swap_pair(ids, types)
+    assert back[0].tolist() == ab_ids[0].tolist() and back[1].tolist() == ab_types[0].tolist()
+    # by hand: [CLS]=2 a=(7, 8) [SEP]=3 b=(9,) [SEP]=3  ->  [CLS] 9 [SEP] 7 8 [SEP], types 0 0 0 1 1 1
+    ids, types = data.swap_pair(np.array([2, 7, 8, 3, 9, 3]), np.array([0, 0, 0, 0, 1, 1], dtype=np.int8))
+    assert ids.tolist() == [2, 9, 3, 7, 8, 3] and types.tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="cross-encoded pair"):
+        data.swap_pair(np.array([2, 7, 3]), np.array([0, 0, 0], dtype=np.int8))
+
+
+def test_collate_swaps_only_the_chosen_pairs():
+    tokenizer = build_tokenizer(packaged_model_dir(), max_length=128)
+    examples = [data.Example(str(i), f"first {i} .", f"the second one {i} here .", 1.0) for i in range(3)]
+    plain = data.encode(tokenizer, examples, "cross")
+    other = data.encode(tokenizer, [data.Example(e.id, e.text_b, e.text_a, 1.0) for e in examples], "cross")
+    batch = data.collate(plain, [0, 1, 2], swap=[False, True, False])
+    expected = [data.collate(plain, [0]), data.collate(other, [1]), data.collate(plain, [2])]
+    for row, one in enumerate(expected):
+        n = one["input_ids"].shape[1]
+        for key in ("input_ids", "token_type_ids", "attention_mask"):
+            assert batch[key][row, :n].tolist() == one[key][0].tolist()
+    assert torch.equal(
+        data.collate(plain, [0, 1, 2], swap=[False] * 3)["input_ids"], data.collate(plain, [0, 1, 2])["input_ids"]
+    )
+
+
+def test_symmetric_prediction_averages_both_orders():
+    config = HeadConfig(pair_symmetry=True)
+    torch.manual_seed(0)
+    model = MultitaskBert(BertModel.from_pretrained(TINY), 5, config).eval()
+    tokenizer = build_tokenizer(TINY, max_length=32)
+    examples = [
+        data.Example(str(i), f"the film {w} .", f"a {w} story", 1.0) for i, w in enumerate(["good", "bad dull"])
+    ]
+    task_data = data.encode(tokenizer, examples, "cross")
+    swapped = data.encode(tokenizer, [data.Example(e.id, e.text_b, e.text_a, 1.0) for e in examples], "cross")
+    with torch.no_grad():
+        for task in ("para", "sts"):
+            assert model.symmetric(task) and not model.symmetric("sst")
+            out = torch.stack([model(task, data.collate(task_data, [i]))[0] for i in range(2)])
+            out_b = torch.stack([model(task, data.collate(swapped, [i]))[0] for i in range(2)])
+            preds, raws = predict.predict(model, task, task_data)
+            if task == "para":  # the mean of the two probabilities, not of the logits
+                expected = (torch.sigmoid(out) + torch.sigmoid(out_b)) / 2
+                assert preds.tolist() == (expected > 0.5).long().tolist()
+            else:  # the mean of the two scores, clipped to [0, 5] only as the prediction
+                expected = (out + out_b) / 2
+                assert np.allclose(preds, expected.clamp(0, 5).numpy(), atol=1e-6)
+            assert np.allclose(raws, expected.numpy(), atol=1e-6)
+            one_order = torch.sigmoid(out) if task == "para" else out
+            assert not np.allclose(raws, one_order.numpy(), atol=1e-6)  # the second order mattered
+
+
+def test_pair_symmetry_is_rebuilt_by_load_run(tmp_path):
+    args = {"pair_encoding": "cross", "dropout": 0.1, "pooling": "cls", "pair_symmetry": True}
+    torch.manual_seed(2)
+    write_run(tmp_path, MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig.from_args(args)), args)
+    model, _, _ = predict.load_run(tmp_path)
+    assert model.symmetric("para") and model.symmetric("sts")
+    with pytest.raises(ValueError, match="--pair-symmetry swaps the sentences of a cross-encoded pair"):
+        HeadConfig(pair_symmetry=True, para_encoding="bi", sts_encoding="bi")
+
+
+def test_pair_symmetry_trains_on_both_orders(data_dir, tmp_path, monkeypatch):
+    swaps, collate = [], data.collate
+
+    def record(d, indices, swap=None):
+        if torch.is_grad_enabled() and swap is not None:
+            swaps.extend(swap)
+        return collate(d, indices, swap)
+
+    monkeypatch.setattr(data, "collate", record)
+    plain = run(data_dir, tmp_path / "plain")
+    assert swaps == []
+    symmetric = run(data_dir, tmp_path / "sym", "--pair-symmetry", "--seed", "0")
+    assert 0.25 < np.mean(swaps) < 0.75  # about half the training pairs came b before a
+    assert symmetric["epochs"] != plain["epochs"]
+    assert symmetric["config"]["pair_symmetry"] is True
+
+
+def test_pair_symmetry_survives_export(data_dir, tmp_path):
+    run(data_dir, tmp_path / "sym", "--pair-symmetry", "--epochs", "1")
+    meta = export.export(tmp_path / "sym", tmp_path / "exported")
+    assert meta["head_config"]["pair_symmetry"] is True and "two orders" in meta["heads"]["para"]["input"]
+    assert export.load_export(tmp_path / "exported").symmetric("sts")
