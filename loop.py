@@ -152,8 +152,9 @@ class StopFlag:
 # checkpoints
 
 
-def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
-    """The whole training state, written atomically (a kill mid-write leaves the old one)."""
+def save_checkpoint(path, model, optimizer, scaler, streams, state, args, extra=None):
+    """The whole training state, written atomically (a kill mid-write leaves the old one).
+    extra: {key: object with state_dict()} saved beside it (train.py's --ema average)."""
     files.save_torch(
         {
             "model": model.state_dict(),
@@ -164,20 +165,23 @@ def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
             **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_initialized() else {}),
             "state": state,
             "args": vars(args),
+            **{key: thing.state_dict() for key, thing in (extra or {}).items()},
         },
         path,
     )
 
 
-def load_checkpoint(path, model, optimizer, scaler, streams, device):
-    """Restore what save_checkpoint wrote; returns the loop's saved state dict."""
-    keys = ("model", "optimizer", "scaler", "streams", "rng", "state")
+def load_checkpoint(path, model, optimizer, scaler, streams, device, extra=None):
+    """Restore what save_checkpoint wrote (extra too); returns the loop's saved state dict."""
+    keys = ("model", "optimizer", "scaler", "streams", "rng", "state", *(extra or {}))
     ckpt = files.load_torch(path, "checkpoint", keys=keys, map_location=device)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
     for name, stream in streams.items():
         stream.load_state_dict(ckpt["streams"][name])
+    for key, thing in (extra or {}).items():
+        thing.load_state_dict(ckpt[key])
     torch.set_rng_state(ckpt["rng"])  # dropout masks continue exactly as in an uninterrupted run
     if device.type == "cuda" and "cuda_rng" in ckpt:
         torch.cuda.set_rng_state(ckpt["cuda_rng"])

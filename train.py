@@ -44,6 +44,7 @@ import predictions
 import recipes
 import smart
 from adamw import AdamW
+from ema import EMA
 from heads import BI_HEADS, HeadConfig, MultitaskBert
 from loop import (
     Progress,
@@ -232,6 +233,7 @@ class Run:
     schedule: Schedule = None
     streams: dict = None  # task -> data.BatchStream
     state: dict = None  # epoch, step, history, best, seen, epoch_loss, elapsed: all that --resume restores
+    ema: EMA = None  # --ema: the moving average of the weights, which is scored, kept and predicts
     t_start: float = 0.0
 
     @property
@@ -277,6 +279,7 @@ def setup(args):
         state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
     run = Run(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
     run.schedule, run.streams, run.state, run.t_start = schedule, streams, state, t_start
+    run.ema = EMA(model, args.ema) if args.ema else None
     if args.resume:
         resume(run)
     return run
@@ -319,7 +322,7 @@ def build_schedule(args, tasks, train_data, synth):
 def resume(run):
     """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
     path = run.out / "checkpoint.pt"
-    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device)
+    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device, saved_extra(run))
     changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
     if changed:
         sys.exit(
@@ -397,6 +400,8 @@ def train_step(run, epoch, step):
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.update(model)
     return results
 
 
@@ -519,12 +524,31 @@ def run_epoch(run, epoch, stop):
 def checkpoint(run):
     if distributed.is_main():
         state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
-        save_checkpoint(run.out / "checkpoint.pt", run.model, run.optimizer, run.scaler, run.streams, state, run.args)
+        parts = (run.model, run.optimizer, run.scaler, run.streams, state, run.args, saved_extra(run))
+        save_checkpoint(run.out / "checkpoint.pt", *parts)
     distributed.barrier()
+
+
+def saved_extra(run):
+    """What checkpoint.pt keeps beside the loop's own state: the --ema average, when on."""
+    return {"ema": run.ema} if run.ema is not None else None
+
+
+def averaged(run):
+    """--ema: a `with` block in which the model holds the moving average of its weights."""
+    return run.ema.applied(run.model) if run.ema is not None else contextlib.nullcontext()
 
 
 def end_epoch(run, epoch):
     """Score the dev sets, keep the best model so far (best.pt), and checkpoint."""
+    with averaged(run):  # --ema: the average is scored and kept; training goes on from the weights
+        score_and_keep(run, epoch)
+    run.state["epoch"], run.state["step"] = epoch + 1, 0
+    checkpoint(run)
+
+
+def score_and_keep(run, epoch):
+    """Score the dev sets and log them, add the epoch to the history, keep best.pt and best-{task}.pt."""
     args, state = run.args, run.state
     t_eval = time.time()
     metrics, _ = evaluate(run.model, run.dev, args, run.device)
@@ -549,8 +573,6 @@ def end_epoch(run, epoch):
         if task not in best_task or value > best_task[task]["score"]:
             best_task[task] = {"epoch": epoch + 1, "score": value}
             save_best(run, epoch, run.out / f"best-{task}.pt")
-    state["epoch"], state["step"] = epoch + 1, 0
-    checkpoint(run)
 
 
 def save_best(run, epoch, path):
@@ -811,6 +833,13 @@ def add_optimisation_flags(p):
         "--early-stop", type=int, default=0, metavar="N", help="stop after N epochs without a better dev overall"
     )
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay (matrices only)")
+    g.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="score, keep and predict with an exponential moving average of the weights (ema.py; e.g. 0.999; 0 = off)",
+    )
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--seed", type=int, default=0, help="random seed (same seed on CPU = same run)")
 
@@ -886,6 +915,8 @@ def check_args(parser, args):
         parser.error(f"--lr-gamma must be a number > 0, got {args.lr_gamma}")
     if not (args.adam_eps > 0 and all(0 <= b < 1 for b in args.adam_betas)):
         parser.error(f"--adam-eps must be > 0 and --adam-betas in [0, 1); got {args.adam_eps}, {args.adam_betas}")
+    if not 0 <= args.ema < 1:
+        parser.error(f"--ema is the moving average's decay per step, in (0, 1), or 0 for off; got {args.ema}")
     if not 0 <= args.warmup <= 1:
         parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
     for name in ["dropout", "encoder_dropout", *(f"{t}_dropout" for t in TASKS)]:

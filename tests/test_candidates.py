@@ -7,11 +7,13 @@ import pytest
 import torch
 from conftest import DEVICE, TINY
 from test_heads import write_run
+from test_train import interrupt_at
 
 import data
 import export
 import predict
 import train
+from ema import EMA
 from heads import HeadConfig, MultitaskBert
 from hub import packaged_model_dir
 from minbert import BertModel
@@ -125,3 +127,59 @@ def test_pair_symmetry_survives_export(data_dir, tmp_path):
     meta = export.export(tmp_path / "sym", tmp_path / "exported")
     assert meta["head_config"]["pair_symmetry"] is True and "two orders" in meta["heads"]["para"]["input"]
     assert export.load_export(tmp_path / "exported").symmetric("sts")
+
+
+# ----------------------------------------------------------------------------
+# --ema
+
+
+def test_ema_is_the_decay_weighted_mean_of_the_steps_weights():
+    layer = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(layer, decay=0.5)
+    for w in (1.0, 2.0, 4.0):
+        layer.weight.data.fill_(w)
+        ema.update(layer)
+    # by hand: (0.25 * 1 + 0.5 * 2 + 1 * 4) / (0.25 + 0.5 + 1) = 5.25 / 1.75 = 3
+    assert ema.params[0].item() == pytest.approx(3.0)
+    # d_1 = 0: after one step the average is that step's weights, not the initial ones
+    first = EMA(layer, decay=0.999)
+    layer.weight.data.fill_(7.0)
+    first.update(layer)
+    assert first.params[0].item() == 7.0
+    with ema.applied(layer):
+        assert layer.weight.item() == pytest.approx(3.0)
+    assert layer.weight.item() == 7.0  # its own weights back after the block
+
+
+def test_ema_weights_are_scored_kept_and_checkpointed(data_dir, tmp_path):
+    metrics = run(data_dir, tmp_path / "ema", "--ema", "0.9", "--epochs", "1")
+    ckpt = torch.load(tmp_path / "ema" / "checkpoint.pt", weights_only=True)
+    best = best_state(tmp_path / "ema")
+    assert ckpt["ema"]["updates"] == 6 and ckpt["ema"]["decay"] == 0.9
+    names = [n for n, _ in predict.load_run(tmp_path / "ema")[0].named_parameters()]
+    averaged = dict(zip(names, ckpt["ema"]["params"]))
+    assert all(torch.equal(best[n], averaged[n]) for n in names)  # best.pt holds the average ...
+    assert any(not torch.equal(best[n], ckpt["model"][n]) for n in names)  # ... not the last weights
+    assert metrics["config"]["ema"] == 0.9
+
+
+# ----------------------------------------------------------------------------
+# every candidate at once: resumed exactly, and absent from the default run
+
+ALL_ON = ["--pair-symmetry", "--ema", "0.9"]
+
+
+def test_resume_with_every_candidate_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
+    extra = ["--save-every", "4", "--seed", "3", *ALL_ON]
+    full = run(data_dir, tmp_path / "full", *extra)
+    with monkeypatch.context() as m:
+        interrupt_at(m, 8, "crash")  # global step 8 = step 3 of epoch 2; the last save was after step 7
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            run(data_dir, tmp_path / "cut", *extra)
+    resumed = train.train(train.parse_args(["--resume", str(tmp_path / "cut")]))
+    assert resumed["dev"] == full["dev"] and resumed["epochs"] == full["epochs"]
+    a, b = best_state(tmp_path / "full"), best_state(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ema_a, ema_b = (torch.load(tmp_path / f / "checkpoint.pt", weights_only=True)["ema"] for f in ("full", "cut"))
+    assert ema_a["updates"] == ema_b["updates"] == 12
+    assert all(torch.equal(x, y) for x, y in zip(ema_a["params"], ema_b["params"]))
