@@ -1,7 +1,7 @@
 """The pieces every training loop here shares: train.py (fine-tuning) and mlm.py (further pretraining).
 
 - get_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K epochs;
-- param_groups: weight decay on matrices only;
+- param_groups: weight decay on matrices only; layer_decay_groups: the same, with lower rates for lower layers;
 - pick_device, autocast, to_device, keep_freed_memory: where and in what precision to run;
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
 - Progress: the "step i/n, steps/s, ETA" line;
@@ -57,6 +57,34 @@ def param_groups(model, weight_decay):
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+
+
+def layer_decay_groups(model, weight_decay, gamma, num_layers):
+    """param_groups' two groups split by depth, for layer-wise learning-rate decay (Howard & Ruder
+    2018's discriminative fine-tuning; Sun et al. 2019, "How to Fine-Tune BERT" §5.2; ELECTRA):
+    lower layers hold more general features that fine-tuning should disturb less. Each group's
+    "lr_scale" multiplies the scheduled lr (train.train_step), so the schedule scales every group alike:
+
+        the heads and BERT's pooler (above the last layer)   gamma^0 = 1
+        layer i of L (0-based, "bert.layers.i.")             gamma^(L - i): the top layer gamma
+        the embeddings                                       gamma^(L + 1)
+    """
+
+    def depth(name):
+        if name.startswith("bert.embeddings."):
+            return num_layers + 1
+        if name.startswith("bert.layers."):
+            return num_layers - int(name.split(".")[2])
+        return 0
+
+    groups = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            d, decayed = depth(name), p.dim() >= 2
+            group = groups.setdefault((d, decayed), {"params": [], "lr_scale": gamma**d})
+            group["params"].append(p)
+            group["weight_decay"] = weight_decay if decayed else 0.0
+    return [groups[key] for key in sorted(groups)]
 
 
 # ----------------------------------------------------------------------------

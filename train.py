@@ -53,6 +53,7 @@ from loop import (
     format_time,
     get_lr,
     keep_freed_memory,
+    layer_decay_groups,
     load_checkpoint,
     param_groups,
     pick_device,
@@ -258,9 +259,11 @@ def setup(args):
     dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
     model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
-    optimizer = AdamW(
-        param_groups(model, args.weight_decay), lr=args.lr, betas=tuple(args.adam_betas), eps=args.adam_eps
-    )
+    groups = param_groups(model, args.weight_decay)
+    if args.layer_lr_decay != 1:  # lower rates for lower layers, in groups of their own
+        layers = model.bert.config.num_hidden_layers
+        groups = layer_decay_groups(model, args.weight_decay, args.layer_lr_decay, layers)
+    optimizer = AdamW(groups, lr=args.lr, betas=tuple(args.adam_betas), eps=args.adam_eps)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
     if args.compile:
         model.bert.compile_layers()
@@ -378,8 +381,9 @@ def train_step(run, epoch, step):
     Both are summed over processes at log time, not here, so no step waits on them."""
     args, model = run.args, run.model
     global_step = run.schedule.global_step(epoch, step)
+    lr = lr_at(run, epoch, global_step)
     for group in run.optimizer.param_groups:
-        group["lr"] = lr_at(run, epoch, global_step)
+        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr  # lr_scale: --layer-lr-decay
     step_tasks = run.schedule.tasks_for_step(epoch, step)
     surgery = args.pcgrad and len(step_tasks) > 1  # PCGrad needs every task's loss before any backward
     results, pending = {}, []
@@ -819,6 +823,14 @@ def add_optimisation_flags(p):
         g.add_argument(f"--{t}-weight", type=float, default=1.0, help=f"weight of the {t} loss")
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
     g.add_argument(
+        "--layer-lr-decay",
+        type=float,
+        default=1.0,
+        metavar="GAMMA",
+        help="layer-wise lr decay (loop.layer_decay_groups): the heads get --lr, encoder layer i of L "
+        "lr * GAMMA^(L - i), the embeddings lr * GAMMA^(L + 1); 1 = off",
+    )
+    g.add_argument(
         "--lr-schedule",
         default="linear",
         choices=["linear", "constant", "step"],
@@ -911,6 +923,8 @@ def check_args(parser, args):
         parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
     if not (math.isfinite(args.lr) and args.lr >= 0):
         parser.error(f"--lr must be a number >= 0, got {args.lr}")
+    if not 0 < args.layer_lr_decay <= 1:
+        parser.error(f"--layer-lr-decay must lie in (0, 1] (1 = off), got {args.layer_lr_decay}")
     if not (math.isfinite(args.lr_gamma) and args.lr_gamma > 0):
         parser.error(f"--lr-gamma must be a number > 0, got {args.lr_gamma}")
     if not (args.adam_eps > 0 and all(0 <= b < 1 for b in args.adam_betas)):

@@ -11,6 +11,7 @@ from test_train import interrupt_at
 
 import data
 import export
+import loop
 import predict
 import train
 from ema import EMA
@@ -166,7 +167,7 @@ def test_ema_weights_are_scored_kept_and_checkpointed(data_dir, tmp_path):
 # ----------------------------------------------------------------------------
 # every candidate at once: resumed exactly, and absent from the default run
 
-ALL_ON = ["--pair-symmetry", "--ema", "0.9"]
+ALL_ON = ["--pair-symmetry", "--ema", "0.9", "--layer-lr-decay", "0.8"]
 
 
 def test_resume_with_every_candidate_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
@@ -183,3 +184,34 @@ def test_resume_with_every_candidate_equals_uninterrupted(data_dir, tmp_path, mo
     ema_a, ema_b = (torch.load(tmp_path / f / "checkpoint.pt", weights_only=True)["ema"] for f in ("full", "cut"))
     assert ema_a["updates"] == ema_b["updates"] == 12
     assert all(torch.equal(x, y) for x, y in zip(ema_a["params"], ema_b["params"]))
+
+
+# ----------------------------------------------------------------------------
+# --layer-lr-decay
+
+
+def test_layer_decay_groups_by_hand():
+    model = MultitaskBert(BertModel.from_pretrained(TINY), 5)  # 2 layers
+    groups = loop.layer_decay_groups(model, 0.01, 0.5, num_layers=2)
+    names = {id(p): n for n, p in model.named_parameters()}
+    scale = {names[id(p)]: g["lr_scale"] for g in groups for p in g["params"]}
+    decay = {names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
+    assert len(scale) == len(names)  # every parameter in exactly one group
+    assert scale["heads.sst.out.weight"] == scale["bert.pooler.weight"] == 1.0
+    assert scale["bert.layers.1.ffn_in.weight"] == 0.5  # the top layer: gamma^(2 - 1)
+    assert scale["bert.layers.0.ln1.bias"] == 0.25  # gamma^(2 - 0)
+    assert scale["bert.embeddings.word.weight"] == 0.125  # gamma^(2 + 1)
+    assert decay["bert.layers.0.ffn_in.weight"] == 0.01 and decay["bert.layers.0.ffn_in.bias"] == 0.0
+
+
+def test_layer_lr_decay_scales_every_group_with_the_schedule(data_dir, tmp_path):
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--steps-per-epoch", "10", "--warmup", "0.5"]
+    plain = train.setup(train.parse_args([*argv, "--out", str(tmp_path / "a")]))
+    assert all("lr_scale" not in g for g in plain.optimizer.param_groups)  # the default: param_groups' two groups
+    decayed = train.setup(train.parse_args([*argv, "--out", str(tmp_path / "b"), "--layer-lr-decay", "0.5"]))
+    for step in (0, 7):  # in the warmup and in the decay
+        train.train_step(decayed, 0, step)
+        lr = train.lr_at(decayed, 0, step)
+        assert sorted({g["lr"] for g in decayed.optimizer.param_groups}) == pytest.approx(
+            [lr * 0.125, lr * 0.25, lr * 0.5, lr]
+        )
