@@ -90,6 +90,7 @@ class HeadConfig:
     dropout: dict = field(default_factory=dict)  # task -> rate before its head; a float is every task's
     sst_loss: str = "ce"  # one of SST_LOSSES (losses.py)
     oll_alpha: float = 1.0
+    label_smoothing: float = 0.0  # of sentiment's cross-entropy (losses.py)
     share_pair_heads: bool = False  # para and sts share their layers before the output (BERT++ §5-6)
     pair_symmetry: bool = False  # cross-encoded pairs: trained in a random order, predicted in both (averaged)
 
@@ -104,6 +105,8 @@ class HeadConfig:
         for flag, value, choices in checks:
             if value not in choices:
                 raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")
+        if not 0 <= self.label_smoothing < 1 or (self.label_smoothing and self.sst_loss != "ce"):
+            raise ValueError(f"--label-smoothing needs --sst-loss ce and a value in [0, 1), got {self.label_smoothing}")
         if self.head_layers < 1:
             raise ValueError(f"--head-layers must be at least 1, got {self.head_layers}")
         if self.bi_projection and not any(self.bi_head(t) in ("cosine", "cosine-fixed") for t in ("para", "sts")):
@@ -156,6 +159,7 @@ class HeadConfig:
             dropout={t: get(f"{t}_dropout", dropout) for t in TASK_NAMES},
             sst_loss=get("sst_loss", "ce"),
             oll_alpha=get("oll_alpha", 1.0),
+            label_smoothing=get("label_smoothing", 0.0),
             share_pair_heads=get("share_pair_heads", False),
             pair_symmetry=get("pair_symmetry", False),
         )
@@ -195,12 +199,12 @@ class FeedForward(nn.Module):
 
 
 class SentimentHead(FeedForward):
-    def __init__(self, hidden, num_classes, dropout, layers=1, activation="relu", loss="ce", alpha=1.0):
+    def __init__(self, hidden, num_classes, dropout, layers=1, activation="relu", loss="ce", alpha=1.0, smoothing=0.0):
         super().__init__(hidden, num_classes, hidden, dropout, layers, activation)
-        self.loss_name, self.alpha = loss, alpha
+        self.loss_name, self.alpha, self.smoothing = loss, alpha, smoothing
 
     def loss(self, logits, labels):  # logits (B, K), labels (B,)
-        return sentiment_loss(self.loss_name, logits, labels, self.alpha)
+        return sentiment_loss(self.loss_name, logits, labels, self.alpha, self.smoothing)
 
     def predict(self, logits):
         probs = sentiment_probabilities(self.loss_name, logits)  # (B, K), kept for ensembling
@@ -319,7 +323,8 @@ def build_head(task, hidden, num_classes, config):
     rate, layers, act = config.dropout[task], config.head_layers, config.head_activation
     kind = TASKS[task].kind
     if kind == "multiclass":
-        return SentimentHead(hidden, num_classes, rate, layers, act, config.sst_loss, config.oll_alpha)
+        loss = (config.sst_loss, config.oll_alpha, config.label_smoothing)
+        return SentimentHead(hidden, num_classes, rate, layers, act, *loss)
     bi_head = config.bi_head(task)
     if bi_head in COSINE_HEADS or (bi_head == "sustech-b2" and kind == "regression"):
         return CosineHead(hidden, kind, rate, bi_head, config.bi_projection, act)

@@ -60,7 +60,7 @@ from loop import (
     save_checkpoint,
     to_device,
 )
-from losses import SST_LOSSES
+from losses import SST_LOSSES, rdrop_loss
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
 from schedules import SAMPLED, SCHEDULES, Schedule
@@ -342,14 +342,21 @@ def resume(run):
 
 def task_loss(net, model, task, batch, args, smart_on):
     """The loss of one task's batch, plus SMART's regularizer when on; and the head's output."""
+    rdrop = task == "sst" and args.rdrop > 0
+    if rdrop:  # R-Drop: every example twice in one batch, so under two dropout masks (losses.py)
+        batch = {k: torch.cat([v, v]) for k, v in batch.items()}
     out, embeds = net(task, batch, return_embeddings=True)  # through DDP when distributed
-    loss = model.loss(task, out, batch["labels"])
+    if rdrop:
+        (out_a, out_b), labels = out.chunk(2), batch["labels"].chunk(2)[0]
+        loss = rdrop_loss(model.loss(task, out_a, labels), model.loss(task, out_b, labels), out_a, out_b, args.rdrop)
+    else:
+        loss = model.loss(task, out, batch["labels"])
     if smart_on:
         # SMART runs the rest of the model from perturbed embeddings (smart.py).
         forward = lambda *x: model.from_embeddings(task, list(x), batch)
         hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
         loss = loss + args.smart * smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
-    return loss, out
+    return loss, out.chunk(2)[0] if rdrop else out
 
 
 def next_batch(run, task):
@@ -779,6 +786,16 @@ def add_model_flags(p):
         help="sentiment loss (losses.py); dual sums over classes as BERT and Beyond's equation, dual-mean averages",
     )
     g.add_argument("--oll-alpha", type=float, default=1.0, help="ordinal log-loss exponent of |i - y|")
+    g.add_argument(
+        "--label-smoothing", type=float, default=0.0, metavar="EPS", help="of sentiment's cross-entropy (0 = off)"
+    )
+    g.add_argument(
+        "--rdrop",
+        type=float,
+        default=0.0,
+        metavar="ALPHA",
+        help="R-Drop for sentiment: each batch twice, + ALPHA/2 x the two passes' symmetric KL (losses.py; 0 = off)",
+    )
     g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
     for t in TASKS:
         g.add_argument(
@@ -929,6 +946,10 @@ def check_args(parser, args):
         parser.error(f"--lr-gamma must be a number > 0, got {args.lr_gamma}")
     if not (args.adam_eps > 0 and all(0 <= b < 1 for b in args.adam_betas)):
         parser.error(f"--adam-eps must be > 0 and --adam-betas in [0, 1); got {args.adam_eps}, {args.adam_betas}")
+    if not (math.isfinite(args.rdrop) and args.rdrop >= 0):
+        parser.error(f"--rdrop must be a number >= 0 (0 = off), got {args.rdrop}")
+    if args.rdrop and args.task not in ("sst", "all"):
+        parser.error(f"--rdrop regularizes the sentiment task, which --task {args.task} does not train")
     if not 0 <= args.ema < 1:
         parser.error(f"--ema is the moving average's decay per step, in (0, 1), or 0 for off; got {args.ema}")
     if not 0 <= args.warmup <= 1:

@@ -2,9 +2,12 @@
 each formula checked by hand, each flag shown to reach training and prediction (so a test fails
 if the flag were ignored), and the default run shown to take none of the new code paths."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import DEVICE, TINY
 from test_heads import write_run
 from test_train import interrupt_at
@@ -12,6 +15,7 @@ from test_train import interrupt_at
 import data
 import export
 import loop
+import losses
 import predict
 import train
 from ema import EMA
@@ -167,7 +171,7 @@ def test_ema_weights_are_scored_kept_and_checkpointed(data_dir, tmp_path):
 # ----------------------------------------------------------------------------
 # every candidate at once: resumed exactly, and absent from the default run
 
-ALL_ON = ["--pair-symmetry", "--ema", "0.9", "--layer-lr-decay", "0.8"]
+ALL_ON = ["--pair-symmetry", "--ema", "0.9", "--layer-lr-decay", "0.8", "--rdrop", "1", "--label-smoothing", "0.1"]
 
 
 def test_resume_with_every_candidate_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
@@ -215,3 +219,60 @@ def test_layer_lr_decay_scales_every_group_with_the_schedule(data_dir, tmp_path)
         assert sorted({g["lr"] for g in decayed.optimizer.param_groups}) == pytest.approx(
             [lr * 0.125, lr * 0.25, lr * 0.5, lr]
         )
+
+
+# ----------------------------------------------------------------------------
+# --rdrop and --label-smoothing (sentiment)
+
+
+def test_symmetric_kl_and_rdrop_loss_by_hand():
+    a, b = torch.tensor([[0.5, 0.5]]).log(), torch.tensor([[0.25, 0.75]]).log()
+    kl_ab = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)  # = 0.5 ln(4/3)
+    kl_ba = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    assert losses.symmetric_kl(a, b).item() == pytest.approx((kl_ab + kl_ba) / 2)
+    assert losses.symmetric_kl(b, a).item() == pytest.approx((kl_ab + kl_ba) / 2)
+    assert losses.symmetric_kl(a + 3.0, a).item() == pytest.approx(0.0, abs=1e-7)  # the same distribution
+    l1, l2 = torch.tensor(1.0), torch.tensor(2.0)
+    assert losses.rdrop_loss(l1, l2, a, b, alpha=4.0).item() == pytest.approx(1.5 + 2 * (kl_ab + kl_ba) / 2)
+
+
+def test_label_smoothing_by_hand():
+    logits, label = torch.tensor([[1.0, 2.0, 1.0]]).log(), torch.tensor([1])  # p = (1/4, 1/2, 1/4)
+    # target (0.1, 0.8, 0.1) at eps 0.3: -(0.1 ln 1/4 + 0.8 ln 1/2 + 0.1 ln 1/4) = 1.2 ln 2
+    assert losses.sentiment_loss("ce", logits, label, smoothing=0.3).item() == pytest.approx(1.2 * math.log(2))
+    assert losses.sentiment_loss("ce", logits, label).item() == pytest.approx(math.log(2))
+    head = MultitaskBert(BertModel.from_pretrained(TINY), 3, HeadConfig(label_smoothing=0.3)).heads["sst"]
+    assert head.loss(logits, label).item() == pytest.approx(1.2 * math.log(2))  # the flag reaches the head
+    with pytest.raises(ValueError, match="--label-smoothing needs --sst-loss ce"):
+        HeadConfig(label_smoothing=0.1, sst_loss="oll")
+
+
+def sst_grads(args, model, batch, seed=0):
+    model.zero_grad()
+    torch.manual_seed(seed)
+    loss, out = train.task_loss(model, model, "sst", batch, args, False)
+    loss.backward()
+    return loss, out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_rdrop_is_two_dropout_passes_and_their_kl(data_dir):
+    args = train.parse_args(["--model", str(TINY), "--rdrop", "2"])
+    torch.manual_seed(0)
+    model = train.build_model(args, TINY, ["sst"], 5).train()  # dropout on: the two passes differ
+    batch = {
+        "input_ids": torch.tensor([[2, 5, 30, 3], [2, 31, 3, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+        "token_type_ids": torch.zeros(2, 4, dtype=torch.long),
+        "labels": torch.tensor([1, 4]),
+    }
+    loss, out, grads = sst_grads(args, model, batch)
+    assert out.shape == (2, 5)  # the first pass's logits, for the training accuracy
+    torch.manual_seed(0)  # the same dropout masks, by hand: one forward of the batch twice over
+    twice = model("sst", {k: torch.cat([v, v]) for k, v in batch.items()})
+    a, b = twice.chunk(2)
+    ce = (F.cross_entropy(a, batch["labels"]) + F.cross_entropy(b, batch["labels"])) / 2
+    assert loss.item() == pytest.approx((ce + 2 / 2 * losses.symmetric_kl(a, b)).item(), rel=1e-6)
+    assert torch.allclose(out, a, atol=1e-6)
+    args.rdrop = 0.0  # off: one pass and its plain gradient, which R-Drop changed
+    _, _, plain = sst_grads(args, model, batch)
+    assert any(not torch.allclose(grads[n], plain[n]) for n in plain)
