@@ -63,7 +63,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from losses import SST_LOSSES, sentiment_loss, sentiment_probabilities
+from losses import SST_LOSSES, STS_LOSSES, pearson_loss, sentiment_loss, sentiment_probabilities
 from tasks import TASK_NAMES, TASKS
 
 POOLINGS = ("cls", "mean", "pooler")
@@ -91,6 +91,7 @@ class HeadConfig:
     sst_loss: str = "ce"  # one of SST_LOSSES (losses.py)
     oll_alpha: float = 1.0
     label_smoothing: float = 0.0  # of sentiment's cross-entropy (losses.py)
+    sts_loss: str = "mse"  # one of STS_LOSSES: mse, or mse-pearson (losses.py)
     share_pair_heads: bool = False  # para and sts share their layers before the output (BERT++ §5-6)
     pair_symmetry: bool = False  # cross-encoded pairs: trained in a random order, predicted in both (averaged)
 
@@ -98,7 +99,7 @@ class HeadConfig:
         rates = self.dropout if isinstance(self.dropout, dict) else {t: self.dropout for t in TASK_NAMES}
         self.dropout = {t: rates.get(t, 0.1) for t in TASK_NAMES}
         checks = [("pooling", self.pooling, POOLINGS), ("head-activation", self.head_activation, tuple(ACTIVATIONS))]
-        checks += [("sst-loss", self.sst_loss, SST_LOSSES)]
+        checks += [("sst-loss", self.sst_loss, SST_LOSSES), ("sts-loss", self.sts_loss, STS_LOSSES)]
         for task in ("para", "sts"):
             checks.append((f"{task}-encoding", getattr(self, f"{task}_encoding"), ENCODINGS))
             checks.append((f"{task}-bi-head", getattr(self, f"{task}_bi_head"), BI_HEADS))
@@ -107,6 +108,8 @@ class HeadConfig:
                 raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")
         if not 0 <= self.label_smoothing < 1 or (self.label_smoothing and self.sst_loss != "ce"):
             raise ValueError(f"--label-smoothing needs --sst-loss ce and a value in [0, 1), got {self.label_smoothing}")
+        if self.sts_loss != "mse" and self.bi_head("sts") == "sustech-b1":
+            raise ValueError("--sts-loss: the sustech-b1 head trains with its own L1 loss")
         if self.head_layers < 1:
             raise ValueError(f"--head-layers must be at least 1, got {self.head_layers}")
         if self.bi_projection and not any(self.bi_head(t) in ("cosine", "cosine-fixed") for t in ("para", "sts")):
@@ -160,6 +163,7 @@ class HeadConfig:
             sst_loss=get("sst_loss", "ce"),
             oll_alpha=get("oll_alpha", 1.0),
             label_smoothing=get("label_smoothing", 0.0),
+            sts_loss=get("sts_loss", "mse"),
             share_pair_heads=get("share_pair_heads", False),
             pair_symmetry=get("pair_symmetry", False),
         )
@@ -211,10 +215,13 @@ class SentimentHead(FeedForward):
         return logits.argmax(-1), probs
 
 
-def pair_loss(kind, out, labels, l1=False):
+def pair_loss(kind, out, labels, l1=False, pearson=False):
     """Binary cross-entropy on the paraphrase logit, or mean squared error on the similarity score.
-    l1 (SUSTech B1): the mean absolute error instead, of the probability sigmoid(logit) for para."""
+    l1 (SUSTech B1): the mean absolute error instead, of the probability sigmoid(logit) for para.
+    pearson (--sts-loss mse-pearson): the squared error plus 1 - r over the batch (losses.py)."""
     out, labels = out.float(), labels.float()
+    if pearson:
+        return F.mse_loss(out, labels) + pearson_loss(out, labels)
     if l1:
         return F.l1_loss(torch.sigmoid(out) if kind == "binary" else out, labels)
     if kind == "binary":
@@ -239,9 +246,9 @@ class LinearPairHead(FeedForward):
         concat-plain  [u, v]                  (B, 2H)      sustech-b2   [u, v, Wu * Wv] (B, 3H)
     """
 
-    def __init__(self, hidden, kind, fusion, dropout, layers=1, activation="relu"):
+    def __init__(self, hidden, kind, fusion, dropout, layers=1, activation="relu", pearson=False):
         super().__init__(FUSIONS[fusion] * hidden, 1, hidden, dropout, layers, activation)
-        self.kind, self.fusion = kind, fusion
+        self.kind, self.fusion, self.pearson = kind, fusion, pearson
         if fusion == "sustech-b1":  # one map per sentence, as in the report's code
             self.proj_a, self.proj_b = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
         if fusion == "sustech-b2":
@@ -265,7 +272,7 @@ class LinearPairHead(FeedForward):
         return out
 
     def loss(self, out, labels):
-        return pair_loss(self.kind, out, labels, l1=self.fusion == "sustech-b1")
+        return pair_loss(self.kind, out, labels, l1=self.fusion == "sustech-b1", pearson=self.pearson)
 
     def predict(self, out):
         return pair_predict(self.kind, out)
@@ -275,9 +282,9 @@ class CosineHead(nn.Module):
     """Cosine similarity of the two sentence vectors, mapped onto a logit or a score; `head` is one
     of COSINE_HEADS, or sustech-b2 for sts (the module docstring has the formulas)."""
 
-    def __init__(self, hidden, kind, dropout, head="cosine", projection=False, activation="relu"):
+    def __init__(self, hidden, kind, dropout, head="cosine", projection=False, activation="relu", pearson=False):
         super().__init__()
-        self.kind, self.head = kind, head
+        self.kind, self.head, self.pearson = kind, head, pearson
         self.dropout = nn.Dropout(dropout)
         # One linear map shared by both sentences, so u and v stay in one embedding space.
         mapped = projection or head in (*LAYER_HEADS, "sustech-b2")
@@ -313,7 +320,7 @@ class CosineHead(nn.Module):
         return (cos + 1.0) * 2.5  # map [-1, 1] onto the similarity scale [0, 5]
 
     def loss(self, out, labels):
-        return pair_loss(self.kind, out, labels)
+        return pair_loss(self.kind, out, labels, pearson=self.pearson)
 
     def predict(self, out):
         return pair_predict(self.kind, out)
@@ -325,10 +332,10 @@ def build_head(task, hidden, num_classes, config):
     if kind == "multiclass":
         loss = (config.sst_loss, config.oll_alpha, config.label_smoothing)
         return SentimentHead(hidden, num_classes, rate, layers, act, *loss)
-    bi_head = config.bi_head(task)
+    bi_head, pearson = config.bi_head(task), task == "sts" and config.sts_loss == "mse-pearson"
     if bi_head in COSINE_HEADS or (bi_head == "sustech-b2" and kind == "regression"):
-        return CosineHead(hidden, kind, rate, bi_head, config.bi_projection, act)
-    return LinearPairHead(hidden, kind, bi_head or "cross", rate, layers, act)
+        return CosineHead(hidden, kind, rate, bi_head, config.bi_projection, act, pearson)
+    return LinearPairHead(hidden, kind, bi_head or "cross", rate, layers, act, pearson)
 
 
 def share_layers(para, sts):

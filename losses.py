@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 SST_LOSSES = ("ce", "oll", "dual", "dual-mean")
+STS_LOSSES = ("mse", "mse-pearson")
 
 
 def ordinal_log_loss(logits, labels, alpha=1.0):
@@ -111,3 +112,13 @@ def rdrop_loss(loss_a, loss_b, logits_a, logits_b, alpha):
     """R-Drop's loss, halved (the module docstring): the mean of the two passes' losses plus
     alpha / 2 times their symmetric KL."""
     return (loss_a + loss_b) / 2 + alpha / 2 * symmetric_kl(logits_a, logits_b)
+
+
+def pearson_loss(scores, labels, eps=1e-12):
+    """1 - r, r Pearson's correlation of the scores and the labels over the batch (B,).
+    A batch of one, or one whose scores or labels are all equal, has no correlation: r = 0 there
+    (the clamp keeps the division finite and, with a numerator of 0, the gradient 0, not NaN)."""
+    x = scores.float() - scores.float().mean()  # (B,)
+    y = labels.float() - labels.float().mean()
+    r = (x * y).sum() / ((x * x).sum() * (y * y).sum()).clamp(min=eps).sqrt()
+    return 1 - r

@@ -60,7 +60,7 @@ from loop import (
     save_checkpoint,
     to_device,
 )
-from losses import SST_LOSSES, rdrop_loss
+from losses import SST_LOSSES, STS_LOSSES, rdrop_loss
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
 from schedules import SAMPLED, SCHEDULES, Schedule
@@ -786,6 +786,12 @@ def add_model_flags(p):
         help="sentiment loss (losses.py); dual sums over classes as BERT and Beyond's equation, dual-mean averages",
     )
     g.add_argument("--oll-alpha", type=float, default=1.0, help="ordinal log-loss exponent of |i - y|")
+    g.add_argument(
+        "--sts-loss",
+        default="mse",
+        choices=STS_LOSSES,
+        help="similarity loss: squared error, or + 1 - Pearson r over the batch (the metric; losses.py)",
+    )
     g.add_argument(
         "--label-smoothing", type=float, default=0.0, metavar="EPS", help="of sentiment's cross-entropy (0 = off)"
     )

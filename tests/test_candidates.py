@@ -171,7 +171,19 @@ def test_ema_weights_are_scored_kept_and_checkpointed(data_dir, tmp_path):
 # ----------------------------------------------------------------------------
 # every candidate at once: resumed exactly, and absent from the default run
 
-ALL_ON = ["--pair-symmetry", "--ema", "0.9", "--layer-lr-decay", "0.8", "--rdrop", "1", "--label-smoothing", "0.1"]
+ALL_ON = [
+    "--pair-symmetry",
+    "--ema",
+    "0.9",
+    "--layer-lr-decay",
+    "0.8",
+    "--rdrop",
+    "1",
+    "--label-smoothing",
+    "0.1",
+    "--sts-loss",
+    "mse-pearson",
+]
 
 
 def test_resume_with_every_candidate_equals_uninterrupted(data_dir, tmp_path, monkeypatch):
@@ -276,3 +288,43 @@ def test_rdrop_is_two_dropout_passes_and_their_kl(data_dir):
     args.rdrop = 0.0  # off: one pass and its plain gradient, which R-Drop changed
     _, _, plain = sst_grads(args, model, batch)
     assert any(not torch.allclose(grads[n], plain[n]) for n in plain)
+
+
+# ----------------------------------------------------------------------------
+# --sts-loss mse-pearson
+
+
+def test_pearson_loss_by_hand():
+    scores, labels = torch.tensor([0.0, 1.0, 3.0]), torch.tensor([0.0, 2.0, 2.0])
+    # centred: x = (-4, -1, 5) / 3, y = (-4, 2, 2) / 3; r = 24 / sqrt(42 * 24) = sqrt(4 / 7)
+    assert losses.pearson_loss(scores, labels).item() == pytest.approx(1 - math.sqrt(4 / 7))
+    assert losses.pearson_loss(labels, labels).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.pearson_loss(-labels, labels).item() == pytest.approx(2.0)
+    args = train.parse_args(["--model", str(TINY), "--sts-loss", "mse-pearson"])
+    model = train.build_model(args, TINY, ["sts"], 5)
+    mse = (0 + 1 + 1) / 3
+    assert model.loss("sts", scores, labels).item() == pytest.approx(mse + 1 - math.sqrt(4 / 7))
+    bi = train.parse_args(["--model", str(TINY), "--sts-loss", "mse-pearson", "--sts-encoding", "bi"])
+    assert train.build_model(bi, TINY, ["sts"], 5).loss("sts", scores, labels).item() == pytest.approx(
+        mse + 1 - math.sqrt(4 / 7)
+    )  # the cosine heads too
+    plain = train.build_model(train.parse_args(["--model", str(TINY)]), TINY, ["sts"], 5)
+    assert plain.loss("sts", scores, labels).item() == pytest.approx(mse)  # the default: squared error alone
+
+
+@pytest.mark.parametrize(
+    "scores,labels",
+    [([2.0], [3.0]), ([1.0, 2.0, 4.0], [5.0, 5.0, 5.0]), ([2.0, 2.0, 2.0], [1.0, 3.0, 5.0])],
+    ids=["batch-of-one", "constant-labels", "constant-scores"],
+)
+def test_pearson_loss_without_a_correlation_is_finite(scores, labels):
+    scores = torch.tensor(scores, requires_grad=True)
+    loss = losses.pearson_loss(scores, torch.tensor(labels))
+    loss.backward()
+    assert loss.item() == pytest.approx(1.0)  # r = 0
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_sts_loss_with_the_l1_head_is_refused():
+    with pytest.raises(ValueError, match="sustech-b1 head trains with its own L1 loss"):
+        HeadConfig(sts_encoding="bi", sts_bi_head="sustech-b1", sts_loss="mse-pearson")
