@@ -14,6 +14,7 @@ from test_train import interrupt_at
 
 import data
 import export
+import heads
 import loop
 import losses
 import predict
@@ -328,3 +329,26 @@ def test_pearson_loss_without_a_correlation_is_finite(scores, labels):
 def test_sts_loss_with_the_l1_head_is_refused():
     with pytest.raises(ValueError, match="sustech-b1 head trains with its own L1 loss"):
         HeadConfig(sts_encoding="bi", sts_bi_head="sustech-b1", sts_loss="mse-pearson")
+
+
+def test_the_default_run_takes_no_candidate_path(data_dir, tmp_path, monkeypatch):
+    calls = {}
+
+    def counted(owner, name):
+        real = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            if name != "cross_entropy" or kwargs.get("label_smoothing"):
+                calls[name] = calls.get(name, 0) + 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    targets = [(data, "swap_pair"), (heads.MultitaskBert, "predict_symmetric"), (EMA, "update")]
+    targets += [(train, "layer_decay_groups"), (train, "rdrop_loss"), (heads, "pearson_loss"), (F, "cross_entropy")]
+    for owner, name in targets:
+        counted(owner, name)
+    run(data_dir, tmp_path / "default")
+    assert calls == {}
+    run(data_dir, tmp_path / "all", *ALL_ON)  # ... while the flags do reach every one of them
+    assert set(calls) == {name for _, name in targets}
