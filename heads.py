@@ -6,6 +6,7 @@ maps those to outputs, a loss and predictions:
   sst   single sentence -> dropout + linear -> K class logits          cross-entropy (or losses.py)
   para  sentence pair   -> one logit ("is a paraphrase")                binary cross-entropy
   sts   sentence pair   -> one similarity score in [0, 5]               mean squared error
+                                                      (--sts-loss mse-pearson: + 1 - Pearson r, losses.py)
 
 Sentence pairs are encoded in one of two ways, chosen per task (report "Tuning Up BERT" §4.2,
 Table 1; "BERT and Beyond" Table 1 runs "Mixed": cross for para, bi + cosine for sts):

@@ -5,6 +5,7 @@ runs through the shared encoder and its head (heads.py), the loss, plus SMART's 
 regularizer when on (smart.py), is back-propagated, through PCGrad's gradient surgery when
 on (pcgrad.py), and AdamW takes a step (adamw.py). After each epoch every dev set is scored
 and the best model so far is kept; at the end the best model writes dev and test predictions.
+With --ema the moving average of the weights (ema.py) is what is scored, kept and predicts.
 
     python train.py --task all                # the CPU default: packaged MiniLM, < 30 min on 2 cores
     python train.py --task all --smart 3      # ... with SMART regularization
