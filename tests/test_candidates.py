@@ -101,6 +101,17 @@ def test_symmetric_prediction_averages_both_orders():
             assert not np.allclose(raws, one_order.numpy(), atol=1e-6)  # the second order mattered
 
 
+def test_symmetric_prediction_by_hand():
+    model = MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig(pair_symmetry=True))
+    # para: probabilities 1/2 and 3/4 average to 0.625 (the mean logit, ln(3) / 2, would give 0.634)
+    pred, prob = model.predict_symmetric("para", torch.tensor([0.0, -1.0]), torch.tensor([math.log(3), -2.0]))
+    assert prob.tolist() == pytest.approx([0.625, (1 / (1 + math.e) + 1 / (1 + math.e**2)) / 2])
+    assert pred.tolist() == [1, 0]
+    # sts: scores 4.5 and 6 average to 5.25, clipped to 5 only as the prediction
+    pred, raw = model.predict_symmetric("sts", torch.tensor([4.5, 1.0]), torch.tensor([6.0, 2.0]))
+    assert raw.tolist() == [5.25, 1.5] and pred.tolist() == [5.0, 1.5]
+
+
 def test_pair_symmetry_is_rebuilt_by_load_run(tmp_path):
     args = {"pair_encoding": "cross", "dropout": 0.1, "pooling": "cls", "pair_symmetry": True}
     torch.manual_seed(2)
