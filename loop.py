@@ -152,16 +152,32 @@ class StopFlag:
 # checkpoints
 
 
-def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
-    """The whole training state, written atomically (a kill mid-write leaves the old one)."""
+def rng_states():
+    """This process's random generators: the CPU's, and its GPU's once CUDA is in use."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
+def set_rng_states(states, device):
+    """Restore rng_states(). torch takes only CPU ByteTensors here, wherever the rest of a
+    checkpoint goes, so the states are moved to the CPU first."""
+    torch.set_rng_state(states["cpu"].cpu())
+    if device.type == "cuda" and states.get("cuda") is not None:
+        torch.cuda.set_rng_state(states["cuda"].cpu())
+
+
+def save_checkpoint(path, model, optimizer, scaler, streams, state, args, rngs=None):
+    """The whole training state, written atomically (a kill mid-write leaves the old one).
+    rngs: every process's rng_states(), in rank order (default: this process's alone)."""
     files.save_torch(
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(),
             "streams": {name: s.state_dict() for name, s in streams.items()},
-            "rng": torch.get_rng_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_initialized() else {}),
+            "rng": rngs or [rng_states()],
             "state": state,
             "args": vars(args),
         },
@@ -169,18 +185,25 @@ def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
     )
 
 
-def load_checkpoint(path, model, optimizer, scaler, streams, device):
-    """Restore what save_checkpoint wrote; returns the loop's saved state dict."""
+def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0):
+    """Restore what save_checkpoint wrote; returns the loop's saved state dict.
+
+    It loads to the CPU: load_state_dict copies the weights and optimizer moments onto the
+    model's device, and the RNG states must stay CPU tensors. Process `rank` takes its own RNG
+    states, so after a resume each process still draws its own dropout masks; one the checkpoint
+    has none for (more processes than when it was saved) keeps its fresh seed."""
     keys = ("model", "optimizer", "scaler", "streams", "rng", "state")
-    ckpt = files.load_torch(path, "checkpoint", keys=keys, map_location=device)
+    ckpt = files.load_torch(path, "checkpoint", keys=keys)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
     for name, stream in streams.items():
         stream.load_state_dict(ckpt["streams"][name])
-    torch.set_rng_state(ckpt["rng"])  # dropout masks continue exactly as in an uninterrupted run
-    if device.type == "cuda" and "cuda_rng" in ckpt:
-        torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    rngs = ckpt["rng"]
+    if torch.is_tensor(rngs):  # a checkpoint from before each process kept its own
+        rngs = [{"cpu": rngs, "cuda": ckpt.get("cuda_rng")}]
+    if rank < len(rngs):
+        set_rng_states(rngs[rank], device)  # dropout masks continue exactly as in an uninterrupted run
     return ckpt["state"]
 
 

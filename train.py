@@ -316,7 +316,7 @@ def build_schedule(args, tasks, train_data, synth):
 def resume(run):
     """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
     path = run.out / "checkpoint.pt"
-    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device)
+    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank())
     changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
     if changed:
         sys.exit(
@@ -516,9 +516,11 @@ def stop_agreed(run, stop, at_log):
 
 
 def checkpoint(run):
+    rngs = distributed.gather(loop.rng_states())  # each process's own, so a resume keeps their masks apart
     if distributed.is_main():
         state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
-        save_checkpoint(run.out / "checkpoint.pt", run.model, run.optimizer, run.scaler, run.streams, state, run.args)
+        parts = (run.model, run.optimizer, run.scaler, run.streams)
+        save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs)
     distributed.barrier()
 
 

@@ -1,5 +1,7 @@
 """loop.py: the learning-rate schedule by hand, progress lines, device choice."""
 
+import argparse
+
 import pytest
 import torch
 
@@ -51,3 +53,49 @@ def test_pick_device_resolves_auto():
         assert (device, amp) == (torch.device("cpu"), "off")
         with pytest.raises(SystemExit, match="no CUDA GPU"):
             loop.pick_device("cuda", "auto")
+
+
+# ----------------------------------------------------------------------------
+# checkpoints: the RNG states
+
+
+def save_tiny(path, rngs=None):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    rngs = () if rngs is None else (rngs,)
+    loop.save_checkpoint(path, model, optimizer, scaler, {}, {"step": 7}, argparse.Namespace(lr=1.0), *rngs)
+
+
+def test_resume_onto_another_device_restores_the_rng(tmp_path):
+    # On a GPU the checkpoint's tensors go to CUDA, but torch.set_rng_state takes CPU ByteTensors
+    # only. "meta" stands in for CUDA here: the only non-CPU device a CPU build of torch has.
+    torch.manual_seed(3)
+    save_tiny(tmp_path / "checkpoint.pt")
+    expected = torch.rand(4)
+    torch.manual_seed(99)
+    model = torch.nn.Linear(3, 2, device="meta")
+    parts = (model, torch.optim.AdamW(model.parameters()), torch.amp.GradScaler("cpu", enabled=False), {})
+    state = loop.load_checkpoint(tmp_path / "checkpoint.pt", *parts, torch.device("meta"))
+    assert state == {"step": 7} and model.weight.device.type == "meta"
+    assert torch.equal(torch.rand(4), expected)  # the draws continue where the saved run was
+
+
+def test_each_process_resumes_its_own_rng(tmp_path):
+    # Two processes' generators saved in rank order: rank 1 takes the second, not rank 0's.
+    states = []
+    for seed in (10, 11):
+        torch.manual_seed(seed)
+        states.append(loop.rng_states())
+    save_tiny(tmp_path / "checkpoint.pt", rngs=states)
+    torch.manual_seed(11)
+    expected = torch.rand(4)
+    model = torch.nn.Linear(3, 2)
+    parts = (model, torch.optim.AdamW(model.parameters()), torch.amp.GradScaler("cpu", enabled=False), {})
+    loop.load_checkpoint(tmp_path / "checkpoint.pt", *parts, torch.device("cpu"), rank=1)
+    assert torch.equal(torch.rand(4), expected)
+    torch.manual_seed(5)
+    fresh = torch.rand(4)
+    torch.manual_seed(5)
+    loop.load_checkpoint(tmp_path / "checkpoint.pt", *parts, torch.device("cpu"), rank=2)  # none saved: kept
+    assert torch.equal(torch.rand(4), fresh)
