@@ -115,3 +115,19 @@ def serve(handler):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ----------------------------------------------------------------------------
+# the mark of tests that need the packaged MiniLM
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "minilm: needs the packaged all-MiniLM-L6-v2 (gpu_check leaves it out without)")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use the `minilm` fixture (the packaged model) get the mark `minilm`, so that
+    `pytest -m "not minilm"` runs the rest where the package is not installed."""
+    for item in items:
+        if "minilm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.minilm)
