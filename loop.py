@@ -2,7 +2,7 @@
 
 - get_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K epochs;
 - param_groups: weight decay on matrices only;
-- pick_device, autocast, to_device, keep_freed_memory: where and in what precision to run;
+- pick_device, use_tf32, autocast, to_device, keep_freed_memory: where and in what precision to run;
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
 - Progress: the "step i/n, steps/s, ETA" line;
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
@@ -64,17 +64,46 @@ def param_groups(model, weight_decay):
 
 
 def pick_device(device="auto", amp="auto"):
-    """Resolve "auto" choices: returns (torch.device, amp) with amp one of bf16, fp16, off."""
+    """Resolve "auto" choices: returns (torch.device, amp) with amp one of bf16, fp16, off.
+    It changes no global setting (TF32 is use_tf32's, a training run's choice)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device cuda, but torch sees no CUDA GPU (use --device cpu)")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # under torchrun
+        take_local_gpu(int(os.environ["LOCAL_RANK"]))
     if amp == "auto":
-        amp = "off" if device == "cpu" else "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for fp32 matmuls
-        torch.backends.cudnn.allow_tf32 = True
+        amp = "off" if device == "cpu" else "bf16" if native_bf16() else "fp16"
     return torch.device(device), amp
+
+
+def take_local_gpu(local_rank):
+    """Make this process's GPU the current one before anything asks CUDA a question: the first
+    query opens a context (some 500 MB) on the current GPU, which would otherwise be cuda:0 in
+    every process."""
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        sys.exit(f"error: LOCAL_RANK {local_rank}, but torch sees {count} GPU(s): start at most {count} per node")
+    torch.cuda.set_device(local_rank)
+
+
+def native_bf16():
+    """Whether the current GPU computes in bf16 natively (Ampere and later). torch's own
+    is_bf16_supported() also says yes where bf16 is only emulated, slowly (T4, V100): those
+    get fp16 with loss scaling instead."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a torch without the argument
+        return torch.cuda.get_device_capability() >= (8, 0)
+
+
+def use_tf32(device):
+    """TF32 tensor cores for fp32 matmuls on CUDA (products with 10-bit mantissas, ~1e-3
+    relative): a training run's choice. Set by train.py and mlm.py only, never by picking a
+    device, so a test process that compares fp32 values keeps true fp32."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def autocast(device, amp):

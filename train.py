@@ -242,6 +242,7 @@ def setup(args):
     out = Path(args.out)
     device, args.amp = pick_device(args.device, args.amp)
     rank, world, device = distributed.setup(device.type)
+    loop.use_tf32(device)
     if device.type == "cpu":
         keep_freed_memory()
     log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes

@@ -45,6 +45,8 @@ def train_cmd(data_dir, out, *extra):
         "0",
         "--log-every",
         "5",
+        "--device",
+        "cpu",  # gloo on the CPU, also on a GPU machine (which may have fewer GPUs than processes)
         *extra,
     ]
 

@@ -99,3 +99,17 @@ def test_each_process_resumes_its_own_rng(tmp_path):
     torch.manual_seed(5)
     loop.load_checkpoint(tmp_path / "checkpoint.pt", *parts, torch.device("cpu"), rank=2)  # none saved: kept
     assert torch.equal(torch.rand(4), fresh)
+
+
+def test_torchrun_asking_for_more_gpus_than_there_are_says_so():
+    # A 2-process torchrun on a 1-GPU machine: LOCAL_RANK 1 has no GPU (this CPU machine has 0).
+    with pytest.raises(SystemExit, match=r"LOCAL_RANK 1, but torch sees \d+ GPU\(s\): start at most"):
+        loop.take_local_gpu(torch.cuda.device_count() + 1 if torch.cuda.is_available() else 1)
+
+
+def test_tf32_is_a_training_choice_that_tests_do_not_inherit():
+    assert not torch.backends.cuda.matmul.allow_tf32  # conftest's true_fp32: every test starts in fp32
+    loop.use_tf32(torch.device("cpu"))
+    assert not torch.backends.cuda.matmul.allow_tf32  # nothing to do off CUDA
+    loop.use_tf32(torch.device("cuda"))  # the flag exists in every build; only a GPU reads it
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
