@@ -228,14 +228,17 @@ class BertModel(nn.Module):
         Hidden states at padded positions mean nothing; they are zeros when padding was removed."""
         B, T, H = x.shape
         mask, keep = None, None
+        # The choices below read the mask on the host. On a GPU each question asked of a GPU
+        # tensor makes the host wait for all queued work; one copy of the mask waits once.
+        host = None if attention_mask is None else attention_mask.cpu()  # (B, T); free on a CPU
         # With no padding in the batch, no mask is needed, and SDPA can take its fastest kernel.
-        if attention_mask is not None and not bool(attention_mask.all()):
+        if host is not None and not bool(host.all()):
             # (B, T) of 1/0 -> additive (B, 1, 1, T), broadcast over heads and query positions.
             mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-            real = attention_mask.flatten().bool()  # (B * T,)
+            real = host.flatten().bool()  # (B * T,)
             # Padding at the end of each row (so [CLS] is real), and enough of it to pay off.
-            if self.unpad and bool(attention_mask[:, 0].all()) and 1 - real.float().mean() >= UNPAD_MIN:
-                keep = real.nonzero().squeeze(1)  # (N,)
+            if self.unpad and bool(host[:, 0].all()) and 1 - real.float().mean() >= UNPAD_MIN:
+                keep = real.nonzero().squeeze(1).to(x.device, non_blocking=True)  # (N,)
         layout = Layout(B, T, keep, x.device)
         rows = layout.from_batch(x)  # (M, H)
         for i, layer in enumerate(self.layers):
