@@ -324,6 +324,14 @@ def check_out(out, resume, overwrite, products):
         sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
 
 
+# What a full GPU is told, instead of a traceback from deep inside the first step.
+OUT_OF_MEMORY = (
+    "error: out of GPU memory. A step holds the activations of its batches (with --pcgrad every task's "
+    "at once, with --smart two more passes; README, 'GPU memory', has bert-base's figures): try --grad-accum 2 "
+    "or 4 (not with --pcgrad, which keeps every graph for its surgery), or a smaller --batch-size or --max-length"
+)
+
+
 def run_command(work):
     """An entry point's main: bad input becomes one `error: ...` line, and a run stopped by Ctrl-C
     (work() returns None after saving) exits 130, so `make` and `&&` chains stop too."""
@@ -331,5 +339,7 @@ def run_command(work):
         result = work()
     except (data.DataError, files.WriteError, files.ReadError, hub.ModelFileError) as e:
         sys.exit(f"error: {e}")
+    except torch.cuda.OutOfMemoryError:
+        sys.exit(OUT_OF_MEMORY)
     if result is None:
         sys.exit(130)

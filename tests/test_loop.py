@@ -113,3 +113,14 @@ def test_tf32_is_a_training_choice_that_tests_do_not_inherit():
     assert not torch.backends.cuda.matmul.allow_tf32  # nothing to do off CUDA
     loop.use_tf32(torch.device("cuda"))  # the flag exists in every build; only a GPU reads it
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+
+
+def test_out_of_gpu_memory_is_one_line_with_what_to_try():
+    def first_step():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+
+    with pytest.raises(SystemExit) as stop:
+        loop.run_command(first_step)
+    message = str(stop.value.code)
+    assert message.startswith("error: out of GPU memory") and "\n" not in message
+    assert "--grad-accum" in message and "--batch-size" in message
