@@ -267,8 +267,9 @@ FIXTURES = {
 }
 
 
-def encoder_check(model_name):
-    """The encoder on CUDA against Hugging Face's outputs (fp32, on a CPU), saved in tests/fixtures.
+def encoder_check(model_name, device="cuda"):
+    """The encoder on CUDA (or `device`) against Hugging Face's outputs (fp32, on a CPU), saved in
+    tests/fixtures.
 
     fp32 within 1e-4: the GPU sums in other orders and SDPA picks other kernels, so the last
     bits differ. bf16 within 5e-2: bf16 keeps 8 significant bits (relative rounding 2^-8 ~ 4e-3
@@ -282,7 +283,7 @@ def encoder_check(model_name):
 
     folder, ref_file, batches = FIXTURES[model_name]
     ref = np.load(ROOT / "tests" / "fixtures" / ref_file, allow_pickle=False)
-    device = torch.device("cuda")
+    device = torch.device(device)
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 here, not TF32's 10-bit products
     model = (BertModel.from_pretrained(str(folder)) if folder else BertModel.from_pretrained()).eval().to(device)
     worst = {}
@@ -295,9 +296,12 @@ def encoder_check(model_name):
             real = inputs[1].bool().cpu()
             hidden = out["last_hidden_state"].float().cpu() - torch.from_numpy(ref[f"{batch}last_hidden_state"])
             worst[amp] = max(worst.get(amp, 0.0), hidden[real].abs().max().item())
-        print(f"{model_name} on CUDA, amp {amp}: max |diff| vs Hugging Face {worst[amp]:.2e} (tolerance {tol:g})")
+        print(f"{model_name} on {device}, amp {amp}: max |diff| vs Hugging Face {worst[amp]:.2e} (tolerance {tol:g})")
         if worst[amp] > tol:
-            sys.exit(f"error: encoder on CUDA with amp {amp} differs from Hugging Face by {worst[amp]:.2e} > {tol:g}")
+            sys.exit(
+                f"error: encoder on {device} with amp {amp} differs from Hugging Face by {worst[amp]:.2e} > {tol:g}"
+            )
+    return worst
 
 
 # ----------------------------------------------------------------------------

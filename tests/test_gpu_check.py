@@ -152,3 +152,10 @@ def test_steps_run_within_their_limits_and_write_one_summary(tmp_path):
     table = (tmp_path / "summary.md").read_text()
     assert "- GPU: H100; torch 2.4.1" in table and "| bench bf16 | timed out |" in table
     assert "no course data: the data step failed" in table
+
+
+@pytest.mark.parametrize("model", ["tiny", pytest.param("minilm", marks=pytest.mark.minilm)])
+def test_the_encoder_check_reads_its_fixtures(model):
+    # Step 4 as gpu_check runs it, here on the CPU: the tiny random BERT needs no pretrained weights.
+    worst = gpu_check.encoder_check(model, device="cpu")
+    assert worst["off"] < 1e-4 and worst["bf16"] < 5e-2
