@@ -75,6 +75,7 @@ def test_two_processes_match_one(tmp_path, extra):
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
     assert one["state"]["seen"] == two["state"]["seen"]  # the same global batches
+    assert len(two["rng"]) == 2 and not torch.equal(two["rng"][0]["cpu"], two["rng"][1]["cpu"])  # each its own
     for k, v in one["model"].items():
         w = two["model"][k]
         if k.endswith("attn.qkv.bias"):
