@@ -79,7 +79,7 @@ def pick_device(device="auto", amp="auto"):
 
 def take_local_gpu(local_rank):
     """Make this process's GPU the current one before anything asks CUDA a question: the first
-    query opens a context (some 500 MB) on the current GPU, which would otherwise be cuda:0 in
+    query opens a context (hundreds of MB) on the current GPU, which would otherwise be cuda:0 in
     every process."""
     count = torch.cuda.device_count()
     if local_rank >= count:

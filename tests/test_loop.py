@@ -5,6 +5,7 @@ import argparse
 import pytest
 import torch
 
+import files
 import loop
 
 
@@ -124,3 +125,17 @@ def test_out_of_gpu_memory_is_one_line_with_what_to_try():
     message = str(stop.value.code)
     assert message.startswith("error: out of GPU memory") and "\n" not in message
     assert "--grad-accum" in message and "--batch-size" in message
+
+
+def test_a_checkpoint_from_before_per_process_rng_states_still_resumes(tmp_path):
+    # Older checkpoints hold one CPU state under "rng" (and "cuda_rng" where CUDA was in use).
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    torch.manual_seed(7)
+    old = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": {}, "streams": {}}
+    files.save_torch({**old, "rng": torch.get_rng_state(), "state": {"step": 2}, "args": {}}, tmp_path / "old.pt")
+    expected = torch.rand(4)
+    torch.manual_seed(8)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    state = loop.load_checkpoint(tmp_path / "old.pt", model, optimizer, scaler, {}, torch.device("cpu"))
+    assert state == {"step": 2} and torch.equal(torch.rand(4), expected)
