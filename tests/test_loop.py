@@ -68,6 +68,7 @@ def save_tiny(path, rngs=None):
     loop.save_checkpoint(path, model, optimizer, scaler, {}, {"step": 7}, argparse.Namespace(lr=1.0), *rngs)
 
 
+@pytest.mark.filterwarnings("ignore:for (weight|bias). copying from a non-meta:UserWarning")  # meta holds no values
 def test_resume_onto_another_device_restores_the_rng(tmp_path):
     # On a GPU the checkpoint's tensors go to CUDA, but torch.set_rng_state takes CPU ByteTensors
     # only. "meta" stands in for CUDA here: the only non-CPU device a CPU build of torch has.
