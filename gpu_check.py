@@ -30,6 +30,7 @@ summary.json. Without an NVIDIA GPU it says so in one line and exits 1 before do
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -203,7 +204,8 @@ def run_step(step, log_path):
 
         def stop():
             timed_out.set()
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+                os.killpg(proc.pid, signal.SIGKILL)
 
         timer = threading.Timer(step.limit, stop)
         timer.start()
@@ -212,7 +214,7 @@ def run_step(step, log_path):
             log.write(line)
         code = proc.wait()
         timer.cancel()
-    status = "timed out" if timed_out.is_set() else "ok" if code == 0 else "FAIL"
+    status = "ok" if code == 0 else "timed out" if timed_out.is_set() else "FAIL"
     return {
         "step": step.name,
         "status": status,
