@@ -352,6 +352,7 @@ def mask_corpus(corpus, masking, generator):
 def setup(args, log=print):
     t_start = time.time()
     device, args.amp = pick_device(args.device, args.amp)
+    loop.use_tf32(device)
     if device.type == "cpu":
         keep_freed_memory()
     torch.manual_seed(args.seed)

@@ -219,7 +219,7 @@ def test_resume_with_every_candidate_equals_uninterrupted(data_dir, tmp_path, mo
 
 
 def test_layer_decay_groups_by_hand():
-    model = MultitaskBert(BertModel.from_pretrained(TINY), 5)  # 2 layers
+    model = MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig(pooling="pooler"))  # 2 layers, pooler trained
     groups = loop.layer_decay_groups(model, 0.01, 0.5, num_layers=2)
     names = {id(p): n for n, p in model.named_parameters()}
     scale = {names[id(p)]: g["lr_scale"] for g in groups for p in g["params"]}
