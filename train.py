@@ -287,7 +287,7 @@ def prepare_model_dir(args, out, main, log):
         log(f"--max-length {args.max_length} is more than {args.model}'s {positions} positions: cut at {positions}")
         args.max_length = positions
     if main:  # the tokenizer travels with the run, so predict.py needs nothing but the run folder
-        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+        files.make_folder(out / "tokenizer")  # a planted link there is replaced, not written through
         for name in ("vocab.txt", "tokenizer_config.json"):
             if (bert_dir / name).is_file():
                 files.copy_file(bert_dir / name, out / "tokenizer" / name)
@@ -595,7 +595,13 @@ def finish(run):
 
 def train(args):
     """The whole run: set up, train epoch by epoch (scoring dev after each), then predict with the
-    best model. Returns the final metrics, or None when stopped early (checkpoint saved)."""
+    best model. Returns the final metrics, or None when stopped early (checkpoint saved).
+    The run folder is locked meanwhile: a second train.py on it refuses (loop.locked)."""
+    with loop.locked(args.out):
+        return train_run(args)
+
+
+def train_run(args):
     run = setup(args)
     n_params = sum(p.numel() for p in run.model.parameters())
     rows = ", ".join(f"{t} {len(d)}" for t, d in run.splits["train"].items())
