@@ -358,9 +358,15 @@ def write_synth(path, sources):
     path.write_text("\n".join(lines) + "\n")
 
 
+def sst_rows(data_dir, split):
+    return data.read_examples(data_dir / TASKS["sst"].files[split], "sst")
+
+
 def test_sst_synth_joins_sentiment_training_only(data_dir, tmp_path):
     synth = tmp_path / "synth.jsonl"
-    write_synth(synth, [(f"strain{i}", 4, f"a great charming film number {i} .") for i in range(10)])
+    write_synth(
+        synth, [(ex.id, ex.label, f"a film number {i} .") for i, ex in enumerate(sst_rows(data_dir, "train")[:10])]
+    )
     plain = train.setup(
         train.parse_args(["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "a")])
     )
@@ -384,6 +390,19 @@ def test_sst_synth_rejects_ids_and_labels_that_do_not_fit(data_dir, tmp_path):
     write_synth(synth, [("x", 7, "a fine film .")])
     with pytest.raises(data.DataError, match="x-syn0 has label 7; sentiment has 5 classes"):
         run(data_dir, tmp_path / "a", "--task", "sst", "--sst-synth", str(synth))
+    train_row, dev_row, test_row = (sst_rows(data_dir, split)[0] for split in ("train", "dev", "test"))
+    other = sst_rows(data_dir, "train")[1]
+    wrong_label = (other.label + 1) % 5
+    cases = [
+        ((dev_row.id, dev_row.label), f"source '{dev_row.id}' is a row of the dev file .*leak dev into training"),
+        ((test_row.id, 0), f"source '{test_row.id}' is a row of the test file"),
+        (("orphan", 1), "source 'orphan' is not a row of the training file"),
+        ((other.id, wrong_label), f"{other.id}-syn0 has label {wrong_label}, its source {other.id} has {other.label}"),
+    ]
+    for (source, label), message in cases:  # after two good rows, so the error names line 3
+        write_synth(synth, [(train_row.id, train_row.label, "a fine one ."), (source, label, "a paraphrase .")])
+        with pytest.raises(data.DataError, match=rf"^{synth}:3: {message}"):
+            run(data_dir, tmp_path / "b", "--task", "sst", "--sst-synth", str(synth), "--overwrite")
 
 
 def test_a_run_writes_its_report_unless_told_not_to(data_dir, tmp_path, capsys):
