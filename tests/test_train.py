@@ -288,8 +288,13 @@ def test_a_second_train_py_on_the_same_folder_refuses_while_the_first_runs(data_
             if line.startswith("epoch 1/1"):  # in its training loop
                 break
         second = subprocess.run(
-            [*argv, "--overwrite", "--seed", "3"], cwd=ROOT, env=env, capture_output=True, text=True
-        )
+            [*argv, "--overwrite", "--seed", "3", "--steps-per-epoch", "3"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # (the timeout only bounds a second run that was not refused)
         assert second.returncode == 1, second.stdout + second.stderr
         assert f"error: {out} is in use: process {first.pid} on " in second.stderr and "Traceback" not in second.stderr
         first.send_signal(signal.SIGINT)  # Ctrl-C: the first saves its checkpoint and releases the folder
