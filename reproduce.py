@@ -19,6 +19,7 @@ again runs only what is missing (or, with --seeds 4, only the new seed).
 """
 
 import argparse
+import ctypes
 import hashlib
 import json
 import os
@@ -429,10 +430,30 @@ class Stopped(Exception):
     """Ctrl-C: the running process saved its checkpoint and stopped."""
 
 
+def dies_with_us():
+    """A preexec_fn for our children: Linux sends the child SIGTERM when we die, however we die
+    (SIGKILL included), so no train.py goes on writing a run folder with nobody watching.
+    Elsewhere nothing is armed (a child then dies at its next line, on the broken pipe)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()  # looked up before the fork
+
+    def arm():
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # we died before it was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
 def stream(cmd, log):
     """Run `cmd`, copying its output line by line to our stdout and to `log`. The child runs in
     its own session, so Ctrl-C in the terminal reaches only us; we pass it on once, and train.py
-    or mlm.py then saves a checkpoint and exits 130. Returns (exit code, last line, interrupted)."""
+    or mlm.py then saves a checkpoint and exits 130. If we are killed, the child is told to stop
+    too (dies_with_us). Returns (exit code, last line, interrupted)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / cmd[0]), *cmd[1:]],  # from our folder; relative paths stay the caller's
@@ -441,6 +462,7 @@ def stream(cmd, log):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=dies_with_us(),
     )
     print(f"  $ python {' '.join(cmd)}", flush=True)
     files.append_text(log, f"$ python {' '.join(cmd)}\n")
@@ -835,13 +857,14 @@ def reproduce(args):
 
 
 def interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: the running child is told, and saves
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop like Ctrl-C: the running child is told, and saves
 
 
 def main():
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps it ignored.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)  # the terminal closed: stop as cleanly as after Ctrl-C
     args = parse_args()
     try:
         reproduce(args)
