@@ -382,7 +382,7 @@ def measured(results):
     units = seconds = 0.0
     evals = []
     for path in Path(results).glob("runs/*/seed*/metrics.json"):
-        metrics = read_json(path)
+        metrics = read_metrics(path)
         log = Path(results) / "logs" / f"{path.parent.parent.name}-{path.parent.name}.log"
         scoring = final_eval_seconds(log)
         if scoring is not None and metrics["config"]["task"] == "all":
@@ -416,6 +416,27 @@ def read_json(path):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ReproduceError(f"{path}: cannot read it ({e})") from None
+
+
+def read_metrics(path):
+    """A finished train.py run's metrics.json, checked for what the plan and the tables read from it:
+    anything else is one error naming the file, never a KeyError."""
+    metrics = read_json(path)
+    number = (int, float)
+    config = metrics.get("config") if isinstance(metrics, dict) else None
+    fine = (
+        isinstance(config, dict)
+        and isinstance(metrics.get("dev"), dict)
+        and all(isinstance(v, number) for v in metrics["dev"].values())
+        and isinstance(metrics.get("wall_time_s"), number)
+        and all(isinstance(config.get(k), int) for k in ("epochs", "steps_per_epoch"))
+    )
+    if not fine:
+        raise ReproduceError(
+            f"{path}: not the metrics.json of a finished train.py run (dev, config, wall_time_s); "
+            "delete it to run that run again"
+        )
+    return metrics
 
 
 # ----------------------------------------------------------------------------
@@ -599,7 +620,7 @@ def ref_score(ref, metric):
 def config_stats(results, runs_by_flags, flags):
     """Stats per column and the mean time of a configuration's finished runs (and how many)."""
     paths = [r.folder(results) / "metrics.json" for r in runs_by_flags.get(flags, [])]
-    found = [read_json(p) for p in paths if p.is_file()]
+    found = [read_metrics(p) for p in paths if p.is_file()]
     stats = {c: stat([run_values(m)[c] for m in found]) for c in COLUMNS}
     stats["time"] = stat([m["wall_time_s"] for m in found])
     return stats, len(found)
@@ -692,7 +713,7 @@ def ensembles(args, runs):
     each ablation (chosen on all of dev, and chosen on one half and scored on the other) and of the
     baseline's seeds. Returns [(label, metrics, ref)]."""
     results, rows = Path(args.results), []
-    done = [(r, read_json(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
+    done = [(r, read_metrics(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
     complete = [(r, m) for r, m in done if all(t in m["dev"] for t in TASK_NAMES)]
     if not complete:
         return rows

@@ -265,3 +265,18 @@ def test_killing_reproduce_ends_its_train_py(data_dir, tmp_path, sig):
     if sig == signal.SIGHUP:  # a closed terminal stops as Ctrl-C does: the run saved, to be continued
         assert proc.returncode == 130 and "run the same command again" in err, out + err
         assert (lock.parent / "checkpoint.pt").is_file() and not lock.exists()
+
+
+@pytest.mark.parametrize("content", ["{}", '{"dev": {}, "config": {"epochs": null}}', "[]"])
+def test_a_broken_metrics_json_is_one_line_even_with_plan(data_dir, tmp_path, monkeypatch, content):
+    results = tmp_path / "results"
+    bad = results / "runs" / "some-run" / "seed0" / "metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(content)
+    for extra in (["--plan"], ["--report-only"]):
+        monkeypatch.setattr(sys, "argv", ["reproduce.py", *argv(data_dir, results, "--only", "synth", *extra)])
+        with pytest.raises(SystemExit) as stop:
+            reproduce.main()
+        message = str(stop.value.code)
+        assert message.startswith(f"error: {bad}: not the metrics.json of a finished train.py run"), message
+        assert "\n" not in message
