@@ -380,12 +380,16 @@ def setup(args, log=print):
         keep_freed_memory()
     torch.manual_seed(args.seed)
     model_dir = hub.resolve_model_dir(args.model)
+    model = load_model(model_dir, log).to(device)
+    positions = model.bert.config.max_position_embeddings
+    if args.max_length > positions:  # a longer chunk would index past the position embeddings
+        log(f"--max-length {args.max_length}: {args.model} has {positions} positions, so chunks of {positions}")
+        args.max_length = positions
     tokenizer = build_tokenizer(model_dir, args.max_length)
     mask_id = tokenizer.wordpiece.token_to_id("[MASK]")
     if mask_id is None:
         raise data.DataError(f"{model_dir / 'vocab.txt'}: no [MASK] token, which masked language modelling needs")
     train, held, paths = load_text(args, tokenizer, log)
-    model = load_model(model_dir, log).to(device)
     vocab_size = min(tokenizer.wordpiece.get_vocab_size(), model.bert.config.vocab_size)
     masking = Masking((tokenizer.cls_id, tokenizer.sep_id), mask_id, vocab_size, args.mask_prob)
     held_masked = mask_corpus(held, masking, seeded(args.seed, 2**31 - 1))

@@ -215,6 +215,13 @@ def test_chunking_is_linear_and_cuts_the_whole_encoding(tmp_path):
     assert counter.longest <= 30 + len("x" * 50) and counter.reads == counter.encodings > len(texts)
 
 
+def test_chunks_fit_the_models_positions(data_dir, tmp_path):
+    text = tmp_path / "long.txt"
+    text.write_text(" ".join(["the cat sat on the mat"] * 100) + "\n")  # 600 tokens, one line
+    metrics = run(data_dir, tmp_path / "run", "--text", str(text), "--max-steps", "1")  # --max-length 128
+    assert metrics["config"]["max_length"] == 32  # the tiny model's positions, not an IndexError
+
+
 def test_holdout_and_batch_size_flags(data_dir, tmp_path):
     a = run(data_dir, tmp_path / "a", "--max-steps", "1")
     b = run(data_dir, tmp_path / "b", "--max-steps", "1", "--holdout", "0.3", "--batch-size", "4")
