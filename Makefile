@@ -37,7 +37,7 @@ test: install
 reproduce: install data
 	$(PY) reproduce.py --data-dir data $(ARGS)
 
-# One seed, a small budget, a subset of the ablations: under 25 minutes on 2 cores.
+# One seed, a small budget, a subset of the ablations (the plan prints the expected time first).
 reproduce-quick: install data
 	$(PY) reproduce.py --data-dir data --quick $(ARGS)
 

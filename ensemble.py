@@ -7,6 +7,13 @@ predictions/{task}-{dev,test}-raw.csv) and from folders that `synth.py label` wr
     python ensemble.py runs/a runs/b runs/c --out runs/ensemble
     python ensemble.py runs/* --out runs/ens-honest --select-on 0.5   # choose on half of dev, score on the rest
 
+With --task-bests each run folder also brings its best-{task}/ folders: the predictions train.py
+writes for each task's own best epoch (best-{task}.pt) when it is not best.pt's. "Tuning Up BERT"
+§5.5 builds its ensembles from such per-task best checkpoints, "each task uses 1-4 models":
+--max-per-task 4 caps the distinct members of each task's ensemble.
+
+    python ensemble.py runs/a runs/b runs/c --task-bests --max-per-task 4 --out runs/ens-tuning-up
+
 A run may hold some tasks only (a single-task run, a synth.py label folder with sst alone): each
 task is ensembled over the runs that have it. The dev table has the rows of the report's Table 5:
 each run (one model for all tasks), the best single run per task, and the ensemble per task.
@@ -37,6 +44,7 @@ The output folder is a run folder like train.py's (predictions/, metrics.json) p
 import argparse
 import itertools
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -213,13 +221,14 @@ def ensemble_score(task, values, weights, labels):
 # choosing the members
 
 
-def exhaustive(task, values, weights, labels):
-    """Counts (R,) of 0/1: the best non-empty subset of the runs with a weight above 0.
-    Subsets are tried from small to large, so on a tie the smaller (then earlier) one is kept."""
+def exhaustive(task, values, weights, labels, max_members=None):
+    """Counts (R,) of 0/1: the best non-empty subset of the runs with a weight above 0, of at most
+    max_members runs. Subsets are tried from small to large, so on a tie the smaller (then earlier) one is kept."""
     candidates = [i for i in range(len(values)) if weights[i] > 0]
+    sizes = range(1, min(len(candidates), max_members or len(candidates)) + 1)
     best, best_counts = -np.inf, None
-    total, done, t0, shown = 2 ** len(candidates) - 1, 0, time.time(), time.time()
-    for size in range(1, len(candidates) + 1):
+    total, done, t0, shown = sum(math.comb(len(candidates), k) for k in sizes), 0, time.time(), time.time()
+    for size in sizes:
         for subset in itertools.combinations(candidates, size):
             counts = np.zeros(len(values), dtype=np.int64)
             counts[list(subset)] = 1
@@ -233,17 +242,19 @@ def exhaustive(task, values, weights, labels):
     return best_counts
 
 
-def greedy(task, values, weights, labels, steps):
+def greedy(task, values, weights, labels, steps, max_members=None):
     """Counts (R,): Caruana et al.'s forward selection with replacement. Each step adds the run
     whose addition scores best (even if worse than before: a later step may recover); the best
-    ensemble along the way wins, the earliest (smallest) on a tie."""
+    ensemble along the way wins, the earliest (smallest) on a tie. Once max_members distinct runs
+    are in, only they can be added again."""
     counts = np.zeros(len(values), dtype=np.int64)
     total = np.zeros(values.shape[1:])  # sum of count * weight * values over the members so far
     mass = 0.0  # sum of count * weight
     best, best_counts = -np.inf, counts
     for _ in range(steps):
         step_best, pick = -np.inf, None
-        for i in np.flatnonzero(weights > 0):
+        full = max_members is not None and np.count_nonzero(counts) >= max_members
+        for i in np.flatnonzero((weights > 0) & ((counts > 0) | (not full))):
             trial = (total + weights[i] * values[i]) / (mass + weights[i])
             s = score(task, decide(task, trial), labels)
             if s > step_best:
@@ -258,9 +269,10 @@ def greedy(task, values, weights, labels, steps):
 def choose(tr, rows, args):
     """(counts, method): the members for one task, chosen on the dev rows `rows`."""
     values, labels = tr.dev[:, rows], tr.labels[rows]
+    cap = args.max_per_task
     if np.count_nonzero(tr.weights) <= args.max_exhaustive:
-        return exhaustive(tr.task, values, tr.weights, labels), "exhaustive"
-    return greedy(tr.task, values, tr.weights, labels, args.greedy_steps), "greedy"
+        return exhaustive(tr.task, values, tr.weights, labels, cap), "exhaustive"
+    return greedy(tr.task, values, tr.weights, labels, args.greedy_steps, cap), "greedy"
 
 
 def split_dev(n, fraction, seed):
@@ -366,6 +378,8 @@ def summary(results, args):
         "weights": args.weights or [1.0] * len(args.runs),
         "select_on": args.select_on,
         "seed": args.seed,
+        "task_bests": args.task_bests,
+        "max_per_task": args.max_per_task,
         "tasks": {t: {k: v for k, v in r.items() if not k.endswith("_raw")} for t, r in results.items()},
         "dev": dev,
         "overall": overall(dev),
@@ -420,11 +434,26 @@ def check_out(args):
     return out
 
 
+def with_task_bests(names, weights):
+    """The run folders, each followed by its best-{task}/ folders (train.py's per-task best
+    checkpoints' predictions) with the run's weight."""
+    members, member_weights = [], []
+    for name, w in zip(names, weights):
+        bests = [
+            str(Path(name) / f"best-{t}") for t in TASK_NAMES if (Path(name) / f"best-{t}" / "predictions").is_dir()
+        ]
+        members += [name, *bests]
+        member_weights += [w] * (1 + len(bests))
+    return members, np.array(member_weights)
+
+
 def ensemble(args):
     """Read, check, choose, print; write only once everything has passed."""
     out = check_out(args)
-    weights = run_weights(args)
-    runs = [load_run(name) for name in args.runs]
+    names, weights = args.runs, run_weights(args)
+    if args.task_bests:
+        names, weights = with_task_bests(names, weights)
+    runs = [load_run(name) for name in names]
     task_runs = {}
     for t in TASK_NAMES:
         have = [i for i, r in enumerate(runs) if (t, "dev") in r.raw]
@@ -453,6 +482,12 @@ def get_parser():
     a("--max-exhaustive", type=int, default=10, help="try every subset up to this many runs; greedy beyond")
     a("--greedy-steps", type=int, default=20, help="additions made by the greedy search (with replacement)")
     a(
+        "--task-bests",
+        action="store_true",
+        help="also use each run's best-{task}/ predictions (its per-task best checkpoints, train.py)",
+    )
+    a("--max-per-task", type=int, default=None, metavar="N", help="at most N distinct runs per task (Tuning Up: 4)")
+    a(
         "--select-on",
         type=float,
         default=None,
@@ -473,6 +508,8 @@ def parse_args(argv=None):
         parser.error("--max-exhaustive must be at least 0")
     if args.greedy_steps < 1:
         parser.error("--greedy-steps must be at least 1")
+    if args.max_per_task is not None and args.max_per_task < 1:
+        parser.error("--max-per-task must be at least 1")
     if args.select_on is not None and not 0 < args.select_on < 1:
         parser.error(f"--select-on must be a fraction between 0 and 1, got {args.select_on}")
     return args

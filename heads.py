@@ -14,12 +14,31 @@ Table 1; "BERT and Beyond" Table 1 runs "Mixed": cross for para, bi + cosine for
   bi     each sentence encoded alone into u and v (Sentence-BERT, Reimers & Gurevych 2019);
          the head compares them. Cheaper at inference: a sentence's vector can be cached.
 
-The bi-encoder heads:
-  cosine        cos(u, v); with bi_projection cos(Wu, Wv), one shared linear map H -> H first
-                ("Tuning Up BERT" §4.2). sts = (cos + 1) * 2.5; para logit = scale * cos + shift.
-  cosine-layer  BERT++'s Model E (§4.3.5): cos(f(u), f(v)) with f = activation(linear(dropout(x)));
-                sts = 5 * sigmoid(scale * cos), scale learned.
+The bi-encoder heads (--bi-head; u, v the two sentence vectors after dropout, W a linear map):
+  cosine        cos(u, v), or with --bi-projection cos(Wu, Wv), one W shared by both sentences
+                ("Tuning Up BERT" §4.2). sts = (cos + 1) * 2.5; para logit = scale * cos + shift,
+                scale and shift learned (ours: sigmoid(cos) alone stays in [0.27, 0.73]).
+  cosine-fixed  "Tuning Up BERT" §4.2 as written: the same cosine, para logit = cos (so
+                P(paraphrase) = sigmoid(cos), nothing learned after the cosine), sts = (cos + 1) * 2.5.
+  cosine-layer  cos(f(u), f(v)), f = activation(W x); sts = 5 * sigmoid(scale * cos), para as cosine.
+                Ours: BERT++'s Model E (§4.3.5) with a learned scale, which fixes the failure the
+                report blames (§5: its scores stayed near 2.5).
+  bertpp-e      BERT++'s Model E as the report describes it: the same f, para logit = relu(cos)
+                ("a ReLU layer is added to the end", the sigmoid in its loss), sts = 5 * sigmoid(cos).
   concat        a linear layer over [u, v, |u - v|, u * v] (Sentence-BERT's classifier).
+  concat-plain  a linear layer over [u; v] ("BERT and Beyond" §3.2, its paraphrase bi-encoder).
+  sustech-b1    SUSTech §3.1 B1: a linear layer over W1 u * W2 v (W1, W2 one per sentence, as in the
+                report's own code), trained with the L1 loss: para |sigmoid(logit) - y|, sts
+                |5 * sigmoid(z) - y| (the report: "STS: similar as paraphrase").
+  sustech-b2    SUSTech §3.1 B2 (its Tables 1-3): para a linear layer over [u, v, Wu * Wv] with
+                binary cross-entropy; sts 5 * cos(Wu, Wv) with squared error. One W per task.
+where "*" is the element-wise product (the report's "dot product", concatenated as a vector in B2).
+SUSTech's dropout layer comes first, before W; like every head here a dropout also precedes the
+output layer (B2's code has both, B1's only the first).
+
+--share-pair-heads (BERT++ §5-6): para and sts share every layer before their output layer: the
+per-sentence linear maps (W, W1, W2, f) and the fusion layers (--head-layers > 1) that turn the
+pair into one vector. Each task keeps its output layer, scale and shift.
 
 The sentence vector (pooling) is the [CLS] token's last hidden state ("cls"), the mean over real
 tokens ("mean"), or BERT's pooler output, dense + tanh over [CLS] ("pooler", what the course's
@@ -43,7 +62,10 @@ from tasks import TASK_NAMES, TASKS
 
 POOLINGS = ("cls", "mean", "pooler")
 ENCODINGS = ("cross", "bi")
-BI_HEADS = ("cosine", "cosine-layer", "concat")
+COSINE_HEADS = ("cosine", "cosine-fixed", "cosine-layer", "bertpp-e")  # CosineHead
+FUSIONS = {"cross": 1, "concat": 4, "concat-plain": 2, "sustech-b1": 1, "sustech-b2": 3}  # LinearPairHead: width / H
+BI_HEADS = (*COSINE_HEADS, "concat", "concat-plain", "sustech-b1", "sustech-b2")
+LAYER_HEADS = ("cosine-layer", "bertpp-e")  # cos(f(u), f(v)) with f = activation(W x)
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
@@ -54,14 +76,15 @@ class HeadConfig:
     pooling: str = "cls"  # cls | mean | pooler
     para_encoding: str = "cross"  # cross | bi
     sts_encoding: str = "cross"
-    para_bi_head: str = "cosine"  # cosine | cosine-layer | concat (bi-encoded pairs only)
+    para_bi_head: str = "cosine"  # one of BI_HEADS (bi-encoded pairs only)
     sts_bi_head: str = "cosine"
     bi_projection: bool = False  # a linear map before the cosine head
-    head_layers: int = 1  # layers of the linear heads (sst, cross-encoded pairs, concat)
-    head_activation: str = "relu"  # between head layers, and in the cosine-layer head
+    head_layers: int = 1  # layers of the linear heads (sst, and the pair heads but the cosine ones)
+    head_activation: str = "relu"  # between head layers, and f of cosine-layer and bertpp-e
     dropout: dict = field(default_factory=dict)  # task -> rate before its head; a float is every task's
-    sst_loss: str = "ce"  # ce | oll | dual (losses.py)
+    sst_loss: str = "ce"  # one of SST_LOSSES (losses.py)
     oll_alpha: float = 1.0
+    share_pair_heads: bool = False  # para and sts share their layers before the output (BERT++ §5-6)
 
     def __post_init__(self):
         rates = self.dropout if isinstance(self.dropout, dict) else {t: self.dropout for t in TASK_NAMES}
@@ -76,8 +99,24 @@ class HeadConfig:
                 raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")
         if self.head_layers < 1:
             raise ValueError(f"--head-layers must be at least 1, got {self.head_layers}")
-        if self.bi_projection and not any(self.bi_head(t) == "cosine" for t in ("para", "sts")):
-            raise ValueError("--bi-projection needs a bi-encoded task with the cosine head")
+        if self.bi_projection and not any(self.bi_head(t) in ("cosine", "cosine-fixed") for t in ("para", "sts")):
+            raise ValueError("--bi-projection needs a bi-encoded task with the cosine or cosine-fixed head")
+        if self.share_pair_heads:
+            self.check_sharing()
+
+    def check_sharing(self):
+        """--share-pair-heads needs para and sts built alike, with at least one layer before the output."""
+        para, sts = (self.encoding("para"), self.bi_head("para")), (self.encoding("sts"), self.bi_head("sts"))
+        if para != sts:
+            raise ValueError(f"--share-pair-heads needs the same pair head for para and sts, got {para} and {sts}")
+        head = para[1]
+        projected = head in (*LAYER_HEADS, "sustech-b1", "sustech-b2") or (head in COSINE_HEADS and self.bi_projection)
+        fused = head not in COSINE_HEADS and self.head_layers > 1
+        if not (projected or fused):
+            raise ValueError(
+                "--share-pair-heads: these pair heads have no layer before the output to share "
+                "(add --head-layers 2, or --bi-projection with a cosine head)"
+            )
 
     def encoding(self, task):
         """How the task's examples are encoded: "single", "cross" or "bi" (data.encode's argument)."""
@@ -108,6 +147,7 @@ class HeadConfig:
             dropout={t: get(f"{t}_dropout", dropout) for t in TASK_NAMES},
             sst_loss=get("sst_loss", "ce"),
             oll_alpha=get("oll_alpha", 1.0),
+            share_pair_heads=get("share_pair_heads", False),
         )
 
 
@@ -157,11 +197,15 @@ class SentimentHead(FeedForward):
         return logits.argmax(-1), probs
 
 
-def pair_loss(kind, out, labels):
-    """Binary cross-entropy on the paraphrase logit, or mean squared error on the similarity score."""
+def pair_loss(kind, out, labels, l1=False):
+    """Binary cross-entropy on the paraphrase logit, or mean squared error on the similarity score.
+    l1 (SUSTech B1): the mean absolute error instead, of the probability sigmoid(logit) for para."""
+    out, labels = out.float(), labels.float()
+    if l1:
+        return F.l1_loss(torch.sigmoid(out) if kind == "binary" else out, labels)
     if kind == "binary":
-        return F.binary_cross_entropy_with_logits(out.float(), labels.float())
-    return F.mse_loss(out.float(), labels.float())
+        return F.binary_cross_entropy_with_logits(out, labels)
+    return F.mse_loss(out, labels)
 
 
 def pair_predict(kind, out):
@@ -174,40 +218,63 @@ def pair_predict(kind, out):
 
 
 class LinearPairHead(FeedForward):
-    """A feed-forward head over the pair's vector (cross) or over [u, v, |u-v|, u*v] (bi, concat)."""
+    """A feed-forward head over one vector per pair: the cross-encoded pair's own, or one fused
+    from the two sentence vectors u, v (B, H) of a bi-encoder:
 
-    def __init__(self, hidden, kind, concat, dropout, layers=1, activation="relu"):
-        super().__init__(4 * hidden if concat else hidden, 1, hidden, dropout, layers, activation)
-        self.kind, self.concat = kind, concat
+        concat        [u, v, |u - v|, u * v]  (B, 4H)      sustech-b1   W1 u * W2 v     (B, H)
+        concat-plain  [u, v]                  (B, 2H)      sustech-b2   [u, v, Wu * Wv] (B, 3H)
+    """
 
-    def forward(self, u, v=None):  # cross: u (B, H) of the pair; concat: u, v (B, H) of each sentence
-        if self.concat:
-            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)  # (B, 4H)
-        return super().forward(u).squeeze(-1)  # (B,)
+    def __init__(self, hidden, kind, fusion, dropout, layers=1, activation="relu"):
+        super().__init__(FUSIONS[fusion] * hidden, 1, hidden, dropout, layers, activation)
+        self.kind, self.fusion = kind, fusion
+        if fusion == "sustech-b1":  # one map per sentence, as in the report's code
+            self.proj_a, self.proj_b = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+        if fusion == "sustech-b2":
+            self.proj = nn.Linear(hidden, hidden)
+
+    def fuse(self, u, v):
+        if self.fusion == "concat":
+            return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+        if self.fusion == "concat-plain":
+            return torch.cat([u, v], dim=-1)
+        u, v = self.dropout(u), self.dropout(v)  # SUSTech: "first a dropout layer", then the maps
+        if self.fusion == "sustech-b1":
+            return self.proj_a(u) * self.proj_b(v)
+        return torch.cat([u, v, self.proj(u) * self.proj(v)], dim=-1)  # sustech-b2
+
+    def forward(self, u, v=None):  # cross: u (B, H) of the pair; bi: u, v (B, H) of each sentence
+        x = u if self.fusion == "cross" else self.fuse(u, v)  # (B, FUSIONS[fusion] * H)
+        out = super().forward(x).squeeze(-1)  # (B,)
+        if self.fusion == "sustech-b1" and self.kind == "regression":
+            out = 5.0 * torch.sigmoid(out)  # B1's score lies in (0, 5)
+        return out
 
     def loss(self, out, labels):
-        return pair_loss(self.kind, out, labels)
+        return pair_loss(self.kind, out, labels, l1=self.fusion == "sustech-b1")
 
     def predict(self, out):
         return pair_predict(self.kind, out)
 
 
 class CosineHead(nn.Module):
-    """Cosine similarity of the two sentence vectors, mapped onto a logit or a [0, 5] score."""
+    """Cosine similarity of the two sentence vectors, mapped onto a logit or a score; `head` is one
+    of COSINE_HEADS, or sustech-b2 for sts (the module docstring has the formulas)."""
 
-    def __init__(self, hidden, kind, dropout, projection=False, layer=False, activation="relu"):
+    def __init__(self, hidden, kind, dropout, head="cosine", projection=False, activation="relu"):
         super().__init__()
-        self.kind, self.layer = kind, layer  # layer: BERT++ Model E, linear + activation first, sigmoid after
+        self.kind, self.head = kind, head
         self.dropout = nn.Dropout(dropout)
         # One linear map shared by both sentences, so u and v stay in one embedding space.
-        self.proj = nn.Linear(hidden, hidden) if projection or layer else None
-        self.act = ACTIVATIONS[activation]() if layer else nn.Identity()
-        if kind == "binary":
+        mapped = projection or head in (*LAYER_HEADS, "sustech-b2")
+        self.proj = nn.Linear(hidden, hidden) if mapped else None
+        self.act = ACTIVATIONS[activation]() if head in LAYER_HEADS else nn.Identity()
+        if kind == "binary" and head in ("cosine", "cosine-layer"):
             # A cosine lies in [-1, 1]; a learned scale and shift turn it into a logit that can
             # express confident probabilities (sigmoid(cos) alone never leaves [0.27, 0.73]).
             self.scale = nn.Parameter(torch.tensor(5.0))
             self.shift = nn.Parameter(torch.tensor(-2.5))
-        elif layer:
+        elif head == "cosine-layer":
             # 5 * sigmoid(cos) alone stays in [1.3, 3.7], centred on 2.5, which the report blames for
             # Model E's failure (§5); a learned scale, starting at 5, lets the score reach 0 and 5.
             self.scale = nn.Parameter(torch.tensor(5.0))
@@ -218,9 +285,17 @@ class CosineHead(nn.Module):
             u, v = self.act(self.proj(u)), self.act(self.proj(v))  # (B, H)
         cos = F.cosine_similarity(u.float(), v.float(), dim=-1)  # (B,) in [-1, 1]
         if self.kind == "binary":
+            if self.head == "cosine-fixed":
+                return cos  # P(paraphrase) = sigmoid(cos), as "Tuning Up BERT" §4.2 writes it
+            if self.head == "bertpp-e":
+                return F.relu(cos)  # so P(paraphrase) = sigmoid(relu(cos)) >= 0.5: the report's head
             return self.scale * cos + self.shift
-        if self.layer:
+        if self.head == "cosine-layer":
             return 5.0 * torch.sigmoid(self.scale * cos)
+        if self.head == "bertpp-e":
+            return 5.0 * torch.sigmoid(cos)
+        if self.head == "sustech-b2":
+            return 5.0 * cos  # in [-5, 5]; predictions are clipped to [0, 5]
         return (cos + 1.0) * 2.5  # map [-1, 1] onto the similarity scale [0, 5]
 
     def loss(self, out, labels):
@@ -236,9 +311,17 @@ def build_head(task, hidden, num_classes, config):
     if kind == "multiclass":
         return SentimentHead(hidden, num_classes, rate, layers, act, config.sst_loss, config.oll_alpha)
     bi_head = config.bi_head(task)
-    if bi_head in (None, "concat"):
-        return LinearPairHead(hidden, kind, bi_head == "concat", rate, layers, act)
-    return CosineHead(hidden, kind, rate, config.bi_projection, bi_head == "cosine-layer", act)
+    if bi_head in COSINE_HEADS or (bi_head == "sustech-b2" and kind == "regression"):
+        return CosineHead(hidden, kind, rate, bi_head, config.bi_projection, act)
+    return LinearPairHead(hidden, kind, bi_head or "cross", rate, layers, act)
+
+
+def share_layers(para, sts):
+    """BERT++ §5-6: sts uses para's layers before the output (the same modules, so one set of
+    weights gets both tasks' gradients); each keeps its own output layer and dropout."""
+    for name in ("proj", "proj_a", "proj_b", "hidden"):
+        if getattr(para, name, None) is not None and getattr(sts, name, None) is not None:
+            setattr(sts, name, getattr(para, name))
 
 
 # ----------------------------------------------------------------------------
@@ -255,6 +338,8 @@ class MultitaskBert(nn.Module):
         self.encoding = {t: self.config.encoding(t) for t in TASK_NAMES}
         H = bert.config.hidden_size
         self.heads = nn.ModuleDict({task: build_head(task, H, num_classes, self.config) for task in tasks})
+        if self.config.share_pair_heads and {"para", "sts"} <= set(tasks):
+            share_layers(self.heads["para"], self.heads["sts"])
 
     def sequences(self, task, batch):
         """The encoder inputs of a batch: one sequence per example, or two for a bi-encoded pair."""

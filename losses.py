@@ -1,7 +1,7 @@
 """Sentiment losses for the ordered SST-5 classes (report "BERT and Beyond" §3.3, Figure 2).
 
 Cross-entropy treats the five classes (negative .. positive) as unordered: calling a "positive"
-review "negative" costs as much as calling it "somewhat positive". The two alternatives here
+review "negative" costs as much as calling it "somewhat positive". The alternatives here
 train the same K logits; predictions stay the argmax of the logits either way.
 
   ce    -log p_y,  p = softmax(logits)                               (heads.py uses F.cross_entropy)
@@ -14,13 +14,18 @@ train the same K logits; predictions stay the argmax of the logits either way.
 
   dual  the report's "Dual-Objective Cross-Entropy", a one-vs-all loss: each logit x_j is its
         own binary classifier of "is the class j", trained with binary cross-entropy against
-        the one-hot target:
-            L = mean over examples and classes of -[y_j log s(x_j) + (1 - y_j) log(1 - s(x_j))]
+        the one-hot target, as the report's equation (§3.3) writes it: summed over the K
+        classes, averaged over the N examples,
+            L = -1/N sum_i sum_j [y_ij log s(x_ij) + (1 - y_ij) log(1 - s(x_ij))]
         with s the sigmoid. The report's final model (Table 3, "SFT + SMART + Dual") trains SST
-        with this loss alone, not summed with cross-entropy. Its written equation sums over the
-        classes where the text says the class losses are averaged; the sum is K times the mean,
-        which --sst-weight K reproduces. Probabilities for ensembling are the sigmoids
-        normalised to sum to 1.
+        with this loss alone, not summed with cross-entropy. Probabilities for ensembling are
+        the sigmoids normalised to sum to 1.
+
+  dual-mean  the same terms averaged over examples and classes (1/(N K)), K = 5 times smaller:
+        what --sst-loss dual meant here before it followed the equation (the report's text says
+        the class losses are "averaged"; its equation sums them). Kept so that older runs and
+        their README figures can be redone; it weighs SST K times less against the other tasks
+        and against SMART.
 
     loss = sentiment_loss("oll", logits, labels, alpha=1.0)   # logits (B, K), labels (B,) long
 """
@@ -28,7 +33,7 @@ train the same K logits; predictions stay the argmax of the logits either way.
 import torch
 import torch.nn.functional as F
 
-SST_LOSSES = ("ce", "oll", "dual")
+SST_LOSSES = ("ce", "oll", "dual", "dual-mean")
 
 
 def ordinal_log_loss(logits, labels, alpha=1.0):
@@ -45,10 +50,13 @@ def ordinal_log_loss(logits, labels, alpha=1.0):
     return -(log_not * distance).sum(-1).mean()
 
 
-def dual_objective_loss(logits, labels):
-    """Mean binary cross-entropy of every logit against the one-hot target. logits (B, K), labels (B,)."""
+def dual_objective_loss(logits, labels, per_class="sum"):
+    """Binary cross-entropy of every logit against the one-hot target, summed over the classes
+    (the report's equation) or averaged ("mean", dual-mean), then averaged over the batch.
+    logits (B, K), labels (B,)."""
     target = F.one_hot(labels, logits.shape[-1]).float()  # (B, K)
-    return F.binary_cross_entropy_with_logits(logits.float(), target)
+    terms = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")  # (B, K)
+    return (terms.sum(-1) if per_class == "sum" else terms.mean(-1)).mean()
 
 
 def sentiment_loss(name, logits, labels, alpha=1.0):
@@ -58,12 +66,14 @@ def sentiment_loss(name, logits, labels, alpha=1.0):
         return ordinal_log_loss(logits, labels, alpha)
     if name == "dual":
         return dual_objective_loss(logits, labels)
+    if name == "dual-mean":
+        return dual_objective_loss(logits, labels, per_class="mean")
     raise ValueError(f"unknown sentiment loss {name!r}; choose from {', '.join(SST_LOSSES)}")
 
 
 def sentiment_probabilities(name, logits):
-    """Class probabilities (B, K) for ensembling: the softmax, or for "dual" the normalised sigmoids."""
-    if name == "dual":
+    """Class probabilities (B, K) for ensembling: the softmax, or for the dual losses the normalised sigmoids."""
+    if name in ("dual", "dual-mean"):
         s = torch.sigmoid(logits.float())  # (B, K), each in (0, 1) on its own
         return s / s.sum(-1, keepdim=True)
     return logits.float().softmax(-1)

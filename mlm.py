@@ -44,6 +44,7 @@ import data
 import files
 import hub
 import loop
+import recipes
 from adamw import AdamW
 from loop import (
     Progress,
@@ -610,6 +611,7 @@ def get_parser():
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     a = p.add_argument
+    recipes.add_config_flag(p)
     a("--out", default=None, help="run folder (required unless --resume)")
     loop.add_run_folder_flags(p)
     a(
@@ -681,7 +683,12 @@ def check_args(parser, args):
 def parse_args(argv=None):
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
+    try:  # --config FILE: the recipe's flags become the defaults (train.py's parse_args says more)
+        recipe = recipes.apply(parser, argv)
+    except recipes.RecipeError as e:
+        sys.exit(f"error: {e}")
     args = parser.parse_args(argv)
+    args.recipe = recipe
     if args.resume:
         args, state = resumed_args(parser, argv, args, RESUMABLE)
         done = state["epoch"] >= args.epochs or (args.max_steps and state.get("global_step", 0) >= args.max_steps)

@@ -1,25 +1,29 @@
 """The reports' ablation tables, rerun at CPU scale in one command (`make reproduce`).
 
-Each ablation below is a table (or two) of the four reports in this project's specification
-("Tuning Up BERT", "BERT and Beyond", "BERT++", SUSTech's "BERT for Downstream Multitask"). Every
-configuration is a train.py run under one fixed budget, repeated over --seeds seeds; ensemble.py
-then combines finished runs ("Tuning Up BERT" Tables 5-6). results/REPORT.md (and REPORT.html,
-with a bar chart per table) puts our dev figures, mean ± std over seeds, beside the report's own.
+Each ablation is a table (or two) of the four reports in this project's specification ("Tuning Up
+BERT", "BERT and Beyond", "BERT++", SUSTech's "BERT for Downstream Multitask"), kept as one small file,
+recipes/ablations/NN-name.toml: each row is the cited report's CPU recipe (recipes/cpu/) with the keys
+the row varies, the report's figures beside it (recipes.py reads them). Every row is a train.py run
+of one fixed length, repeated over --seeds seeds; ensemble.py then combines finished runs ("Tuning Up
+BERT" Tables 5-6). results/REPORT.md (and REPORT.html, with a bar chart per table) puts our dev
+figures, mean ± std over seeds, beside the report's own, and says in each table's sentence what of
+the report's setup could not be had here.
 
     python reproduce.py --data-dir data                  # every ablation, 3 seeds (make reproduce)
     python reproduce.py --data-dir data --quick          # 1 seed, small budget, a subset (make reproduce-quick)
     python reproduce.py --data-dir data --only schedules,pcgrad --seeds 1
     python reproduce.py --data-dir data --plan           # the plan and expected time; runs nothing
 
-Runs live in results/runs/<key>/seed<k>, the key made of the configuration's flags and a hash of
-every training flag (budget included), so a configuration shared by several tables (the baseline)
-runs once, and a quick and a full reproduction never mix. A finished run (metrics.json) is reused,
-one with a checkpoint.pt is continued with --resume: Ctrl-C stops cleanly, and the same command
-again runs only what is missing (or, with --seeds 4, only the new seed).
+Runs live in results/runs/<key>/seed<k>, the key made of the row's recipe, what it varies and a
+hash of every training flag (budget included), so a configuration shared by several tables runs
+once, and a quick and a full reproduction never mix. A finished run (metrics.json) is reused, one
+with a checkpoint.pt is continued with --resume: Ctrl-C stops cleanly, and the same command again
+runs only what is missing (or, with --seeds 4, only the new seed).
 """
 
 import argparse
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -38,214 +42,37 @@ import numpy as np
 
 import files
 import pages
+import recipes
 import svg
 from loop import format_time
+from recipes import Ref
 from tasks import TASK_NAMES, overall, plain_mean
 
 ROOT = Path(__file__).resolve().parent
 
 # ----------------------------------------------------------------------------
-# the ablations: what each report table compared, and the figures it gave
+# the ablations: recipes/ablations/*.toml, each row a report's CPU recipe and the keys it varies
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A report's dev figures for one configuration; None where the report gives none. `kind` says
-    which overall the report printed: the course formula or the plain mean (BERT++, SUSTech)."""
-
-    source: str
-    sst: float | None = None
-    para: float | None = None
-    sts: float | None = None
-    overall: float | None = None
-    kind: str = "course"
+@functools.cache
+def ablations():
+    """Every ablation table (recipes.read_ablations), read once."""
+    try:
+        return recipes.read_ablations()
+    except recipes.RecipeError as e:
+        raise ReproduceError(str(e)) from None
 
 
-@dataclass(frozen=True)
-class Config:
-    label: str
-    flags: tuple = ()  # train.py flags on top of the budget's
-    refs: tuple = ()  # the report figures for this configuration, one Ref per report that has them
-    needs: str = ""  # "mlm": train from the mlm.py encoder; "synth": needs --synth FILE
+def ablation_names():
+    return tuple(a.name for a in ablations())
 
-
-@dataclass(frozen=True)
-class Ablation:
-    name: str  # for --only
-    title: str
-    configs: tuple
-    metric: tuple = ("overall",)  # columns (averaged) that decide the best configuration, ours and the report's
-    quick: tuple = ()  # the configurations (their positions) --quick runs; none: not part of --quick
-
-
-TU, BB, BPP, SU = "Tuning Up BERT", "BERT and Beyond", "BERT++", "SUSTech"
-BASE = Config("baseline: cross, annealed, ce", (), (Ref(f"{TU} T4", 0.534, 0.895, 0.888, 0.791),))
-EVEN = ("--schedule", "even")
-SMART_ST = ("--task", "sst")
-
-ABLATIONS = (
-    # Tuning Up BERT Table 1 (bi vs cross); BERT and Beyond Table 1 (bi, mixed, cross): QQP and STS only.
-    Ablation(
-        "pair-encoding",
-        "Pair encoding: bi vs mixed vs cross",
-        (
-            Config(
-                "bi (concat head)",
-                ("--pair-encoding", "bi", "--bi-head", "concat"),
-                (Ref(f"{TU} T1", para=0.605, sts=0.544), Ref(f"{BB} T1", para=0.712, sts=0.324)),
-            ),
-            Config(
-                "mixed (cross QQP, bi cosine STS)",
-                ("--para-encoding", "cross", "--sts-encoding", "bi"),
-                (Ref(f"{BB} T1", para=0.840, sts=0.612),),
-            ),
-            Config(
-                "cross (baseline)", (), (Ref(f"{TU} T1", para=0.905, sts=0.896), Ref(f"{BB} T1", para=0.832, sts=0.873))
-            ),
-        ),
-        metric=("para", "sts"),
-        quick=(0, 2),
-    ),
-    # Tuning Up BERT Table 3: SMART on single-task models; we train SST-5 alone (the table's SST column).
-    Ablation(
-        "smart-single",
-        "SMART λ, single-task SST-5",
-        tuple(
-            Config(f"sst alone, λ={lam}", SMART_ST + (("--smart", str(lam)) if lam else ()), (Ref(f"{TU} T3", sst),))
-            for lam, sst in ((0, 0.540), (1, 0.543), (3, 0.549))
-        ),
-        metric=("sst",),
-    ),
-    # Tuning Up BERT Table 4: annealed sampling with and without SMART (λ=3) in the multitask setting.
-    Ablation(
-        "smart-multi",
-        "SMART λ, multitask",
-        (
-            Config("λ=0 (baseline)", (), BASE.refs),
-            Config("λ=1", ("--smart", "1")),
-            Config("λ=3", ("--smart", "3"), (Ref(f"{TU} T4", 0.530, 0.885, 0.894, 0.787),)),
-        ),
-    ),
-    # BERT and Beyond Table 6: SMART on SST and QQP only, multitask (their schedule: staggered).
-    Ablation(
-        "smart-sst-para",
-        "SMART λ on sst+para only",
-        (
-            Config("λ=0 (baseline)", (), (Ref(f"{BB} T6", 0.519, 0.887, 0.876, 0.781),)),
-            Config(
-                "λ=1", ("--smart", "1", "--smart-tasks", "sst,para"), (Ref(f"{BB} T6", 0.540, 0.885, 0.882, 0.789),)
-            ),
-            Config(
-                "λ=3", ("--smart", "3", "--smart-tasks", "sst,para"), (Ref(f"{BB} T6", 0.539, 0.883, 0.889, 0.789),)
-            ),
-        ),
-    ),
-    # Tuning Up BERT Table 4 (uniform, annealed); BERT and Beyond Table 2 (round-robin, max-size cycle,
-    # staggered); SUSTech Table 2 (even batching); BERT++ Table 2 Model C (summed). Sequential is left
-    # out: cut to a fixed budget of steps, its sst-then-para-then-sts order never reaches sts.
-    Ablation(
-        "schedules",
-        "Multitask schedules",
-        (
-            Config("annealed (baseline)", (), BASE.refs),
-            Config("uniform", ("--schedule", "uniform"), (Ref(f"{TU} T4", 0.518, 0.881, 0.900, 0.783),)),
-            Config("round-robin", ("--schedule", "round-robin"), (Ref(f"{BB} T2", 0.510, 0.847, 0.876, 0.765),)),
-            Config("max-size cycle", ("--schedule", "max-size-cycle"), (Ref(f"{BB} T2", 0.500, 0.873, 0.879, 0.772),)),
-            Config(
-                "staggered (1 epoch QQP first)",
-                ("--schedule", "staggered", "--stagger-epochs", "1"),
-                (Ref(f"{BB} T2", 0.519, 0.887, 0.876, 0.781),),
-            ),
-            Config("even", EVEN, (Ref(f"{SU} T2", 0.4850, 0.8097, 0.6955, 0.6634, "plain"),)),
-            Config("summed", ("--schedule", "summed"), (Ref(f"{BPP} T2 C", 0.426, 0.801, 0.121, 0.449, "plain"),)),
-        ),
-        quick=(0, 1),
-    ),
-    # BERT and Beyond §4.5 compares the three losses in a figure only; Table 3 gives ce and dual
-    # (both with staggered fine-tuning + SMART).
-    Ablation(
-        "sst-loss",
-        "Sentiment loss: ce / ordinal log-loss / dual",
-        (
-            Config("ce (baseline)", (), (Ref(f"{BB} T3", 0.525, 0.888, 0.878, 0.783),)),
-            Config("oll", ("--sst-loss", "oll")),
-            Config("dual", ("--sst-loss", "dual"), (Ref(f"{BB} T3", 0.540, 0.888, 0.885, 0.790),)),
-        ),
-        quick=(0, 2),
-    ),
-    # BERT++ Table 2: Model C (summed loss) vs Model D (the same with PCGrad).
-    Ablation(
-        "pcgrad",
-        "PCGrad vs summed loss",
-        (
-            Config("summed", ("--schedule", "summed"), (Ref(f"{BPP} T2 C", 0.426, 0.801, 0.121, 0.449, "plain"),)),
-            Config(
-                "summed + PCGrad",
-                ("--schedule", "summed", "--pcgrad"),
-                (Ref(f"{BPP} T2 D", 0.446, 0.800, 0.332, 0.526, "plain"),),
-            ),
-        ),
-    ),
-    # SUSTech Table 5 (cross encoding, task-head dropout, batch 16: our setting) for k = 1, 0.2, 0.3;
-    # Table 4 (cross, no head dropout) for k = 0.1. Their schedule: even batching.
-    Ablation(
-        "para-weight",
-        "Paraphrase loss weight k (even batching)",
-        (
-            Config("k=1", EVEN, (Ref(f"{SU} T5", 0.5077, 0.8901, 0.8841, 0.7606, "plain"),)),
-            Config(
-                "k=0.1", EVEN + ("--para-weight", "0.1"), (Ref(f"{SU} T4", 0.4850, 0.8872, 0.8802, 0.7508, "plain"),)
-            ),
-            Config(
-                "k=0.2", EVEN + ("--para-weight", "0.2"), (Ref(f"{SU} T5", 0.4886, 0.8866, 0.8802, 0.7545, "plain"),)
-            ),
-            Config(
-                "k=0.3", EVEN + ("--para-weight", "0.3"), (Ref(f"{SU} T5", 0.5013, 0.8884, 0.8915, 0.7604, "plain"),)
-            ),
-        ),
-    ),
-    # SUSTech Table 5: task-head dropout on or off (k = 1, even batching).
-    Ablation(
-        "head-dropout",
-        "Task-head dropout (even batching)",
-        (
-            Config("dropout 0.1", EVEN, (Ref(f"{SU} T5", 0.5077, 0.8901, 0.8841, 0.7606, "plain"),)),
-            Config(
-                "no dropout", EVEN + ("--dropout", "0"), (Ref(f"{SU} T5", 0.5122, 0.8879, 0.8797, 0.7600, "plain"),)
-            ),
-        ),
-    ),
-    # SUSTech Table 2 (even, no MLM) vs Table 3 (even, after MLM on the task sentences); we compare
-    # on the baseline, trained from the packaged encoder or from mlm.py's.
-    Ablation(
-        "mlm",
-        "Further MLM pretraining vs none",
-        (
-            Config("none (baseline)", (), (Ref(f"{SU} T2", 0.4850, 0.8097, 0.6955, 0.6634, "plain"),)),
-            Config(
-                "MLM on the task text", (), (Ref(f"{SU} T3", 0.5122, 0.7984, 0.7608, 0.6905, "plain"),), needs="mlm"
-            ),
-        ),
-        quick=(0, 1),
-    ),
-    # Tuning Up BERT Table 2: SST-5 with synthetic paraphrases (GPT-3.5) added to its training data.
-    Ablation(
-        "synth",
-        "Synthetic SST paraphrases vs none",
-        (
-            Config("real data (baseline)", (), (Ref(f"{TU} T2", sst=0.530),)),
-            Config("real + synthetic", (), (Ref(f"{TU} T2", sst=0.540),), needs="synth"),
-        ),
-        metric=("sst",),
-    ),
-)
-ABLATION_NAMES = tuple(a.name for a in ABLATIONS)
 
 # "Tuning Up BERT" Table 5: one model for all tasks, and per-task ensembles chosen on dev.
 ENSEMBLE_REFS = {
-    "best single run": Ref(f"{TU} T5", 0.534, 0.895, 0.888, 0.791),
-    "ensemble per task, chosen on dev": Ref(f"{TU} T5", 0.549, 0.910, 0.905, 0.803),
+    "best single run": Ref("Tuning Up BERT T5", 0.534, 0.895, 0.888, 0.791),
+    "ensemble per task, chosen on dev": Ref("Tuning Up BERT T5", 0.549, 0.910, 0.905, 0.803),
 }
+MLM_RECIPE = ROOT / "recipes" / "cpu" / "sustech-mlm.toml"  # SUSTech's MLM settings, the budget's steps
 
 # ----------------------------------------------------------------------------
 # budgets and the plan
@@ -253,27 +80,28 @@ ENSEMBLE_REFS = {
 
 @dataclass(frozen=True)
 class Budget:
-    """The same for every configuration. Steps train one task's batch each, except the summed
-    schedules, whose steps train all three: they get a third of the steps, so every
-    configuration sees the same number of batches (SMART's steps cost more time, not more data)."""
+    """The length of every run: epochs x steps batches. A row whose recipe needs more epochs (two
+    QQP-only epochs first) splits the same batches over its own epochs; the summed schedules, whose
+    steps train all three tasks, get a third of the steps, so every row sees the same number of
+    batches (SMART's steps cost more time, not more data). Batch sizes and learning rates are the
+    rows' recipes'."""
 
     epochs: int
     steps: int  # per epoch
-    batch: int
-    lr: float
     eval_subset: int  # dev rows per task scored after each epoch; the best epoch is scored on all of dev
-    mlm_steps: int  # mlm.py --max-steps (batch 64, lr 5e-5: SUSTech's settings)
+    mlm_steps: int  # mlm.py --max-steps (recipes/cpu/sustech-mlm.toml: batch 64, lr 5e-5)
 
     def describe(self):
         return (
-            f"{self.epochs} epoch(s) x {self.steps} steps (summed schedules: a third of the steps, 3 tasks each), "
-            f"batch {self.batch}, lr {self.lr:g}, per-epoch dev scoring on {self.eval_subset} rows per task "
-            f"(the best epoch on the full dev sets); MLM: {self.mlm_steps} steps of batch 64, lr 5e-5"
+            f"{self.epochs * self.steps} batches in {self.epochs} epoch(s) of {self.steps} steps (a row that sets its "
+            f"own epochs splits them over those; summed schedules: a third of the steps, 3 tasks each), per-epoch "
+            f"dev scoring on {self.eval_subset} rows per task (the best epoch on the full dev sets); batch sizes and "
+            f"learning rates: each row's recipe; MLM: {self.mlm_steps} steps of recipes/cpu/sustech-mlm.toml"
         )
 
 
-FULL = Budget(epochs=2, steps=600, batch=16, lr=1e-4, eval_subset=2000, mlm_steps=600)
-QUICK = Budget(epochs=1, steps=250, batch=16, lr=1e-4, eval_subset=500, mlm_steps=150)
+FULL = Budget(epochs=2, steps=600, eval_subset=2000, mlm_steps=600)
+QUICK = Budget(epochs=1, steps=250, eval_subset=500, mlm_steps=150)
 
 # The expected time until this results folder has finished runs of its own to measure, from the
 # README's figures for this project's 2-core machine when quiet: the fp32 main job trains at
@@ -285,6 +113,7 @@ STARTUP_S = 15  # per run: starting Python, loading the model, reading and token
 FINAL_EVAL_S = 110  # per run: scoring the best epoch on the full dev sets (20k quora-dev pairs)
 MLM_STEPS_PER_S = 1.0
 SMART_COST = 2.3  # a SMART step costs 2.1-2.5 plain ones here (README, "SMART and PCGrad")
+SUMMED = ("summed", "cycled-summed")
 
 
 @dataclass
@@ -299,73 +128,94 @@ class Run:
         return Path(results) / "runs" / self.key / f"seed{self.seed}"
 
 
-def slug(flags):
-    """A readable folder name from flags: ("--schedule", "even") -> "schedule-even"."""
-    words = [f.lstrip("-").replace(",", "+").replace("/", "_") for f in flags]
-    return "_".join(words).replace("_-", "-") or "base"
+def argv(settings):
+    """train.py's command line for {flag: value}: true is the bare flag, false leaves it out, a list
+    is its values. Sorted, so one configuration is one command line, whichever table names it."""
+    flags = []
+    for key, value in sorted(settings.items()):
+        if value is True:
+            flags.append(f"--{key}")
+        elif value is not False:
+            flags += [f"--{key}", *map(str, value if isinstance(value, list) else [value])]
+    return tuple(flags)
 
 
-def config_flags(config, budget, model, mlm_dir=None, synth=None):
-    """Every train.py flag of one configuration (without --seed, --out and --data-dir)."""
-    summed = any(s in config.flags for s in ("summed", "cycled-summed"))
-    flags = ["--task", "all", "--epochs", str(budget.epochs), "--batch-size", str(budget.batch)]
-    flags += ["--steps-per-epoch", str(budget.steps // 3 if summed else budget.steps), "--lr", f"{budget.lr:g}"]
-    flags += ["--eval-subset", str(budget.eval_subset), "--model", str(mlm_dir / "encoder" if mlm_dir else model)]
-    flags += ["--no-report", "--sst-test", "none", "--para-test", "none", "--sts-test", "none"]
-    if synth:
-        flags += ["--sst-synth", str(synth)]
-    if "--task" in config.flags:  # a single-task configuration overrides --task all
-        i = flags.index("--task")
-        del flags[i : i + 2]
-    return tuple(flags) + config.flags
+def row_flags(row, budget, model, mlm_dir=None, synth=None):
+    """Every train.py flag of one row, one command line per task it runs (without --seed, --out and
+    --data-dir): the base recipe's keys, the row's over them, then the budget's length."""
+    settings = dict(row.settings)
+    epochs = row.epochs or budget.epochs
+    steps = max(1, budget.epochs * budget.steps // epochs // (3 if settings.get("schedule") in SUMMED else 1))
+    settings.update({"epochs": epochs, "steps-per-epoch": steps, "eval-subset": budget.eval_subset})
+    settings.update({"model": str(mlm_dir / "encoder" if mlm_dir else model), "no-report": True})
+    settings.update({f"{t}-test": "none" for t in TASK_NAMES})
+    if synth and row.synth:
+        settings["sst-synth"] = str(synth)
+    return [argv({**settings, "task": task}) for task in row.tasks] or [argv(settings)]
 
 
-def run_key(config, flags):
-    """The configuration's flags to read, and a hash of every flag, budget and encoder included."""
+def slug(words):
+    """A readable folder name: ("sustech", "batch-size=8") -> "sustech_batch-size-8"."""
+    return "_".join(w.replace("=", "-").replace(",", "+").replace("/", "_") for w in words)
+
+
+def run_key(row, flags):
+    """The row's setup and what it varies, to read, and a hash of every flag (budget and encoder too)."""
     digest = hashlib.sha1(json.dumps(flags).encode()).hexdigest()[:8]
-    return f"{slug(config.flags + ((config.needs,) if config.needs else ()))}-{digest}"
+    values = dict(row.settings)
+    task = flags[flags.index("--task") + 1] if "--task" in flags else "all"
+    words = [row.base, *(f"{k}={values[k]}" for k in row.changed if k != "task")]
+    words += [f"task={task}"] * (task != "all") + ["mlm"] * row.mlm + ["synth"] * ("--sst-synth" in flags)
+    return f"{slug(words)}-{digest}"
 
 
 def selected(args):
-    names = args.only.split(",") if args.only else ABLATION_NAMES
-    chosen = [a for a in ABLATIONS if a.name in names]
+    names = args.only.split(",") if args.only else ablation_names()
+    chosen = [a for a in ablations() if a.name in names]
     if args.quick and not args.only:
         chosen = [a for a in chosen if a.quick]
     return chosen
 
 
-def configs_of(ablation, quick):
-    """The configurations to run: with --quick, the ablation's quick subset (all, if it has none:
-    an ablation outside --quick's subset is only run when named with --only)."""
-    return [c for i, c in enumerate(ablation.configs) if not quick or not ablation.quick or i in ablation.quick]
+def rows_of(ablation, quick):
+    """The rows to run: with --quick, the table's quick rows (all, if it marks none: a table
+    outside --quick's subset is only run when named with --only)."""
+    return [r for r in ablation.rows if not quick or not ablation.quick or r.quick]
 
 
-def plan_runs(args, budget, mlm_dir):
-    """The runs the chosen ablations need, each distinct flag set once per seed."""
+def flags_of(args, row):
+    """The command lines of one row in this reproduction ([] when it needs a --synth it lacks)."""
+    if row.synth == "needed" and not args.synth:
+        return []
+    return row_flags(row, args.budget, args.model, args.mlm_dir if row.mlm else None, args.synth)
+
+
+def plan_runs(args):
+    """The runs the chosen ablations need, each distinct command line once per seed."""
     runs = {}
     for ablation in selected(args):
-        for config in configs_of(ablation, args.quick):
-            if config.needs == "synth" and not args.synth:
-                continue
-            flags = config_flags(config, budget, args.model, mlm_dir if config.needs == "mlm" else None, args.synth)
-            key = run_key(config, flags)
-            smart = SMART_COST if "--smart" in config.flags else 1.0
-            units = budget.epochs * budget.steps * smart
-            for seed in range(args.seeds):
-                run = runs.setdefault((key, seed), Run(key, seed, flags + ("--seed", str(seed)), [], units))
-                run.labels.append(f"{ablation.name}: {config.label}")
+        for row in rows_of(ablation, args.quick):
+            for flags in flags_of(args, row):
+                key = run_key(row, flags)
+                smart = SMART_COST if dict(row.settings).get("smart", 0) > 0 else 1.0
+                units = args.budget.epochs * args.budget.steps * smart
+                for seed in range(args.seeds):
+                    run = runs.setdefault((key, seed), Run(key, seed, flags + ("--seed", str(seed)), [], units))
+                    run.labels.append(f"{ablation.name}: {row.label}")
     return list(runs.values())
 
 
 def mlm_folder(args, budget):
-    flags = ["--model", str(args.model), "--max-steps", str(budget.mlm_steps), "--seed", "0"]
-    digest = hashlib.sha1(json.dumps(flags).encode()).hexdigest()[:8]
+    """mlm.py's folder and flags: SUSTech's MLM recipe, the budget's steps (its text in the hash)."""
+    flags = ["--config", str(MLM_RECIPE), "--model", str(args.model), "--max-steps", str(budget.mlm_steps)]
+    flags += ["--seed", "0"]
+    digest = hashlib.sha1(json.dumps([flags, MLM_RECIPE.read_text()]).encode()).hexdigest()[:8]
     return Path(args.results) / "runs" / f"mlm-pretraining-{digest}", flags
 
 
 def run_units(config):
     """A finished run's cost in plain steps, from its metrics.json config."""
-    tasks_per_step = 3 if config.get("schedule") in ("summed", "cycled-summed") and config.get("task") == "all" else 1
+    tasks_per_step = 3 if config.get("schedule") in SUMMED and config.get("task") == "all" else 1
     smart = SMART_COST if config.get("smart", 0) > 0 else 1.0
     return config["epochs"] * config["steps_per_epoch"] * tasks_per_step * smart
 
@@ -617,32 +467,55 @@ def ref_score(ref, metric):
     return None if any(p is None for p in parts) else sum(parts) / len(parts)
 
 
-def config_stats(results, runs_by_flags, flags):
-    """Stats per column and the mean time of a configuration's finished runs (and how many)."""
-    paths = [r.folder(results) / "metrics.json" for r in runs_by_flags.get(flags, [])]
-    found = [read_metrics(p) for p in paths if p.is_file()]
+def row_stats(results, runs_by_flags, flag_sets):
+    """Stats per column and the mean time of a row's finished seeds (and how many). A row of
+    single-task runs shows each task's own run; a seed counts once every one of them has finished."""
+    per_seed = {}
+    for flags in flag_sets:
+        for run in runs_by_flags.get(flags, []):
+            if finished(run.folder(results)):
+                per_seed.setdefault(run.seed, []).append(read_metrics(run.folder(results) / "metrics.json"))
+    found = [
+        {"dev": {t: v for m in ms for t, v in m["dev"].items()}, "wall_time_s": sum(m["wall_time_s"] for m in ms)}
+        for ms in per_seed.values()
+        if len(ms) == len(flag_sets)
+    ]
     stats = {c: stat([run_values(m)[c] for m in found]) for c in COLUMNS}
     stats["time"] = stat([m["wall_time_s"] for m in found])
     return stats, len(found)
 
 
 def sentence(ablation, rows, seeds):
-    """One sentence from the numbers: our best configuration, the report's, and a hedged why."""
+    """From the numbers: within each setup (the rows of one base recipe), our best row, the report's,
+    and a hedged why. Rows marked rank = false are shown, not ranked."""
+    setups = {}
+    for row in rows:
+        if row[0].rank:
+            setups.setdefault(row[0].base, []).append(row)
+    parts = [(b, setup_sentence(ablation, r, seeds)) for b, r in setups.items() if len(r) > 1 or len(setups) == 1]
+    parts = [(b, text) for b, text in parts if text]
+    if not parts:
+        return "No configuration of this table has finished yet."
+    return " ".join(f"{b} setup: {text}" if len(parts) > 1 else text for b, text in parts)
+
+
+def setup_sentence(ablation, rows, seeds):
     what = " and ".join(m.replace("_", " ") for m in ablation.metric)
     ours = [(score(s, ablation.metric), c.label, s) for c, s, n in rows if n and score(s, ablation.metric) is not None]
     if not ours:
-        return "No configuration of this table has finished yet."
+        return ""
     ours.sort(key=lambda x: -x[0])
     best, label = ours[0][0], ours[0][1]
     text = f"Here {label} came out best ({what} {best:.4f})"
-    by_report = {}  # a report's tables of one ablation share its setting: rank within each report
+    by_table = {}  # a report's figures are ranked within the table that gives them
     for c, _, _ in rows:
         for ref in c.refs:
             if ref_score(ref, ablation.metric) is not None:
-                by_report.setdefault(ref.source.split(" T")[0], []).append((ref_score(ref, ablation.metric), c.label))
-    found = {src: [lab for sc, lab in v if sc == max(v)[0]] for src, v in by_report.items() if len(v) >= 2}
+                table = re.match(r".*? T\d+", ref.source)[0]
+                by_table.setdefault(table, []).append((ref_score(ref, ablation.metric), c.label))
+    found = {src: [lab for sc, lab in v if sc == max(v)[0]] for src, v in by_table.items() if len(v) >= 2}
     if not found:
-        return text + "; the reports give no two figures of this table to rank."
+        return text + "; the report gives no two figures of this setup to rank."
     text += "; " + ", ".join(f"{src} found {' and '.join(labs)} best" for src, labs in found.items())
     gap = best - ours[1][0] if len(ours) > 1 else None
     std = (ours[0][2].get(ablation.metric[0]) or (0.0, 0.0))[1]
@@ -663,29 +536,28 @@ def sentence(ablation, rows, seeds):
 
 
 def ablation_section(args, ablation, runs):
-    """The heading, the table, the sentence and the bar chart of one ablation."""
+    """The heading, the table, the sentence (with the table's setup) and the bar chart of one ablation."""
     results, blocks, rows = Path(args.results), [], []
     by_flags = {}
     for run in runs:
         by_flags.setdefault(run.flags[:-2], []).append(run)  # without --seed k
     table = pages.Table(HEADER, [])
-    for config in configs_of(ablation, args.quick):
-        if config.needs == "synth" and not args.synth:
-            rows.append((config, {}, 0))
-            table.rows.append([config.label] + ["not run (no --synth)"] * 5 + [refs_cell(config), "—"])
+    for row in rows_of(ablation, args.quick):
+        flag_sets = flags_of(args, row)
+        if not flag_sets:
+            rows.append((row, {}, 0))
+            table.rows.append([row.label] + ["not run (no --synth)"] * 5 + [refs_cell(row), "—"])
             continue
-        flags = config_flags(
-            config, args.budget, args.model, args.mlm_dir if config.needs == "mlm" else None, args.synth
-        )
-        stats, n = config_stats(results, by_flags, flags)
-        rows.append((config, stats, n))
+        stats, n = row_stats(results, by_flags, flag_sets)
+        rows.append((row, stats, n))
         cells = [fmt_stat(stats[c], n) if n else "not finished" for c in COLUMNS]
         time_cell = format_time(stats["time"][0]) if stats["time"] else "—"
-        table.rows.append([config.label + (f" ({n} seeds)" if n > 1 else ""), *cells, refs_cell(config), time_cell])
-    blocks += [table, sentence(ablation, rows, args.seeds)]
+        table.rows.append([row.label + (f" ({n} seeds)" if n > 1 else ""), *cells, refs_cell(row), time_cell])
+    blocks += [table, f"{sentence(ablation, rows, args.seeds)} Setup: {ablation.setup}{synth_note(args, ablation)}"]
     if ablation.name == "synth" and not args.synth:
         blocks.append(SYNTH_SKIPPED)
-    if ablation.name == "mlm" and args.mlm_dir and finished(args.mlm_dir):
+    mlm_rows = any(r.mlm for r in rows_of(ablation, args.quick))
+    if mlm_rows and args.mlm_dir and finished(args.mlm_dir):
         took = format_time(read_json(args.mlm_dir / "metrics.json")["wall_time_s"])
         blocks.append(f"MLM pretraining ({args.budget.mlm_steps} steps, once, for every seed) took {took} more.")
     chart = {"overall": [s.get("overall") for _, s, _ in rows], "plain mean": [s.get("plain_mean") for _, s, _ in rows]}
@@ -697,8 +569,17 @@ def ablation_section(args, ablation, runs):
     return ablation.title, blocks
 
 
-def refs_cell(config):
-    return "; ".join(fmt_ref(r) for r in config.refs) or "—"
+def synth_note(args, ablation):
+    """Whether rows that would use the report's synthetic SST data had it in this reproduction."""
+    if not any(r.synth == "if-given" for r in rows_of(ablation, args.quick)):
+        return ""
+    if args.synth:
+        return f" The synthetic SST rows came from {args.synth}."
+    return " No --synth file was given: these rows trained on the real SST rows only."
+
+
+def refs_cell(row):
+    return "; ".join(fmt_ref(r) for r in row.refs) or "—"
 
 
 SYNTH_SKIPPED = (
@@ -711,7 +592,7 @@ SYNTH_SKIPPED = (
 def ensembles(args, runs):
     """ "Tuning Up BERT" Tables 5-6: the best single run, then per-task ensembles of the best run of
     each ablation (chosen on all of dev, and chosen on one half and scored on the other) and of the
-    baseline's seeds. Returns [(label, metrics, ref)]."""
+    seeds of the configuration most tables share. Returns [(label, metrics, ref)]."""
     results, rows = Path(args.results), []
     done = [(r, read_metrics(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
     complete = [(r, m) for r, m in done if all(t in m["dev"] for t in TASK_NAMES)]
@@ -732,11 +613,12 @@ def ensembles(args, runs):
         out = run_ensemble(args, "best-of-each-configuration-half", members, ("--select-on", "0.5"))
         held = read_json(out / "ensemble.json")["held_out"]
         rows.append(("the same, chosen on half of dev, scored on the other half", held, None))
-    base_key = run_key(BASE, config_flags(BASE, args.budget, args.model))
-    base = [r.folder(results) for r, _ in complete if r.key == base_key]
+    shared = max(complete, key=lambda x: len(x[0].labels))[0]  # the configuration most tables share
+    base = [r.folder(results) for r, _ in complete if r.key == shared.key]
     if len(base) >= 2:
-        out = run_ensemble(args, "baseline-seeds", base)
-        rows.append((f"ensemble per task of the baseline's {len(base)} seeds", read_json(out / "metrics.json"), None))
+        out = run_ensemble(args, "most-shared-seeds", base)
+        label = f"ensemble per task of the {len(base)} seeds of {shared.key} (in {len(shared.labels)} tables)"
+        rows.append((label, read_json(out / "metrics.json"), None))
     return rows
 
 
@@ -763,11 +645,12 @@ def header(args, runs):
     except metadata.PackageNotFoundError:
         torch_version = "unknown"
     mode = "quick (one seed, the small budget, a subset of the ablations)" if args.quick else "full"
-    chosen = [f"{a.name} ({', '.join(c.label for c in configs_of(a, args.quick))})" for a in selected(args)]
+    chosen = [f"{a.name} ({', '.join(r.label for r in rows_of(a, args.quick))})" for a in selected(args)]
     return [
         f"Date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch_version}; commit {commit.stdout.strip() or 'unknown'}; model {args.model}.",
-        f"Mode: {mode}. Budget per configuration: {args.budget.describe()}. Seeds: {args.seeds} "
+        f"Mode: {mode}. Each row: its report's CPU recipe (recipes/cpu/) with the keys of "
+        f"recipes/ablations/; its length: {args.budget.describe()}. Seeds: {args.seeds} "
         f"(0..{args.seeds - 1}); ± is the sample std over seeds. {len(runs)} distinct runs.",
         "Ablations run: " + "; ".join(chosen) + ".",
         "Columns: dev SST-5 accuracy, QQP accuracy, STS Pearson r; overall is the course formula "
@@ -809,7 +692,7 @@ def get_parser():
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one seed, the small budget, a subset of the ablations")
     p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 3, --quick 1)")
-    p.add_argument("--only", default=None, help=f"comma-separated ablations, from: {', '.join(ABLATION_NAMES)}")
+    p.add_argument("--only", default=None, help="comma-separated ablations (recipes/ablations/NN-<name>.toml)")
     p.add_argument("--synth", default=None, help="synth.py paraphrases (JSONL): runs the synth ablation")
     p.add_argument("--results", default="results", help="folder for runs/, logs/, REPORT.md and REPORT.html")
     p.add_argument("--data-dir", default="data", help="folder with the course files (make data)")
@@ -835,24 +718,28 @@ def parse_args(argv=None):
     args.seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
-    unknown = sorted(set(args.only.split(",")) - set(ABLATION_NAMES)) if args.only else []
+    try:
+        names = ablation_names()
+    except ReproduceError as e:
+        parser.error(str(e))
+    unknown = sorted(set(args.only.split(",")) - set(names)) if args.only else []
     if unknown:
-        parser.error(f"--only: unknown ablation {', '.join(unknown)} (choose from {', '.join(ABLATION_NAMES)})")
+        parser.error(f"--only: unknown ablation {', '.join(unknown)} (choose from {', '.join(names)})")
     if args.synth and not Path(args.synth).is_file():
         parser.error(f"--synth {args.synth}: no such file")
     if not Path(args.data_dir).is_dir():
         parser.error(f"--data-dir {args.data_dir}: no such folder (make data fetches the course files)")
-    if args.budget.epochs < 2 and any(a.name == "schedules" for a in selected(args)) and not args.quick:
-        parser.error("the schedules ablation's staggered run needs --epochs 2 or more (1 epoch of QQP first)")
+    mlm_needed = any(r.mlm for a in selected(args) for r in rows_of(a, args.quick))
+    args.mlm_dir = mlm_folder(args, args.budget)[0] if mlm_needed else None
     return args
 
 
 def print_plan(args, runs):
-    mlm_todo = args.mlm_needed and not finished(args.mlm_dir)
+    mlm_todo = args.mlm_dir is not None and not finished(args.mlm_dir)
     seconds, todo, how = estimate(runs, args.results, args.budget.mlm_steps if mlm_todo else 0)
     print(f"reproduce: {'quick' if args.quick else 'full'}; {args.seeds} seed(s); budget: {args.budget.describe()}")
     for a in selected(args):
-        print(f"  {a.name}: {', '.join(c.label for c in configs_of(a, args.quick))}")
+        print(f"  {a.name}: {', '.join(r.label for r in rows_of(a, args.quick))}")
     if not args.synth and any(a.name == "synth" for a in selected(args)):
         print(f"  {SYNTH_SKIPPED}")
     print(
@@ -863,14 +750,12 @@ def print_plan(args, runs):
 
 
 def reproduce(args):
-    args.mlm_needed = any(c.needs == "mlm" for a in selected(args) for c in configs_of(a, args.quick))
-    args.mlm_dir = mlm_folder(args, args.budget)[0] if args.mlm_needed else None
-    runs = plan_runs(args, args.budget, args.mlm_dir)
+    runs = plan_runs(args)
     print_plan(args, runs)
     if args.plan:
         return
     if not args.report_only:
-        if args.mlm_needed and not finished(args.mlm_dir):
+        if args.mlm_dir and not finished(args.mlm_dir):
             pretrain(args, args.budget)
         ran = train_runs(args, runs)
         print(f"\nran {ran} run(s), reused {len(runs) - ran}", flush=True)

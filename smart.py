@@ -33,6 +33,16 @@ which only keeps the division finite. On LayerNorm-ed embeddings (entries of ord
 is a large perturbation, far outside the paper's ε-ball. g is not normalised here, so
 whether η g or the random start decides the direction depends on the gradient's scale.
 
+The normalize variant also takes smart-pytorch's scale for λ ("BERT and Beyond" used that
+package, λ_s = 0.45, ε = 1e-6): its usual pairing, loss_fn=kl_loss, loss_last_fn=sym_kl_loss,
+ascends on a batch mean but returns the final symmetric KL with reduction="sum", summed over
+the batch as well as the classes. So here the final R_s of the classifiers is summed over the
+batch too: B times the project variant's mean, 16x at batch 16, so λ = 0.45 means what the
+report's did (about 7.2 in the mean's units). The ascent keeps the mean, and regression keeps
+the mean squared error (smart-pytorch has no regression loss of its own; MSELoss averages).
+Its ε defaults to smart-pytorch's and the report's 1e-6 (DEFAULT_EPS); project keeps the
+paper's 1e-5.
+
 Padded positions get noise too. That is harmless: the attention mask hides them from every
 real token, so whatever δ they carry never reaches the outputs (their gradient is zero).
 
@@ -55,6 +65,7 @@ import torch
 OUTPUT_KINDS = ("multiclass", "binary", "regression")  # the task kinds of tasks.py: what a divergence compares
 NORMS = ("inf", "l2")
 VARIANTS = ("project", "normalize")
+DEFAULT_EPS = {"project": 1e-5, "normalize": 1e-6}  # the paper's ε; smart-pytorch's (and "BERT and Beyond"'s)
 _TINY = 1e-12  # keeps g / ||g|| finite (and 0) where a token's gradient is exactly 0
 
 
@@ -67,8 +78,9 @@ def _autocast_off(t):
     return torch.autocast(device_type=t.device.type, enabled=False)
 
 
-def symmetric_kl(logits_a, logits_b, kind):
-    """KL(P_a || P_b) + KL(P_b || P_a), summed over classes, averaged over the batch, float32.
+def symmetric_kl(logits_a, logits_b, kind, reduction="mean"):
+    """KL(P_a || P_b) + KL(P_b || P_a), summed over classes, averaged over the batch (or summed,
+    reduction="sum", as smart-pytorch's sym_kl_loss), float32.
 
     kind="multiclass": logits (B, C), P = softmax over the last dim.
     kind="binary": one logit per example, (B,) or (B, 1), P = Bernoulli(sigmoid(logit)).
@@ -103,15 +115,17 @@ def symmetric_kl(logits_a, logits_b, kind):
         pa, pb = log_pa.exp().detach(), log_pb.exp().detach()
         kl_ab = (pa * (log_pa.detach() - log_pb)).sum(dim=-1)  # (B,) KL(P_a || P_b), grad into b
         kl_ba = (pb * (log_pb.detach() - log_pa)).sum(dim=-1)  # (B,) KL(P_b || P_a), grad into a
-        return (kl_ab + kl_ba).mean()
+        both = kl_ab + kl_ba  # (B,)
+        return both.sum() if reduction == "sum" else both.mean()
 
 
-def divergence(out_a, out_b, kind):
-    """l_s for one task: symmetric KL for "multiclass" / "binary", mean squared error for "regression"."""
+def divergence(out_a, out_b, kind, reduction="mean"):
+    """l_s for one task: symmetric KL for "multiclass" / "binary" (reduction over the batch: "mean"
+    or "sum"), mean squared error for "regression"."""
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"divergence: kind must be one of {OUTPUT_KINDS}, got {kind!r}")
     if kind != "regression":
-        return symmetric_kl(out_a, out_b, kind)
+        return symmetric_kl(out_a, out_b, kind, reduction)
     if out_a.shape != out_b.shape:
         raise ValueError(f"divergence: shapes differ, {tuple(out_a.shape)} vs {tuple(out_b.shape)}")
     with _autocast_off(out_a):
@@ -157,7 +171,7 @@ def smart_regularizer(
     embeds,
     clean_out,
     kind,
-    eps=1e-5,
+    eps=None,
     sigma=1e-5,
     eta=1e-3,
     steps=1,
@@ -175,9 +189,9 @@ def smart_regularizer(
         R_s reach it (and so the embedding layer), as they reach every parameter of forward.
     clean_out: forward(*embeds), already computed by the caller for the task loss.
     eps, sigma, eta, steps: ε (ball radius), σ (std of the random start), η (step), T.
-        steps=0 returns l_s at the random start alone.
-    norm: "inf" or "l2", per token.  variant: "project" (paper) or "normalize" (MT-DNN); see
-        the module docstring.
+        steps=0 returns l_s at the random start alone. eps=None: the variant's DEFAULT_EPS.
+    norm: "inf" or "l2", per token.  variant: "project" (paper) or "normalize" (MT-DNN,
+        smart-pytorch: also the final KL summed over the batch); see the module docstring.
     generator: torch.Generator on embeds' device for the random start, for reproducibility.
     return_delta: also return the final δ (detached, same structure as embeds).
 
@@ -192,6 +206,7 @@ def smart_regularizer(
         raise ValueError(f"smart_regularizer: norm must be one of {NORMS}, got {norm!r}")
     if variant not in VARIANTS:
         raise ValueError(f"smart_regularizer: variant must be one of {VARIANTS}, got {variant!r}")
+    eps = DEFAULT_EPS[variant] if eps is None else eps
     if not (eps > 0 and sigma >= 0 and eta > 0):
         raise ValueError(f"smart_regularizer: need eps > 0, sigma >= 0, eta > 0; got {eps}, {sigma}, {eta}")
     if not (isinstance(steps, int) and steps >= 0):
@@ -216,7 +231,8 @@ def smart_regularizer(
         deltas = [_ascend(d.detach(), g, eps, eta, norm, variant) for d, g in zip(deltas, grads)]
 
     # δ is a plain constant now (no grad, no graph): R_s's gradient goes to θ and x only.
-    reg = divergence(forward(*[x + d for x, d in zip(xs, deltas)]), clean_out, kind)
+    reduction = "sum" if variant == "normalize" else "mean"  # smart-pytorch's λ scale (module docstring)
+    reg = divergence(forward(*[x + d for x, d in zip(xs, deltas)]), clean_out, kind, reduction)
     if return_delta:
         return reg, deltas[0] if single else tuple(deltas)
     return reg

@@ -14,23 +14,30 @@ repeats that measurement, and writes its labels as a run folder that ensemble.py
 
 The client is plain `requests`: POST $OPENAI_BASE_URL/chat/completions (default OpenAI's), key from
 $OPENAI_API_KEY. Any OpenAI-compatible server works (vLLM, llama.cpp's server). The key is sent
-in one header and nowhere else: error messages are built from status codes and the API's error
-text with the key blanked out, never from request objects.
+in one header and nowhere else. Every message the tool prints passes one function, redact(),
+which blanks the key and any user:password@ of a URL in use (the API's, a proxy's), so an API
+that echoes the key in its error text cannot make us print it.
 
-Paraphrases are appended to the JSONL file one source row at a time, so an interrupted run
-resumes where it stopped; data.read_synth reads the file back for training.
+Paraphrases are appended to the JSONL file one source row at a time, and labels to a journal
+in the label folder, so an interrupted run resumes where it stopped; data.read_synth reads the
+paraphrases back for training. Each record names the model that wrote it, and a rerun with
+another --model is refused rather than mixed in. Ctrl-C stops every request at once (exit 130).
 """
 
 import argparse
 import collections
+import hashlib
+import io
 import json
 import math
 import os
+import queue
 import random
+import re
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +79,48 @@ Sentences (a JSON array):
 # Varied paraphrases want sampling; labels want the model's single best answer.
 PARAPHRASE_TEMPERATURE, LABEL_TEMPERATURE = 1.0, 0.0
 CLASSES = 5  # SST-5's classes 0..4
+# Label records name the prompt they were asked with, so a journal from another prompt is refused.
+LABEL_PROMPT_ID = hashlib.sha256(f"{LABEL_PROMPT}{LABEL_TEMPERATURE}".encode()).hexdigest()[:12]
+
+MAX_WAIT = 600.0  # seconds: the longest pause between retries (our backoff or a server's Retry-After)
+MAX_TIMEOUT = 3600.0  # seconds: --timeout's ceiling; no reply is worth waiting an hour for
+# A reply is read up to 1 MiB: 12 paraphrases of SST's longest sentence (284 characters) are
+# under 5 KB, so anything near the cap is not an answer, and a hostile server cannot fill memory.
+MAX_REPLY_BYTES = 1 << 20
+MAX_TOKENS = 10**8  # token counts a reply may bill; beyond this a usage field is nonsense
+
+
+# ----------------------------------------------------------------------------
+# what the tool prints: every message passes redact(), so no credential reaches the screen
+
+SECRETS = {}  # secret text -> what to print instead: the key and URL credentials, set by main()
+
+
+def url_credentials(url):
+    """The user name and password of a URL's user:password@ part, as written and percent-decoded."""
+    try:
+        parts = urllib.parse.urlsplit(url if "//" in url else f"//{url}")  # "user:pw@host/v1" too
+        found = [x for x in (parts.username, parts.password) if x]
+    except ValueError:  # a malformed URL: requests refuses it with a message of our own
+        return []
+    return found + [urllib.parse.unquote(x) for x in found]
+
+
+def without_credentials(url):
+    """The URL to show: any user:password@ before the host replaced by [credentials]@."""
+    return re.sub(r"^([a-zA-Z][\w+.-]*://)?[^/?#]*@", r"\1[credentials]@", url)
+
+
+def redact(text):
+    """text with every secret blanked; longest first, so no secret leaves part of a longer one."""
+    text = str(text)
+    for secret in sorted(SECRETS, key=len, reverse=True):
+        text = text.replace(secret, SECRETS[secret])
+    return text
+
+
+def say(text="", file=None):
+    print(redact(text), file=file or sys.stdout, flush=True)
 
 
 class APIError(Exception):
@@ -84,6 +133,10 @@ class GaveUp(Exception):
 
 class Rejected(ValueError):
     """A reply broke the reply contract (not a JSON array of the right length and kind)."""
+
+
+class Stopped(Exception):
+    """The run is stopping (Ctrl-C or an error elsewhere): a worker sends nothing more."""
 
 
 # ----------------------------------------------------------------------------
@@ -106,7 +159,8 @@ class Stats:
 
 
 class RateLimit:
-    """At most `rpm` requests start per minute, evenly spaced; rpm 0 means no limit."""
+    """At most `rpm` requests start per minute, evenly spaced; rpm 0 means no limit.
+    sleep(seconds) returns True to cut the wait short (the client's stop event)."""
 
     def __init__(self, rpm, clock=time.monotonic, sleep=time.sleep):
         self.interval = 60.0 / rpm if rpm else 0.0
@@ -125,88 +179,105 @@ class RateLimit:
 
 class Client:
     """POST chat completions with retries: exponential backoff with jitter on 429, 5xx, timeouts
-    and connection errors (a server's Retry-After wins), up to max_retries retries."""
+    and connection errors (a server's Retry-After wins), up to max_retries retries.
+    Setting `stop` ends every worker's requests: each checks it before sending and wakes from
+    any wait (rate limit, backoff) at once."""
 
-    def __init__(self, base_url, key, model, timeout, max_retries, backoff, rpm, stats, log):
+    def __init__(self, base_url, key, model, timeout, max_retries, backoff, rpm, stats):
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.shown_url = without_credentials(self.url)
         self._key = key
         self.model, self.timeout, self.max_retries, self.backoff = model, timeout, max_retries, backoff
-        self.limit, self.stats, self.log = RateLimit(rpm), stats, log
+        self.stop = threading.Event()
+        self.limit, self.stats = RateLimit(rpm, sleep=self.stop.wait), stats
         self.local = threading.local()  # one Session (kept-alive connection) per worker thread
 
-    def redact(self, text):
-        return text.replace(self._key, "[key]") if self._key else text
-
     def post(self, body):
+        """(status, headers, reason, body bytes) of one request; the body is read up to
+        MAX_REPLY_BYTES + 1 bytes, and the connection dropped if there is more."""
         if not hasattr(self.local, "session"):
             self.local.session = requests.Session()
         headers = {"Authorization": f"Bearer {self._key}"}
-        return self.local.session.post(self.url, json=body, headers=headers, timeout=self.timeout)
+        post = self.local.session.post
+        with post(self.url, json=body, headers=headers, timeout=self.timeout, stream=True) as response:
+            content = bytearray()
+            for chunk in response.iter_content(1 << 16):
+                content += chunk
+                if len(content) > MAX_REPLY_BYTES:
+                    break
+            return response.status_code, response.headers, response.reason, bytes(content)
 
     def chat(self, prompt, temperature):
         """The reply's text; counts requests, retries and tokens in self.stats."""
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": temperature}
         for attempt in range(self.max_retries + 1):
             self.limit.wait()
+            if self.stop.is_set():
+                raise Stopped
             self.stats.add(requests=1)
             wait = None
             try:
-                response = self.post(body)
+                status, headers, reason, content = self.post(body)
             except requests.Timeout:
                 problem = f"no reply within --timeout {self.timeout:g} s"
-            except requests.ConnectionError:  # its text can be long; the type says enough
-                problem = f"cannot connect to {self.url}"
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):  # the type says enough
+                problem = f"cannot connect to {self.shown_url}"
             except requests.RequestException as e:  # a malformed URL, say: retrying cannot help
                 raise APIError(
-                    f"{self.url}: cannot send a request ({type(e).__name__}); check OPENAI_BASE_URL"
+                    f"{self.shown_url}: cannot send a request ({type(e).__name__}); check OPENAI_BASE_URL"
                 ) from None
             else:
-                if response.status_code == 200:
-                    return self.read_reply(response)
-                problem = f"HTTP {response.status_code}: {self.error_text(response)}"
-                if response.status_code != 429 and response.status_code < 500:
-                    raise APIError(f"{self.url}: {problem}")
-                wait = retry_after(response)
+                if status == 200:
+                    return self.read_reply(content)
+                problem = f"HTTP {status}: {error_text(content, reason)}"
+                if status != 429 and status < 500:
+                    raise APIError(f"{self.shown_url}: {problem}")
+                wait = retry_after(headers)
             if attempt == self.max_retries:
                 raise GaveUp(f"{problem} (gave up after {attempt + 1} attempts)")
             if wait is None:  # 1, 2, 4, ... times --backoff, each scaled by a random 0.5..1.5
-                wait = self.backoff * 2**attempt * (0.5 + random.random())
+                wait = min(self.backoff * 2.0 ** min(attempt, 30) * (0.5 + random.random()), MAX_WAIT)
             self.stats.add(retries=1)
-            self.log(f"  {problem}; retry {attempt + 1}/{self.max_retries} in {wait:.3g} s")
-            time.sleep(wait)
+            say(f"  {problem}; retry {attempt + 1}/{self.max_retries} in {wait:.3g} s")
+            if self.stop.wait(wait):
+                raise Stopped
 
-    def read_reply(self, response):
+    def read_reply(self, content):
+        """The text of a chat completion; its token counts go to self.stats."""
+        if len(content) > MAX_REPLY_BYTES:
+            raise Rejected(f"reply over {MAX_REPLY_BYTES >> 20} MiB")
         try:
-            reply = response.json()
+            reply = json.loads(content)
             text = reply["choices"][0]["message"]["content"]
-            usage = reply.get("usage") or {}
-            prompt_tokens, completion_tokens = (
-                int(usage.get("prompt_tokens", 0)),
-                int(usage.get("completion_tokens", 0)),
-            )
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):
             raise Rejected("not a chat completion") from None
-        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         if not isinstance(text, str):
             raise Rejected("not a chat completion")
+        usage = reply.get("usage") or {}
+        tokens = [usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")] if isinstance(usage, dict) else []
+        if len(tokens) != 2 or not all(type(k) is int and 0 <= k <= MAX_TOKENS for k in tokens):
+            raise Rejected("usage is not token counts")  # 1e400, "12", a list: nothing to bill by
+        self.stats.add(prompt_tokens=tokens[0], completion_tokens=tokens[1])
         return text
 
-    def error_text(self, response):
-        """The API's own error message ({"error": {"message": ...}}), else the start of the body."""
-        try:
-            text = str(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            text = response.text[:300] or response.reason
-        return self.redact(" ".join(text.split()))
+
+def error_text(content, reason):
+    """The API's own error message ({"error": {"message": ...}}), else the body, else the reason:
+    secrets blanked first, then cut to 300 characters (cutting first could keep half a key)."""
+    try:
+        text = str(json.loads(content)["error"]["message"])
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        text = content.decode("utf-8", "replace") or reason
+    return redact(" ".join(text.split()))[:300]
 
 
-def retry_after(response):
+def retry_after(headers):
     """Seconds the server asks us to wait (Retry-After), or None."""
     try:
-        seconds = float(response.headers["Retry-After"])
+        seconds = float(headers["Retry-After"])
     except (KeyError, ValueError):
         return None  # absent, or an HTTP date: fall back to our own backoff
-    return min(max(seconds, 0.0), 600.0) if math.isfinite(seconds) else None
+    return min(max(seconds, 0.0), MAX_WAIT) if math.isfinite(seconds) else None
 
 
 # ----------------------------------------------------------------------------
@@ -221,7 +292,7 @@ def parse_json_reply(text):
         text = text.rsplit("```", 1)[0]
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: [[[[...]]]] nested too deep
         raise Rejected("not JSON") from None
 
 
@@ -230,7 +301,9 @@ def normalise(text):
 
 
 def check_paraphrases(reply, source, n):
-    """The n paraphrases of a reply, or Rejected naming what breaks the contract."""
+    """The n paraphrases of a reply, or Rejected naming what breaks the contract.
+    A paraphrase reads about as long as its source; one over 4 times as long (+100 characters,
+    for short sources) is not one, and would enter the training file as is."""
     items = parse_json_reply(reply)
     if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
         raise Rejected("not a JSON array of strings")
@@ -239,6 +312,8 @@ def check_paraphrases(reply, source, n):
     items = [x.strip() for x in items]
     if not all(items):
         raise Rejected("empty paraphrase")
+    if max(map(len, items)) > 4 * len(source) + 100:
+        raise Rejected("paraphrase far longer than its source")
     if normalise(source) in map(normalise, items):
         raise Rejected("identical to the source")
     if len(set(map(normalise, items))) != n:
@@ -279,57 +354,102 @@ def format_time(seconds):
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def run_jobs(work, items, workers, unit):
+def run_jobs(work, items, workers, unit, stop):
     """Yield (item, work(item)) as the workers finish them, printing the rate and ETA every 5 s.
-    Leaving early (an error, Ctrl-C) cancels the jobs not yet started."""
-    start, last, done = time.time(), time.time(), 0
-    pool = ThreadPoolExecutor(max_workers=workers)
+    Leaving early (an error, Ctrl-C) sets `stop`, so no worker sends another request. Workers
+    are daemon threads: the process exits without waiting for replies still in flight, which
+    would be thrown away anyway (only this thread writes results)."""
+    todo, finished = queue.SimpleQueue(), queue.SimpleQueue()
+    for item in items:
+        todo.put(item)
+
+    def worker():
+        while not stop.is_set():
+            try:
+                item = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                finished.put((item, work(item), None))
+            except Exception as e:  # APIError, Stopped, a bug: the main thread decides
+                finished.put((item, None, e))
+
+    for _ in range(min(workers, len(items))):
+        threading.Thread(target=worker, daemon=True).start()
+    start = last = time.time()
     try:
-        futures = {pool.submit(work, item): item for item in items}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-            done += 1
+        for done in range(1, len(items) + 1):
+            item, result, error = finished.get()
+            if error is not None:
+                raise error
+            yield item, result
             now = time.time()
             if now - last >= 5 or done == len(items):
                 rate = done / max(now - start, 1e-9)
                 eta = format_time((len(items) - done) / rate)
-                print(f"  {done}/{len(items)} {unit}  {rate:.2f} {unit}/s  ETA {eta}", flush=True)
+                say(f"  {done}/{len(items)} {unit}  {rate:.2f} {unit}/s  ETA {eta}")
                 last = now
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop.set()
 
 
 def record_line(record):
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def read_journal(path):
-    """The records of an append-only JSONL file, after cutting off a last line torn by a kill."""
+def read_journal(path, check):
+    """The records of an append-only JSONL file, each passed to check(record), which returns a
+    problem or None. Lines end at '\\n' alone: a reply may hold U+2028 or U+0085, which
+    str.splitlines() would also split at. A last line without '\\n' was torn by a kill; it is cut
+    off, but only once every whole line has passed, so a file of something else is never touched."""
     path = Path(path)
-    if not path.exists():
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
         return []
-    text = path.read_text(encoding="utf-8")
-    if not text.endswith("\n") and text:
-        print(f"{path}: dropping an unfinished last line (the run writing it was interrupted)")
-        text = text[: text.rfind("\n") + 1]
-        files.write_text(path, text)
+    except OSError as e:
+        raise data.DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    whole = raw[: raw.rfind(b"\n") + 1]
     records = []
-    for line, record in enumerate(text.splitlines(), start=1):
+    for line, text in data._lines(path, io.BytesIO(whole)):  # decoded line by line: file:line errors
         try:
-            records.append(json.loads(record))
-        except json.JSONDecodeError as e:
-            raise data.DataError(f"{path}:{line}: not a JSON record ({e.msg})") from None
+            record = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise data.DataError(f"{path}:{line}: not a JSON record ({getattr(e, 'msg', 'nested too deep')})") from None
+        problem = check(record)
+        if problem:
+            raise data.DataError(f"{path}:{line}: {problem}")
+        records.append(record)
+    if len(whole) < len(raw):
+        say(f"{path}: dropping an unfinished last line (the run writing it was interrupted)")
+        files.write_text(path, whole.decode("utf-8"))
     return records
+
+
+def model_problem(record, model):
+    """Why a record's model rules out resuming with --model `model` (None if it does not)."""
+    if record["model"] != model:
+        return (
+            f"written by --model {record['model']!r}, not {model!r}: resume with that --model, "
+            "or write to another --out (one file holds one model's answers)"
+        )
+    return None
 
 
 # ----------------------------------------------------------------------------
 # paraphrase mode
 
 
-def resume_paraphrases(path, n):
+def paraphrase_problem(record, model):
+    if not isinstance(record, dict) or set(record) != set(data.SYNTH_FIELDS):
+        return f"expected a record with fields {', '.join(data.SYNTH_FIELDS)} (not a file synth.py wrote?)"
+    return model_problem(record, model)
+
+
+def resume_paraphrases(path, n, model):
     """Source ids whose n paraphrases are all in the file. Only the last row can be incomplete
     (a kill during its write); its records are removed so that it is asked again."""
-    records = read_journal(path)
+    records = read_journal(path, lambda record: paraphrase_problem(record, model))
     if not records:
         return set()
     data.read_synth(path)  # every record valid, ids unique
@@ -342,7 +462,7 @@ def resume_paraphrases(path, n):
                 "resume with the --n that wrote the file, or write to another --out"
             )
     if counts[last] < n:
-        print(f"{path}: removing {counts[last]} paraphrases of the interrupted row {last!r}")
+        say(f"{path}: removing {counts[last]} paraphrases of the interrupted row {last!r}")
         files.write_text(path, "".join(record_line(r) for r in records if r["source_id"] != last))
         del counts[last]
     return set(counts)
@@ -359,16 +479,16 @@ def paraphrase(args, client):
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = resume_paraphrases(out, args.n)
+    done = resume_paraphrases(out, args.n, args.model)
     todo = [ex for ex in rows if ex.id not in done]
-    print(f"{args.input}: {len(rows)} rows; {len(rows) - len(todo)} already in {out}, {len(todo)} to go", flush=True)
+    say(f"{args.input}: {len(rows)} rows; {len(rows) - len(todo)} already in {out}, {len(todo)} to go")
 
     def work(ex):
         check = lambda reply: check_paraphrases(reply, ex.text_a, args.n)
         return ask(client, prompts[ex.id], PARAPHRASE_TEMPERATURE, check)
 
     failed = []
-    for ex, (texts, why) in run_jobs(work, todo, args.workers, "rows"):
+    for ex, (texts, why) in run_jobs(work, todo, args.workers, "rows", client.stop):
         if texts is None:
             failed.append(f"{ex.id}: {why}")
             continue
@@ -384,25 +504,83 @@ def paraphrase(args, client):
 # label mode
 
 
-def read_labels(path):
-    """{id: label} of label mode's record of replies, each record checked."""
-    labels = {}
-    for line, record in enumerate(read_journal(path), start=1):
-        if not isinstance(record, dict):
-            record = {}
-        label = record.get("label")
-        if not (isinstance(record.get("id"), str) and type(label) is int and 0 <= label < CLASSES):
-            raise data.DataError(f"{path}:{line}: expected a record {{'id': str, 'label': 0-4, ...}}")
-        labels[record["id"]] = label
-    return labels
+SPLITS = ("train", "dev", "test")
+# What label mode writes into --out; anything else there means the folder is not its own.
+LABEL_FOLDER = {"metrics.json", "predictions", *(f"sst-{split}-labels.jsonl" for split in SPLITS)}
+LABEL_PREDICTIONS = {f"sst-{split}-{kind}.csv" for split in SPLITS for kind in ("output", "raw")}
+
+
+def own_name(name, names):
+    """Whether `name` is one of `names` or the temporary file files.atomic_write makes for one
+    (.NAME.xxxx.tmp, which only a kill leaves behind)."""
+    return name in names or any(name.startswith(f".{n}.") and name.endswith(".tmp") for n in names)
+
+
+def read_metrics(path):
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, not UTF-8
+        raise data.DataError(f"{path}: cannot read it as JSON ({type(e).__name__})") from None
+    if not isinstance(metrics, dict):
+        raise data.DataError(f"{path}: not a JSON object")
+    return metrics
+
+
+def check_label_folder(out, model):
+    """Refuse an --out that holds anything label mode did not write, before anything is written:
+    a train.py run's predictions and metrics.json would be replaced. Label mode's own output is
+    sst-{split}-labels.jsonl, predictions/sst-{split}-{output,raw}.csv and a metrics.json whose
+    source is "synth.py label"; links are never its own. One folder holds one model's labels."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise data.DataError(f"{out}: not a folder (--out is the run folder label mode writes)")
+    entries = [(entry, LABEL_FOLDER) for entry in out.iterdir()]
+    if (out / "predictions").is_dir():
+        entries += [(entry, LABEL_PREDICTIONS) for entry in (out / "predictions").iterdir()]
+    for entry, names in entries:
+        if entry.is_symlink() or not own_name(entry.name, names) or entry.is_dir() != (entry.name == "predictions"):
+            raise data.DataError(
+                f"{entry}: synth.py label did not write this; {out} is not a folder of its own "
+                "(a train.py run?): label into a new folder"
+            )
+    if (out / "metrics.json").exists():
+        metrics = read_metrics(out / "metrics.json")
+        if metrics.get("source") != "synth.py label":
+            raise data.DataError(f"{out / 'metrics.json'}: not written by synth.py label: label into a new folder")
+        if metrics.get("model") != model:
+            raise data.DataError(
+                f"{out / 'metrics.json'}: labels by --model {metrics.get('model')!r}, not {model!r}: "
+                "label into another --out (one folder holds one model's labels)"
+            )
+
+
+def label_problem(record, model):
+    if not isinstance(record, dict) or set(record) != {"id", "label", "model", "prompt"}:
+        return (
+            "expected a record {'id', 'label', 'model', 'prompt'} (a journal of an older synth.py, or not one at all)"
+        )
+    label = record["label"]
+    if not (isinstance(record["id"], str) and type(label) is int and 0 <= label < CLASSES):
+        return "expected a record {'id': str, 'label': 0-4, ...}"
+    if record["prompt"] != LABEL_PROMPT_ID:
+        return "labelled with another prompt (by another version of synth.py): label into another --out"
+    return model_problem(record, model)
+
+
+def read_labels(path, model):
+    """{id: label} of label mode's journal of replies, each record checked."""
+    return {record["id"]: record["label"] for record in read_journal(path, lambda r: label_problem(r, model))}
 
 
 def label(args, client):
     """Label the split's sentences, batch_size per request; returns the sentences that failed."""
+    out = Path(args.out)
+    check_label_folder(out, args.model)
     path = args.input or Path(args.data_dir) / TASKS["sst"].files[args.split]
     rows = data.read_examples(path, "sst")[: args.limit]
-    out = Path(args.out)
-    labels = {} if args.dry_run else read_labels(out / f"sst-{args.split}-labels.jsonl")
+    journal = out / f"sst-{args.split}-labels.jsonl"
+    labels = {} if args.dry_run else read_labels(journal, args.model)
     todo = [ex for ex in rows if ex.id not in labels]
     batches = [todo[i : i + args.batch_size] for i in range(0, len(todo), args.batch_size)]
     prompt = lambda batch: LABEL_PROMPT.format(
@@ -412,15 +590,17 @@ def label(args, client):
         return dry_run(args, [prompt(batch) for batch in batches], 2 * len(todo))  # "3, " is about 2 tokens
 
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{path}: {len(rows)} sentences; {len(rows) - len(todo)} labelled already, {len(todo)} to go", flush=True)
+    say(f"{path}: {len(rows)} sentences; {len(rows) - len(todo)} labelled already, {len(todo)} to go")
     work = lambda batch: ask(client, prompt(batch), LABEL_TEMPERATURE, lambda reply: check_labels(reply, len(batch)))
     failed = []
-    for batch, (got, why) in run_jobs(work, batches, args.workers, "requests"):
+    for batch, (got, why) in run_jobs(work, batches, args.workers, "requests", client.stop):
         if got is None:
             failed += [f"{ex.id}: {why}" for ex in batch]
             continue
-        records = [{"id": ex.id, "label": y, "model": args.model} for ex, y in zip(batch, got)]
-        files.append_text(out / f"sst-{args.split}-labels.jsonl", "".join(map(record_line, records)))
+        records = [
+            {"id": ex.id, "label": y, "model": args.model, "prompt": LABEL_PROMPT_ID} for ex, y in zip(batch, got)
+        ]
+        files.append_text(journal, "".join(map(record_line, records)))
         labels.update((ex.id, y) for ex, y in zip(batch, got))
     if not failed:  # predictions only once every sentence has its label
         write_label_results(args, out, rows, labels)
@@ -433,7 +613,7 @@ def write_label_results(args, out, rows, labels):
     preds = np.array([labels[i] for i in ids], dtype=np.int64)  # (N,)
     predictions.write(out / "predictions", "sst", args.split, ids, preds, np.eye(CLASSES)[preds])
     metrics_path = out / "metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    metrics = read_metrics(metrics_path) if metrics_path.exists() else {}
     metrics.update(source="synth.py label", model=args.model)
     metrics.setdefault("config", {})[args.split] = vars(args)
     if all(ex.label is not None for ex in rows):  # the test split has no gold labels
@@ -444,12 +624,18 @@ def write_label_results(args, out, rows, labels):
         metrics.setdefault("confusion", {})[args.split] = {"sst": matrix.tolist()}
         if args.split == "dev":
             metrics["overall"] = overall({"sst": accuracy})
-        print(f"{args.model} on sst {args.split}: accuracy {accuracy:.4f} ({int((preds == gold).sum())}/{len(rows)})")
-        print("confusion matrix (rows: gold class 0-4, columns: predicted class 0-4)")
+        say(f"{args.model} on sst {args.split}: accuracy {accuracy:.4f} ({int((preds == gold).sum())}/{len(rows)})")
+        say("confusion matrix (rows: gold class 0-4, columns: predicted class 0-4)")
         for k, row in enumerate(matrix):
-            print(f"  {k}: " + " ".join(f"{x:5d}" for x in row))
+            say(f"  {k}: " + " ".join(f"{x:5d}" for x in row))
     files.write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
-    print(f"wrote {out / 'predictions'}/sst-{args.split}-*.csv and {metrics_path}")
+    say(f"wrote {out / 'predictions'}/sst-{args.split}-*.csv and {metrics_path}")
+    if not predictions.file_path(out / "predictions", "sst", "test").exists():
+        # train.py runs have test predictions, so an ensemble with them needs this member's too
+        say(
+            f"note: {out} has no sst test labels yet, so an ensemble beside train.py runs cannot use it "
+            f"for test: label test too with  python synth.py label --split test --out {out} --model {args.model}"
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -475,29 +661,29 @@ def cost_text(args, prompt_tokens, completion_tokens):
 
 def dry_run(args, prompts, completion_tokens):
     """Print the first prompt and what all of them would cost; send nothing."""
-    print("the first prompt (nothing is sent in a dry run):\n")
-    print(prompts[0] if prompts else "(no prompts: nothing to do)")
+    say("the first prompt (nothing is sent in a dry run):\n")
+    say(prompts[0] if prompts else "(no prompts: nothing to do)")
     # about 4 characters a token in English, plus a few tokens of chat formatting per message
     prompt_tokens = round(sum(len(p) / 4 + 7 for p in prompts))
     completion_tokens = round(completion_tokens)
-    print(f"\n{len(prompts)} requests, about {prompt_tokens:,} prompt + {completion_tokens:,} completion tokens")
-    print(cost_text(args, prompt_tokens, completion_tokens))
+    say(f"\n{len(prompts)} requests, about {prompt_tokens:,} prompt + {completion_tokens:,} completion tokens")
+    say(cost_text(args, prompt_tokens, completion_tokens))
     return []
 
 
 def summary(stats, args, failed):
     counts = stats.counts
     reasons = ", ".join(f"{why}: {k}" for why, k in stats.reasons.most_common())
-    print(
+    say(
         f"{counts['requests']} requests, {counts['retries']} retries, {counts['rejections']} rejected replies"
         + (f" ({reasons})" if reasons else "")
     )
     tokens = f"{counts['prompt_tokens']:,} prompt + {counts['completion_tokens']:,} completion tokens"
-    print(f"{tokens}; {cost_text(args, counts['prompt_tokens'], counts['completion_tokens'])}")
+    say(f"{tokens}; {cost_text(args, counts['prompt_tokens'], counts['completion_tokens'])}")
     if failed:
-        print(f"{len(failed)} failed (nothing written for them; run the same command again to retry them):")
+        say(f"{len(failed)} failed (nothing written for them; run the same command again to retry them):")
         for line in failed:
-            print(f"  {line}")
+            say(f"  {line}")
 
 
 # ----------------------------------------------------------------------------
@@ -536,33 +722,59 @@ def get_parser():
 def parse_args(argv=None):
     parser = get_parser()
     args = parser.parse_args(argv)
-    minimum = {"n": 1, "batch_size": 1, "limit": 1, "workers": 1, "max_retries": 0, "rpm": 0}
+    minimum = {"n": 1, "batch_size": 1, "limit": 1, "workers": 1, "max_retries": 0}
     for name, low in minimum.items():
         if getattr(args, name, None) is not None and getattr(args, name) < low:
             parser.error(f"--{name.replace('_', '-')} must be at least {low}")
-    for name in ("timeout", "backoff"):
-        if not getattr(args, name) > 0:
-            parser.error(f"--{name} must be a positive number of seconds")
+    for name, high in (("timeout", MAX_TIMEOUT), ("backoff", MAX_WAIT)):
+        if not 0 < getattr(args, name) <= high:  # also refuses nan and inf
+            parser.error(f"--{name} must be a positive number of seconds, at most {high:g}")
+    for name in ("rpm", "price_in", "price_out"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            parser.error(f"--{name.replace('_', '-')} must be a finite number >= 0, not {value}")
     return args
+
+
+def set_secrets(key, urls):
+    """What redact() blanks: the key and the credentials of every URL in use. Secrets under 4
+    characters are left alone (a placeholder key like "x" would blank every x in every message);
+    URLs are shown without their credentials in any case."""
+    SECRETS.clear()
+    SECRETS.update((secret, "[credentials]") for url in urls for secret in url_credentials(url))
+    SECRETS[key] = "[key]"
+    for secret in [s for s in SECRETS if len(s) < 4]:
+        del SECRETS[secret]
 
 
 def main(argv=None):
     """Run one mode; returns the exit status (1 if some rows failed)."""
     args = parse_args(argv)
     key = os.environ.get("OPENAI_API_KEY", "")
+    base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    proxies = [value for name, value in os.environ.items() if name.lower().endswith("_proxy")]
+    set_secrets(key, [base_url, *proxies])
     if not key and not args.dry_run:
         sys.exit("error: OPENAI_API_KEY is not set (for a local server that ignores keys, set it to any value)")
-    base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    if not args.dry_run and not (key.isascii() and key.isprintable() and " " not in key):
+        sys.exit(
+            "error: OPENAI_API_KEY holds a character an HTTP header cannot carry (non-ASCII, a space or a control)"
+        )
     stats = Stats()
-    client = Client(base_url, key, args.model, args.timeout, args.max_retries, args.backoff, args.rpm, stats, print)
+    client = Client(base_url, key, args.model, args.timeout, args.max_retries, args.backoff, args.rpm, stats)
     try:
         failed = (paraphrase if args.mode == "paraphrase" else label)(args, client)
     except (data.DataError, APIError, OSError) as e:  # OSError: files.WriteError, an unwritable --out
+        client.stop.set()
         summary(stats, args, [])
-        sys.exit(f"error: {client.redact(str(e))}")
+        sys.exit(redact(f"error: {e}"))
     except KeyboardInterrupt:
+        client.stop.set()  # before anything else: no worker sends another request
         summary(stats, args, [])
-        sys.exit("interrupted: what was written is kept; run the same command again to resume")
+        say("interrupted: what was written is kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        client.stop.set()
     if not args.dry_run:
         summary(stats, args, failed)
     return 1 if failed else 0

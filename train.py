@@ -12,7 +12,8 @@ and the best model so far is kept; at the end the best model writes dev and test
     python train.py --resume runs/all         # continue an interrupted run where it stopped
 
 The run folder (--out) holds checkpoint.pt (the latest state, for --resume), best.pt (the
-best model; predict.py loads it), tokenizer/, metrics.json and predictions/.
+best model; predict.py loads it), best-{task}.pt (each task's best epoch, and its predictions in
+best-{task}/ when that is not best.pt's epoch), tokenizer/, metrics.json and predictions/.
 
 Reading order: train() at the bottom of the "training" section is the whole run in a dozen
 lines; train_step() is one optimizer step; setup() builds everything the loop needs.
@@ -40,9 +41,10 @@ import loop
 import pages
 import pcgrad
 import predictions
+import recipes
 import smart
 from adamw import AdamW
-from heads import HeadConfig, MultitaskBert
+from heads import BI_HEADS, HeadConfig, MultitaskBert
 from loop import (
     Progress,
     StopFlag,
@@ -56,6 +58,7 @@ from loop import (
     save_checkpoint,
     to_device,
 )
+from losses import SST_LOSSES
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
 from schedules import SAMPLED, SCHEDULES, Schedule
@@ -576,9 +579,30 @@ def early_stop(run, epoch):
     return False
 
 
+def write_task_bests(run):
+    """Dev and test predictions of each best-{task}.pt from another epoch than best.pt, written to
+    best-{task}/predictions/: a run folder of one task that ensemble.py can take as a member
+    ("Tuning Up BERT" §5.5 ensembles per-task best checkpoints; ensemble.py --task-bests)."""
+    for task, best in run.state.get("best_task", {}).items():
+        if best["epoch"] == run.state["best"]["epoch"]:
+            continue  # the same weights as best.pt: the run's own predictions already are these
+        path = run.out / f"best-{task}.pt"
+        state = files.load_torch(path, "per-task best model", keys=("model",), map_location=run.device)["model"]
+        run.model.load_state_dict(state)
+        for split in ("dev", "test"):
+            if task in run.splits[split]:
+                task_data = run.splits[split][task]
+                preds, raws = predict_all(run.model, task, task_data, run.args, run.device)
+                if distributed.is_main():
+                    folder = run.out / f"best-{task}" / "predictions"
+                    predictions.write(folder, task, split, task_data.example_ids, preds, raws)
+        run.log(f"wrote {run.out / f'best-{task}'}/predictions/ ({task}'s best epoch, {best['epoch']})")
+
+
 def finish(run):
     """Reload the best model, score the full dev sets, write predictions and metrics.json."""
     args, model, out, splits = run.args, run.model, run.out, run.splits
+    write_task_bests(run)  # first: it loads other weights into the model
     best = files.load_torch(out / "best.pt", "best model", keys=("model", "epoch"), map_location=run.device)
     model.load_state_dict(best["model"])
     t_eval = time.time()
@@ -652,6 +676,7 @@ def get_parser():
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     a = p.add_argument
+    recipes.add_config_flag(p)
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
     a("--model", default="all-MiniLM-L6-v2", help="encoder: packaged default, a model folder, or a hub id")
     a("--out", default=None, help="run folder (default runs/<task>)")
@@ -699,8 +724,9 @@ def add_model_flags(p):
     g.add_argument(
         "--bi-head",
         default="cosine",
-        choices=["cosine", "cosine-layer", "concat"],
-        help="bi-encoder head: cosine, a layer then cosine (BERT++ Model E), or a linear layer on [u,v,|u-v|,u*v]",
+        choices=BI_HEADS,
+        help="bi-encoder head (heads.py): cosine heads, or a linear layer over [u,v,|u-v|,u*v] (concat), "
+        "[u;v] (concat-plain) or SUSTech's B1/B2",
     )
     for t in ("para", "sts"):
         g.add_argument(
@@ -709,11 +735,16 @@ def add_model_flags(p):
         g.add_argument(
             f"--{t}-bi-head",
             default=None,
-            choices=["cosine", "cosine-layer", "concat"],
+            choices=BI_HEADS,
             help=f"{t} only (default --bi-head)",
         )
     g.add_argument(
         "--bi-projection", action="store_true", help="a shared linear map before the cosine (Tuning Up BERT §4.2)"
+    )
+    g.add_argument(
+        "--share-pair-heads",
+        action="store_true",
+        help="para and sts share their layers before the output (BERT++ §5-6; needs the same pair head)",
     )
     g.add_argument(
         "--pooling",
@@ -723,7 +754,12 @@ def add_model_flags(p):
     )
     g.add_argument("--head-layers", type=int, default=1, help="layers per head (BERT++ Model A: 2 or more)")
     g.add_argument("--head-activation", default="relu", choices=["relu", "gelu", "tanh"], help="between head layers")
-    g.add_argument("--sst-loss", default="ce", choices=["ce", "oll", "dual"], help="sentiment loss (losses.py)")
+    g.add_argument(
+        "--sst-loss",
+        default="ce",
+        choices=SST_LOSSES,
+        help="sentiment loss (losses.py); dual sums over classes as BERT and Beyond's equation, dual-mean averages",
+    )
     g.add_argument("--oll-alpha", type=float, default=1.0, help="ordinal log-loss exponent of |i - y|")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
     for t in TASKS:
@@ -791,7 +827,12 @@ def add_smart_pcgrad_flags(p):
     g = p.add_argument_group("SMART and PCGrad")
     g.add_argument("--smart", type=float, default=0.0, metavar="LAMBDA", help="weight of SMART's regularizer (0 = off)")
     g.add_argument("--smart-tasks", default="all", help="comma-separated tasks SMART applies to, or all")
-    g.add_argument("--smart-eps", type=float, default=1e-5, help="radius of the perturbation ball")
+    g.add_argument(
+        "--smart-eps",
+        type=float,
+        default=None,
+        help="radius of the perturbation ball (default: 1e-5 with --smart-variant project, 1e-6 with normalize)",
+    )
     g.add_argument("--smart-sigma", type=float, default=1e-5, help="std of the initial noise")
     g.add_argument("--smart-eta", type=float, default=1e-3, help="step size of the inner ascent")
     g.add_argument("--smart-steps", type=int, default=1, help="inner ascent steps")
@@ -800,7 +841,7 @@ def add_smart_pcgrad_flags(p):
         "--smart-variant",
         default="project",
         choices=["project", "normalize"],
-        help="paper's projection onto the ball, or MT-DNN's normalisation",
+        help="paper's projection onto the ball, or MT-DNN's normalisation with smart-pytorch's batch-summed KL",
     )
     g.add_argument(
         "--pcgrad", action="store_true", help="PCGrad gradient surgery (with --schedule summed or cycled-summed)"
@@ -821,7 +862,8 @@ def add_running_flags(p):
 
 
 # What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
-RUN_PRODUCTS = ("checkpoint.pt", "best.pt", *(f"best-{t}.pt" for t in TASKS), "metrics.json", "predictions", "report")
+RUN_PRODUCTS = ("checkpoint.pt", "best.pt", *(f"best-{t}{x}" for t in TASKS for x in (".pt", "")), "metrics.json")
+RUN_PRODUCTS += ("predictions", "report")
 # Flags that may change when a run is resumed: they do not alter what has been trained so far.
 RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report", "early_stop"}
 
@@ -873,7 +915,12 @@ def check_args(parser, args):
 def parse_args(argv=None):
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
+    try:  # --config FILE: the recipe's flags become the defaults, so the command line overrides them
+        recipe = recipes.apply(parser, argv)
+    except recipes.RecipeError as e:
+        sys.exit(f"error: {e}")
     args = parser.parse_args(argv)
+    args.recipe = recipe  # file, sha256 and text: metrics.json's "config" keeps them with the resolved flags
     if args.resume:
         args = resumed(parser, argv, args)
     args.out = args.out or f"runs/{args.task}"
@@ -882,6 +929,8 @@ def parse_args(argv=None):
         # step costs over two plain ones (one more forward and backward for the ascent, one more
         # forward for the regularizer), so fewer steps keep about the same time budget.
         args.steps_per_epoch = 450 if args.smart > 0 else 1000
+    if args.smart_eps is None:  # recorded resolved, so metrics.json says which ε ran
+        args.smart_eps = smart.DEFAULT_EPS[args.smart_variant]
     check_args(parser, args)
     return args
 

@@ -44,6 +44,13 @@ def write_run(folder, outputs, metrics=None):
     return str(folder)
 
 
+def write_dev_runs(folder, task, y, runs):
+    """A gold dev file of labels y and one run folder a, b, c, ... per row of runs (their dev raw outputs)."""
+    ids = [f"{task[0]}{i}" for i in range(len(y))]
+    write_gold(folder, task, ids, y)
+    return [write_run(folder / name, {(task, "dev"): (ids, r)}) for name, r in zip("abcdefgh", runs)]
+
+
 def run_ensemble(tmp_path, runs, *extra, data_dir=None):
     argv = [*map(str, runs), "--out", str(tmp_path / "ens"), "--data-dir", str(data_dir or tmp_path), *extra]
     return ensemble.ensemble(ensemble.parse_args(argv))
@@ -129,10 +136,7 @@ def test_greedy_finds_the_weighted_multiset():
 
 
 def test_cli_uses_greedy_beyond_max_exhaustive_and_writes_the_members(tmp_path):
-    y, runs = weighted_sts()
-    ids = [f"t{i}" for i in range(len(y))]
-    write_gold(tmp_path, "sts", ids, y)
-    folders = [write_run(tmp_path / name, {("sts", "dev"): (ids, r)}) for name, r in zip("abcd", runs)]
+    folders = write_dev_runs(tmp_path, "sts", *weighted_sts())
     info = run_ensemble(tmp_path, folders, "--max-exhaustive", "3")
     assert info["tasks"]["sts"]["method"] == "greedy"
     assert [(m["run"], m["count"]) for m in info["tasks"]["sts"]["members"]] == [(folders[0], 2), (folders[1], 1)]
@@ -391,3 +395,78 @@ def test_end_to_end_on_two_tiny_runs(tmp_path):
     assert again.returncode == 1 and again.stdout == "" and len(again.stderr.strip().splitlines()) == 1
     assert again.stderr.startswith("error: --out ") and "already exists" in again.stderr
     assert (tmp_path / "ens" / "ensemble.json").read_text() == before
+
+
+# ----------------------------------------------------------------------------
+# "Tuning Up BERT" §5.5: per-task best checkpoints as members, and 1-4 models per task
+
+
+def test_max_per_task_caps_the_distinct_members():
+    # complementary_para: a + b get every row, c alone 70%. One member allowed: c; two: a + b.
+    y, runs = complementary_para()
+    assert exhaustive("para", runs, np.ones(4), y, max_members=1).tolist() == [0, 0, 1, 0]
+    assert exhaustive("para", runs, np.ones(4), y, max_members=2).tolist() == [1, 1, 0, 0]
+    # weighted_sts: greedy's best multiset 2a + b has two distinct runs; capped at one it keeps a alone
+    y, runs = weighted_sts()
+    assert greedy("sts", runs, np.ones(4), y, steps=20, max_members=1).tolist() == [1, 0, 0, 0]
+    assert greedy("sts", runs, np.ones(4), y, steps=20, max_members=2).tolist() == [2, 1, 0, 0]
+
+
+def test_max_per_task_flag(tmp_path):
+    folders = write_dev_runs(tmp_path, "para", *complementary_para())
+    info = run_ensemble(tmp_path, folders, "--max-per-task", "1")
+    assert [m["run"] for m in info["tasks"]["para"]["members"]] == [folders[2]] and info["max_per_task"] == 1
+    greedy_info = run_ensemble(
+        tmp_path / "g", folders, "--max-per-task", "1", "--max-exhaustive", "0", data_dir=tmp_path
+    )
+    assert len(greedy_info["tasks"]["para"]["members"]) == 1
+    with pytest.raises(SystemExit):
+        ensemble.parse_args([*folders, "--max-per-task", "0"])
+
+
+def test_task_bests_adds_the_runs_best_task_folders(tmp_path):
+    # Run a holds predictions a (half right) and, in a/best-para/, its para-best epoch's b (the other
+    # half): only with --task-bests can the ensemble pair them and get every row.
+    y, runs = complementary_para()
+    ids = [f"p{i}" for i in range(len(y))]
+    write_gold(tmp_path, "para", ids, y)
+    a = write_run(tmp_path / "a", {("para", "dev"): (ids, runs[0])})
+    write_run(tmp_path / "a" / "best-para", {("para", "dev"): (ids, runs[1])})
+    c = write_run(tmp_path / "c", {("para", "dev"): (ids, runs[2])})
+    plain = run_ensemble(tmp_path / "plain", [a, c], data_dir=tmp_path)
+    assert plain["tasks"]["para"]["candidates"] == [a, c] and plain["dev"]["para"] == 0.7
+    info = run_ensemble(tmp_path / "bests", [a, c], "--task-bests", data_dir=tmp_path)
+    best_para = str(tmp_path / "a" / "best-para")
+    assert info["tasks"]["para"]["candidates"] == [a, best_para, c]
+    assert [m["run"] for m in info["tasks"]["para"]["members"]] == [a, best_para] and info["dev"]["para"] == 1.0
+
+
+def test_train_writes_per_task_best_predictions_that_ensemble_uses(tmp_path):
+    import torch
+
+    import predict
+    import train
+
+    make_course_data(tmp_path / "data", n=48)
+    out = tmp_path / "run"
+    flags = ["--model", str(TINY), "--data-dir", str(tmp_path / "data"), "--out", str(out), "--epochs", "3"]
+    flags += ["--steps-per-epoch", "4", "--batch-size", "8", "--lr", "1e-3", "--seed", "1", "--eval-subset", "0"]
+    metrics = train.train(train.parse_args([*flags, "--no-report"]))
+    # with this seed para's and sts's best epochs are not best.pt's (sst's is): their folders, not sst's
+    differ = {t for t, b in metrics["best_per_task"].items() if b["epoch"] != metrics["best_epoch"]}
+    assert differ == {"para", "sts"} and not (out / "best-sst").exists()
+    model, tokenizer, _ = predict.load_run(out)
+    for task in differ:
+        model.load_state_dict(torch.load(out / f"best-{task}.pt", weights_only=True)["model"])
+        gold = data.read_examples(tmp_path / "data" / TASKS[task].files["dev"], task, labelled=True)
+        expected = predict.predict(model, task, data.encode(tokenizer, gold, model.encoding[task]))
+        ids, raw = predictions.read_raw(out / f"best-{task}" / "predictions" / f"{task}-dev-raw.csv")
+        assert ids == [ex.id for ex in gold] and np.allclose(raw, expected[1], atol=1e-5)
+        # the epoch's dev score that made it the task's best (the full dev set here)
+        assert score(task, expected[0], [ex.label for ex in gold]) == pytest.approx(
+            metrics["best_per_task"][task]["score"]
+        )
+        assert (out / f"best-{task}" / "predictions" / f"{task}-test-raw.csv").is_file()
+    info = run_ensemble(tmp_path, [out], "--task-bests", data_dir=tmp_path / "data")
+    assert info["tasks"]["para"]["candidates"] == [str(out), str(out / "best-para")]
+    assert info["tasks"]["sst"]["candidates"] == [str(out)]

@@ -17,13 +17,15 @@ from tasks import TASKS
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A short fine-tuned run with cross-encoded pairs, and one with bi-encoded pairs and concat heads."""
+    """A short fine-tuned run with cross-encoded pairs, one with bi-encoded pairs and concat heads, and
+    one with SUSTech's B1 heads sharing their layers (BERT++ §5-6)."""
     folder = tmp_path_factory.mktemp("export")
     make_course_data(folder / "data", n=24)
     runs = {}
     for name, extra in (
         ("cross", []),
         ("bi", ["--pair-encoding", "bi", "--bi-head", "concat", "--sst-dropout", "0.3"]),
+        ("shared", ["--pair-encoding", "bi", "--bi-head", "sustech-b1", "--share-pair-heads", "--sst-loss", "dual"]),
     ):
         args = ["--model", str(TINY), "--data-dir", str(folder / "data"), "--out", str(folder / name), "--epochs", "1"]
         train.train(train.parse_args(args + ["--steps-per-epoch", "3", "--batch-size", "8", "--lr", "1e-3", *extra]))
@@ -31,7 +33,7 @@ def trained(tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("name", ["cross", "bi"])
+@pytest.mark.parametrize("name", ["cross", "bi", "shared"])
 def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
     run_dir, out = trained[name], tmp_path / "export"
     export.export(run_dir, out)
@@ -62,6 +64,8 @@ def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
         p1, r1 = predict.predict(original, task, task_data)
         p2, r2 = predict.predict(again, task, task_data)
         assert (p1 == p2).all() and (r1 == r2).all()
+    if name == "shared":  # the shared layers are one module again after loading
+        assert again.heads["para"].proj_a is again.heads["sts"].proj_a
 
 
 def test_heads_json_records_head_settings(trained, tmp_path):

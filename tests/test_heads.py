@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import predict
-from heads import CosineHead, HeadConfig, MultitaskBert, pool
+from heads import CosineHead, HeadConfig, LinearPairHead, MultitaskBert, pool
 from losses import dual_objective_loss, ordinal_log_loss
 from minbert import BertConfig, BertModel
 
@@ -153,17 +153,17 @@ def test_bi_projection_by_hand():
 def test_cosine_layer_head_by_hand():
     # BERT++ Model E: 5 * sigmoid(scale * cos(relu(Wu + b), relu(Wv + b))), here W = I, b = 0, scale 5:
     # u = (1, -1) -> (1, 0), v = (1, 1) -> (1, 1), cos = 1/sqrt(2). The plain cosine head gives (0 + 1) * 2.5.
-    head = CosineHead(2, "regression", dropout=0.0, layer=True, activation="relu")
+    head = CosineHead(2, "regression", dropout=0.0, head="cosine-layer", activation="relu")
     with torch.no_grad():
         head.proj.weight.copy_(torch.eye(2))
         head.proj.bias.zero_()
     u, v = torch.tensor([[1.0, -1.0]]), torch.tensor([[1.0, 1.0]])
     assert torch.allclose(head(u, v), 5 * torch.sigmoid(torch.tensor([5 / math.sqrt(2)])))
-    tanh = CosineHead(2, "regression", dropout=0.0, layer=True, activation="tanh")
+    tanh = CosineHead(2, "regression", dropout=0.0, head="cosine-layer", activation="tanh")
     tanh.load_state_dict(head.state_dict())
     assert not torch.allclose(tanh(u, v), head(u, v))  # the activation is used
     model = MultitaskBert(tiny_bert(), config=HeadConfig(sts_encoding="bi", sts_bi_head="cosine-layer"))
-    assert model.heads["sts"].layer and model.heads["sts"].proj is not None
+    assert model.heads["sts"].head == "cosine-layer" and model.heads["sts"].proj is not None
 
 
 def test_head_layers_by_hand():
@@ -286,3 +286,167 @@ def test_load_run_rebuilds_every_head_option(tmp_path):
     for task in ("sst", "para", "sts"):
         batch = seqs(3, 6, 0) if task == "sst" else pair_batch("bi", 3)
         assert torch.equal(model(task, batch), trained(task, batch))
+
+
+# ----------------------------------------------------------------------------
+# the reports' own heads (issue 28): each by hand, and each really selected by its flag
+
+
+def set_linear(layer, weight, bias):
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight))
+        layer.bias.copy_(torch.tensor(bias))
+
+
+def test_cosine_fixed_head_by_hand():
+    # "Tuning Up BERT" §4.2: para logit = cos itself (P = sigmoid(cos)), sts = (cos + 1) * 2.5, nothing learned.
+    # u = (1, 0), v = (1, 1): cos = 1/sqrt(2).
+    u, v = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]])
+    para = CosineHead(2, "binary", dropout=0.0, head="cosine-fixed")
+    c = 1 / math.sqrt(2)
+    assert torch.allclose(para(u, v), torch.tensor([c])) and list(para.parameters()) == []
+    assert torch.allclose(para.predict(para(u, v))[1], torch.sigmoid(torch.tensor([c])))
+    sts = CosineHead(2, "regression", dropout=0.0, head="cosine-fixed")
+    assert torch.allclose(sts(u, v), torch.tensor([(c + 1) * 2.5]))
+    # through the model: identical sentences give logit 1 (the learned cosine head gives 5 - 2.5)
+    model = MultitaskBert(tiny_bert(), config=both("bi", "cosine-fixed", bi_projection=True)).eval()
+    batch = {"a": seqs(3, 6, 1), "b": seqs(3, 6, 1)}
+    assert torch.allclose(model("para", batch), torch.ones(3), atol=1e-5)
+    assert model.heads["para"].proj is not None  # --bi-projection applies to it too
+
+
+def test_concat_plain_head_by_hand():
+    # "BERT and Beyond" §3.2: w . [u; v] + b with w = (1, 2, 3, 4), b = 0.5; u = (1, 0), v = (0, 1): 1 + 4 + 0.5.
+    head = LinearPairHead(2, "binary", "concat-plain", dropout=0.0)
+    set_linear(head.out, [[1.0, 2.0, 3.0, 4.0]], [0.5])
+    assert torch.allclose(head(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])), torch.tensor([5.5]))
+    model = MultitaskBert(tiny_bert(), config=both("bi", "concat-plain"))
+    assert model.heads["para"].out.in_features == 2 * 16 and model.heads["sts"].out.in_features == 2 * 16
+
+
+def test_sustech_b1_head_by_hand():
+    # B1: w . (W1 u * W2 v) + b, W1 = I, W2 = diag(2, 3), w = (0.5, -0.5), b = 0; u = (1, 2), v = (1, 1):
+    # W1 u = (1, 2), W2 v = (2, 3), product (2, 6), logit 1 - 3 = -2.
+    u, v = torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 1.0]])
+    heads = {kind: LinearPairHead(2, kind, "sustech-b1", dropout=0.0) for kind in ("binary", "regression")}
+    for head in heads.values():
+        set_linear(head.proj_a, [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
+        set_linear(head.proj_b, [[2.0, 0.0], [0.0, 3.0]], [0.0, 0.0])
+        set_linear(head.out, [[0.5, -0.5]], [0.0])
+    s = lambda x: 1 / (1 + math.exp(-x))
+    para = heads["binary"](u, v)
+    assert torch.allclose(para, torch.tensor([-2.0]))
+    # L1 loss on the probability: |sigmoid(-2) - 1| = 1 - s(-2); not binary cross-entropy (-log s(-2))
+    assert math.isclose(heads["binary"].loss(para, torch.tensor([1.0])).item(), 1 - s(-2), rel_tol=1e-6)
+    sts = heads["regression"](u, v)  # 5 * sigmoid(-2), L1 against 1.0
+    assert torch.allclose(sts, torch.tensor([5 * s(-2)]))
+    assert math.isclose(heads["regression"].loss(sts, torch.tensor([1.0])).item(), 1 - 5 * s(-2), rel_tol=1e-6)
+    model = MultitaskBert(tiny_bert(), config=both("bi", "sustech-b1")).eval()
+    out, y = model("para", pair_batch("bi")), torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert torch.allclose(model.loss("para", out, y), (torch.sigmoid(out) - y).abs().mean())
+
+
+def test_sustech_b2_heads_by_hand():
+    # para: w . [u, v, Wu * Wv], W = 2I; u = (1, 0), v = (1, 1): Wu * Wv = (4, 0),
+    # features (1, 0, 1, 1, 4, 0), w = (1, 0, 0, 1, 0.5, 0): 1 + 1 + 2 = 4; binary cross-entropy.
+    u, v = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]])
+    para = LinearPairHead(2, "binary", "sustech-b2", dropout=0.0)
+    set_linear(para.proj, [[2.0, 0.0], [0.0, 2.0]], [0.0, 0.0])
+    set_linear(para.out, [[1.0, 0.0, 0.0, 1.0, 0.5, 0.0]], [0.0])
+    assert torch.allclose(para(u, v), torch.tensor([4.0]))
+    assert math.isclose(para.loss(para(u, v), torch.tensor([1.0])).item(), math.log(1 + math.exp(-4)), rel_tol=1e-5)
+    # sts: 5 * cos(Wu, Wv), W = I: 5 / sqrt(2); opposite vectors give -5, clipped to 0 only when predicting
+    sts = CosineHead(2, "regression", dropout=0.0, head="sustech-b2")
+    set_linear(sts.proj, [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
+    assert torch.allclose(sts(u, v), torch.tensor([5 / math.sqrt(2)]))
+    opposite = sts(u, -u)
+    assert torch.allclose(opposite, torch.tensor([-5.0])) and sts.predict(opposite)[0].item() == 0.0
+    model = MultitaskBert(tiny_bert(), config=both("bi", "sustech-b2"))
+    assert model.heads["para"].out.in_features == 3 * 16
+    assert isinstance(model.heads["sts"], CosineHead) and model.heads["sts"].head == "sustech-b2"
+
+
+def test_bertpp_e_head_by_hand():
+    # BERT++ Model E as the report has it: f = tanh(W x), W = I; u = (1, 0), v = (-1, 0): cos = -1.
+    # para: relu(cos) = 0 (so P(paraphrase) = 0.5 at least); sts: 5 * sigmoid(cos), no learned scale.
+    u, v = torch.tensor([[1.0, 0.0]]), torch.tensor([[-1.0, 0.0]])
+    para = CosineHead(2, "binary", dropout=0.0, head="bertpp-e", activation="tanh")
+    sts = CosineHead(2, "regression", dropout=0.0, head="bertpp-e", activation="tanh")
+    for head in (para, sts):
+        set_linear(head.proj, [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
+    assert torch.equal(para(u, v), torch.tensor([0.0])) and torch.equal(para(u, u), torch.tensor([1.0]))
+    assert torch.allclose(sts(u, v), 5 * torch.sigmoid(torch.tensor([-1.0])))
+    assert not hasattr(para, "scale") and not hasattr(sts, "scale")  # ours (cosine-layer) learns a scale
+    ours = CosineHead(2, "regression", dropout=0.0, head="cosine-layer", activation="tanh")
+    ours.proj.load_state_dict(sts.proj.state_dict())
+    assert torch.allclose(ours(u, v), 5 * torch.sigmoid(torch.tensor([-5.0])))
+
+
+def test_share_pair_heads_by_hand():
+    # BERT++ §5-6: sts runs para's layers before its own output layer. Cross-encoded, 2 layers:
+    # the shared hidden layer relu(I x) turns x = (1, -2) into (1, 0); sts's output w = (1, 1) gives 1.
+    config = HeadConfig(head_layers=2, share_pair_heads=True)
+    model = MultitaskBert(tiny_bert(), config=config)
+    para, sts = model.heads["para"], model.heads["sts"]
+    assert para.hidden is sts.hidden and para.out is not sts.out
+    alone = MultitaskBert(tiny_bert(), config=HeadConfig(head_layers=2))
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    assert n(alone) - n(model) == 16 * 16 + 16  # one hidden layer fewer
+    small_para = LinearPairHead(2, "binary", "cross", dropout=0.0, layers=2)
+    small_sts = LinearPairHead(2, "regression", "cross", dropout=0.0, layers=2)
+    from heads import share_layers
+
+    share_layers(small_para, small_sts)
+    set_linear(small_para.hidden[0], [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
+    set_linear(small_sts.out, [[1.0, 1.0]], [0.0])
+    assert torch.allclose(small_sts(torch.tensor([[1.0, -2.0]])), torch.tensor([1.0]))
+    # bi-encoded: the per-sentence maps are shared (sustech-b2: para's W is sts's W)
+    b2 = MultitaskBert(tiny_bert(), config=both("bi", "sustech-b2", share_pair_heads=True))
+    assert b2.heads["para"].proj is b2.heads["sts"].proj
+    with pytest.raises(ValueError, match="--share-pair-heads needs the same pair head"):
+        HeadConfig(sts_encoding="bi", share_pair_heads=True)
+    with pytest.raises(ValueError, match="no layer before the output"):
+        HeadConfig(share_pair_heads=True)  # cross-encoded with one layer: only the output layers
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"pair_encoding": "bi", "bi_head": "cosine-fixed", "bi_projection": True},
+        {"pair_encoding": "bi", "bi_head": "concat-plain", "head_layers": 2},
+        {"pair_encoding": "bi", "bi_head": "sustech-b1", "share_pair_heads": True},
+        {"pair_encoding": "bi", "bi_head": "sustech-b2", "share_pair_heads": True, "sst_loss": "dual-mean"},
+        {"pair_encoding": "bi", "bi_head": "bertpp-e", "share_pair_heads": True},
+        {"pair_encoding": "cross", "head_layers": 2, "share_pair_heads": True},
+    ],
+)
+def test_load_run_rebuilds_the_reports_heads(tmp_path, args):
+    torch.manual_seed(3)
+    trained = MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig.from_args(args)).eval()
+    write_run(tmp_path, trained, args)
+    model, _, _ = predict.load_run(tmp_path)
+    assert model.config == trained.config
+    if args.get("share_pair_heads"):  # still one set of layers after the reload
+        para, sts = model.heads["para"], model.heads["sts"]
+        assert any(getattr(para, name, None) is getattr(sts, name, 0) for name in ("proj", "proj_a", "hidden"))
+    for task in ("sst", "para", "sts"):
+        batch = seqs(3, 6, 0) if task == "sst" else pair_batch(model.encoding[task], 3)
+        assert torch.equal(model(task, batch), trained(task, batch))
+
+
+def test_train_flags_select_the_reports_heads(capsys):
+    import train
+
+    flags = ["--pair-encoding", "bi", "--para-bi-head", "sustech-b2", "--sts-bi-head", "sustech-b2"]
+    args = train.parse_args([*flags, "--share-pair-heads", "--sst-loss", "dual-mean"])
+    config = HeadConfig.from_args(vars(args))
+    assert (config.para_bi_head, config.sts_bi_head, config.share_pair_heads) == ("sustech-b2", "sustech-b2", True)
+    assert config.sst_loss == "dual-mean"
+    for head in ("cosine-fixed", "concat-plain", "sustech-b1", "bertpp-e"):
+        assert (
+            HeadConfig.from_args(vars(train.parse_args(["--pair-encoding", "bi", "--bi-head", head]))).sts_bi_head
+            == head
+        )
+    with pytest.raises(SystemExit):
+        train.parse_args(["--share-pair-heads"])  # cross-encoded, one layer: nothing to share
+    assert "--share-pair-heads" in capsys.readouterr().err

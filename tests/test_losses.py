@@ -49,12 +49,22 @@ def test_ordinal_gradient_pushes_far_classes_down_more_than_near_ones():
 
 
 def test_dual_objective_by_hand():
-    assert math.isclose(dual_objective_loss(torch.zeros(2, 5), torch.tensor([0, 3])).item(), math.log(2), rel_tol=1e-6)
-    # logits (2, -1, 0), y = 0: terms -log s(2), -log(1 - s(-1)) = -log s(1), -log(1 - s(0)) = log 2; their mean
+    # "BERT and Beyond" §3.3's equation: -1/N sum_i sum_j [...], summed over the C classes.
+    # Zero logits: every term is log 2, so 5 classes give 5 log 2 (dual-mean: log 2, 5x lower).
+    zeros, y = torch.zeros(2, 5), torch.tensor([0, 3])
+    assert math.isclose(dual_objective_loss(zeros, y).item(), 5 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(sentiment_loss("dual", zeros, y).item(), 5 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(sentiment_loss("dual-mean", zeros, y).item(), math.log(2), rel_tol=1e-6)
+    # logits (2, -1, 0), y = 0: terms -log s(2), -log(1 - s(-1)) = -log s(1), -log(1 - s(0)) = log 2
     s = lambda x: 1 / (1 + math.exp(-x))
-    expected = (-math.log(s(2)) - math.log(s(1)) + math.log(2)) / 3
-    loss = dual_objective_loss(torch.tensor([[2.0, -1.0, 0.0]]), torch.tensor([0]))
-    assert math.isclose(loss.item(), expected, rel_tol=1e-6)
+    terms = -math.log(s(2)) - math.log(s(1)) + math.log(2)
+    logits = torch.tensor([[2.0, -1.0, 0.0]])
+    assert math.isclose(dual_objective_loss(logits, torch.tensor([0])).item(), terms, rel_tol=1e-6)
+    assert math.isclose(sentiment_loss("dual-mean", logits, torch.tensor([0])).item(), terms / 3, rel_tol=1e-6)
+    # two examples: the sum over classes is averaged over the examples (N = 2), not summed
+    two = torch.tensor([[2.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
+    expected = (terms + 3 * math.log(2)) / 2
+    assert math.isclose(dual_objective_loss(two, torch.tensor([0, 1])).item(), expected, rel_tol=1e-6)
 
 
 def test_dual_objective_is_near_zero_when_confident_and_right():
@@ -69,8 +79,9 @@ def test_sentiment_loss_by_name():
     assert torch.equal(sentiment_loss("ce", logits, labels), F.cross_entropy(logits, labels))
     assert torch.equal(sentiment_loss("oll", logits, labels, alpha=2.0), ordinal_log_loss(logits, labels, 2.0))
     assert torch.equal(sentiment_loss("dual", logits, labels), dual_objective_loss(logits, labels))
-    values = {name: sentiment_loss(name, logits, labels).item() for name in ("ce", "oll", "dual")}
-    assert len(set(values.values())) == 3
+    assert torch.allclose(sentiment_loss("dual", logits, labels), 5 * sentiment_loss("dual-mean", logits, labels))
+    values = {name: sentiment_loss(name, logits, labels).item() for name in ("ce", "oll", "dual", "dual-mean")}
+    assert len(set(values.values())) == 4
     with pytest.raises(ValueError, match="unknown sentiment loss"):
         sentiment_loss("hinge", logits, labels)
 
@@ -81,4 +92,5 @@ def test_dual_probabilities_are_normalised_sigmoids():
     s = torch.sigmoid(logits)
     assert torch.allclose(probs, s / s.sum(-1, keepdim=True))
     assert torch.allclose(probs.sum(-1), torch.ones(2)) and not torch.allclose(probs, logits.softmax(-1))
+    assert torch.equal(sentiment_probabilities("dual-mean", logits), probs)
     assert torch.equal(sentiment_probabilities("oll", logits), logits.softmax(-1))

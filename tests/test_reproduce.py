@@ -42,24 +42,24 @@ def tables(report):
 
 @pytest.fixture(scope="module")
 def reproduced(data_dir, tmp_path_factory):
-    """Two ablations of --quick (sentiment loss, MLM): three runs, MLM pretraining, two ensembles."""
+    """Two ablations (sentiment loss's quick rows, head dropout after MLM): four runs, MLM pretraining,
+    two ensembles."""
     results = tmp_path_factory.mktemp("reproduce") / "results"
-    first = run(data_dir, results, "--only", "sst-loss,mlm")
+    first = run(data_dir, results, "--only", "sst-loss,head-dropout")
     assert first.returncode == 0, first.stdout + first.stderr
     return results, first.stdout
 
 
 def test_every_chosen_table_is_written_with_the_numbers_of_its_runs(data_dir, reproduced):
     results, stdout = reproduced
-    assert "ran 3 run(s), reused 0" in stdout
+    assert "ran 4 run(s), reused 0" in stdout
     report = (results / "REPORT.md").read_text()
     found = tables(report)
-    titles = {a.name: a.title for a in reproduce.ABLATIONS}
-    assert set(found) == {titles["sst-loss"], titles["mlm"], "Ensembles (Tuning Up BERT Tables 5-6)"}
-    args = reproduce.parse_args(argv(data_dir, results, "--only", "sst-loss,mlm"))
-    args.mlm_dir = reproduce.mlm_folder(args, args.budget)[0]
+    titles = {a.name: a.title for a in reproduce.ablations()}
+    assert set(found) == {titles["sst-loss"], titles["head-dropout"], "Ensembles (Tuning Up BERT Tables 5-6)"}
+    args = reproduce.parse_args(argv(data_dir, results, "--only", "sst-loss,head-dropout"))
     checked = 0
-    for run in reproduce.plan_runs(args, args.budget, args.mlm_dir):
+    for run in reproduce.plan_runs(args):
         metrics = json.loads((run.folder(results) / "metrics.json").read_text())
         for label in run.labels:  # "ablation: configuration": the row of that table
             name, config = label.split(": ", 1)
@@ -68,7 +68,7 @@ def test_every_chosen_table_is_written_with_the_numbers_of_its_runs(data_dir, re
             expected += [metrics["overall"], metrics["plain_mean"]]
             assert [float(c) for c in row[1:6]] == pytest.approx(expected, abs=5e-5)
             checked += 1
-    assert checked == 4  # the baseline's one run fills a row in both tables
+    assert checked == 4
     ensembles = found["Ensembles (Tuning Up BERT Tables 5-6)"]
     assert [r[0].split(" (")[0] for r in ensembles] == [
         "best single run",
@@ -80,18 +80,30 @@ def test_every_chosen_table_is_written_with_the_numbers_of_its_runs(data_dir, re
     assert [float(c) for c in ensembles[1][1:4]] == pytest.approx(
         [ens["dev"][t] for t in ("sst", "para", "sts")], abs=5e-5
     )
-    assert "BERT and Beyond T3" in report and "SUSTech T3" in report  # the reports' figures beside ours
+    assert "BERT and Beyond T3" in report and "SUSTech T5" in report  # the reports' figures beside ours
+    for ablation in reproduce.ablations()[5], reproduce.ablations()[8]:  # each table's setup in its sentence
+        assert f"Setup: {ablation.setup}" in report
+    # every run of the table trained its report's recipe, with the row's keys over it
+    dual = json.loads(
+        next(results.glob("runs/bert-and-beyond_epochs-4_stagger-epochs-2-*/seed0/metrics.json")).read_text()
+    )
+    assert (dual["config"]["sst_loss"], dual["config"]["smart_variant"], dual["config"]["smart_eps"]) == (
+        "dual",
+        "normalize",
+        1e-6,
+    )
+    assert (dual["config"]["stagger_epochs"], dual["config"]["epochs"], dual["config"]["sts_batch_size"]) == (2, 4, 10)
     html = (results / "REPORT.html").read_text()
-    assert html.count("<svg") == 2 and "Further MLM pretraining vs none" in html
+    assert html.count("<svg") == 2 and "Task-head dropout" in html
 
 
 def test_a_rerun_reuses_every_finished_run(data_dir, reproduced):
     results, _ = reproduced
     done = sorted(results.glob("runs/*/seed0/metrics.json"))
-    assert len(done) == 3
+    assert len(done) == 4
     mtimes = {p: p.stat().st_mtime_ns for p in done}
-    again = run(data_dir, results, "--only", "sst-loss,mlm")
-    assert again.returncode == 0 and "ran 0 run(s), reused 3" in again.stdout
+    again = run(data_dir, results, "--only", "sst-loss,head-dropout")
+    assert again.returncode == 0 and "ran 0 run(s), reused 4" in again.stdout
     assert "mlm.py" not in again.stdout  # the MLM pretraining is reused too
     assert {p: p.stat().st_mtime_ns for p in done} == mtimes
 
@@ -131,28 +143,40 @@ def test_report_only_writes_every_table_of_the_full_reproduction(data_dir, tmp_p
     results = tmp_path / "results"
     reproduce.reproduce(reproduce.parse_args(["--data-dir", str(data_dir), "--results", str(results), "--report-only"]))
     stdout = capsys.readouterr().out
-    assert "72 distinct runs (0 finished)" in stdout and "expected time" in stdout
+    assert "90 distinct runs (0 finished)" in stdout and "expected time" in stdout
     report = (results / "REPORT.md").read_text()
     found = tables(report)
-    assert set(found) == {a.title for a in reproduce.ABLATIONS}
+    assert set(found) == {a.title for a in reproduce.ablations()}
     assert "## Ensembles (Tuning Up BERT Tables 5-6)\n\nNo finished runs to combine." in report
-    for ablation in reproduce.ABLATIONS:
-        assert [r[0] for r in found[ablation.title]] == [c.label for c in ablation.configs]
+    for ablation in reproduce.ablations():
+        assert [r[0] for r in found[ablation.title]] == [r.label for r in ablation.rows]
+        assert f"Setup: {ablation.setup}" in report
+    assert "No --synth file was given: these rows trained on the real SST rows only." in report
     assert not list(results.glob("runs/*"))  # nothing was trained
 
 
 def test_identical_flag_sets_run_once_and_quick_runs_never_mix_with_full_ones(data_dir, tmp_path):
     full = reproduce.parse_args(["--data-dir", str(data_dir)])
     quick = reproduce.parse_args(["--data-dir", str(data_dir), "--quick"])
-    full_runs = reproduce.plan_runs(full, full.budget, tmp_path / "mlm")
-    base = [r for r in full_runs if r.key.startswith("base-")]
-    assert len(base) == 3 and len(base[0].labels) > 5  # the baseline: one run per seed, in many tables
+    full_runs = reproduce.plan_runs(full)
     assert len({(r.key, r.seed) for r in full_runs}) == len(full_runs)
-    quick_keys = {r.key for r in reproduce.plan_runs(quick, quick.budget, tmp_path / "mlm")}
+    # BERT and Beyond's final recipe (two QQP epochs first) is a row of three tables: one run per seed
+    shared = [r for r in full_runs if "sst-loss: dual" in r.labels]
+    assert len(shared) == 3 and all(len(r.labels) == 3 for r in shared)
+    assert {"pair-encoding: cross (BERT and Beyond)", "smart-sst-para: λ=0.45 (the report's choice)"} < set(
+        shared[0].labels
+    )
+    flags = shared[0].flags
+    assert flags[flags.index("--epochs") + 1] == "4" and flags[flags.index("--stagger-epochs") + 1] == "2"
+    assert int(flags[flags.index("--steps-per-epoch") + 1]) == full.budget.epochs * full.budget.steps // 4
+    quick_keys = {r.key for r in reproduce.plan_runs(quick)}
     assert quick_keys and not quick_keys & {r.key for r in full_runs}
     summed = next(r for r in full_runs if "--pcgrad" in r.flags)
     steps = summed.flags[summed.flags.index("--steps-per-epoch") + 1]
     assert int(steps) == full.budget.steps // 3  # three tasks a step: the same number of batches
+    # Tuning Up BERT's Table 1 rows are single-task: one run per task
+    single = [r for r in full_runs if any(label.startswith("pair-encoding: cross, single") for label in r.labels)]
+    assert sorted(r.flags[r.flags.index("--task") + 1] for r in single) == ["para"] * 3 + ["sts"] * 3
 
 
 @pytest.mark.parametrize(
@@ -202,14 +226,33 @@ def test_mean_and_sample_std_over_seeds_and_the_sentence_from_the_numbers():
     assert reproduce.stat([0.5, 0.7, None]) == pytest.approx((0.6, 0.1414214))
     assert reproduce.fmt_stat(reproduce.stat([0.5, 0.7]), 2) == "0.6000 ± 0.1414"
     assert reproduce.fmt_stat(reproduce.stat([0.5]), 1) == "0.5000"  # no std from one seed
-    schedules = next(a for a in reproduce.ABLATIONS if a.name == "schedules")
-    annealed, uniform = schedules.configs[:2]
+    schedules = next(a for a in reproduce.ablations() if a.name == "schedules")
+    annealed, uniform = schedules.rows[:2]
     rows = [(annealed, {"overall": (0.70, 0.01)}, 3), (uniform, {"overall": (0.72, 0.01)}, 3)]
     text = reproduce.sentence(schedules, rows, 3)
-    assert text.startswith("Here uniform came out best (overall 0.7200); Tuning Up BERT found annealed (baseline) best")
+    assert text.startswith(
+        "Here uniform (Tuning Up) came out best (overall 0.7200); Tuning Up BERT T4 found annealed (Tuning Up) best"
+    )
     assert "so we differ, which may be down to the smaller 6-layer model" in text and "within one std" not in text
     rows[1] = (uniform, {"overall": (0.705, 0.01)}, 3)
     assert "(the gap to the next is within one std)" in reproduce.sentence(schedules, rows, 3)
+    # rows of two setups are ranked within their own setup, each against its report's table
+    round_robin, max_size = schedules.rows[2:4]
+    rows += [(round_robin, {"overall": (0.60, 0.01)}, 3), (max_size, {"overall": (0.65, 0.01)}, 3)]
+    text = reproduce.sentence(schedules, rows, 3)
+    assert text.startswith("tuning-up-bert setup: Here uniform (Tuning Up) came out best (overall 0.7050)")
+    assert "bert-and-beyond setup: Here max-size cycle (BERT and Beyond) came out best (overall 0.6500); " in text
+    assert "BERT and Beyond T2 found max-size cycle (BERT and Beyond) best, so we agree" in text
+
+
+def test_a_row_marked_not_ranked_is_shown_but_left_out_of_the_ranking():
+    weights = next(a for a in reproduce.ablations() if a.name == "para-weight")
+    k1, k02, k03, k01 = weights.rows
+    assert not k01.rank and k01.refs[0].source == "SUSTech T4"  # Table 4's setup, not Table 5's
+    rows = [(k1, {"overall": (0.70, 0.0)}, 1), (k02, {"overall": (0.69, 0.0)}, 1), (k03, {"overall": (0.68, 0.0)}, 1)]
+    rows.append((k01, {"overall": (0.90, 0.0)}, 1))  # best of all, but not comparable
+    text = reproduce.sentence(weights, rows, 1)
+    assert text.startswith("Here k=1 came out best (overall 0.7000); SUSTech T5 found k=1 best, so we agree")
 
 
 def gone(pid):

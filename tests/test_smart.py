@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from smart import _project, divergence, smart_regularizer, symmetric_kl
+from smart import DEFAULT_EPS, _project, divergence, smart_regularizer, symmetric_kl
 
 B, T, H, C = 3, 5, 4, 2
 
@@ -231,6 +231,56 @@ def test_normalize_variant_is_not_bounded_by_eps():
     )
     # Every token ends with ∞-norm m / (m + ε) ≈ 1 (m is of order σ = 0.01 here), a million times ε.
     torch.testing.assert_close(delta.abs().amax(-1), torch.ones(B, T), atol=1e-3, rtol=0)
+
+
+def test_normalize_variant_sums_the_final_kl_over_the_batch():
+    # smart-pytorch's sym_kl_loss (reduction="sum"), which "BERT and Beyond"'s λ = 0.45 multiplied.
+    # A forward that ignores δ returns a = rows (0, 1), (2, -1) against clean b = (1, 0), (2, -1):
+    # row 1's symmetric KL is 2 tanh(1/2) (test above), row 2's 0. project: their mean, tanh(1/2);
+    # normalize: their sum, 2 tanh(1/2) = B times the mean.
+    a = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    b = torch.tensor([[1.0, 0.0], [2.0, -1.0]])
+    x = torch.zeros(2, 3, 4)
+    forward = lambda e: a + 0 * e.sum()  # noqa: E731  (a gradient of 0 reaches δ)
+    args = dict(generator=torch.Generator().manual_seed(0))
+    project = smart_regularizer(forward, x, b, "multiclass", variant="project", **args).item()
+    normalize = smart_regularizer(forward, x, b, "multiclass", variant="normalize", **args).item()
+    assert project == pytest.approx(math.tanh(0.5), rel=1e-6)
+    assert normalize == pytest.approx(2 * math.tanh(0.5), rel=1e-6)
+    assert symmetric_kl(a, b, "multiclass", reduction="sum").item() == pytest.approx(2 * math.tanh(0.5), rel=1e-6)
+    # At batch 16 the factor is 16: the same pair of rows, eight times over.
+    a16, b16 = a.repeat(8, 1), b.repeat(8, 1)
+    forward16 = lambda e: a16 + 0 * e.sum()  # noqa: E731
+    sixteen = smart_regularizer(forward16, torch.zeros(16, 3, 4), b16, "multiclass", variant="normalize", **args)
+    assert sixteen.item() == pytest.approx(16 * math.tanh(0.5), rel=1e-6)
+    # Regression keeps the mean squared error (smart-pytorch has no regression loss of its own).
+    s, t = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
+    score = lambda e: s + 0 * e.sum()  # noqa: E731
+    assert smart_regularizer(score, x, t, "regression", variant="normalize").item() == pytest.approx(2.5)
+
+
+def test_normalize_variant_defaults_to_smart_pytorch_eps():
+    # DEFAULT_EPS: the paper's 1e-5 for project, smart-pytorch's and the report's 1e-6 for normalize.
+    # With σ = 1e-6 a token's norm m is of the order of ε, so m / (m + ε) shows which ε ran.
+    assert DEFAULT_EPS == {"project": 1e-5, "normalize": 1e-6}
+    model = toy_model()
+    forward, x = pooled(model), make_embeds()
+
+    def delta(**eps):
+        gen = torch.Generator().manual_seed(0)
+        kw = dict(sigma=1e-6, variant="normalize", generator=gen, return_delta=True)
+        return smart_regularizer(forward, x, forward(x), "multiclass", **kw, **eps)[1]
+
+    torch.testing.assert_close(delta(), delta(eps=1e-6), rtol=0, atol=0)
+    assert not torch.allclose(delta(), delta(eps=1e-5))
+
+
+def test_train_resolves_the_smart_eps_default_per_variant():
+    import train
+
+    assert train.parse_args(["--smart-variant", "normalize"]).smart_eps == 1e-6
+    assert train.parse_args([]).smart_eps == 1e-5
+    assert train.parse_args(["--smart-variant", "normalize", "--smart-eps", "1e-5"]).smart_eps == 1e-5
 
 
 # ----------------------------------------------------------------------------------------

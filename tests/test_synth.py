@@ -1,6 +1,7 @@
 """Tests for synth.py against a fake OpenAI-compatible server on 127.0.0.1 (never the real API):
-scripted failures and retries, the reply contract, resume after a kill, the key kept secret,
-and label mode's accuracy and confusion matrix worked out by hand."""
+scripted failures and retries, the reply contract, resume after a kill, Ctrl-C, the key and URL
+credentials kept secret, label folders and models never mixed, and label mode's accuracy and
+confusion matrix worked out by hand."""
 
 import collections
 import json
@@ -11,16 +12,17 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 import data
 import predictions
 import synth
+from tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY = "sk-FAKE-test-key-0123456789abcdef"
@@ -68,10 +70,12 @@ class FakeOpenAI:
                 time.sleep(step[1])
             if step[0] == "status":
                 reply, status, headers = {"error": {"message": step[2]}}, step[1], step[3] if len(step) > 3 else {}
+            elif step[0] == "raw":  # a body as is (step[2], text)
+                reply, status, headers = None, step[1], {}
             else:
                 content = step[1] if step[0] == "content" else self.good_reply(prompt, topic, batch)
                 reply, status, headers = self.completion(content, body["model"]), 200, {}
-            data = json.dumps(reply).encode()
+            data = json.dumps(reply).encode() if reply is not None else step[2].encode()
             handler.send_response(status)
             for name, value in {**headers, "Content-Type": "application/json", "Content-Length": len(data)}.items():
                 handler.send_header(name, str(value))
@@ -123,7 +127,7 @@ def sst_file(path, rows):
 
 
 def records(path):
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n")[:-1]]
 
 
 def expected_records(rows, n, model):
@@ -439,7 +443,11 @@ def test_bad_records_and_base_url_are_one_line_errors(server, tmp_path, monkeypa
     rows = [("d0", "sentence 0", 1)]
     sst_file(tmp_path / "ids-sst-dev.csv", rows)
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "sst-dev-labels.jsonl").write_text('{"id": "d0", "label": 1}\n{"id": "d1", "label": 7}\n')
+    journal = [{"id": "d0", "label": 1}, {"id": "d1", "label": 7}]
+    journal = "".join(
+        synth.record_line({**r, "model": "gpt-3.5-turbo", "prompt": synth.LABEL_PROMPT_ID}) for r in journal
+    )
+    (tmp_path / "run" / "sst-dev-labels.jsonl").write_text(journal)
     argv = ["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST]
     with pytest.raises(SystemExit, match=r"sst-dev-labels\.jsonl:2: expected a record"):
         synth.main(argv)
@@ -455,5 +463,252 @@ def test_bad_records_and_base_url_are_one_line_errors(server, tmp_path, monkeypa
     + [("Wed, 21 Oct 2015 07:28:00 GMT", None)],
 )
 def test_retry_after(header, wait):
-    response = types.SimpleNamespace(headers={} if header is None else {"Retry-After": header})
-    assert synth.retry_after(response) == wait
+    assert synth.retry_after({} if header is None else {"Retry-After": header}) == wait
+
+
+# ----------------------------------------------------------------------------
+# secrets: blanked before any cut, and URL credentials never printed or written
+
+
+def test_a_key_straddling_the_cut_of_an_error_body_is_blanked(server, tmp_path, capsys):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1)])
+    # not JSON, so the body itself is shown, cut to 300 characters: the key starts 14 before the cut
+    body = "x" * 286 + FAKE_KEY + " was refused"
+    server.script = {"sentence a": [("raw", 500, body)] * 2}
+    argv = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), "--max-retries", "1", *FAST]
+    assert synth.main(argv) == 1
+    printed = capsys.readouterr()
+    assert "x; retry 1/1" not in printed.out and "xxx[key]" in printed.out  # blanked, then cut
+    assert FAKE_KEY[:6] not in printed.out + printed.err
+
+
+def test_credentials_in_urls_are_never_printed_or_written(server, tmp_path, monkeypatch, capfd):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1), ("b", "sentence b", 2)])
+    secrets = ("alice-user", "pw-SECRET-9876", "proxy-PASS-5432")
+    server.script = {
+        "sentence a": [("status", 500, "busy")] * 2,  # retry lines
+        "sentence b": [("status", 401, "no such user alice-user")],  # an error that names the URL
+    }
+    creds_url = server.url.replace("http://", "http://alice-user:pw-SECRET-9876@")
+    argv = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), "--workers", "1", *FAST]
+    # in a process of its own, so that whatever Python prints on the way out is seen too
+    refused = run_synth(argv, {**child_env(server), "OPENAI_BASE_URL": creds_url})
+    assert refused.returncode == 1 and "HTTP 500: busy; retry 1/5" in refused.stdout
+    assert "http://[credentials]@127.0.0.1" in refused.stderr and "no such user [credentials]" in refused.stderr
+    printed = [refused.stdout, refused.stderr]
+
+    with socket.socket() as s:  # a port nobody listens on: "cannot connect to URL" on every retry
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://alice-user:pw-SECRET-9876@{closed}/v1")
+    assert synth.main([*argv, "--max-retries", "2"]) == 1
+    printed += capfd.readouterr()
+    assert f"cannot connect to http://[credentials]@{closed}/v1" in printed[-2]
+    monkeypatch.setenv("http_proxy", f"http://u:proxy-PASS-5432@{closed}")
+    monkeypatch.setenv("NO_PROXY", "")
+    assert synth.main([*argv, "--max-retries", "1"]) == 1
+    printed += capfd.readouterr()
+    assert "gave up after 2 attempts" in printed[-2]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"alice-user:pw-SECRET-9876@{closed}/v1")  # no scheme
+    with pytest.raises(SystemExit, match=r"\[credentials\]@127.*cannot send a request") as refused:
+        synth.main(argv)
+    printed += [str(refused.value), *capfd.readouterr()]
+    assert not any(secret in text for secret in secrets for text in printed), printed
+    for path in tmp_path.rglob("*"):
+        assert path.is_dir() or not any(secret.encode() in path.read_bytes() for secret in secrets), path
+
+
+# ----------------------------------------------------------------------------
+# label folders, models and journals
+
+
+def test_label_refuses_an_out_it_did_not_write(server, tmp_path, data_dir):
+    run = tmp_path / "run"
+    train = [sys.executable, "train.py", "--task", "sst", "--model", str(TINY), "--data-dir", str(data_dir)]
+    done = subprocess.run(
+        [*train, "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8", "--out", str(run)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    argv = ["label", "--data-dir", str(data_dir), *FAST]
+    with pytest.raises(SystemExit, match=r"synth\.py label did not write this; .*run is not a folder of its own"):
+        synth.main([*argv, "--out", str(run)])
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written
+
+    # its metrics.json alone is not label mode's either, nor is a link, even to label mode's folder
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "metrics.json").write_bytes(before[run / "metrics.json"])
+    with pytest.raises(SystemExit, match=r"alone/metrics\.json: not written by synth\.py label"):
+        synth.main([*argv, "--out", str(alone)])
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "predictions").symlink_to(run / "predictions")
+    with pytest.raises(SystemExit, match=r"linked/predictions: synth\.py label did not write this"):
+        synth.main([*argv, "--out", str(linked)])
+    assert server.requests == [] and {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_paraphrase_never_repairs_a_file_it_did_not_write(server, tmp_path):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1)])
+    other = tmp_path / "notes.txt"
+    other.write_text('{"id": "x"}\nnot a journal, and no newline at the end')
+    argv = ["paraphrase", "--input", str(src), "--out", str(other), *FAST]
+    with pytest.raises(SystemExit, match=r"notes\.txt:1: expected a record with fields id, source_id"):
+        synth.main(argv)
+    assert other.read_text().endswith("no newline at the end") and server.requests == []
+
+
+def test_another_model_is_refused_not_credited(server, tmp_path, capsys):
+    rows = [(f"d{k}", f"sentence {k}", 1) for k in range(4)]
+    sst_file(tmp_path / "ids-sst-dev.csv", rows)
+    server.labels = {s: 1 for _, s, _ in rows}
+    server.script = {"sentence 2": [("content", "[9, 9]")] * 2}  # one batch fails: a journal, no metrics.json
+    out = tmp_path / "run"
+    argv = ["label", "--data-dir", str(tmp_path), "--out", str(out), "--batch-size", "2", *FAST]
+    assert synth.main([*argv, "--model", "model-a"]) == 1
+    n = len(server.requests)
+    with pytest.raises(SystemExit, match=r"sst-dev-labels\.jsonl:1: written by --model 'model-a', not 'model-b'"):
+        synth.main([*argv, "--model", "model-b"])
+    assert synth.main([*argv, "--model", "model-a"]) == 0  # the same model resumes
+    with pytest.raises(SystemExit, match=r"metrics\.json: labels by --model 'model-a', not 'model-b'"):
+        synth.main([*argv, "--model", "model-b"])
+    with pytest.raises(SystemExit, match=r"metrics\.json: labels by --model 'model-a', not 'model-b'"):
+        synth.main([*argv, "--model", "model-b", "--split", "test"])  # another split, the same folder
+    assert len(server.requests) == n + 1 and {r[1]["model"] for r in server.requests} == {"model-a"}
+    assert json.loads((out / "metrics.json").read_text())["model"] == "model-a"
+
+    src = sst_file(tmp_path / "train.csv", rows[:1])
+    para = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), *FAST]
+    assert synth.main([*para, "--model", "model-a"]) == 0
+    with pytest.raises(SystemExit, match=r"s\.jsonl:1: written by --model 'model-a', not 'model-b'"):
+        synth.main([*para, "--model", "model-b"])
+    capsys.readouterr()
+
+
+def test_line_separators_in_replies_round_trip(server, tmp_path, capsys):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1), ("b", "sentence b", 2)])
+    texts = ["one\u2028line", "next\x85line", "para\u2029graph\x1cfile"]
+    server.script = {"sentence a": [("content", json.dumps(texts))]}
+    out = tmp_path / "s.jsonl"
+    argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "3", "--workers", "1", *FAST]
+    assert synth.main([*argv, "--limit", "1"]) == 0
+    assert synth.main(argv) == 0  # resumes: reads the journal back
+    assert "2 rows; 1 already in" in capsys.readouterr().out
+    assert [ex.text_a for ex in data.read_synth(out)][:3] == texts
+    assert len(records(out)) == 6
+
+
+def test_journal_bytes_that_are_not_utf8_name_their_line(server, tmp_path):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1), ("b", "sentence b", 1)])
+    out = tmp_path / "s.jsonl"
+    good = synth.record_line(as_dicts(expected_records([("a", "sentence a", 1)], 1, "gpt-3.5-turbo"))[0])
+    out.write_bytes(good.encode() + b'{"id": "b\xff-syn0"}\n')
+    with pytest.raises(SystemExit, match=r"s\.jsonl:2: not UTF-8 text \(byte 0xff at column 10\)"):
+        synth.main(["paraphrase", "--input", str(src), "--out", str(out), "--n", "1", *FAST])
+    assert server.requests == []
+
+
+def test_a_dev_only_label_folder_says_test_is_needed_for_an_ensemble(server, tmp_path, capsys):
+    rows = [("d0", "sentence 0", 1), ("d1", "sentence 1", 3)]
+    sst_file(tmp_path / "ids-sst-dev.csv", rows)
+    (tmp_path / TASKS["sst"].files["test"]).write_text("\tid\tsentence\n0\tt0\tsentence 2\n")
+    server.labels = {"sentence 0": 1, "sentence 1": 3, "sentence 2": 0}
+    argv = ["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST]
+    assert synth.main(argv) == 0
+    assert "--split test --out" in capsys.readouterr().out
+    assert synth.main([*argv, "--split", "test"]) == 0
+    assert "--split test --out" not in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------
+# Ctrl-C
+
+
+@pytest.mark.parametrize("where", ["in flight", "asleep in a backoff"])
+def test_ctrl_c_sends_nothing_more_and_exits_130(server, tmp_path, where):
+    rows = [(f"r{k}", f"sentence {k}", 1) for k in range(6)]
+    src = sst_file(tmp_path / "train.csv", rows)
+    server.script = {s: [("status", 500, "busy")] * 100 for _, s, _ in rows}  # every request fails
+    argv = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), "--workers", "2", "--rpm", "0"]
+    if where == "in flight":  # slow replies, short waits: a signal finds requests on the wire
+        server.delay, started = 0.3, 4
+        argv += ["--backoff", "0.01", "--max-retries", "10"]
+    else:  # quick replies, then both workers wait 2.5-7.5 s before their retries
+        started = 2
+        argv += ["--backoff", "5", "--max-retries", "3"]
+    child = subprocess.Popen(
+        [sys.executable, "synth.py", *argv], cwd=ROOT, env=child_env(server), stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        len(server.requests) < started or (where != "in flight" and server.in_flight)
+    ):
+        time.sleep(0.01)
+    with server.lock:
+        sent, in_flight = time.monotonic(), server.in_flight
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)
+    time.sleep(0.5)  # a request sent after the signal would have arrived by now
+    after = [r for r in server.requests if r[4] > sent]
+    # a worker whose request the server holds sends nothing more; one may have a request on the wire
+    assert len(after) <= (2 - in_flight if where == "in flight" else 0), (len(after), in_flight)
+    assert child.returncode == 130, out
+
+
+# ----------------------------------------------------------------------------
+# replies and flags that make no sense
+
+
+def test_replies_that_make_no_sense_fail_their_row(server, tmp_path, capsys):
+    rows = [(c, f"sentence {c}", 1) for c in "abcdef"]
+    src = sst_file(tmp_path / "train.csv", rows)
+    content = json.dumps(json.dumps(paraphrases("sentence x", 2)))  # the reply text, as a JSON string
+
+    def reply(usage, pad=""):
+        return f'{{"choices": [{{"message": {{"content": {content}}}}}], "usage": {usage}{pad}}}'
+
+    server.script = {
+        "sentence a": [("raw", 200, reply('"lots"'))] * 2,
+        "sentence b": [("raw", 200, reply("[10, 20]"))] * 2,
+        "sentence c": [("raw", 200, reply('{"prompt_tokens": 1e400}'))] * 2,
+        "sentence d": [("raw", 200, reply("{}", ', "pad": "' + "x" * (2 << 20) + '"'))] * 2,
+        "sentence e": [("content", json.dumps(["x" * 5000, "short"]))] * 2,  # a "paraphrase" of 5,000 characters
+    }
+    out = tmp_path / "s.jsonl"
+    argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "2", "--max-retries", "0", *FAST]
+    assert synth.main(argv) == 1
+    stdout = capsys.readouterr().out
+    for c, why in zip(
+        "abcde", ["usage is not token counts"] * 3 + ["reply over 1 MiB", "paraphrase far longer than its source"]
+    ):
+        assert f"  {c}: rejected: {why}" in stdout
+    assert [r["source_id"] for r in records(out)] == ["f", "f"]
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--timeout", "inf", "--timeout must be a positive number of seconds, at most 3600"),
+        ("--backoff", "1e300", "--backoff must be a positive number of seconds, at most 600"),
+        ("--price-in", "-3", "--price-in must be a finite number >= 0"),
+        ("--price-out", "nan", "--price-out must be a finite number >= 0"),
+        ("--price-in", "inf", "--price-in must be a finite number >= 0"),
+        ("--rpm", "nan", "--rpm must be a finite number >= 0"),
+    ],
+)
+def test_flags_that_make_no_sense_are_refused(flag, value, message, capsys):
+    with pytest.raises(SystemExit):
+        synth.main(["label", "--out", "nowhere", flag, value])
+    assert message in capsys.readouterr().err
+
+
+def test_a_key_an_http_header_cannot_carry_is_one_line(server, tmp_path, monkeypatch, capfd):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1)])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-ключ-0123")
+    with pytest.raises(SystemExit, match="OPENAI_API_KEY holds a character an HTTP header cannot carry"):
+        synth.main(["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), *FAST])
+    assert server.requests == [] and "ключ" not in "".join(capfd.readouterr())
