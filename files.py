@@ -207,7 +207,7 @@ def _acquire(path, mine, log):
             f.write(mine)
         for _ in range(10):  # a retry only after a stale lock was moved aside
             try:
-                os.link(tmp, path)
+                _link(tmp, path, mine)
                 return
             except FileExistsError:
                 holder = _read(path)
@@ -226,6 +226,21 @@ def _acquire(path, mine, log):
         raise LockError(f"{path}: cannot make the lock file ({e.strerror or e})") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _link(tmp, path, mine):
+    """Give the complete file `tmp` the name `path`, failing with FileExistsError if it exists.
+    A file system without hard links gets an O_EXCL create instead (the name is still taken once)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
 
 
 def _read(path):

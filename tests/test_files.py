@@ -160,3 +160,15 @@ def test_the_lock_is_released_on_an_error_and_names_a_foreign_file(tmp_path):
     with pytest.raises(files.LockError, match=rf"{tmp_path / 'file'}: cannot make the folder"):
         with files.locked(tmp_path / "file"):
             pass
+
+
+def test_a_file_system_without_hard_links_still_gets_one_holder(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with files.locked(tmp_path / "run") as lock:
+        assert lock.read_text().split()[0] == str(os.getpid())
+        with pytest.raises(files.LockError, match="is in use"), files.locked(tmp_path / "run"):
+            pass
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
