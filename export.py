@@ -132,7 +132,7 @@ def write_in_place(run_dir, out, ckpt):
             old = fresh.with_name(fresh.name + ".old")
             os.rename(out, old)
             os.rename(fresh, out)
-            shutil.rmtree(old)
+            files.remove(old)  # (a link to an earlier export: the link only)
         else:
             os.rename(fresh, out)
     finally:
