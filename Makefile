@@ -49,11 +49,14 @@ lint: install
 bench: install
 	$(PY) bench.py $(ARGS)
 
-# On an NVIDIA GPU machine: a CUDA torch environment (.venv-cuda), the tests on CUDA, the encoder
-# against the fixtures on CUDA, bench.py in bf16, the main job (gpu_check.py). TORCH_CUDA_INDEX picks
-# the CUDA build (default https://download.pytorch.org/whl/cu128).
+# On an NVIDIA GPU machine, in one command and about 10 minutes (gpu_check.py): the tests on CUDA,
+# the encoder against the fixtures, bench.py (bf16 with MFU, fp32), one epoch of the main job;
+# logs and summary in gpu-check/. With internet it makes .venv-cuda (TORCH_CUDA_INDEX picks the CUDA
+# build, default https://download.pytorch.org/whl/cu128) and fetches the data. GPU_PYTHON=python3
+# uses a CUDA torch already installed (>= 2.4) as it is, installing nothing (no internet needed).
+GPU_PYTHON ?=
 gpu-check:
-	$(PYTHON) gpu_check.py
+	$(PYTHON) gpu_check.py $(if $(GPU_PYTHON),--python $(GPU_PYTHON)) --data-mirror "$(DATA_MIRROR)"
 
 # Reference fixtures need Hugging Face transformers, in a separate environment (never a runtime dependency).
 fixtures:

@@ -90,8 +90,13 @@ def load_run(folder, data_dir=None):
 
 
 def read_json(path):
+    """A JSON file; NaN and Infinity, which Python's json accepts but no chart can place, are errors."""
+
+    def refuse(name):
+        raise RunError(f"{path}: holds {name}, which is not a number (a run that diverged? the file was edited?)")
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: not valid JSON ({e})") from None
 
@@ -111,7 +116,9 @@ def check_summary(path, summary):
     for key in ("dev", "examples_seen"):
         if key in summary and not numbers(summary[key]):
             raise RunError(f"{path}: '{key}' should map names to numbers")
-    for i, e in enumerate(summary.get("epochs") or []):
+    if not isinstance(summary.get("epochs", []), list):
+        raise RunError(f"{path}: 'epochs' should be a list of per-epoch objects, found {json.dumps(summary['epochs'])}")
+    for i, e in enumerate(summary.get("epochs", [])):
         if not isinstance(e, dict) or not isinstance(e.get("epoch"), int):
             raise RunError(f"{path}: epochs[{i}] should be an object with an integer 'epoch'")
         if not numbers({k: e[k] for k in ("overall", "plain_mean") if k in e}):
@@ -122,18 +129,33 @@ def check_summary(path, summary):
 
 
 def dev_path(config, task, data_dir=None):
-    """The dev file a run was scored on: train.py's --{task}-dev, else its --data-dir's course file."""
+    """The dev file a run was scored on: the one its metrics.json records, unless data_dir replaces it."""
     if data_dir is not None:
         return Path(data_dir) / TASKS[task].files["dev"]
-    return Path(config.get(f"{task}_dev") or Path(config.get("data_dir", "data")) / TASKS[task].files["dev"])
+    return recorded_file(config, task, "dev") or Path("data") / TASKS[task].files["dev"]
+
+
+def recorded_file(config, task, split):
+    """The course file of a task and split as a run's metrics.json config records it, or None.
+    train.py and ensemble.py record --{task}-{split} (a path, or "none") and --data-dir;
+    `synth.py label` records its flags per split ({"dev": {"input": ..., "data_dir": ...}}), sst only."""
+    per_split = config.get(split)
+    if isinstance(per_split, dict):  # synth.py label
+        if task != "sst":
+            return None
+        named, data_dir = per_split.get("input"), per_split.get("data_dir")
+    else:
+        named, data_dir = config.get(f"{task}_{split}"), config.get("data_dir")
+    if named == "none":  # train.py's way to say: no test file, no test predictions
+        return None
+    if isinstance(named, str) and named:
+        return Path(named)
+    return Path(data_dir) / TASKS[task].files[split] if isinstance(data_dir, str) and data_dir else None
 
 
 def read_task(task, pred_dir, dev_file, absent):
-    ids, raw = predictions.read_raw(predictions.file_path(pred_dir, task, "dev", "raw"))
+    ids, pred, raw = predictions.read(pred_dir, task, "dev")  # the one reader: every line checked
     out_path = predictions.file_path(pred_dir, task, "dev", "output")
-    out_ids, pred = predictions.read_output(out_path)
-    if out_ids != ids:
-        raise RunError(f"{out_path}: its ids differ from those of {task}-dev-raw.csv")
     if not dev_file.is_file():
         absent.append(f"{task}: no sentences or gold labels, dev file {dev_file} not found (pass --data-dir)")
         return TaskDev(task, ids, pred, raw, dev_file, None)
@@ -146,7 +168,10 @@ def read_task(task, pred_dir, dev_file, absent):
         )
     if len(ids) < len(by_id):
         absent.append(f"{task}: predictions for {len(ids)} of the {len(by_id)} examples of {dev_file}")
-    return TaskDev(task, ids, pred, raw, dev_file, [by_id[i] for i in ids])
+    examples = [by_id[i] for i in ids]
+    if raw.ndim == 2:
+        predictions.check_gold(examples, raw.shape[1], dev_file, predictions.file_path(pred_dir, task, "dev"))
+    return TaskDev(task, ids, pred, raw, dev_file, examples)
 
 
 # ----------------------------------------------------------------------------

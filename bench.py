@@ -576,6 +576,7 @@ def main():
         args.models, args.batch_sizes, args.seq_lens = ["minilm"], [8], [32]
         args.iters, args.warmup, args.rounds = 2, 1, 1
     device, args.amp = loop.pick_device(args.device, args.amp)
+    loop.use_tf32(device)  # as train.py runs
     results = {"machine": machine(device), "args": vars(args)}
     print("## Machine\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["machine"].items() if v) + "\n")
     if args.encoder or args.all or not (args.overhead or args.sst_epoch):

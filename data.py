@@ -82,9 +82,9 @@ def parse_label(task, text):
 BAD_ID = re.compile(r'[\s,"\'\x00-\x1f\x7f-\x9f]')
 
 
-def _lines(path, f):
+def text_lines(path, f):
     """(line number, text) of each physical line of a binary file, decoded one line at a time
-    so that bytes that are not UTF-8 are reported with their line."""
+    so that bytes that are not UTF-8 are reported with their line (predictions.py reads this way too)."""
     for n, raw in enumerate(f, 1):
         try:
             text = raw.decode("utf-8")
@@ -123,7 +123,7 @@ def read_rows(path, task, labelled):
     examples, skipped, seen = [], [], {}
     try:
         with open(path, "rb") as f:
-            lines = _lines(path, f)
+            lines = text_lines(path, f)
             _, first = next(lines, (1, None))
             if first is None:
                 raise DataError(f"{path}:1: empty file, expected a header row")
@@ -198,7 +198,7 @@ def read_synth(path):
     examples, seen = [], {}
     try:
         with open(path, "rb") as f:
-            for line, text in _lines(path, f):
+            for line, text in text_lines(path, f):
                 try:
                     record = json.loads(text)
                 except json.JSONDecodeError as e:

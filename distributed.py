@@ -11,6 +11,10 @@ Run on one machine (gloo on CPU, nccl on GPUs) or several, with torchrun's usual
     torchrun --nnodes 2 --node_rank 0 --master_addr HOST --master_port 29500 --nproc_per_node 8 train.py ...
 
 Without torchrun (no RANK in the environment) everything here is a no-op for one process.
+
+Every collective here puts its tensors on the run's device (`device()`): NCCL serves CUDA tensors
+only, so an all-reduce of a CPU tensor there fails ("No backend type associated with device type
+cpu"). tests/test_distributed.py checks this on a CPU with a group that serves one other device type.
 """
 
 import os
@@ -18,18 +22,32 @@ import os
 import torch
 import torch.distributed as dist
 
+_device = torch.device("cpu")  # the run's device, where collectives put their tensors (setup sets it)
+
 
 def setup(device_type):
-    """Join the process group if started by torchrun; returns (rank, world_size, device)."""
-    if "RANK" not in os.environ:
-        return 0, 1, torch.device(device_type)
-    dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
+    """Join the process group if started by torchrun; returns (rank, world_size, device).
+    Each process takes its own GPU (LOCAL_RANK) before it joins, and the NCCL group is bound to
+    it, so no process opens a context on cuda:0 that it does not use."""
     device = torch.device(device_type)
-    if device_type == "cuda":
+    if "RANK" in os.environ and device_type == "cuda":
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
-    return rank, world, device
+        dist.init_process_group("nccl", device_id=device)
+    elif "RANK" in os.environ:
+        dist.init_process_group("gloo")
+    set_device(device)
+    return rank(), world(), device
+
+
+def set_device(device):
+    """Make `device` the one every collective below puts its tensors on (setup calls this)."""
+    global _device
+    _device = torch.device(device)
+
+
+def device():
+    return _device
 
 
 def active():
@@ -60,12 +78,12 @@ def local_weight(n_local, n_global):
 
 
 def all_sum(value):
-    """Sum a float (or a tensor) over processes; identity for one process."""
-    if not active():
-        return value
-    t = torch.as_tensor(value, dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.item() if t.dim() == 0 else t
+    """Sum a number or a tensor over processes: a float64 tensor on the run's device (read it
+    with .item() or .tolist()). For one process, the value as a tensor."""
+    t = torch.as_tensor(value, dtype=torch.float64).to(device())
+    if active():
+        dist.all_reduce(t)
+    return t
 
 
 def all_mean_(tensor):
@@ -77,7 +95,8 @@ def all_mean_(tensor):
 
 
 def gather(obj):
-    """A list of every process's obj (in rank order); [obj] for one process."""
+    """A list of every process's obj (in rank order); [obj] for one process. torch pickles obj
+    into a tensor on the group's device: under NCCL the GPU setup bound to this process."""
     if not active():
         return [obj]
     out = [None] * world()
@@ -86,8 +105,10 @@ def gather(obj):
 
 
 def barrier():
+    """Wait for every process: an all-reduce of one number on the run's device, which is what
+    NCCL's own barrier does, written out so that it holds on every backend."""
     if active():
-        dist.barrier()
+        dist.all_reduce(torch.zeros(1, device=device()))
 
 
 def cleanup():
@@ -95,5 +116,5 @@ def cleanup():
     works (rank 0 writes the predictions) can abort at exit ("terminate called without an
     active exception"), so everyone waits for everyone first."""
     if active():
-        dist.barrier()
+        barrier()
         dist.destroy_process_group()

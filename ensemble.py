@@ -18,6 +18,15 @@ A run may hold some tasks only (a single-task run, a synth.py label folder with 
 task is ensembled over the runs that have it. The dev table has the rows of the report's Table 5:
 each run (one model for all tasks), the best single run per task, and the ensemble per task.
 
+A run with dev predictions but no test predictions for a task (`synth.py label --split dev`) beside
+runs that have both is scored on dev, shown in the table, and never chosen, so the written test
+predictions are always those of the chosen ensemble.
+
+The gold labels and the test ids come from the course files the runs' metrics.json record (they
+must agree), or --data-dir, or --{task}-{dev,test}. Every member's test predictions must hold
+exactly the test file's ids, read by predictions.py's one reader (every line checked), before
+anything is written: a truncated or forged file is an error naming it, never a short submission.
+
 Combining R runs with weights w_i (the report's rule):
 
     sst, para   p = sum_i w_i p_i / sum_i w_i     prediction argmax_k p_k  (para: p > 0.5)
@@ -42,6 +51,7 @@ The output folder is a run folder like train.py's (predictions/, metrics.json) p
 """
 
 import argparse
+import hashlib
 import itertools
 import json
 import math
@@ -52,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
+import analysis
 import data
 import files
 import predictions
@@ -75,35 +86,21 @@ class EnsembleError(ValueError):
 class Run:
     name: str  # the folder as given on the command line
     raw: dict  # (task, split) -> (ids, values): values (N,) or (N, K) as read from the raw file
+    config: dict  # its metrics.json's config: the course files it was scored on (analysis.recorded_file)
 
 
-def check_values(task, path, values):
-    """Raw outputs of the right shape and range: probabilities for sst and para, any score for sts."""
-    kind = TASKS[task].kind
-    if kind == "multiclass":
-        if values.ndim != 2 or values.shape[1] < 2:
-            raise EnsembleError(f"{path}: expected class probabilities in columns p0 .. p(K-1)")
-        # six significant digits per probability, so a row may miss 1 by a few millionths
-        bad = (values < 0).any(1) | (np.abs(values.sum(1) - 1) > 1e-3)
-    elif values.ndim != 1:
-        raise EnsembleError(f"{path}: expected one column, {predictions.raw_columns(task, np.zeros(0))[0]}")
-    else:
-        bad = ((values < 0) | (values > 1)) if kind == "binary" else np.zeros(len(values), bool)
-    if bad.any():
-        line = int(np.argmax(bad)) + 2  # a header line, then one row per line
-        raise EnsembleError(f"{path}:{line}: not a probability{' distribution' * (kind == 'multiclass')}")
-
-
-def evaluated_tasks(folder):
-    """The tasks a run's metrics.json has dev scores for (none if it has no metrics.json)."""
+def read_metrics(folder):
+    """A run's metrics.json as a dict ({} if it has none)."""
     path = folder / "metrics.json"
     if not path.is_file():
-        return []
+        return {}
     try:
-        dev = json.loads(path.read_text(encoding="utf-8")).get("dev", {})
-    except (ValueError, AttributeError):
-        raise EnsembleError(f"{path}: not a JSON object") from None
-    return [t for t in TASK_NAMES if t in dev]
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:  # not JSON, or not UTF-8
+        metrics = None
+    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k, {}), dict) for k in ("config", "dev")):
+        raise EnsembleError(f"{path}: not a JSON object (with 'config' and 'dev' objects, where present)")
+    return metrics
 
 
 def load_run(name):
@@ -111,24 +108,49 @@ def load_run(name):
     folder = Path(name)
     if not folder.is_dir():
         raise EnsembleError(f"{name}: no such run folder")
+    metrics = read_metrics(folder)
     raw = {}
     for task in TASK_NAMES:
         for split in ("dev", "test"):
             path = predictions.file_path(folder / "predictions", task, split)
             if path.is_file():
-                ids, values = predictions.read_raw(path)
-                check_values(task, path, values)
-                raw[task, split] = (ids, values)
+                raw[task, split] = predictions.read_raw(path, task)  # the one reader: every line checked
         if (task, "test") in raw and (task, "dev") not in raw:
             path = predictions.file_path(folder / "predictions", task, "dev")
             raise EnsembleError(f"{path}: no such file, though the run has {task} test predictions")
-    for task in evaluated_tasks(folder):
-        if (task, "dev") not in raw:
+    for task in TASK_NAMES:
+        if task in metrics.get("dev", {}) and (task, "dev") not in raw:
             path = predictions.file_path(folder / "predictions", task, "dev")
             raise EnsembleError(f"{path}: no such file, though {folder / 'metrics.json'} has {task} dev scores")
     if not raw:
         raise EnsembleError(f"{name}: no predictions/*-raw.csv (not a run folder of train.py or synth.py label?)")
-    return Run(name, raw)
+    return Run(name, raw, metrics.get("config", {}))
+
+
+def course_file(args, runs, task, split):
+    """(path, where it came from) of the course file for one task and split: --{task}-{split}, else
+    --data-dir's, else the file the runs' metrics.json record (all the same one: the same path or the
+    same bytes), else data/'s."""
+    flag = getattr(args, f"{task}_{split}")
+    if flag:
+        return Path(flag), f"--{task}-{split}"
+    if args.data_dir is not None:
+        return Path(args.data_dir) / TASKS[task].files[split], "--data-dir"
+    recorded = {}  # the file's content (or its path, if absent) -> (run, path)
+    for r in runs:
+        path = analysis.recorded_file(r.config, task, split)
+        if path is not None:
+            key = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path.resolve())
+            recorded.setdefault(key, (r.name, path))
+    if len(recorded) > 1:
+        which = ", ".join(f"{name} used {path}" for name, path in recorded.values())
+        raise EnsembleError(
+            f"the runs were scored on different {task} {split} files ({which}): pass --data-dir or --{task}-{split}"
+        )
+    if recorded:
+        name, path = next(iter(recorded.values()))
+        return path, str(Path(name) / "metrics.json")
+    return Path("data") / TASKS[task].files[split], "the default, data/"
 
 
 # ----------------------------------------------------------------------------
@@ -139,12 +161,14 @@ def load_run(name):
 class TaskRuns:
     task: str
     names: list  # the runs that have this task
-    weights: np.ndarray  # (R,) --weights of those runs
+    weights: np.ndarray  # (R,) --weights of those runs; 0 for a run left out of the choice (dev_only)
     dev_ids: list  # (N,) in the order of the course dev file
     labels: np.ndarray  # (N,) gold dev labels
     dev: np.ndarray  # (R, N) or (R, N, K)
-    test_ids: list | None  # (M,) None when no run has test predictions for the task
-    test: np.ndarray | None  # (R, M) or (R, M, K)
+    test_ids: list | None  # (M,) in the order of the course test file; None when no run has test predictions
+    test: np.ndarray | None  # (R, M) or (R, M, K); zeros for the dev_only runs, which are never chosen
+    dev_only: list  # runs without test predictions beside runs with them: scored on dev, never chosen
+    files: dict  # split -> the course file read: "dev" (gold labels), and "test" (its ids) when test is not None
 
 
 def aligned(run, task, split, ids, what):
@@ -154,14 +178,19 @@ def aligned(run, task, split, ids, what):
         missing, extra = sorted(set(ids) - set(got_ids)), sorted(set(got_ids) - set(ids))
         path = predictions.file_path(Path(run.name) / "predictions", task, split)
         raise EnsembleError(
-            f"{path}: its ids differ from {what}: {len(missing)} missing {missing[:3]}, {len(extra)} extra {extra[:3]}"
+            f"{path}: its ids differ from {what}: {len(missing)} missing {brief(missing)}, "
+            f"{len(extra)} extra {brief(extra)}"
         )
     row = {id_: i for i, id_ in enumerate(got_ids)}
     return values[[row[id_] for id_ in ids]]
 
 
+def brief(ids):
+    return "[" + ", ".join(predictions.shown(i) for i in ids[:3]) + ", ..." * (len(ids) > 3) + "]"
+
+
 def check_classes(task, runs):
-    """Every sst raw file must have the same number of classes as the first one."""
+    """Every sst raw file must have the same number of classes as the first one; returns it."""
     first = runs[0].raw[task, "dev"][1].shape[1]
     for r in runs:
         for split in ("dev", "test"):
@@ -169,28 +198,45 @@ def check_classes(task, runs):
                 path = predictions.file_path(Path(r.name) / "predictions", task, split)
                 k = r.raw[task, split][1].shape[1]
                 raise EnsembleError(f"{path}: {k} classes, but {runs[0].name}'s {task} dev predictions have {first}")
+    return first
 
 
-def gather(task, runs, weights, gold_path):
-    """Stack the dev (and test) outputs of `runs` for `task`, checked to cover the same examples."""
-    if not Path(gold_path).is_file():
-        raise EnsembleError(f"{gold_path}: no such file (the {task} dev labels; set --data-dir or --{task}-dev)")
-    gold = data.read_examples(gold_path, task, labelled=True)
+def read_course_file(task, split, where):
+    """The examples of the dev file (gold labels) or the test file (the ids a submission must have)."""
+    path, source = where
+    if not path.is_file():
+        what = "dev labels" if split == "dev" else "test ids, to check the runs' test predictions"
+        raise EnsembleError(
+            f"{path}: no such file (the {task} {what}, from {source}; set --data-dir or --{task}-{split})"
+        )
+    return data.read_examples(path, task, labelled=split == "dev")
+
+
+def gather(task, runs, weights, dev_file, test_file):
+    """Stack the dev (and test) outputs of `runs` for `task`, checked to hold exactly the ids of the
+    course dev (and test) file. dev_file, test_file: (path, where it came from), as course_file gives."""
+    gold = read_course_file(task, "dev", dev_file)
     dev_ids, labels = [ex.id for ex in gold], np.array([ex.label for ex in gold])
     if TASKS[task].kind == "multiclass":
-        check_classes(task, runs)
-    dev = np.stack([aligned(r, task, "dev", dev_ids, f"the dev file {gold_path}") for r in runs])
-    with_test = [r for r in runs if (task, "test") in r.raw]
+        k = check_classes(task, runs)
+        predictions.check_gold(
+            gold, k, dev_file[0], predictions.file_path(Path(runs[0].name) / "predictions", task, "dev")
+        )
+    dev = np.stack([aligned(r, task, "dev", dev_ids, f"the dev file {dev_file[0]}") for r in runs])
     test_ids = test = None
-    if with_test:
-        first = with_test[0]
-        for r in runs:
-            if (task, "test") not in r.raw:
-                path = predictions.file_path(Path(r.name) / "predictions", task, "test")
-                raise EnsembleError(f"{path}: no such file, though {first.name} has {task} test predictions")
-        test_ids = first.raw[task, "test"][0]
-        test = np.stack([aligned(r, task, "test", test_ids, f"{first.name}'s") for r in runs])
-    return TaskRuns(task, [r.name for r in runs], weights, dev_ids, labels, dev, test_ids, test)
+    dev_only = [r.name for r in runs if (task, "test") not in r.raw]
+    if len(dev_only) == len(runs):
+        dev_only = []  # no run has test predictions: a dev-only ensemble, chosen among them all
+    else:
+        test_ids = [ex.id for ex in read_course_file(task, "test", test_file)]
+        what = f"the test file {test_file[0]}"
+        blank = np.zeros((len(test_ids), *dev.shape[2:]))  # never used: a dev-only run is never chosen
+        test = np.stack([blank if r.name in dev_only else aligned(r, task, "test", test_ids, what) for r in runs])
+        weights = np.where([r.name in dev_only for r in runs], 0.0, weights)
+        if not (weights > 0).any():
+            raise EnsembleError(f"--weights: every run with {task} test predictions has weight 0")
+    files = {"dev": dev_file[0], **({"test": test_file[0]} if test is not None else {})}
+    return TaskRuns(task, [r.name for r in runs], weights, dev_ids, labels, dev, test_ids, test, dev_only, files)
 
 
 # ----------------------------------------------------------------------------
@@ -300,6 +346,7 @@ def ensemble_task(tr, args):
         "dev": ensemble_score(tr.task, tr.dev, weights, tr.labels),
         "dev_rows": n,
         "singles": singles,
+        "dev_only": tr.dev_only,
         "dev_raw": combine(tr.dev, weights),
         "test_raw": None if tr.test is None else combine(tr.test, weights),
     }
@@ -352,6 +399,10 @@ def print_report(task_runs, results, args):
         members = " + ".join(f"{m['count']}x {m['run']}" if m["count"] > 1 else m["run"] for m in r["members"])
         how = f"{r['method']} over {len(r['candidates'])} runs"
         print(f"  {t.ljust(5)} {members}  ({how}{'' if task_runs[t].test is not None else '; no test predictions'})")
+    for t, tr in task_runs.items():
+        for name in tr.dev_only:
+            path = predictions.file_path(Path(name) / "predictions", t, "test")
+            print(f"note: {t}: {name} has no test predictions ({path}), so it is scored on dev but not chosen")
     if args.select_on:
         held = {t: r["held_out"] for t, r in results.items()}
         print(f"note: {OPTIMISM}")
@@ -370,8 +421,9 @@ def print_report(task_runs, results, args):
 # writing the ensemble as a run folder
 
 
-def summary(results, args):
-    """ensemble.json: how each task's ensemble was chosen, its members and its scores."""
+def summary(results, args, used):
+    """ensemble.json: how each task's ensemble was chosen, its members and its scores, and (config)
+    the flags with the course files used, so that report.py and a next ensemble.py find them."""
     dev = {t: r["dev"] for t, r in results.items()}
     out = {
         "runs": args.runs,
@@ -385,6 +437,7 @@ def summary(results, args):
         "overall": overall(dev),
         "plain_mean": plain_mean(dev),
         "note": OPTIMISM if args.select_on is None else f"{OPTIMISM}; held_out has the honest scores",
+        "config": {**vars(args), **used},
     }
     if args.select_on:
         held = {t: r["held_out"]["ensemble"] for t, r in results.items()}
@@ -401,6 +454,7 @@ def write_outputs(out, task_runs, results, info):
         if tr.test is not None:
             predictions.write(out / "predictions", t, "test", tr.test_ids, decide(t, r["test_raw"]), r["test_raw"])
     metrics = {k: info[k] for k in ("dev", "overall", "plain_mean")}
+    metrics["config"] = info["config"]  # the course files it was scored on, as train.py records them
     files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     files.write_text(out / "ensemble.json", json.dumps(info, indent=2) + "\n")  # last: the folder is complete
 
@@ -461,11 +515,15 @@ def ensemble(args):
             continue
         if not (weights[have] > 0).any():
             raise EnsembleError(f"--weights: every run with {t} predictions has weight 0")
-        gold = getattr(args, f"{t}_dev") or str(Path(args.data_dir) / TASKS[t].files["dev"])
-        task_runs[t] = gather(t, [runs[i] for i in have], weights[have], gold)
+        members = [runs[i] for i in have]
+        dev_file = course_file(args, members, t, "dev")
+        test_file = course_file(args, [r for r in members if (t, "test") in r.raw], t, "test")
+        task_runs[t] = gather(t, members, weights[have], dev_file, test_file)
     results = {t: ensemble_task(tr, args) for t, tr in task_runs.items()}
+    # the course files read, named as train.py's flags name them
+    used = {f"{t}_{split}": str(path) for t, tr in task_runs.items() for split, path in tr.files.items()}
     print_report(task_runs, results, args)
-    info = summary(results, args)
+    info = summary(results, args, used)
     write_outputs(out, task_runs, results, info)
     print(f"wrote {out / 'predictions'}/, {out / 'metrics.json'} and {out / 'ensemble.json'}")
     return info
@@ -495,9 +553,15 @@ def get_parser():
         help="choose on this fraction of dev (seeded split), score on the rest (default: choose on all of dev)",
     )
     a("--seed", type=int, default=0, help="seed of the --select-on split")
-    a("--data-dir", default="data", help="folder with the course dev files (the gold labels)")
+    a(
+        "--data-dir",
+        default=None,
+        help="folder with the course dev files (gold labels) and test files (the ids a submission must have); "
+        "default: the files the runs' metrics.json record, if they agree, else data",
+    )
     for t in TASK_NAMES:
-        a(f"--{t}-dev", default=None, help=f"{t} dev file (default <data-dir>/{TASKS[t].files['dev']})")
+        for split in ("dev", "test"):
+            a(f"--{t}-{split}", default=None, help=f"{t} {split} file (default <data-dir>/{TASKS[t].files[split]})")
     return p
 
 
@@ -512,11 +576,13 @@ def parse_args(argv=None):
         parser.error("--max-per-task must be at least 1")
     if args.select_on is not None and not 0 < args.select_on < 1:
         parser.error(f"--select-on must be a fraction between 0 and 1, got {args.select_on}")
+    if args.seed < 0:
+        parser.error(f"--seed must be 0 or more, got {args.seed}")
     return args
 
 
 if __name__ == "__main__":
     try:
         ensemble(parse_args())
-    except (EnsembleError, PredictionFileError, data.DataError) as e:
+    except (EnsembleError, PredictionFileError, data.DataError, OSError) as e:
         sys.exit(f"error: {e}")

@@ -28,8 +28,6 @@ import socket
 import tempfile
 from pathlib import Path
 
-import torch
-
 
 class WriteError(OSError):
     """A file could not be written (e.g. the disk is full); the message names the file."""
@@ -129,7 +127,13 @@ def append_text(path, text):
         raise
 
 
+# torch is imported inside the two functions that use it, so that this module loads without it:
+# gpu_check.py writes its summary before any environment with torch exists.
+
+
 def save_torch(obj, path):
+    import torch
+
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
 
@@ -140,6 +144,8 @@ def load_torch(path, what="checkpoint", keys=(), map_location="cpu"):
 
     weights_only=True: a .pt file is a pickle, and unpickling arbitrary objects can run code,
     so a file holding anything but tensors and plain containers is refused, never loaded."""
+    import torch
+
     path = Path(path)
     try:
         if path.is_file() and path.stat().st_size == 0:

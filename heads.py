@@ -329,12 +329,19 @@ def share_layers(para, sts):
 
 
 class MultitaskBert(nn.Module):
-    """The shared encoder plus one head per task."""
+    """The shared encoder plus one head per task.
+
+    BERT's pooler is read by pooling "pooler" only; with "cls" or "mean" it is frozen. It would get
+    no gradient anyway, and DistributedDataParallel, which expects a gradient for every trainable
+    parameter, would stop at the second step of a single-task run (a multitask run tolerates unused
+    parameters, since each step leaves out some heads, at the cost of a search of the graph)."""
 
     def __init__(self, bert, num_classes=5, config=None, tasks=TASK_NAMES):
         super().__init__()
         self.bert, self.config = bert, config or HeadConfig()
         self.pooling = self.config.pooling
+        if self.pooling != "pooler":
+            bert.pooler.requires_grad_(False)
         self.encoding = {t: self.config.encoding(t) for t in TASK_NAMES}
         H = bert.config.hidden_size
         self.heads = nn.ModuleDict({task: build_head(task, H, num_classes, self.config) for task in tasks})

@@ -2,7 +2,7 @@
 
 - get_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K epochs;
 - param_groups: weight decay on matrices only;
-- pick_device, autocast, to_device, keep_freed_memory: where and in what precision to run;
+- pick_device, use_tf32, autocast, to_device, keep_freed_memory: where and in what precision to run;
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
 - Progress: the "step i/n, steps/s, ETA" line;
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
@@ -63,17 +63,46 @@ def param_groups(model, weight_decay):
 
 
 def pick_device(device="auto", amp="auto"):
-    """Resolve "auto" choices: returns (torch.device, amp) with amp one of bf16, fp16, off."""
+    """Resolve "auto" choices: returns (torch.device, amp) with amp one of bf16, fp16, off.
+    It changes no global setting (TF32 is use_tf32's, a training run's choice)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device cuda, but torch sees no CUDA GPU (use --device cpu)")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # under torchrun
+        take_local_gpu(int(os.environ["LOCAL_RANK"]))
     if amp == "auto":
-        amp = "off" if device == "cpu" else "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for fp32 matmuls
-        torch.backends.cudnn.allow_tf32 = True
+        amp = "off" if device == "cpu" else "bf16" if native_bf16() else "fp16"
     return torch.device(device), amp
+
+
+def take_local_gpu(local_rank):
+    """Make this process's GPU the current one before anything asks CUDA a question: the first
+    query opens a context (hundreds of MB) on the current GPU, which would otherwise be cuda:0 in
+    every process."""
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        sys.exit(f"error: LOCAL_RANK {local_rank}, but torch sees {count} GPU(s): start at most {count} per node")
+    torch.cuda.set_device(local_rank)
+
+
+def native_bf16():
+    """Whether the current GPU computes in bf16 natively (Ampere and later). torch's own
+    is_bf16_supported() also says yes where bf16 is only emulated, slowly (T4, V100): those
+    get fp16 with loss scaling instead."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a torch without the argument
+        return torch.cuda.get_device_capability() >= (8, 0)
+
+
+def use_tf32(device):
+    """TF32 tensor cores for fp32 matmuls on CUDA (products with 10-bit mantissas, ~1e-3
+    relative): a training run's choice. Set by train.py and mlm.py only, never by picking a
+    device, so a test process that compares fp32 values keeps true fp32."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def autocast(device, amp):
@@ -151,16 +180,32 @@ class StopFlag:
 # checkpoints
 
 
-def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
-    """The whole training state, written atomically (a kill mid-write leaves the old one)."""
+def rng_states():
+    """This process's random generators: the CPU's, and its GPU's once CUDA is in use."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
+def set_rng_states(states, device):
+    """Restore rng_states(). torch takes only CPU ByteTensors here, wherever the rest of a
+    checkpoint goes, so the states are moved to the CPU first."""
+    torch.set_rng_state(states["cpu"].cpu())
+    if device.type == "cuda" and states.get("cuda") is not None:
+        torch.cuda.set_rng_state(states["cuda"].cpu())
+
+
+def save_checkpoint(path, model, optimizer, scaler, streams, state, args, rngs=None):
+    """The whole training state, written atomically (a kill mid-write leaves the old one).
+    rngs: every process's rng_states(), in rank order (default: this process's alone)."""
     files.save_torch(
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(),
             "streams": {name: s.state_dict() for name, s in streams.items()},
-            "rng": torch.get_rng_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_initialized() else {}),
+            "rng": rngs or [rng_states()],
             "state": state,
             "args": vars(args),
         },
@@ -168,18 +213,25 @@ def save_checkpoint(path, model, optimizer, scaler, streams, state, args):
     )
 
 
-def load_checkpoint(path, model, optimizer, scaler, streams, device):
-    """Restore what save_checkpoint wrote; returns the loop's saved state dict."""
+def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0):
+    """Restore what save_checkpoint wrote; returns the loop's saved state dict.
+
+    It loads to the CPU: load_state_dict copies the weights and optimizer moments onto the
+    model's device, and the RNG states must stay CPU tensors. Process `rank` takes its own RNG
+    states, so after a resume each process still draws its own dropout masks; one the checkpoint
+    has none for (more processes than when it was saved) keeps its fresh seed."""
     keys = ("model", "optimizer", "scaler", "streams", "rng", "state")
-    ckpt = files.load_torch(path, "checkpoint", keys=keys, map_location=device)
+    ckpt = files.load_torch(path, "checkpoint", keys=keys)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
     for name, stream in streams.items():
         stream.load_state_dict(ckpt["streams"][name])
-    torch.set_rng_state(ckpt["rng"])  # dropout masks continue exactly as in an uninterrupted run
-    if device.type == "cuda" and "cuda_rng" in ckpt:
-        torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    rngs = ckpt["rng"]
+    if torch.is_tensor(rngs):  # a checkpoint from before each process kept its own
+        rngs = [{"cpu": rngs, "cuda": ckpt.get("cuda_rng")}]
+    if rank < len(rngs):
+        set_rng_states(rngs[rank], device)  # dropout masks continue exactly as in an uninterrupted run
     return ckpt["state"]
 
 
@@ -276,6 +328,14 @@ def locked(out):
     return files.locked(out)
 
 
+# What a full GPU is told, instead of a traceback from deep inside the first step.
+OUT_OF_MEMORY = (
+    "error: out of GPU memory. A step holds the activations of its batches (with --pcgrad every task's "
+    "at once, with --smart two more passes; README, 'GPU memory', has bert-base's figures): try --grad-accum 2 "
+    "or 4 (not with --pcgrad, which keeps every graph for its surgery), or a smaller --batch-size or --max-length"
+)
+
+
 def run_command(work):
     """An entry point's main: bad input becomes one `error: ...` line, and a run stopped by Ctrl-C
     (work() returns None after saving) exits 130, so `make` and `&&` chains stop too."""
@@ -283,5 +343,7 @@ def run_command(work):
         result = work()
     except (data.DataError, files.WriteError, files.ReadError, files.LockError, hub.ModelFileError) as e:
         sys.exit(f"error: {e}")
+    except torch.cuda.OutOfMemoryError:
+        sys.exit(OUT_OF_MEMORY)
     if result is None:
         sys.exit(130)

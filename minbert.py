@@ -197,12 +197,21 @@ class BertModel(nn.Module):
         for layer in self.layers:
             layer.attn.impl = impl
 
-    def compile_layers(self):
+    def compile_layers(self, backend="inductor"):
         """torch.compile each transformer layer, for shapes that vary from batch to batch. Only
         the layers: encode's data-dependent choices (mask or not, padding removal or not) would
-        break a whole-model graph, and they cost nothing in eager Python."""
+        break a whole-model graph, and they cost nothing in eager Python.
+
+        Every layer runs the one Layer.forward, so they share one cache of compiled graphs, with
+        a graph per variant: mask or none, padding removed or not, the [CLS]-only last layer or
+        not, training (grad and dropout) or evaluation, and batches of one row (which torch
+        specialises): 2^5 = 32. torch keeps 8 per function by default and runs the rest eagerly,
+        which the first evaluation after training would reach, so the limit is raised to that count."""
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.7
+        setattr(config, name, max(getattr(config, name), COMPILED_VARIANTS))
         for layer in self.layers:
-            layer.compile(dynamic=True)
+            layer.compile(dynamic=True, backend=backend)
 
     def embed(self, input_ids, token_type_ids=None):
         """The embedding-layer output (B, T, H): where SMART adds its perturbation."""
@@ -219,14 +228,17 @@ class BertModel(nn.Module):
         Hidden states at padded positions mean nothing; they are zeros when padding was removed."""
         B, T, H = x.shape
         mask, keep = None, None
+        # The choices below read the mask on the host. On a GPU each question asked of a GPU
+        # tensor makes the host wait for all queued work; one copy of the mask waits once.
+        host = None if attention_mask is None else attention_mask.cpu()  # (B, T); free on a CPU
         # With no padding in the batch, no mask is needed, and SDPA can take its fastest kernel.
-        if attention_mask is not None and not bool(attention_mask.all()):
+        if host is not None and not bool(host.all()):
             # (B, T) of 1/0 -> additive (B, 1, 1, T), broadcast over heads and query positions.
             mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-            real = attention_mask.flatten().bool()  # (B * T,)
+            real = host.flatten().bool()  # (B * T,)
             # Padding at the end of each row (so [CLS] is real), and enough of it to pay off.
-            if self.unpad and bool(attention_mask[:, 0].all()) and 1 - real.float().mean() >= UNPAD_MIN:
-                keep = real.nonzero().squeeze(1)  # (N,)
+            if self.unpad and bool(host[:, 0].all()) and 1 - real.float().mean() >= UNPAD_MIN:
+                keep = real.nonzero().squeeze(1).to(x.device, non_blocking=True)  # (N,)
         layout = Layout(B, T, keep, x.device)
         rows = layout.from_batch(x)  # (M, H)
         for i, layer in enumerate(self.layers):
@@ -322,6 +334,9 @@ class Layout:
         x = x.reshape(self.B * self.T, -1)
         return x if self.keep is None else x.index_select(0, self.keep)
 
+
+# Compiled graphs of Layer.forward a run may need (BertModel.compile_layers says which).
+COMPILED_VARIANTS = 32
 
 # Padding removal costs a scatter and a gather per layer, so it is used only when at least
 # this fraction of the batch is padding: below that it saves no more than it costs (README,

@@ -377,6 +377,7 @@ def setup(args, log=print):
     t_start = time.time()
     check_out(args.out, args.resume, args.overwrite, PRODUCTS)
     device, args.amp = pick_device(args.device, args.amp)
+    loop.use_tf32(device)
     if device.type == "cpu":
         keep_freed_memory()
     torch.manual_seed(args.seed)

@@ -14,6 +14,8 @@ The numbers come from analysis.py, the charts from svg.py, the task table from t
 import html
 import json
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,7 +223,10 @@ def mistake_blocks(run, n):
 
 def config_blocks(run):
     if run.config:
-        return ["Every flag of the run, as train.py recorded it.", side_by_side(run.config, "flag")]
+        return [
+            "Every flag of the run, as the tool that made it (train.py, ensemble.py, ...) recorded it.",
+            side_by_side(run.config, "flag"),
+        ]
     rest = {k: v for k, v in run.summary.items() if k not in ("dev", "epochs")}
     return [f"{run.summary_file} has no config; its other entries:", side_by_side(rest, "key")]
 
@@ -252,25 +257,35 @@ def comparison_sections(runs, labels, links):
     keys = distinguishing([r.config for r in runs])
     columns = [*TASK_NAMES, "overall", "plain mean"]
     header = ["run", "distinguishing flags", *columns, "wall time (s)", "examples seen"]
+    devs = [{t: v for t, v in run.summary.get("dev", {}).items() if t in TASKS} for run in runs]
+    every = [t for t in TASK_NAMES if any(t in dev for dev in devs)]  # the tasks of all the runs together
+    whole = [i for i, dev in enumerate(devs) if all(t in dev for t in every)]  # runs with every one of them
     rows, values = [], []
-    for run, label, link in zip(runs, labels, links):
-        dev = {t: v for t, v in run.summary.get("dev", {}).items() if t in TASKS}
+    for run, label, link, dev in zip(runs, labels, links, devs):
         numbers = [dev.get(t) for t in TASK_NAMES] + [overall(dev) if dev else None, plain_mean(dev) if dev else None]
         numbers.append(run.summary.get("wall_time_s"))
         flags = " ".join(f"{k}={json.dumps(run.config.get(k))}" for k in keys) or "–"
         seen = run.summary.get("examples_seen")
-        cells = [Link(label, link), flags] + [fmt(v) for v in numbers[:-1]] + [fmt(numbers[-1], 1)]
-        rows.append(cells + [str(sum(seen.values())) if seen else "–"])
+        means = [fmt(v) for v in numbers[len(TASK_NAMES) : -1]]
+        if dev and len(dev) < len(every):  # a mean over fewer tasks is another quantity: say which
+            means = [f"{m} ({', '.join(dev)} only)" for m in means]
+        cells = [Link(label, link), flags] + [fmt(v) for v in numbers[: len(TASK_NAMES)]] + means
+        rows.append(cells + [fmt(numbers[-1], 1), str(sum(seen.values())) if seen else "–"])
         values.append(numbers)
     best = set()
     for j in range(len(columns) + 1):
-        present = [(v[j], i) for i, v in enumerate(values) if v[j] is not None]
+        # a task's column compares every run that has the task; the means and the wall time only
+        # the runs with every task, like with like (an SST-only run is not best "overall")
+        ranked = range(len(runs)) if j < len(TASK_NAMES) else whole
+        present = [(values[i][j], i) for i in ranked if values[i][j] is not None]
         if present:  # the highest metric, the shortest wall time
             target = min(present)[0] if j == len(columns) else max(present)[0]
             best |= {(i, 2 + j) for v, i in present if v == target}
     intro = (
         f"{len(runs)} runs. Distinguishing flags: the configuration entries whose values differ between the runs. "
-        "Dev metrics are on the full dev sets; the best of each column is marked in bold."
+        "Dev metrics are on the full dev sets; the best of each column is marked in bold. Overall, plain mean and "
+        f"wall time are compared only among the runs with every task ({', '.join(every)}): a mean over fewer "
+        "tasks is another quantity, and a run of fewer tasks is quicker."
     )
     sections = [("Runs", [intro, Table(header, rows, best)])]
     curves = []
@@ -343,26 +358,38 @@ def to_html(title, sections):
     return "\n".join(out) + "\n"
 
 
+def md_escape(text):
+    """Text from the data (sentences, folder names, flags, notes) as Markdown that shows it as is, as
+    html.escape does for the HTML page. Markdown passes HTML through, so that is escaped first; then a
+    backslash goes before each character that starts emphasis, code, a link or image (`![x](url)` would
+    make a viewer fetch url), strikethrough or a table cell, and before what would start a block at the
+    start of a paragraph (a heading, list, rule; ">" is already &gt;). One line: a line break would end
+    a table row."""
+    text = html.escape(str(text), quote=False).replace("\n", " ").replace("\r", " ")
+    text = re.sub(r"([\\`*_\[\]|~!])", r"\\\1", text)
+    text = re.sub(r"^(\s*)([#+=-])(?=[\s#+=-]|$)", r"\1\\\2", text)  # "# h", "- item", "---", "=="
+    return re.sub(r"^(\s*\d+)([.)])(?=\s|$)", r"\1\\\2", text)  # "1. item"
+
+
 def cell_md(cell):
-    if isinstance(cell, Link):
-        return f"[{cell_md(cell.text)}]({cell.href})"
-    # Markdown passes HTML through: escape it, and the pipes that would split a table cell.
-    return html.escape(str(cell), quote=False).replace("|", "\\|").replace("\n", " ")
+    if isinstance(cell, Link):  # its href was percent-encoded when the link was made
+        return f"[{md_escape(cell.text)}]({cell.href})"
+    return md_escape(cell)
 
 
 def to_markdown(title, sections):
-    out = [f"# {cell_md(title)}", ""]
+    out = [f"# {md_escape(title)}", ""]
     for heading, blocks in sections:
-        out += [f"## {heading}", ""]
+        out += [f"## {md_escape(heading)}", ""]
         for block in blocks:
             if isinstance(block, Table):
-                out.append("| " + " | ".join(block.header) + " |")
+                out.append("| " + " | ".join(map(md_escape, block.header)) + " |")
                 out.append("|" + "---|" * len(block.header))
                 for i, row in enumerate(block.rows):
                     cells = [f"**{cell_md(c)}**" if (i, j) in block.best else cell_md(c) for j, c in enumerate(row)]
                     out.append("| " + " | ".join(cells) + " |")
             elif isinstance(block, Figure):
-                out += [f"![{cell_md(block.caption)}]({block.name})", "", cell_md(block.caption)]
+                out += [f"![{md_escape(block.caption)}]({block.name})", "", md_escape(block.caption)]
             else:
                 out.append(cell_md(block))
             out.append("")
@@ -398,7 +425,8 @@ def write_comparison(run_dirs, out, data_dir=None, mistakes=10):
     for run_dir in run_dirs:
         runs.append(analysis.load_run(run_dir, data_dir))
         index = write_run(runs[-1], mistakes)
-        links.append(Path(os.path.relpath(index, out)).as_posix())
+        # a URL, not a path: a folder named `x)](javascript:...)` or `<b>` must not reach the page raw
+        links.append(urllib.parse.quote(Path(os.path.relpath(index, out)).as_posix()))
     names = [Path(d).name for d in run_dirs]  # the folder names, unless two runs share one
     labels = names if len(set(names)) == len(names) else [str(d) for d in run_dirs]
     return write_page(out, f"Comparison of {len(runs)} runs", comparison_sections(runs, labels, links))

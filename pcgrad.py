@@ -145,7 +145,8 @@ def backward(losses, shared_params, reduction="sum", generator=None, reduce=None
             reduce(grads[k])
 
     # The fast path of `pcgrad`: surgery on the K x K Gram matrix, then one weighted sum of rows.
-    weights = pcgrad_weights(grads @ grads.T, generator)  # (K,)
+    # The K x K arithmetic asks K(K-1) yes/no questions: on the host, so a GPU is waited for once.
+    weights = pcgrad_weights((grads @ grads.T).cpu(), generator).to(grads.device)  # (K,)
     combined = (weights / len(losses) if reduction == "mean" else weights) @ grads  # (N,)
     offset = 0
     for n, p in enumerate(shared):

@@ -45,7 +45,8 @@ def get_parser():
     p.add_argument(
         "--data-dir",
         default=None,
-        help="folder with the course dev files, replacing the one each run was trained with (for runs made elsewhere)",
+        help="folder with the course dev files, replacing those each run's metrics.json records (train.py, "
+        "synth.py label and ensemble.py record them): for runs made elsewhere",
     )
     p.add_argument("--mistakes", type=int, default=10, help="how many confident mistakes to list per task")
     return p

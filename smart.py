@@ -49,6 +49,12 @@ real token, so whatever δ they carry never reaches the outputs (their gradient 
 Precision: l_s always runs in float32 with autocast off. Under bf16/fp16 autocast note that
 the first matmul rounds x + δ to 8 (bf16) or 11 (fp16) significant bits, so a perturbation of
 1e-5 on entries of order 1 mostly rounds away; use fp32 or a larger ε when that matters.
+Under fp16 autocast the ascent runs in float32 (f(x) once more, then each step's forward and
+∂/∂δ): near δ = 0, l_s and its gradients are tiny, and fp16's backward, which GradScaler scales
+for the task loss but not for this inner autograd.grad, flushes most of ∂/∂δ to 0 (read off a
+bert-base-sized case: ~9% of the entries left), so most of δ would never move. That costs one
+float32 forward, and a float32 forward and backward per step. Only the ascent: R_s itself runs
+like the task loss. bf16 has float32's exponent range, nothing underflows, and it stays bf16.
 
 Usage in a training step (`encode_head` runs the encoder from embeddings, then the task head):
 
@@ -59,6 +65,8 @@ Usage in a training step (`encode_head` runs the encoder from embeddings, then t
 
 Tests: .venv/bin/python -m pytest -q tests/test_smart.py
 """
+
+import contextlib
 
 import torch
 
@@ -76,6 +84,12 @@ _TINY = 1e-12  # keeps g / ||g|| finite (and 0) where a token's gradient is exac
 def _autocast_off(t):
     """A context that turns autocast off on t's device, so the loss really runs in float32."""
     return torch.autocast(device_type=t.device.type, enabled=False)
+
+
+def _fp16_autocast(t):
+    """Whether fp16 autocast is on for t's device (the ascent then runs in float32)."""
+    device = t.device.type
+    return torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16
 
 
 def symmetric_kl(logits_a, logits_b, kind, reduction="mean"):
@@ -222,12 +236,18 @@ def smart_regularizer(
         sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32) for x in xs
     ]  # each (B, T, H)
     target = clean_out.detach()
+    fp32_ascent = _fp16_autocast(xs[0])  # see "Precision" above
+    if fp32_ascent and steps:  # float32 outputs are compared with float32 outputs
+        with _autocast_off(xs[0]), torch.no_grad():
+            target = forward(*xs)
     for _ in range(steps):
         deltas = [d.requires_grad_() for d in deltas]
         # x.detach(): the ascent only needs ∂/∂δ, so no graph back into the embedding layer,
         # and autograd.grad (not backward) leaves every parameter's .grad untouched.
-        inner = divergence(forward(*[x.detach() + d for x, d in zip(xs, deltas)]), target, kind)
-        grads = torch.autograd.grad(inner, deltas)
+        # (autograd.grad too: its backward ops would otherwise be autocast to fp16 again)
+        with _autocast_off(xs[0]) if fp32_ascent else contextlib.nullcontext():
+            inner = divergence(forward(*[x.detach() + d for x, d in zip(xs, deltas)]), target, kind)
+            grads = torch.autograd.grad(inner, deltas)
         deltas = [_ascend(d.detach(), g, eps, eta, norm, variant) for d, g in zip(deltas, grads)]
 
     # δ is a plain constant now (no grad, no graph): R_s's gradient goes to θ and x only.

@@ -261,6 +261,7 @@ def setup(args):
     out = Path(args.out)
     device, args.amp = pick_device(args.device, args.amp)
     rank, world, device = distributed.setup(device.type)
+    loop.use_tf32(device)
     if device.type == "cpu":
         keep_freed_memory()
     log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
@@ -335,7 +336,7 @@ def build_schedule(args, tasks, train_data, synth):
 def resume(run):
     """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
     path = run.out / "checkpoint.pt"
-    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device)
+    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank())
     changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
     if changed:
         sys.exit(
@@ -434,7 +435,8 @@ def task_backward(run, task, last, surgery):
             loss, out = task_loss(model if surgery else run.net, model, task, batch, args, smart_on)
         if TASKS[task].kind != "regression":  # training accuracy, as the model was at this step
             correct = (model.predict(task, out.detach())[0] == batch["labels"]).sum()
-            hits += torch.stack([correct, torch.tensor(len(part), device=run.device)])
+            hits[0] += correct
+            hits[1] += len(part)  # added as a Python number: no copy from the host each micro-batch
         # The micro-batches' mean losses, weighted by their sizes, add up to the batch's mean loss.
         loss = loss * (len(part) / len(mine))
         logged = logged + loss.detach().float() * share / run.world
@@ -502,7 +504,8 @@ def run_epoch(run, epoch, stop):
         global_step = run.schedule.global_step(epoch, step) + 1
 
         # log
-        if state["step"] % args.log_every == 0 or state["step"] == steps:
+        at_log = state["step"] % args.log_every == 0 or state["step"] == steps
+        if at_log:
             record_losses(run, pending, running)
             lr = lr_at(run, epoch, global_step - 1)
             losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
@@ -513,7 +516,7 @@ def run_epoch(run, epoch, stop):
             running = {t: [] for t in run.tasks}
 
         # checkpoint, and stop if asked (every process stops at the same step)
-        stopping = distributed.all_sum(float(stop.requested)) > 0
+        stopping = stop_agreed(run, stop, at_log)
         if stopping or (args.save_every and global_step % args.save_every == 0):
             record_losses(run, pending, running)
             checkpoint(run)
@@ -523,10 +526,21 @@ def run_epoch(run, epoch, stop):
     return True
 
 
+def stop_agreed(run, stop, at_log):
+    """Whether every process stops after this step. One process stops at once on Ctrl-C. Several
+    see the signal at different steps and must agree, which costs a collective and a wait for the
+    GPU: they compare their flags only at log steps, where the losses are summed anyway."""
+    if run.world == 1:
+        return stop.requested
+    return at_log and distributed.all_sum(float(stop.requested)).item() > 0
+
+
 def checkpoint(run):
+    rngs = distributed.gather(loop.rng_states())  # each process's own, so a resume keeps their masks apart
     if distributed.is_main():
         state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
-        save_checkpoint(run.out / "checkpoint.pt", run.model, run.optimizer, run.scaler, run.streams, state, run.args)
+        parts = (run.model, run.optimizer, run.scaler, run.streams)
+        save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs)
     distributed.barrier()
 
 

@@ -28,6 +28,33 @@ DEVICE = torch.device(os.environ.get("MINBERT_TEST_DEVICE", "cpu"))
 TOL = 1e-5 if DEVICE.type == "cpu" else 1e-4
 
 
+@pytest.fixture(autouse=True)
+def true_fp32():
+    """Each test starts with TF32 off and leaves it so: a training run turns it on for CUDA
+    (loop.use_tf32), and a later fp32 comparison with Hugging Face would see TF32's ~1e-3 errors."""
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    saved = [f.allow_tf32 for f in flags]
+    for f in flags:
+        f.allow_tf32 = False
+    yield
+    for f, value in zip(flags, saved):
+        f.allow_tf32 = value
+
+
+@contextlib.contextmanager
+def exact_attention():
+    """On a GPU, SDPA's fused kernels add up the attention gradient in a varying order, so two
+    equal runs agree to rounding, not bit for bit. Tests that compare two runs exactly use the
+    math kernel there (on a CPU every kernel is deterministic; nothing changes)."""
+    if DEVICE.type == "cpu":
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
 def small_config(**overrides):
     """A 2-layer, 32-wide encoder without dropout, for tests that compare two ways of computing it."""
     fields = dict(
@@ -115,3 +142,19 @@ def serve(handler):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ----------------------------------------------------------------------------
+# the mark of tests that need the packaged MiniLM
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "minilm: needs the packaged all-MiniLM-L6-v2 (gpu_check leaves it out without)")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use the `minilm` fixture (the packaged model) get the mark `minilm`, so that
+    `pytest -m "not minilm"` runs the rest where the package is not installed."""
+    for item in items:
+        if "minilm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.minilm)

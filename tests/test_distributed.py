@@ -1,15 +1,21 @@
 """torchrun with two CPU processes (gloo) trains the same model as one process with the same
-global batch: every step each process takes half of the batch and DDP averages the gradients."""
+global batch: every step each process takes half of the batch and DDP averages the gradients.
+And the collectives follow NCCL's rule (tensors on the run's device), checked on the CPU."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from conftest import ROOT, TINY, make_course_data
 
+import distributed
 from minbert import BertModel
 
 
@@ -39,12 +45,16 @@ def train_cmd(data_dir, out, *extra):
         "0",
         "--log-every",
         "5",
+        "--device",
+        "cpu",  # gloo on the CPU, also on a GPU machine (which may have fewer GPUs than processes)
         *extra,
     ]
 
 
 @pytest.mark.parametrize(
-    "extra", [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"]], ids=["annealed", "summed", "pcgrad"]
+    "extra",
+    [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"], ["--task", "sst"]],
+    ids=["annealed", "summed", "pcgrad", "sst-alone"],
 )
 def test_two_processes_match_one(tmp_path, extra):
     make_course_data(tmp_path / "data", n=36)  # 36 % 8 = 4: the tail batch splits 2 + 2
@@ -65,6 +75,7 @@ def test_two_processes_match_one(tmp_path, extra):
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
     assert one["state"]["seen"] == two["state"]["seen"]  # the same global batches
+    assert len(two["rng"]) == 2 and not torch.equal(two["rng"][0]["cpu"], two["rng"][1]["cpu"])  # each its own
     for k, v in one["model"].items():
         w = two["model"][k]
         if k.endswith("attn.qkv.bias"):
@@ -85,3 +96,49 @@ def test_two_processes_match_one(tmp_path, extra):
     for task, value in m1["dev"].items():
         assert abs(m2["dev"][task] - value) < 1e-3, task
     assert Path(tmp_path / "two" / "predictions" / "sst-dev-output.csv").read_text().count("\n") == 18 + 1
+
+
+def test_one_pair_task_with_mean_pooling_trains_past_step_two(tmp_path):
+    # Mean pooling leaves BERT's pooler out of the loss: DDP must not wait for its gradient.
+    make_course_data(tmp_path / "data", n=36)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = train_cmd(tmp_path / "data", tmp_path / "run", "--task", "sts", "--pooling", "mean", "--no-report")
+    done = subprocess.run([*torchrun, *cmd], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "step 5/5" in done.stdout
+
+
+# ----------------------------------------------------------------------------
+# NCCL's rule, on a CPU: a group that serves one device type only
+
+
+def collectives_on(rank, port):
+    """One of two processes in a group whose only backend serves CUDA tensors, as NCCL's does.
+    The run's device is "meta", the one non-CPU device a CPU build of torch has: the collectives'
+    meta kernels check where each tensor lives but carry no values (the tests above check those)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("cuda:gloo", rank=rank, world_size=2)
+    try:
+        with pytest.raises(RuntimeError, match="No backend type associated with device type cpu"):
+            dist.all_reduce(torch.ones(1))  # the failure NCCL gives a CPU tensor
+        distributed.set_device("meta")
+        stop = distributed.all_sum(1.0)  # the stop flag: a host number
+        rows = distributed.all_sum(torch.ones(3, 4))  # the logged losses
+        assert (stop.device.type, stop.shape, rows.device.type, rows.shape) == ("meta", (), "meta", (3, 4))
+        grad = torch.ones(5, device="meta")
+        assert distributed.all_mean_(grad) is grad  # PCGrad's reduce and the heads' gradients
+        distributed.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_every_collective_uses_the_run_device():
+    # (distributed.gather is torch's all_gather_object: under NCCL it uses the GPU that setup
+    # bound to the group, and it cannot run on meta, which holds no bytes to unpickle.)
+    mp.spawn(collectives_on, args=(free_port(),), nprocs=2)

@@ -22,14 +22,14 @@ from tasks import TASKS, score
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_gold(folder, task, ids, labels):
-    """A course dev file: an unnamed index column, then id, the sentences and the label."""
-    columns = ["id", *TASKS[task].text_columns, TASKS[task].label_column]
+def write_gold(folder, task, ids, labels, split="dev"):
+    """A course file: an unnamed index column, then id, the sentences and (labels not None) the label."""
+    columns = ["id", *TASKS[task].text_columns] + [TASKS[task].label_column] * (labels is not None)
     rows = [
-        f"{i}\t{id_}\t" + "\t".join(["a b ."] * len(TASKS[task].text_columns)) + f"\t{y}"
-        for i, (id_, y) in enumerate(zip(ids, labels))
+        f"{i}\t{id_}\t" + "\t".join(["a b ."] * len(TASKS[task].text_columns)) + f"\t{y}" * (y is not None)
+        for i, (id_, y) in enumerate(zip(ids, labels if labels is not None else [None] * len(ids)))
     ]
-    path = Path(folder) / TASKS[task].files["dev"]
+    path = Path(folder) / TASKS[task].files[split]
     path.write_text("\t" + "\t".join(columns) + "\n" + "\n".join(rows) + "\n")
     return path
 
@@ -140,7 +140,7 @@ def test_cli_uses_greedy_beyond_max_exhaustive_and_writes_the_members(tmp_path):
     info = run_ensemble(tmp_path, folders, "--max-exhaustive", "3")
     assert info["tasks"]["sts"]["method"] == "greedy"
     assert [(m["run"], m["count"]) for m in info["tasks"]["sts"]["members"]] == [(folders[0], 2), (folders[1], 1)]
-    assert info["dev"]["sts"] == pytest.approx(1.0)
+    assert info["dev"]["sts"] > 0.99
     two = run_ensemble(tmp_path / "two", folders, "--max-exhaustive", "3", "--greedy-steps", "2", data_dir=tmp_path)
     assert [m["count"] for m in two["tasks"]["sts"]["members"]] == [1, 1]
     assert (
@@ -244,6 +244,7 @@ def two_runs(tmp_path):
     y = np.array([0.0, 1.0, 2.5, 4.0, 5.0])
     ids = [f"t{i}" for i in range(5)]
     write_gold(tmp_path, "sts", ids, y)
+    write_gold(tmp_path, "sts", ["x", "z"], None, split="test")
     for name in "ab":
         write_run(tmp_path / name, {("sts", "dev"): (ids, y + 0.1), ("sts", "test"): (["x", "z"], [1.0, 2.0])})
     return ids, y
@@ -257,13 +258,35 @@ def breaks(tmp_path, ids, y):
             lambda: write_run(tmp_path / "b", {("sts", "dev"): (["t0", "t1", "t2", "t3", "t9"], y)}),
             r"b/predictions/sts-dev-raw\.csv: its ids differ from the dev file .*1 missing \['t4'\], 1 extra \['t9'\]",
         ),
-        "test ids differ between runs": (
+        "test ids differ from the test file": (
             lambda: write_run(tmp_path / "b", {("sts", "test"): (["x", "y"], [1.0, 2.0])}),
-            r"b/predictions/sts-test-raw\.csv: its ids differ from .*a's",
+            r"b/predictions/sts-test-raw\.csv: its ids differ from the test file .*sts-test-student\.csv: "
+            r"1 missing \['z'\], 1 extra \['y'\]",
         ),
-        "run missing test predictions others have": (
-            lambda: (p / "sts-test-raw.csv").unlink(),
-            r"b/predictions/sts-test-raw\.csv: no such file, though .*a has sts test predictions",
+        "test file truncated": (
+            lambda: write_run(tmp_path / "b", {("sts", "test"): (["x"], [1.0])}),
+            r"b/predictions/sts-test-raw\.csv: its ids differ from the test file .*: 1 missing \['z'\], 0 extra",
+        ),
+        "no test file to check test predictions against": (
+            lambda: (tmp_path / TASKS["sts"].files["test"]).unlink(),
+            r"sts-test-student\.csv: no such file \(the sts test ids, to check the runs' test predictions, "
+            r"from --data-dir",
+        ),
+        "an id that would forge rows": (
+            lambda: (p / "sts-test-raw.csv").write_text('id\tscore\nx\t1.0\n"z , 4 \n"\t2.0\n'),
+            r"b/predictions/sts-test-raw\.csv:3: id '\"z , 4 ' holds a space, comma, quote",
+        ),
+        "duplicate test id": (
+            lambda: (p / "sts-test-raw.csv").write_text("id\tscore\nx\t1.0\nx\t2.0\n"),
+            r"b/predictions/sts-test-raw\.csv:3: duplicate id 'x' \(first on line 2\)",
+        ),
+        "not UTF-8": (
+            lambda: (p / "sts-dev-raw.csv").write_bytes(b"id\tscore\nt0\t1.0\nt\xff1\t2.0\n"),
+            r"b/predictions/sts-dev-raw\.csv:3: not UTF-8 text \(byte 0xff",
+        ),
+        "a 200,000-character field": (
+            lambda: (p / "sts-dev-raw.csv").write_text("id\tscore\nt0\t" + "9" * 200_000 + "\n"),
+            r"b/predictions/sts-dev-raw\.csv:2: non-finite value in '9999.*\(200000 characters\)$",
         ),
         "task its metrics.json promises": (
             lambda: (tmp_path / "b" / "metrics.json").write_text('{"dev": {"sts": 0.5, "para": 0.7}}'),
@@ -292,7 +315,7 @@ def breaks(tmp_path, ids, y):
         ),
         "wrong columns": (
             lambda: (p / "sts-dev-raw.csv").write_text("id\tp0\tp1\nt0\t0.5\t0.5\n"),
-            r"b/predictions/sts-dev-raw\.csv: expected one column, score",
+            r"b/predictions/sts-dev-raw\.csv:1: expected a header .id<TAB>score.",
         ),
         "malformed metrics.json": (
             lambda: (tmp_path / "b" / "metrics.json").write_text("[1, 2"),
@@ -329,7 +352,10 @@ def test_different_numbers_of_classes(tmp_path):
         (["--weights", "1", "-1"], r"--weights: must be finite and >= 0"),
         (["--weights", "0", "0"], r"--weights: all are 0"),
         (["--select-on", "0.1"], r"--select-on 0.1: leaves 0 of 5 dev rows"),
-        (["--sts-dev", "nowhere.csv"], r"nowhere\.csv: no such file \(the sts dev labels; set --data-dir or --sts-dev"),
+        (
+            ["--sts-dev", "nowhere.csv"],
+            r"nowhere\.csv: no such file \(the sts dev labels, from --sts-dev; set --data-dir or --sts-dev",
+        ),
     ],
 )
 def test_bad_flags_stop_with_an_error_naming_the_flag(tmp_path, two_runs, flags, message):
@@ -346,6 +372,94 @@ def test_out_must_be_new_and_runs_distinct(tmp_path, two_runs):
     assert [f.name for f in (tmp_path / "ens").iterdir()] == ["keep.txt"]
     with pytest.raises(EnsembleError, match=r"a/: given twice"):
         run_ensemble(tmp_path / "x", [tmp_path / "a", f"{tmp_path / 'a'}/"], data_dir=tmp_path)
+
+
+# ----------------------------------------------------------------------------
+# test predictions against the test file, classes against gold, course files from metrics.json,
+# members with dev predictions only (issue 26)
+def test_members_truncated_alike_still_miss_test_rows(tmp_path, two_runs):
+    ids, y = two_runs
+    write_gold(tmp_path, "sts", [f"x{i}" for i in range(80)], None, split="test")  # the test file has 80 rows
+    for name in "ab":  # both members agree with each other, on 10 of them
+        write_run(tmp_path / name, {("sts", "test"): ([f"x{i}" for i in range(10)], np.ones(10))})
+    with pytest.raises(
+        EnsembleError, match=r"a/predictions/sts-test-raw\.csv: its ids differ from the test file .*70 missing"
+    ):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "ens").exists()
+
+
+def test_gold_classes_must_be_the_runs_classes(tmp_path):
+    write_gold(tmp_path, "sst", ["s0", "s1", "s2"], [0, 4, 2])
+    three = write_run(tmp_path / "three", {("sst", "dev"): (["s0", "s1", "s2"], np.eye(3)[[0, 1, 2]])})
+    with pytest.raises(
+        PredictionFileError, match=r"sst-dev\.csv:3: sentiment 4 is not one of the 3 classes of .*three/"
+    ):
+        run_ensemble(tmp_path, [three])
+    write_gold(tmp_path, "sst", ["s0", "s1", "s2"], [0, 7, 2])
+    five = write_run(tmp_path / "five", {("sst", "dev"): (["s0", "s1", "s2"], np.eye(5)[[0, 1, 2]])})
+    with pytest.raises(
+        PredictionFileError, match=r"sst-dev\.csv:3: sentiment 7 is not one of the 5 classes of .*five/"
+    ):
+        run_ensemble(tmp_path, [five])
+    assert not (tmp_path / "ens").exists()
+
+
+def test_course_files_default_to_those_the_runs_recorded(tmp_path, two_runs, capsys):
+    ids, y = two_runs
+    data_dir = tmp_path  # where two_runs wrote the dev and test files
+    for name in "ab":
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"config": {"data_dir": str(data_dir)}}))
+    argv = [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ens")]
+    info = ensemble.ensemble(ensemble.parse_args(argv))  # no --data-dir: the runs' own files
+    assert info["dev"]["sts"] > 0.99
+    recorded = json.loads((tmp_path / "ens" / "metrics.json").read_text())["config"]
+    assert (recorded["sts_dev"], recorded["sts_test"]) == (
+        str(data_dir / "sts-dev.csv"),
+        str(data_dir / "sts-test-student.csv"),
+    )
+    # an ensemble of the ensemble finds them through its metrics.json too
+    again = ensemble.ensemble(ensemble.parse_args([str(tmp_path / "ens"), "--out", str(tmp_path / "again")]))
+    assert again["dev"] == info["dev"]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    write_gold(other, "sts", ids, y[::-1])  # another dev file: the members disagree
+    (tmp_path / "b" / "metrics.json").write_text(
+        json.dumps({"config": {"sts_dev": str(other / "sts-dev.csv"), "data_dir": str(data_dir)}})
+    )
+    argv[-1] = str(tmp_path / "ens2")
+    message = (
+        r"the runs were scored on different sts dev files \(.*a used .*sts-dev\.csv, .*b used .*other/sts-dev\.csv\)"
+    )
+    with pytest.raises(EnsembleError, match=message + ": pass --data-dir"):
+        ensemble.ensemble(ensemble.parse_args(argv))
+    assert ensemble.ensemble(ensemble.parse_args([*argv, "--data-dir", str(data_dir)]))["dev"] == info["dev"]
+
+
+def test_a_dev_only_member_is_scored_on_dev_but_not_chosen(tmp_path, two_runs, capsys):
+    ids, y = two_runs
+    dev_only = write_run(tmp_path / "llm", {("sts", "dev"): (ids, y)}, metrics={"dev": {"sts": 1.0}})  # perfect on dev
+    info = run_ensemble(tmp_path, [tmp_path / "a", dev_only])
+    sts = info["tasks"]["sts"]
+    assert sts["singles"][dev_only] == 1.0 and sts["dev_only"] == [dev_only]
+    assert [m["run"] for m in sts["members"]] == [str(tmp_path / "a")]
+    assert predictions.read_raw(tmp_path / "ens" / "predictions" / "sts-test-raw.csv") == (
+        ["x", "z"],
+        pytest.approx([1.0, 2.0]),
+    )
+    out = capsys.readouterr().out
+    assert f"note: sts: {dev_only} has no test predictions ({dev_only}/predictions/sts-test-raw.csv)" in out
+    # alone (no member has test predictions) it is a dev-only ensemble, as before
+    assert (
+        run_ensemble(tmp_path / "alone", [dev_only], data_dir=tmp_path)["tasks"]["sts"]["members"][0]["run"] == dev_only
+    )
+
+
+def test_a_negative_seed_is_a_flag_error(capsys):
+    with pytest.raises(SystemExit):
+        ensemble.parse_args(["a", "--select-on", "0.5", "--seed", "-1"])
+    assert "--seed must be 0 or more, got -1" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------

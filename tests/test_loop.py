@@ -1,8 +1,11 @@
 """loop.py: the learning-rate schedule by hand, progress lines, device choice."""
 
+import argparse
+
 import pytest
 import torch
 
+import files
 import loop
 
 
@@ -51,3 +54,89 @@ def test_pick_device_resolves_auto():
         assert (device, amp) == (torch.device("cpu"), "off")
         with pytest.raises(SystemExit, match="no CUDA GPU"):
             loop.pick_device("cuda", "auto")
+
+
+# ----------------------------------------------------------------------------
+# checkpoints: the RNG states
+
+
+def save_tiny(path, rngs=None):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    rngs = () if rngs is None else (rngs,)
+    loop.save_checkpoint(path, model, optimizer, scaler, {}, {"step": 7}, argparse.Namespace(lr=1.0), *rngs)
+
+
+@pytest.mark.filterwarnings("ignore:for (weight|bias). copying from a non-meta:UserWarning")  # meta holds no values
+def test_resume_onto_another_device_restores_the_rng(tmp_path):
+    # On a GPU the checkpoint's tensors go to CUDA, but torch.set_rng_state takes CPU ByteTensors
+    # only. "meta" stands in for CUDA here: the only non-CPU device a CPU build of torch has.
+    torch.manual_seed(3)
+    save_tiny(tmp_path / "checkpoint.pt")
+    expected = torch.rand(4)
+    torch.manual_seed(99)
+    model = torch.nn.Linear(3, 2, device="meta")
+    parts = (model, torch.optim.AdamW(model.parameters()), torch.amp.GradScaler("cpu", enabled=False), {})
+    state = loop.load_checkpoint(tmp_path / "checkpoint.pt", *parts, torch.device("meta"))
+    assert state == {"step": 7} and model.weight.device.type == "meta"
+    assert torch.equal(torch.rand(4), expected)  # the draws continue where the saved run was
+
+
+def test_each_process_resumes_its_own_rng(tmp_path):
+    # Two processes' generators saved in rank order: rank 1 takes the second, not rank 0's.
+    states = []
+    for seed in (10, 11):
+        torch.manual_seed(seed)
+        states.append(loop.rng_states())
+    save_tiny(tmp_path / "checkpoint.pt", rngs=states)
+    torch.manual_seed(11)
+    expected = torch.rand(4)
+    model = torch.nn.Linear(3, 2)
+    parts = (model, torch.optim.AdamW(model.parameters()), torch.amp.GradScaler("cpu", enabled=False), {})
+    loop.load_checkpoint(tmp_path / "checkpoint.pt", *parts, torch.device("cpu"), rank=1)
+    assert torch.equal(torch.rand(4), expected)
+    torch.manual_seed(5)
+    fresh = torch.rand(4)
+    torch.manual_seed(5)
+    loop.load_checkpoint(tmp_path / "checkpoint.pt", *parts, torch.device("cpu"), rank=2)  # none saved: kept
+    assert torch.equal(torch.rand(4), fresh)
+
+
+def test_torchrun_asking_for_more_gpus_than_there_are_says_so():
+    # A 2-process torchrun on a 1-GPU machine: LOCAL_RANK 1 has no GPU (this CPU machine has 0).
+    with pytest.raises(SystemExit, match=r"LOCAL_RANK 1, but torch sees \d+ GPU\(s\): start at most"):
+        loop.take_local_gpu(torch.cuda.device_count() + 1 if torch.cuda.is_available() else 1)
+
+
+def test_tf32_is_a_training_choice_that_tests_do_not_inherit():
+    assert not torch.backends.cuda.matmul.allow_tf32  # conftest's true_fp32: every test starts in fp32
+    loop.use_tf32(torch.device("cpu"))
+    assert not torch.backends.cuda.matmul.allow_tf32  # nothing to do off CUDA
+    loop.use_tf32(torch.device("cuda"))  # the flag exists in every build; only a GPU reads it
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+
+
+def test_out_of_gpu_memory_is_one_line_with_what_to_try():
+    def first_step():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+
+    with pytest.raises(SystemExit) as stop:
+        loop.run_command(first_step)
+    message = str(stop.value.code)
+    assert message.startswith("error: out of GPU memory") and "\n" not in message
+    assert "--grad-accum" in message and "--batch-size" in message
+
+
+def test_a_checkpoint_from_before_per_process_rng_states_still_resumes(tmp_path):
+    # Older checkpoints hold one CPU state under "rng" (and "cuda_rng" where CUDA was in use).
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    torch.manual_seed(7)
+    old = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": {}, "streams": {}}
+    files.save_torch({**old, "rng": torch.get_rng_state(), "state": {"step": 2}, "args": {}}, tmp_path / "old.pt")
+    expected = torch.rand(4)
+    torch.manual_seed(8)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    state = loop.load_checkpoint(tmp_path / "old.pt", model, optimizer, scaler, {}, torch.device("cpu"))
+    assert state == {"step": 2} and torch.equal(torch.rand(4), expected)

@@ -1,6 +1,7 @@
 """The encoder against Hugging Face's BertModel, the attention fast path against the math,
 checkpoint loading and saving. Reference values come from tests/make_fixtures.py."""
 
+import itertools
 import json
 import shutil
 
@@ -353,6 +354,35 @@ def test_compiled_layers_equal_eager():
         for name, g_eager in outs[0][1].items():
             torch.testing.assert_close(outs[1][1][name], g_eager, atol=1e-5, rtol=1e-4, msg=name)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # compiled, not silently eager
+
+
+def test_compiled_layers_keep_a_graph_for_every_variant_a_run_meets():
+    """Training and then evaluating meet a dozen and more variants of the one Layer.forward
+    (train/eval x no mask / mask / mask and padding removal x full or [CLS]-only last layer):
+    all compiled, none left to eager by torch's default limit of 8. The eager backend: only the
+    caching is tested here."""
+    import torch._dynamo
+
+    model = BertModel(small_config(num_hidden_layers=3))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    model.compile_layers(backend="eager")
+    ids = torch.randint(5, 50, (4, 12))
+    full = torch.ones_like(ids)
+    padded = full.clone()
+    padded[1:, 6:] = 0  # 3 x 6 of 48 positions: padding removal
+    little = full.clone()
+    little[3, 11:] = 0  # 1 of 48: a mask, rows kept
+    for training in (True, False):
+        model.train(training)
+        for mask, cls_only in itertools.product((full, padded, little), (False, True)):
+            with torch.set_grad_enabled(training):
+                hidden = model.encode(model.embed(ids), mask, cls_only=cls_only)["last_hidden_state"]
+            if training:
+                hidden.sum().backward()
+    frames = torch._dynamo.utils.counters["frames"]
+    assert frames["total"] == frames["ok"]  # every call compiled: none hit the limit and fell back
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 8  # more than torch's default keeps
 
 
 def test_attention_by_hand_and_against_sdpa():

@@ -27,10 +27,10 @@ def test_round_trip_of_every_task(tmp_path):
     "text, message",
     [
         ("", r":1: expected a header"),
-        ("id\tscore\nx\t1.0\ny\n", r":3: expected 2 fields, found 1"),
+        ("id\tscore\nx\t1.0\ny\n", r":3: expected 2 tab-separated fields, found 1"),
         ("id\tscore\nx\tone\n", r":2: not a number"),
         ("id\tscore\nx\tnan\n", r":2: non-finite value"),
-        ("id\tscore\nx\t1\nx\t2\n", r": duplicate ids"),
+        ("id\tscore\nx\t1\nx\t2\n", r":3: duplicate id .x. \(first on line 2\)"),
     ],
 )
 def test_malformed_raw_files_name_the_line(tmp_path, text, message):
@@ -46,3 +46,60 @@ def test_missing_and_malformed_output_files(tmp_path):
     (tmp_path / "o.csv").write_text("id \t Predicted_Sentiment \na , 1 \nb 2\n")
     with pytest.raises(PredictionFileError, match=r"o\.csv:3: expected 'id , value'"):
         predictions.read_output(tmp_path / "o.csv")
+
+
+# ----------------------------------------------------------------------------
+# the one reader: every value checked by the task's rules, every error naming file:line
+
+
+@pytest.mark.parametrize(
+    "task, value, message",
+    [
+        ("sst", "-1", r"sst-dev-output\.csv:3: expected a class 0\.\.4, found '-1'"),
+        ("sst", "2.7", r"sst-dev-output\.csv:3: expected a class 0\.\.4, found '2\.7'"),
+        ("sst", "7", r"sst-dev-output\.csv:3: expected a class 0\.\.4, found '7'"),
+        ("para", "0.7", r"para-dev-output\.csv:3: expected 0 or 1, found '0\.7'"),
+        ("sts", "99", r"sts-dev-output\.csv:3: expected a similarity in \[0, 5\], found '99'"),
+        ("sts", "nan", r"sts-dev-output\.csv:3: expected a similarity in \[0, 5\], found 'nan'"),
+    ],
+)
+def test_predictions_out_of_their_range_name_the_line(tmp_path, task, value, message):
+    raws = {"sst": np.eye(5)[[1, 2]], "para": np.array([0.2, 0.9]), "sts": np.array([1.0, 2.0])}[task]
+    predictions.write(tmp_path, task, "dev", ["a", "b"], np.array([1, 1]), raws)
+    path = tmp_path / f"{task}-dev-output.csv"
+    path.write_text(path.read_text().replace("b , 1 ", f"b , {value} "))
+    with pytest.raises(PredictionFileError, match=message):
+        predictions.read(tmp_path, task, "dev")
+    if value != "7":  # on its own, by the rules its file name implies (the classes are the raw file's)
+        with pytest.raises(PredictionFileError, match=rf"{task}-dev-output\.csv:3: expected"):
+            predictions.read_output(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (b"id\tscore\nx\t1.0\ny\xff\t2.0\n", r":3: not UTF-8 text \(byte 0xff"),
+        (b"id\tscore\nx\t" + b"1" * 200_000 + b"\n", r":2: non-finite value in '1111.*\(200000 characters\)$"),
+        (b"id\tscore\n" + b"x" * 200_000 + b"\tone\n", r":2: not a number in 'one'$"),
+        (b'id\tscore\n"a , 4 \n"\t1.0\n', r":2: id .\"a , 4 . holds a space, comma"),
+        (b"id\tscore\na,4\t1.0\n", r":2: id 'a,4' holds a space, comma"),
+        (b"id\tprob\nx\t0.5\n", r":1: expected a header 'id<TAB>score', found 'id\\tprob'"),
+    ],
+)
+def test_hostile_raw_files_are_one_short_error(tmp_path, text, message):
+    path = tmp_path / "sts-dev-raw.csv"
+    path.write_bytes(text)
+    with pytest.raises(PredictionFileError, match=rf"sts-dev-raw\.csv{message}") as e:
+        predictions.read_raw(path)
+    assert len(str(e.value)) < 300
+
+
+def test_raw_and_output_files_must_agree(tmp_path):
+    predictions.write(tmp_path, "sst", "dev", ["a", "b"], np.array([0, 1]), np.eye(3)[[0, 1]])
+    assert predictions.read(tmp_path, "sst", "dev")[1].tolist() == [0, 1]
+    (tmp_path / "sst-dev-output.csv").write_text("id \t Predicted_Sentiment \nb , 1 \na , 0 \n")
+    with pytest.raises(PredictionFileError, match=r"sst-dev-output\.csv: its ids differ from those of sst-dev-raw"):
+        predictions.read(tmp_path, "sst", "dev")
+    (tmp_path / "sst-dev-output.csv").write_text("id \t Predicted_Sentiment \na , 0 \nb , 3 \n")  # 3 classes only
+    with pytest.raises(PredictionFileError, match=r"sst-dev-output\.csv:3: expected a class 0\.\.2, found '3'"):
+        predictions.read(tmp_path, "sst", "dev")

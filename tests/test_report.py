@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from test_train import run
 
 import analysis
 import data
+import ensemble
 import pages
 import predictions
 import report
@@ -138,7 +140,7 @@ def test_runs_with_the_same_folder_name_are_told_apart_by_their_paths(runs, tmp_
     first, second = copy_run(runs, tmp_path / "x" / "run"), copy_run(runs, tmp_path / "y" / "run")
     pages.write_comparison([first, second], tmp_path / "cmp")
     md = (tmp_path / "cmp" / "report.md").read_text()
-    assert f"| [{first}](" in md and f"| [{second}](" in md
+    assert f"| [{pages.md_escape(first)}](" in md and f"| [{pages.md_escape(second)}](" in md
 
 
 def test_default_comparison_folder_is_beside_the_runs(runs):
@@ -201,7 +203,10 @@ def test_missing_dev_files_degrade_and_data_dir_finds_them(runs, tmp_path, capsy
     (moved / "metrics.json").write_text(json.dumps(metrics))
     report.main([str(moved)])
     md = (moved / "report" / "report.md").read_text()
-    assert "## Not in this report" in md and f"dev file {tmp_path / 'gone' / 'sts-dev.csv'} not found" in md
+    assert (
+        "## Not in this report" in md
+        and f"dev file {pages.md_escape(tmp_path / 'gone' / 'sts-dev.csv')} not found" in md
+    )
     assert not (moved / "report" / "sst-confusion.svg").exists()
     assert md_row(md, TASKS["sst"].title)[2] == f"{metrics['dev']['sst']:.4f}"  # the metrics are still shown
     assert "not found (pass --data-dir)" in capsys.readouterr().err
@@ -253,12 +258,11 @@ def test_an_ensemble_folder_with_sst_only_shows_what_is_there(runs, tmp_path):
 # mistakes, per-class scores: small cases checked by hand
 
 
-def hand_run(tmp_path, sst_probs, para_probs):
+def hand_run(tmp_path, sst_probs, para_probs, sentences=("<b>bold</b> & a | pipe", "plain one", 'say "hi"', "four")):
     """A run folder whose dev predictions are given; dev sentences hold HTML and Markdown specials."""
     folder, dev = tmp_path / "hand", tmp_path / "hand-data"
     dev.mkdir(parents=True)
     ids = [f"x{i}" for i in range(4)]
-    sentences = ["<b>bold</b> & a | pipe", "plain one", 'say "hi"', "four"]
     gold = [0, 1, 2, 1]
     sst = ["\tid\tsentence\tsentiment"] + [f"{i}\t{ids[i]}\t{sentences[i]}\t{gold[i]}" for i in range(4)]
     (dev / TASKS["sst"].files["dev"]).write_text("\n".join(sst) + "\n")
@@ -306,3 +310,107 @@ def test_confusion_matrix_by_hand():
 def test_bad_flags(runs, capsys):
     assert "--mistakes" in error_of([str(runs / "a"), "--mistakes", "-1"], capsys)
     assert "--out is for the comparison" in error_of([str(runs / "a"), "--out", "x"], capsys)
+
+
+# ----------------------------------------------------------------------------
+# hostile input: values out of range, broken files, Markdown in the data (issue 26)
+
+SST = [[0.1, 0.9, 0, 0, 0], [0.2, 0.7, 0.1, 0, 0], [0.6, 0.1, 0.3, 0, 0], [0.8, 0.1, 0.1, 0, 0]]
+PARA = [0.3, 0.45, 0.95, 0.05]
+
+
+def replace_in(path, old, new):
+    text = path.read_bytes()
+    assert old in text
+    path.write_bytes(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    "file, old, new, message",
+    [
+        ("predictions/sst-dev-output.csv", b"x1 , 1 ", b"x1 , -1 ", r"sst-dev-output\.csv:3: expected a class 0\.\.4"),
+        ("predictions/sst-dev-output.csv", b"x1 , 1 ", b"x1 , 2.7 ", r"sst-dev-output\.csv:3: expected a class 0\.\.4"),
+        ("predictions/sst-dev-output.csv", b"x1 , 1 ", b"x1 , 7 ", r"sst-dev-output\.csv:3: expected a class 0\.\.4"),
+        ("predictions/sst-dev-output.csv", b"x1 , 1 ", b"x1 , nan ", r"sst-dev-output\.csv:3: expected a class 0\.\.4"),
+        ("predictions/para-dev-output.csv", b"x1 , 0 ", b"x1 , 0.7 ", r"para-dev-output\.csv:3: expected 0 or 1"),
+        ("predictions/sst-dev-raw.csv", b"x1\t", b"x\xff1\t", r"sst-dev-raw\.csv:3: not UTF-8 text \(byte 0xff"),
+        ("metrics.json", b'"dev": {}', b'"dev": {}, "best_epoch": 1, "epochs": null', r"'epochs' should be a list"),
+        ("metrics.json", b'"dev": {}', b'"dev": {"sst": NaN}', r"metrics\.json: holds NaN, which is not a number"),
+        ("../hand-data/ids-sst-dev.csv", b"plain one\t1", b"plain one\t7", r"ids-sst-dev\.csv:3: sentiment 7 is not"),
+    ],
+)
+def test_bad_values_in_a_run_are_one_line_errors(tmp_path, capsys, file, old, new, message):
+    folder = hand_run(tmp_path, SST, PARA)
+    replace_in(folder / file, old, new)
+    assert re.search(message, error_of([str(folder), "--mistakes", "100"], capsys))
+    assert not (folder / "report").exists()
+
+
+def test_md_escape_shows_the_text_as_is():
+    assert pages.md_escape("![x](http://e.org/x.png)") == "\\!\\[x\\](http://e.org/x.png)"  # no image, no fetch
+    assert pages.md_escape("<img src=x> & *a* _b_ `c` ~~d~~ | e") == (
+        "&lt;img src=x&gt; &amp; \\*a\\* \\_b\\_ \\`c\\` \\~\\~d\\~\\~ \\| e"
+    )
+    assert [pages.md_escape(t) for t in ("# h", "- i", "1. i", "-0.25", "0.5000")] == [
+        "\\# h",
+        "\\- i",
+        "1\\. i",
+        "-0.25",
+        "0.5000",
+    ]
+    assert pages.md_escape("a\nb") == "a b"  # one line: a table row stays one row
+
+
+def test_markdown_in_a_dev_sentence_is_shown_not_rendered(tmp_path):
+    sentences = ("![x](http://e.org/x.png) *loud*", "plain one", "two", "three")
+    folder = hand_run(tmp_path, SST, PARA, sentences)
+    report.main([str(folder)])
+    md = (folder / "report" / "report.md").read_text()
+    assert "![x](http" not in md and "*loud*" not in md
+    assert md_row(md, "x0")[1] == "\\!\\[x\\](http://e.org/x.png) \\*loud\\*"
+
+
+def test_a_run_folder_named_with_markup_is_escaped_in_the_link(runs, tmp_path):
+    name = "x)](javascript:alert(1)) <b>"
+    odd, plain = copy_run(runs, tmp_path / name), copy_run(runs, tmp_path / "plain")
+    pages.write_comparison([odd, plain], tmp_path / "cmp")
+    md, page = (tmp_path / "cmp" / "report.md").read_text(), (tmp_path / "cmp" / "index.html").read_text()
+    href = "../x%29%5D%28javascript%3Aalert%281%29%29%20%3Cb%3E/report/index.html"
+    assert f"| [x)\\](javascript:alert(1)) &lt;b&gt;]({href}) |" in md and f'href="{href}"' in page
+    assert "<b>" not in md and "<b>" not in page.replace("<body>", "")
+
+
+def test_a_run_of_fewer_tasks_is_not_best_overall(runs, tmp_path):
+    sst_only = copy_run(runs, tmp_path / "sst-only")
+    for path in (sst_only / "predictions").glob("[ps][at]*-*"):  # para-* and sts-*
+        path.unlink()
+    metrics = json.loads((sst_only / "metrics.json").read_text())
+    metrics["dev"] = {"sst": 0.99}  # beats every run's overall and plain mean, on one task
+    (sst_only / "metrics.json").write_text(json.dumps(metrics))
+    pages.write_comparison([runs / "a", runs / "b", sst_only], tmp_path / "cmp")
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    mine = next(line for line in md.splitlines() if "[sst-only]" in line)
+    cells = [c.strip() for c in re.split(r"(?<!\\)\|", mine[1:-1])]
+    assert cells[2] == "**0.9900**"  # the best sst, compared with the runs' sst
+    assert cells[5:7] == ["0.9900 (sst only)", "0.9900 (sst only)"]  # a mean, but not of the same tasks
+    full = [md_row(md, f"[{n}](../../{runs.name}/{n}/report/index.html)") for n in "ab"]
+    assert any(row[5].startswith("**") for row in full) and any(row[6].startswith("**") for row in full)
+    assert "compared only among the runs with every task (sst, para, sts)" in md
+
+
+def test_recorded_course_files_of_train_synth_and_ensemble_runs():
+    assert analysis.recorded_file({"data_dir": "d"}, "para", "test") == Path("d/quora-test-student.csv")
+    assert analysis.recorded_file({"data_dir": "d", "sst_dev": "my.csv"}, "sst", "dev") == Path("my.csv")
+    assert analysis.recorded_file({"data_dir": "d", "sst_test": "none"}, "sst", "test") is None
+    synth = {"dev": {"input": None, "data_dir": "e"}, "test": {"input": "t.csv", "data_dir": "e"}}
+    assert analysis.recorded_file(synth, "sst", "dev") == Path("e/ids-sst-dev.csv")
+    assert analysis.recorded_file(synth, "sst", "test") == Path("t.csv")
+    assert analysis.recorded_file(synth, "para", "dev") is None and analysis.recorded_file({}, "sst", "dev") is None
+
+
+def test_an_ensemble_is_reported_on_the_files_its_members_recorded(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ here: the files come from the runs' metrics.json
+    ensemble.ensemble(ensemble.parse_args([str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "ens")]))
+    report.main([str(tmp_path / "ens")])
+    md = (tmp_path / "ens" / "report" / "report.md").read_text()
+    assert "Not in this report" not in md and (tmp_path / "ens" / "report" / "sst-confusion.svg").is_file()

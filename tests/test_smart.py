@@ -394,3 +394,22 @@ def test_regularizer_rejects_bad_arguments():
         args = dict(kind="multiclass") | bad
         with pytest.raises(ValueError, match=match):
             smart_regularizer(forward, x, clean, **args)
+
+
+def test_under_fp16_autocast_the_ascent_runs_in_float32():
+    # Near δ = 0 the inner gradient is ~1e-9: fp16's backward flushes most of it to 0, so most
+    # of δ would stay at its random start. The ascent runs in float32 instead, giving the float32 δ.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.Tanh(), torch.nn.Linear(32, 5))
+    forward = lambda x: net(x).mean(1)  # (B, T, H) -> (B, 5)
+    x = torch.randn(4, 6, 32)
+
+    def delta(fp16):
+        with torch.autocast("cpu", dtype=torch.float16, enabled=fp16):
+            out = forward(x)
+            generator = torch.Generator().manual_seed(1)
+            return smart_regularizer(forward, x, out, "multiclass", generator=generator, return_delta=True)[1]
+
+    fp32 = delta(False)
+    assert (fp32.abs() == 1e-5).float().mean() > 0.9  # the step reached the ball's surface almost everywhere
+    assert torch.equal(delta(True), fp32)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEVICE, ROOT, TINY, make_course_data, write_course_file
+from conftest import DEVICE, ROOT, TINY, exact_attention, make_course_data, write_course_file
 
 import data
 import report
@@ -39,13 +39,15 @@ def run(data_dir, out, *extra):
         "3",
         "--device",
         DEVICE.type,
+        "--amp",
+        "off",  # fp32 on a GPU too (auto would be bf16); a test may ask for another after this
         *extra,
     ]
     return train.train(train.parse_args(args))
 
 
 def best_state(out):
-    return torch.load(Path(out) / "best.pt", weights_only=True)["model"]
+    return torch.load(Path(out) / "best.pt", map_location="cpu", weights_only=True)["model"]
 
 
 def test_end_to_end_writes_metrics_predictions_and_checkpoints(data_dir, tmp_path):
@@ -149,15 +151,16 @@ def interrupt_at(monkeypatch, step, how):
 def test_resume_equals_uninterrupted(data_dir, tmp_path, monkeypatch, how, amp):
     # fp16 is the GPU's loss-scaled path (GradScaler), run here on the CPU: its scale is checkpointed too.
     extra = ["--save-every", "4", "--seed", "3", "--amp", amp]
-    full = run(data_dir, tmp_path / "full", *extra)
-    with monkeypatch.context() as m:
-        interrupt_at(m, 8, how)  # global step 8 = step 3 of epoch 2
-        if how == "sigint":
-            assert run(data_dir, tmp_path / "cut", *extra) is None  # finishes step 8, saves, returns
-        else:
-            with pytest.raises(RuntimeError, match="simulated crash"):
-                run(data_dir, tmp_path / "cut", *extra)  # dies; the last save (--save-every 4) was after step 7
-    resumed = train.train(train.parse_args(["--resume", str(tmp_path / "cut")]))
+    with exact_attention():
+        full = run(data_dir, tmp_path / "full", *extra)
+        with monkeypatch.context() as m:
+            interrupt_at(m, 8, how)  # global step 8 = step 3 of epoch 2
+            if how == "sigint":
+                assert run(data_dir, tmp_path / "cut", *extra) is None  # finishes step 8, saves, returns
+            else:
+                with pytest.raises(RuntimeError, match="simulated crash"):
+                    run(data_dir, tmp_path / "cut", *extra)  # dies; the last save (--save-every 4) was after step 7
+        resumed = train.train(train.parse_args(["--resume", str(tmp_path / "cut")]))
     assert resumed["dev"] == full["dev"]
     assert resumed["epochs"] == full["epochs"]
     a, b = best_state(tmp_path / "full"), best_state(tmp_path / "cut")
@@ -592,7 +595,8 @@ def test_training_accuracy_is_the_accuracy_on_the_batches_seen(data_dir, tmp_pat
     # lr 0 and no dropout: the model never changes, so an epoch (one pass over the 48 sst training
     # rows: 6 batches of 8) must score exactly the model's accuracy on the training set.
     argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--task", "sst", "--epochs", "1", "--lr", "0"]
-    argv += ["--dropout", "0", "--encoder-dropout", "0", "--batch-size", "8", "--device", DEVICE.type, "--no-report"]
+    argv += ["--dropout", "0", "--encoder-dropout", "0", "--batch-size", "8", "--device", DEVICE.type, "--amp", "off"]
+    argv += ["--no-report"]
     metrics = train.train(train.parse_args([*argv, "--out", str(tmp_path / "run")]))
     assert metrics["examples_seen"] == {"sst": 48}
     run_ = train.setup(train.parse_args([*argv, "--out", str(tmp_path / "again")]))
