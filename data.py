@@ -97,10 +97,16 @@ def _fields(path, n, text):
     """The tab-separated fields of one physical line, pandas quoting undone.
     No course file has a row spanning lines, so a quote left open is an error here, at the line
     where it opens, rather than a field that silently swallows the rows after it."""
+    limit = csv.field_size_limit()
     try:
+        # csv refuses fields over 131072 characters; one field can be no longer than its line, and a
+        # long sentence is valid (the tokenizer cuts it to --max-length), so allow that much here
+        csv.field_size_limit(max(limit, len(text)))
         rows = list(csv.reader([text], delimiter="\t", strict=True))
     except csv.Error as e:
         raise DataError(f"{path}:{n}: malformed CSV: {e} (is a quote left open? a row must fit on one line)") from None
+    finally:
+        csv.field_size_limit(limit)
     row = rows[0] if rows else []
     for field in row:
         if "\t" in field or "\n" in field or "\r" in field:

@@ -15,14 +15,23 @@ What DIR (--out) holds:
                                                 encoding, bi-encoder head, pooling, dropout,
                                                 max length, and per task its input and output
 
+    .minbert-export                             the mark of an export: --overwrite replaces
+                                                only a folder that holds it
+
 `load_export(DIR)` rebuilds the whole multitask model from those files alone.
+
+Nothing is deleted before everything is checked: RUN must be a finished run, DIR must be neither
+RUN nor a folder holding it nor inside it, and a DIR already there is replaced (--overwrite) only
+if it is an export. The new export is written beside DIR and swapped in once complete.
 """
 
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import files
@@ -63,13 +72,22 @@ def head_description(args, num_classes, tasks, best, epoch):
     }
 
 
-def export(run_dir, out):
+MARK = ".minbert-export"  # in every export: the one kind of folder --overwrite may replace
+
+
+def read_best(run_dir):
+    """The run's best.pt, checked (raises FileNotFoundError or files.ReadError naming the file)."""
+    path = Path(run_dir) / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
+    return files.load_torch(path, "best model", keys=("model", "encoder_config", "args", "num_classes", "tasks"))
+
+
+def export(run_dir, out, ckpt=None):
     """Write the run's best model as DIR (see the module docstring)."""
     run_dir, out = Path(run_dir), Path(out)
     path = run_dir / "best.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
-    ckpt = files.load_torch(path, "best model", keys=("model", "encoder_config", "args", "num_classes", "tasks"))
+    ckpt = read_best(run_dir) if ckpt is None else ckpt
     state = ckpt["model"]
 
     # the encoder, through minBERT's own Hugging Face writer
@@ -83,6 +101,45 @@ def export(run_dir, out):
     hub.save_safetensors(heads, out / "heads.safetensors")
     meta = head_description(ckpt["args"], ckpt["num_classes"], ckpt["tasks"], path, ckpt["epoch"])
     files.write_text(out / "heads.json", json.dumps(meta, indent=2) + "\n")
+    files.write_text(out / MARK, f"exported by minBERT's export.py from {run_dir}\n")
+    return meta
+
+
+def check_out(run_dir, out, overwrite):
+    """Why `out` must not receive the export of `run_dir` (None when it may). Deletes nothing."""
+    run, dest = Path(run_dir).resolve(), Path(out).resolve()
+    if dest.exists() and not dest.is_dir():
+        return f"--out {out} is a file, not a folder"
+    if dest == run or dest in run.parents:
+        return f"--out {out} holds the run {run_dir} itself: choose a folder outside it"
+    if run in dest.parents:
+        return f"--out {out} is inside the run {run_dir}: a run folder holds only what train.py wrote"
+    if dest.is_dir() and any(dest.iterdir()):
+        if not overwrite:
+            return f"--out {out} is not empty: replace it with --overwrite, or choose another folder"
+        if not (dest / MARK).is_file():
+            return f"--out {out} is not an export (it has no {MARK}): --overwrite replaces only an earlier export"
+    return None
+
+
+def write_in_place(run_dir, out, ckpt):
+    """Export into a new folder beside `out`, then swap it in: a failure leaves `out` as it was."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        os.chmod(fresh, 0o755)  # mkdtemp makes it private; give it the permissions of a normal folder
+        meta = export(run_dir, fresh, ckpt)
+        if out.is_dir():  # an earlier export (check_out said so)
+            old = fresh.with_name(fresh.name + ".old")
+            os.rename(out, old)
+            os.rename(fresh, out)
+            files.remove(old)  # (a link to an earlier export: the link only)
+        else:
+            os.rename(fresh, out)
+    finally:
+        if fresh.exists():
+            shutil.rmtree(fresh)
     return meta
 
 
@@ -103,14 +160,16 @@ def main():
     p.add_argument("--overwrite", action="store_true", help="replace an export already in --out (default: refuse)")
     args = p.parse_args()
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        if not args.overwrite:
-            p.error(f"--out {out} is not empty: replace it with --overwrite, or choose another folder")
-        shutil.rmtree(out)
     try:
-        meta = export(args.run, out)
+        ckpt = read_best(args.run)  # a missing or broken run is named before anything else happens
+        problem = check_out(args.run, out, args.overwrite)
+        if problem:
+            sys.exit(f"error: {problem}")
+        meta = write_in_place(args.run, out, ckpt)
     except (FileNotFoundError, hub.ModelFileError, files.WriteError, files.ReadError) as e:
         sys.exit(f"error: {e}")
+    except OSError as e:
+        sys.exit(f"error: --out {out}: {e.strerror or e}")
     print(f"wrote {out}/: encoder (Hugging Face BertModel folder) and heads {', '.join(meta['tasks'])}")
 
 

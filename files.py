@@ -13,6 +13,10 @@ through it, so a link planted in a run folder cannot redirect a write to a file 
 
 The one exception is a log that grows one record at a time (synth.py's JSONL): `append_text`
 adds to its end. A kill can tear only the last line, which the reader of such a log repairs.
+
+Folders inside a run are made with `make_folder`, which replaces a planted link to a folder as
+atomic_write replaces a linked file. A run holds `locked(folder)` for its whole life, so a second
+process writing into the same folder refuses instead of mixing its files with the first's.
 """
 
 import contextlib
@@ -20,6 +24,7 @@ import errno
 import os
 import pickle
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -30,6 +35,10 @@ class WriteError(OSError):
 
 class ReadError(Exception):
     """A saved file (a checkpoint) could not be read back; the message names the file."""
+
+
+class LockError(Exception):
+    """Another process is writing into the folder (or its lock cannot be made); the message says which."""
 
 
 @contextlib.contextmanager
@@ -74,6 +83,25 @@ def _device(path):
     while not os.path.ismount(path) and path != path.parent:
         path = path.parent
     return path
+
+
+def make_folder(path):
+    """The folder `path`, created if need be. A symbolic link there (say `report -> /elsewhere`,
+    planted in a run folder) is replaced by a real folder, never written through."""
+    path = Path(path)
+    if path.is_symlink():
+        path.unlink()  # the link only; what it points to is left alone
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def remove(path):
+    """Delete a file, a link (never what it points to) or a whole folder."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)  # removes links inside it, never their targets
+    else:
+        path.unlink()
 
 
 def write_text(path, text):
@@ -146,3 +174,118 @@ def load_torch(path, what="checkpoint", keys=(), map_location="cpu"):
             f"{path}: not a {what}: it has no {', '.join(map(repr, missing))} entry (a different kind of file?)"
         )
     return obj
+
+
+# ----------------------------------------------------------------------------
+# one process per run folder
+
+LOCK = ".lock"  # in the run folder while a process writes into it: "pid host"
+
+
+@contextlib.contextmanager
+def locked(folder, log=print):
+    """Hold FOLDER/.lock while the body runs; a second process asking for it gets LockError.
+
+    The lock appears in one step (a complete temporary file hard-linked to its name; linking fails
+    if the name exists), so exactly one process can hold it and it is never seen half-written. It
+    holds "pid host": a lock whose process no longer runs on this host (killed by SIGKILL, a power
+    cut) is stale, and is taken over with a message. It is removed on every exit of the body:
+    a normal one, an error, Ctrl-C."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LockError(f"{folder}: cannot make the folder ({e.strerror or e})") from None
+    path, mine = folder / LOCK, f"{os.getpid()} {socket.gethostname()}\n"
+    _acquire(path, mine, log)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text() == mine:  # still ours (not taken over as stale by mistake)
+                path.unlink()
+
+
+def _acquire(path, mine, log):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{LOCK}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+        for _ in range(10):  # a retry only after a stale lock was moved aside
+            try:
+                _link(tmp, path, mine)
+                return
+            except FileExistsError:
+                holder = _read(path)
+                if holder == "":
+                    raise LockError(f"{path}: not a lock ('pid host'); delete it if no process writes here") from None
+                if holder and not _stale(holder):
+                    pid, host = holder.split()
+                    raise LockError(
+                        f"{path.parent} is in use: process {pid} on {host} is writing into it (lock {path}); "
+                        f"wait for it to end, or if it no longer runs, delete {path}"
+                    ) from None
+                if holder:
+                    _take_over(path, holder, log)
+        raise LockError(f"{path}: could not take the lock (other processes keep taking it)")
+    except OSError as e:
+        raise LockError(f"{path}: cannot make the lock file ({e.strerror or e})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _link(tmp, path, mine):
+    """Give the complete file `tmp` the name `path`, failing with FileExistsError if it exists.
+    A file system without hard links gets an O_EXCL create instead (the name is still taken once)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+
+
+def _read(path):
+    """The holder "pid host" of a lock file; None once it is gone; "" for one that is not a lock."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    parts = text.split()
+    return text if len(parts) == 2 and parts[0].isdigit() else ""
+
+
+def _stale(holder):
+    """A lock of a process that no longer runs on this host (another host's lock is never judged)."""
+    pid, host = holder.split()
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
+
+
+def _take_over(path, holder, log):
+    """Move a stale lock aside (rename is atomic: of two processes taking it over, one moves it)."""
+    aside = path.with_name(f"{LOCK}.stale.{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return  # another process moved it first
+    try:
+        if _read(aside) == holder:
+            pid, host = holder.split()
+            log(f"note: process {pid} on {host} left {path} behind and no longer runs: taking it over")
+        else:  # a fresh lock replaced the stale one meanwhile: give it back
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)

@@ -8,8 +8,8 @@
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
   run continues exactly as an uninterrupted one would;
 - add_run_folder_flags / add_running_flags: the flags both loops share;
-- resumed_args / check_out: the command-line rules around run folders (--resume keeps a run's
-  settings; an existing run is never replaced without --overwrite);
+- resumed_args / check_out / locked: the command-line rules around run folders (--resume keeps a
+  run's settings; an existing run is never replaced without --overwrite; one process per folder);
 - run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
 """
 
@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import ctypes
 import os
-import shutil
 import signal
 import sys
 import time
@@ -336,17 +335,14 @@ def check_out(out, resume, overwrite, products):
     out = Path(out)
     if resume:
         return
-    found = [name for name in products if (out / name).exists()]
+    found = [name for name in products if os.path.lexists(out / name)]  # a link, even a broken one, counts
     if found and not overwrite:
         sys.exit(
             f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
             "or replace it with --overwrite"
         )
     for name in found:
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
-        else:
-            (out / name).unlink()
+        files.remove(out / name)  # a planted link goes, never what it points to
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test.{os.getpid()}"  # one per process: several may start at once
@@ -354,6 +350,14 @@ def check_out(out, resume, overwrite, products):
         probe.unlink()
     except OSError as e:
         sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
+
+
+def locked(out):
+    """files.locked(out) for the process that writes the run (torchrun's rank 0; the other ranks
+    write nothing): a second train.py or mlm.py on the same folder refuses while this one runs."""
+    if os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext()
+    return files.locked(out)
 
 
 # What a full GPU is told, instead of a traceback from deep inside the first step.
@@ -369,7 +373,7 @@ def run_command(work):
     (work() returns None after saving) exits 130, so `make` and `&&` chains stop too."""
     try:
         result = work()
-    except (data.DataError, files.WriteError, files.ReadError, hub.ModelFileError) as e:
+    except (data.DataError, files.WriteError, files.ReadError, files.LockError, hub.ModelFileError) as e:
         sys.exit(f"error: {e}")
     except torch.cuda.OutOfMemoryError:
         sys.exit(OUT_OF_MEMORY)

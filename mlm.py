@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -208,8 +209,7 @@ def _hf_name(key):
 def save_encoder(model, folder, tokenizer_dir):
     """A Hugging Face folder in BertForMaskedLM's layout: `bert.`-prefixed encoder weights and the
     `cls.predictions.*` head, which train.py --model, minbert and transformers all load."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = files.make_folder(folder)  # a planted link there is replaced, not written through
     weights = {f"bert.{k}": v for k, v in to_hf_state_dict(model.bert.state_dict()).items()}
     head = model.head.state_dict()
     weights.update({theirs: head[ours] for theirs, ours in HEAD_KEYS})
@@ -265,14 +265,38 @@ def text_documents(path):
     return documents
 
 
-def tokenize(tokenizer, texts, max_length):
+SPAN = 20_000  # characters of a long text handed to the tokenizer at once (see spans)
+
+
+def spans(text, size=SPAN):
+    """`text` cut at whitespace into pieces of about `size` characters. The tokenizer's time grows
+    faster than linearly with the length of one string (a 10 MB line took minutes); BERT's
+    pre-tokenizer splits at whitespace anyway, so the pieces give the same tokens as the whole."""
+    pieces, start = [], 0
+    while start < len(text):
+        cut = WHITESPACE.search(text, start + size)
+        end = cut.start() if cut else len(text)
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+WHITESPACE = re.compile(r"\s")
+
+
+def tokenize(tokenizer, texts, max_length, span=SPAN):
     """Each text as "[CLS] ... [SEP]" sequences of at most max_length tokens: a longer text is cut
-    into consecutive chunks (BERT++'s 128-token chunks), so none of it is lost."""
+    into consecutive chunks (BERT++'s 128-token chunks), so none of it is lost. Linear in the
+    length of the text: the tokenizer sees pieces of `span` characters, and each piece's ids
+    are read once (Encoding.ids builds a new list at every use)."""
     cls, sep, room = tokenizer.cls_id, tokenizer.sep_id, max_length - 2
+    pieces = [spans(text, span) for text in texts]
+    encodings = iter(tokenizer.wordpiece.encode_batch([p for ps in pieces for p in ps], add_special_tokens=False))
     ids = []
-    for enc in tokenizer.wordpiece.encode_batch(texts, add_special_tokens=False):
-        for start in range(0, len(enc.ids), room):
-            ids.append(np.array([cls, *enc.ids[start : start + room], sep], dtype=np.int32))
+    for n in map(len, pieces):
+        tokens = np.concatenate([np.array(next(encodings).ids, dtype=np.int32) for _ in range(n)] or [[]])
+        for start in range(0, len(tokens), room):
+            ids.append(np.concatenate([[cls], tokens[start : start + room], [sep]]).astype(np.int32))
     types = [np.zeros(len(x), dtype=np.int8) for x in ids]
     return Corpus(ids, types, np.array([len(x) for x in ids], dtype=np.int64))
 
@@ -351,18 +375,23 @@ def mask_corpus(corpus, masking, generator):
 
 def setup(args, log=print):
     t_start = time.time()
+    check_out(args.out, args.resume, args.overwrite, PRODUCTS)
     device, args.amp = pick_device(args.device, args.amp)
     loop.use_tf32(device)
     if device.type == "cpu":
         keep_freed_memory()
     torch.manual_seed(args.seed)
     model_dir = hub.resolve_model_dir(args.model)
+    model = load_model(model_dir, log).to(device)
+    positions = model.bert.config.max_position_embeddings
+    if args.max_length > positions:  # a longer chunk would index past the position embeddings
+        log(f"--max-length {args.max_length}: {args.model} has {positions} positions, so chunks of {positions}")
+        args.max_length = positions
     tokenizer = build_tokenizer(model_dir, args.max_length)
     mask_id = tokenizer.wordpiece.token_to_id("[MASK]")
     if mask_id is None:
         raise data.DataError(f"{model_dir / 'vocab.txt'}: no [MASK] token, which masked language modelling needs")
     train, held, paths = load_text(args, tokenizer, log)
-    model = load_model(model_dir, log).to(device)
     vocab_size = min(tokenizer.wordpiece.get_vocab_size(), model.bert.config.vocab_size)
     masking = Masking((tokenizer.cls_id, tokenizer.sep_id), mask_id, vocab_size, args.mask_prob)
     held_masked = mask_corpus(held, masking, seeded(args.seed, 2**31 - 1))
@@ -548,7 +577,13 @@ def finish(run):
 
 def pretrain(args, log=print):
     """The whole run: set up, score the held-out text once before training, train epoch by epoch
-    (scoring after each), then write metrics.json. Returns the metrics, or None when stopped early."""
+    (scoring after each), then write metrics.json. Returns the metrics, or None when stopped early.
+    The run folder is locked meanwhile: a second mlm.py or train.py on it refuses (loop.locked)."""
+    with loop.locked(args.out):
+        return pretrain_run(args, log)
+
+
+def pretrain_run(args, log=print):
     run = setup(args, log)
     n_params = sum(p.numel() for p in run.model.parameters())
     log(
@@ -663,7 +698,6 @@ def parse_args(argv=None):
     if not args.out:
         parser.error("--out RUN_DIR is required (or --resume RUN_DIR)")
     check_args(parser, args)
-    check_out(args.out, args.resume, args.overwrite, PRODUCTS)
     return args
 
 

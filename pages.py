@@ -398,8 +398,7 @@ def to_markdown(title, sections):
 
 def write_page(folder, title, sections):
     """index.html, report.md and the SVG files in `folder`; returns the path of index.html."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = files.make_folder(folder)  # a planted link (report -> /elsewhere) is replaced, not followed
     for _, blocks in sections:
         for block in blocks:
             if isinstance(block, Figure):

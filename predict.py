@@ -10,6 +10,8 @@ tab-separated sentences):
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -102,6 +104,9 @@ def read_lines(lines, task):
         if len(parts) != expected:
             what = "two tab-separated sentences" if expected == 2 else "one sentence"
             raise ValueError(f"line {n}: expected {what}, found {len(parts)} field(s)")
+        empty = [which for which, part in zip(("first", "second"), parts) if not part.strip()]
+        if empty:  # (a blank line is skipped above; a pair needs both of its sentences)
+            raise ValueError(f"line {n}: the {empty[0]} sentence of the pair is empty")
         examples.append(data.Example(str(n), parts[0], parts[1] if expected == 2 else None, None, n))
     return examples
 
@@ -141,10 +146,17 @@ def main():
         sys.exit(f"error: {'stdin' if args.input == '-' else args.input}: {e}")
     task_data = data.encode(tokenizer, examples, model.encoding[args.task])
     preds, raws = predict(model, args.task, task_data, args.batch_size)
-    for ex, p, r in zip(examples, preds, raws):
-        text = ex.text_a if ex.text_b is None else f"{ex.text_a}\t{ex.text_b}"
-        extra = json.dumps([round(float(x), 4) for x in np.atleast_1d(r)])
-        print(f"{p.item()}\t{extra}\t{text}")
+    try:
+        for ex, p, r in zip(examples, preds, raws):
+            text = ex.text_a if ex.text_b is None else f"{ex.text_a}\t{ex.text_b}"
+            extra = json.dumps([round(float(x), 4) for x in np.atleast_1d(r)])
+            print(f"{p.item()}\t{extra}\t{text}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`| head -1`): stop quietly, as unix tools do. Python would flush stdout
+        # again at exit and fail once more, so point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)  # the status a shell shows for a tool that SIGPIPE ended
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import data
-from files import atomic_write
+from files import atomic_write, make_folder
 from tasks import TASKS
 
 
@@ -41,8 +41,7 @@ def raw_columns(task, raws):
 
 def write(folder, task, split, ids, preds, raws):
     """Write both files for one task and split. preds (N,), raws (N,) or (N, K), in the order of ids."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)  # a planted link is replaced, not followed
     raws = np.asarray(raws)
     with atomic_write(file_path(folder, task, split, "output")) as f:
         f.write(f"id \t {TASKS[task].prediction_column} \n")  # the exact layout of the course's starter code

@@ -22,6 +22,7 @@ runs only what is missing (or, with --seeds 4, only the new seed).
 """
 
 import argparse
+import ctypes
 import functools
 import hashlib
 import json
@@ -231,7 +232,7 @@ def measured(results):
     units = seconds = 0.0
     evals = []
     for path in Path(results).glob("runs/*/seed*/metrics.json"):
-        metrics = read_json(path)
+        metrics = read_metrics(path)
         log = Path(results) / "logs" / f"{path.parent.parent.name}-{path.parent.name}.log"
         scoring = final_eval_seconds(log)
         if scoring is not None and metrics["config"]["task"] == "all":
@@ -267,6 +268,27 @@ def read_json(path):
         raise ReproduceError(f"{path}: cannot read it ({e})") from None
 
 
+def read_metrics(path):
+    """A finished train.py run's metrics.json, checked for what the plan and the tables read from it:
+    anything else is one error naming the file, never a KeyError."""
+    metrics = read_json(path)
+    number = (int, float)
+    config = metrics.get("config") if isinstance(metrics, dict) else None
+    fine = (
+        isinstance(config, dict)
+        and isinstance(metrics.get("dev"), dict)
+        and all(isinstance(v, number) for v in metrics["dev"].values())
+        and isinstance(metrics.get("wall_time_s"), number)
+        and all(isinstance(config.get(k), int) for k in ("epochs", "steps_per_epoch"))
+    )
+    if not fine:
+        raise ReproduceError(
+            f"{path}: not the metrics.json of a finished train.py run (dev, config, wall_time_s); "
+            "delete it to run that run again"
+        )
+    return metrics
+
+
 # ----------------------------------------------------------------------------
 # running train.py, mlm.py and ensemble.py as processes
 
@@ -279,10 +301,30 @@ class Stopped(Exception):
     """Ctrl-C: the running process saved its checkpoint and stopped."""
 
 
+def dies_with_us():
+    """A preexec_fn for our children: Linux sends the child SIGTERM when we die, however we die
+    (SIGKILL included), so no train.py goes on writing a run folder with nobody watching.
+    Elsewhere nothing is armed (a child then dies at its next line, on the broken pipe)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()  # looked up before the fork
+
+    def arm():
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # we died before it was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
 def stream(cmd, log):
     """Run `cmd`, copying its output line by line to our stdout and to `log`. The child runs in
     its own session, so Ctrl-C in the terminal reaches only us; we pass it on once, and train.py
-    or mlm.py then saves a checkpoint and exits 130. Returns (exit code, last line, interrupted)."""
+    or mlm.py then saves a checkpoint and exits 130. If we are killed, the child is told to stop
+    too (dies_with_us). Returns (exit code, last line, interrupted)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / cmd[0]), *cmd[1:]],  # from our folder; relative paths stay the caller's
@@ -291,6 +333,7 @@ def stream(cmd, log):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=dies_with_us(),
     )
     print(f"  $ python {' '.join(cmd)}", flush=True)
     files.append_text(log, f"$ python {' '.join(cmd)}\n")
@@ -431,7 +474,7 @@ def row_stats(results, runs_by_flags, flag_sets):
     for flags in flag_sets:
         for run in runs_by_flags.get(flags, []):
             if finished(run.folder(results)):
-                per_seed.setdefault(run.seed, []).append(read_json(run.folder(results) / "metrics.json"))
+                per_seed.setdefault(run.seed, []).append(read_metrics(run.folder(results) / "metrics.json"))
     found = [
         {"dev": {t: v for m in ms for t, v in m["dev"].items()}, "wall_time_s": sum(m["wall_time_s"] for m in ms)}
         for ms in per_seed.values()
@@ -551,7 +594,7 @@ def ensembles(args, runs):
     each ablation (chosen on all of dev, and chosen on one half and scored on the other) and of the
     seeds of the configuration most tables share. Returns [(label, metrics, ref)]."""
     results, rows = Path(args.results), []
-    done = [(r, read_json(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
+    done = [(r, read_metrics(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
     complete = [(r, m) for r, m in done if all(t in m["dev"] for t in TASK_NAMES)]
     if not complete:
         return rows
@@ -720,13 +763,14 @@ def reproduce(args):
 
 
 def interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: the running child is told, and saves
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop like Ctrl-C: the running child is told, and saves
 
 
 def main():
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps it ignored.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)  # the terminal closed: stop as cleanly as after Ctrl-C
     args = parse_args()
     try:
         reproduce(args)

@@ -120,17 +120,33 @@ def load_task_data(args, tasks, tokenizer, log=print):
 
 def read_synth(args, real, num_classes, log=print):
     """--sst-synth: synth.py's paraphrases of training sentences, each with its source's label.
-    They join the sentiment training rows only, never dev or test ("Tuning Up BERT" §4.3)."""
+    They join the sentiment training rows only, never dev or test ("Tuning Up BERT" §4.3). Each
+    must name a row of this run's training file and carry its label: a paraphrase of a dev or
+    test sentence would leak the held-out set into training."""
     synth = data.read_synth(args.sst_synth)
-    real_ids = {ex.id for ex in real}
+    labels = {ex.id: ex.label for ex in real}
     for ex in synth:
-        if ex.id in real_ids:
-            raise data.DataError(f"{args.sst_synth}: id {ex.id!r} is also an id of the real training rows")
+        where, source = f"{args.sst_synth}:{ex.line}", ex.id.rsplit("-syn", 1)[0]
+        if ex.id in labels:
+            raise data.DataError(f"{where}: id {ex.id!r} is also an id of the real training rows")
         if ex.label >= num_classes:
-            raise data.DataError(f"{args.sst_synth}: {ex.id} has label {ex.label}; sentiment has {num_classes} classes")
+            raise data.DataError(f"{where}: {ex.id} has label {ex.label}; sentiment has {num_classes} classes")
+        if source not in labels:
+            raise data.DataError(f"{where}: source {source!r} {held_out(args, source)}")
+        if ex.label != labels[source]:
+            raise data.DataError(f"{where}: {ex.id} has label {ex.label}, its source {source} has {labels[source]}")
     sources = len({ex.id.rsplit("-syn", 1)[0] for ex in synth})
     log(f"sst: + {len(synth)} synthetic paraphrases of {sources} training sentences from {args.sst_synth}")
     return {"rows": synth, "file": args.sst_synth, "examples": len(synth), "sources": sources}
+
+
+def held_out(args, source):
+    """Why a synthetic row's source is not a training row: a dev or test sentence, or no row at all."""
+    for split in ("dev", "test"):
+        if source in {ex.id for ex in read_split(args, "sst", split, log=lambda *a: None) or []}:
+            path = task_path(args, "sst", split)
+            return f"is a row of the {split} file {path}: its paraphrases would leak {split} into training"
+    return f"is not a row of the training file {task_path(args, 'sst', 'train')}"
 
 
 def data_fingerprint(args, tasks):
@@ -298,7 +314,7 @@ def prepare_model_dir(args, out, main, log):
         log(f"--max-length {args.max_length} is more than {args.model}'s {positions} positions: cut at {positions}")
         args.max_length = positions
     if main:  # the tokenizer travels with the run, so predict.py needs nothing but the run folder
-        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+        files.make_folder(out / "tokenizer")  # a planted link there is replaced, not written through
         for name in ("vocab.txt", "tokenizer_config.json"):
             if (bert_dir / name).is_file():
                 files.copy_file(bert_dir / name, out / "tokenizer" / name)
@@ -677,7 +693,13 @@ def finish(run):
 
 def train(args):
     """The whole run: set up, train epoch by epoch (scoring dev after each), then predict with the
-    best model. Returns the final metrics, or None when stopped early (checkpoint saved)."""
+    best model. Returns the final metrics, or None when stopped early (checkpoint saved).
+    The run folder is locked meanwhile: a second train.py on it refuses (loop.locked)."""
+    with loop.locked(args.out):
+        return train_run(args)
+
+
+def train_run(args):
     run = setup(args)
     n_params = sum(p.numel() for p in run.model.parameters())
     rows = ", ".join(f"{t} {len(d)}" for t, d in run.splits["train"].items())

@@ -60,6 +60,15 @@ def test_unclosed_quote_is_an_error_where_it_opens(tmp_path):
         data.read_examples(path, "sst")
 
 
+def test_a_very_long_sentence_is_read_not_taken_for_an_open_quote(tmp_path):
+    long = ("a long sentence " * 9000)[:140_000]  # over csv's 131072-character field limit
+    path = write(tmp_path, "sst.csv", SST_HEADER + f"0\ta\t{long}\t1\n" + f'1\tb\t"{long}"\t2\n')
+    assert [ex.text_a for ex in data.read_examples(path, "sst")] == [long, long]
+    path = write(tmp_path, "sst.csv", SST_HEADER + f'0\ta\t"{long}\t1\n')  # an open quote is still one
+    with pytest.raises(data.DataError, match=r"sst\.csv:2: malformed CSV"):
+        data.read_examples(path, "sst")
+
+
 @pytest.mark.parametrize("field", ['"tab\tinside"', '"two\nlines"', '"carriage\rreturn"'])
 def test_field_holding_a_tab_or_line_break_is_an_error(tmp_path, field):
     path = write(tmp_path, "sst.csv", SST_HEADER + "0\ta\tfine\t1\n" + f"1\tb\t{field}\t0\n" + "2\tc\tz\t3\n")

@@ -43,6 +43,7 @@ def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
         "vocab.txt",
         "heads.safetensors",
         "heads.json",
+        export.MARK,
     }
     original, tokenizer, args = predict.load_run(run_dir)
     # the encoder alone, through minBERT's own loader: the same [CLS] vectors
@@ -88,7 +89,42 @@ def cli(monkeypatch, *argv):
 def test_command_line_refuses_a_full_folder_and_names_a_missing_run(trained, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert cli(monkeypatch, trained["cross"], "--out", out) == 0
-    assert cli(monkeypatch, trained["cross"], "--out", out) == 2 and "--overwrite" in capsys.readouterr().err
+    assert "is not empty: replace it with --overwrite" in cli(monkeypatch, trained["cross"], "--out", out)
     assert cli(monkeypatch, trained["cross"], "--out", out, "--overwrite") == 0
     code = cli(monkeypatch, tmp_path / "nothing", "--out", tmp_path / "o")
     assert code.startswith("error: ") and "best.pt" in code  # sys.exit("error: ...") prints it, exit status 1
+
+
+def test_nothing_is_deleted_that_is_not_an_earlier_export(trained, tmp_path, monkeypatch, capsys):
+    run_dir = trained["cross"]
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    for out, message in (
+        (run_dir, "holds the run"),  # the run itself
+        (run_dir.parent, "holds the run"),  # the folder holding it (and the other runs)
+        (run_dir / "exported", "is inside the run"),
+    ):
+        code = cli(monkeypatch, run_dir, "--out", out, "--overwrite")
+        assert code.startswith(f"error: --out {out} {message}") and "\n" not in code, code
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before and trained["bi"].is_dir()
+    # a missing run is named before the good export in --out is touched
+    good = tmp_path / "good"
+    assert cli(monkeypatch, run_dir, "--out", good) == 0
+    listing = sorted(p.name for p in good.iterdir())
+    code = cli(monkeypatch, tmp_path / "missing", "--out", good, "--overwrite")
+    assert code.startswith("error: ") and "best.pt: no such file" in code
+    assert sorted(p.name for p in good.iterdir()) == listing
+    # a folder that is not an export is never replaced; a file is not a folder
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.tex").write_text("years of work\n")
+    assert "is not an export" in cli(monkeypatch, run_dir, "--out", notes, "--overwrite")
+    assert (notes / "thesis.tex").read_text() == "years of work\n"
+    (tmp_path / "file").write_text("x")
+    assert (
+        cli(monkeypatch, run_dir, "--out", tmp_path / "file")
+        == f"error: --out {tmp_path / 'file'} is a file, not a folder"
+    )
+    # --overwrite of an earlier export: replaced whole, and nothing left beside it
+    assert cli(monkeypatch, run_dir, "--out", good, "--overwrite") == 0
+    assert sorted(p.name for p in good.iterdir()) == listing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "good", "notes"]

@@ -2,9 +2,13 @@
 following them, and name the file and device when the disk is full."""
 
 import errno
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from conftest import ROOT
 
 import files
 
@@ -106,3 +110,65 @@ def test_append_text_adds_to_the_end(tmp_path):
     assert path.read_text() == "one\ntwo\nthree\n"
     with pytest.raises(files.WriteError, match="no space left on /dev writing /dev/full"):
         files.append_text("/dev/full", "one\n")  # Linux's always-full device
+
+
+def test_make_folder_and_remove_replace_a_planted_link_never_its_target(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report").symlink_to(elsewhere)
+    files.write_text(files.make_folder(run / "report") / "index.html", "page\n")
+    assert not (run / "report").is_symlink() and (run / "report" / "index.html").read_text() == "page\n"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["precious.txt"]
+    (run / "predictions").symlink_to(elsewhere)
+    files.remove(run / "predictions")
+    files.remove(run / "report")
+    assert sorted(p.name for p in run.iterdir()) == [] and (elsewhere / "precious.txt").read_text() == "keep\n"
+
+
+HOLD = "import files, sys, time\nwith files.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n"
+
+
+def test_a_locked_folder_refuses_a_second_process_and_a_dead_holders_lock_is_taken_over(tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(files.LockError, match=rf"{run} is in use: process {holder.pid} on "), files.locked(run):
+            pass
+    finally:
+        holder.kill()  # SIGKILL: no chance to remove its lock
+        holder.wait()
+    assert (run / files.LOCK).read_text().split()[0] == str(holder.pid)  # left behind: stale
+    notes = []
+    with files.locked(run, log=notes.append) as lock:
+        assert lock.read_text().split()[0] == str(os.getpid())
+        assert len(notes) == 1 and f"process {holder.pid}" in notes[0] and "no longer runs" in notes[0]
+    assert sorted(p.name for p in run.iterdir()) == []  # released, and no temporary file left
+
+
+def test_the_lock_is_released_on_an_error_and_names_a_foreign_file(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"), files.locked(tmp_path / "run"):
+        raise RuntimeError("boom")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
+    (tmp_path / "run" / files.LOCK).write_text("not a lock\n")
+    with pytest.raises(files.LockError, match="not a lock"), files.locked(tmp_path / "run"):
+        pass
+    (tmp_path / "file").write_text("")
+    with pytest.raises(files.LockError, match=rf"{tmp_path / 'file'}: cannot make the folder"):
+        with files.locked(tmp_path / "file"):
+            pass
+
+
+def test_a_file_system_without_hard_links_still_gets_one_holder(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with files.locked(tmp_path / "run") as lock:
+        assert lock.read_text().split()[0] == str(os.getpid())
+        with pytest.raises(files.LockError, match="is in use"), files.locked(tmp_path / "run"):
+            pass
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from conftest import DEVICE, ROOT, TINY, exact_attention, make_course_data
 
+import files
 import mlm
 import train
+from tokenizer import build_tokenizer
 
 FIXTURES = ROOT / "tests" / "fixtures"
 TINY_MLM = FIXTURES / "tiny_bert_mlm"  # a BertForPreTraining laid out as bert-base-uncased: it has an MLM head
@@ -180,6 +182,51 @@ def test_max_steps_text_files_and_chunking(data_dir, tmp_path):
     assert with_task["sequences"]["train"] > 50  # the task sentences as well
 
 
+class Counted:
+    """The tokenizer's wordpiece model, counting what tokenize() asks of it."""
+
+    def __init__(self, wordpiece):
+        self.wordpiece, self.longest, self.reads, self.encodings = wordpiece, 0, 0, 0
+
+    def encode_batch(self, texts, **kwargs):
+        self.longest = max([self.longest, *map(len, texts)])
+        self.encodings += len(texts)
+        return [CountedEncoding(self, e) for e in self.wordpiece.encode_batch(texts, **kwargs)]
+
+
+class CountedEncoding:
+    def __init__(self, counter, encoding):
+        self.counter, self.encoding = counter, encoding
+
+    @property
+    def ids(self):  # tokenizers builds a new list at each read: reading it per chunk is quadratic
+        self.counter.reads += 1
+        return self.encoding.ids
+
+
+def test_chunking_is_linear_and_cuts_the_whole_encoding(tmp_path):
+    tokenizer = build_tokenizer(TINY, 16)
+    texts = [" ".join(["the cat, sat on\tthe mat !"] * 40), "a dog .", "x" * 50 + " " + "y" * 3]
+    room = 16 - 2
+    reference = []  # the plain way: encode the whole text, cut its ids every 14 tokens
+    for text in texts:
+        ids = tokenizer.wordpiece.encode(text, add_special_tokens=False).ids
+        reference += [[CLS, *ids[i : i + room], SEP] for i in range(0, len(ids), room)]
+    counter = tokenizer.wordpiece = Counted(tokenizer.wordpiece)
+    corpus = mlm.tokenize(tokenizer, texts, 16, span=30)
+    assert [x.tolist() for x in corpus.ids] == reference and len(reference) > 20
+    assert corpus.lengths.tolist() == [len(x) for x in reference]
+    # linear: the tokenizer sees short pieces (at most a span and a word), each read once
+    assert counter.longest <= 30 + len("x" * 50) and counter.reads == counter.encodings > len(texts)
+
+
+def test_chunks_fit_the_models_positions(data_dir, tmp_path):
+    text = tmp_path / "long.txt"
+    text.write_text(" ".join(["the cat sat on the mat"] * 100) + "\n")  # 600 tokens, one line
+    metrics = run(data_dir, tmp_path / "run", "--text", str(text), "--max-steps", "1")  # --max-length 128
+    assert metrics["config"]["max_length"] == 32  # the tiny model's positions, not an IndexError
+
+
 def test_holdout_and_batch_size_flags(data_dir, tmp_path):
     a = run(data_dir, tmp_path / "a", "--max-steps", "1")
     b = run(data_dir, tmp_path / "b", "--max-steps", "1", "--holdout", "0.3", "--batch-size", "4")
@@ -217,3 +264,13 @@ def test_resume_refuses_a_changed_setting(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit, match="is finished"):
         mlm.parse_args(["--resume", str(tmp_path / "run")])
     assert Path(tmp_path / "run" / "encoder" / "config.json").is_file()
+
+
+def test_a_folder_in_use_is_refused_before_anything_is_replaced(data_dir, tmp_path):
+    out = tmp_path / "run"
+    run(data_dir, out, "--max-steps", "1")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with files.locked(out):  # as a train.py or mlm.py still running there holds it
+        with pytest.raises(files.LockError, match=f"{out} is in use: process {os.getpid()} "):
+            run(data_dir, out, "--max-steps", "1", "--overwrite")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

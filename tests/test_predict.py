@@ -104,3 +104,26 @@ def test_invalid_utf8_on_a_real_pipe(run_dir):
     result = subprocess.run(cmd, input=b"\xff\xfe bad bytes\n", capture_output=True, cwd=ROOT, env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr.decode(errors="replace")
     assert result.stderr.decode().strip() == "error: stdin: line 1: not UTF-8 text (byte 0xff at column 1)"
+
+
+def test_an_empty_sentence_of_a_pair_is_named_and_a_very_long_one_is_cut_not_refused(run_dir, monkeypatch, capsys):
+    code = run_main(monkeypatch, run_dir, "--task", "para", stdin=b"fine .\tfine .\na cat .\t \n")
+    assert code == "error: stdin: line 2: the second sentence of the pair is empty"
+    code = run_main(monkeypatch, run_dir, "--task", "sts", stdin=b"\ta cat .\n")
+    assert code == "error: stdin: line 1: the first sentence of the pair is empty"
+    long = ("a long sentence " * 9000)[:140_000].strip()  # BERT reads its first max_length tokens
+    assert run_main(monkeypatch, run_dir, "--task", "sst", stdin=long.encode() + b"\n") is None
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.split("\t")[2] == long
+
+
+def test_a_reader_that_stops_early_is_no_traceback(run_dir):
+    """`predict.py ... | head -1`: the output (about 240 KB) outgrows the pipe, whose reader leaves."""
+    cmd = [sys.executable, "predict.py", str(run_dir), "--task", "sst"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(b"a fine film with a cast of many .\n" * 3000)
+    proc.stdin.close()
+    assert proc.stdout.readline().count(b"\t") == 2
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err  # 128 + SIGPIPE, like cat | head -1

@@ -9,10 +9,12 @@ import tomllib
 import pytest
 from conftest import DEVICE, ROOT, TINY
 
+import data
 import mlm
 import recipes
 import reproduce
 import train
+from tasks import TASKS
 
 RECIPES = ROOT / "recipes"
 MLM_RECIPES = sorted(p for p in RECIPES.rglob("*-mlm.toml") if "ablations" not in p.parts)
@@ -25,12 +27,13 @@ def name(path):
     return str(path.relative_to(RECIPES))
 
 
-def synth_file(tmp_path):
-    """A synth.py file of two paraphrases of toy training sentences (conftest's ids strain0, strain1)."""
+def synth_file(tmp_path, data_dir):
+    """A synth.py file of paraphrases of the first two toy training sentences, with their labels."""
     path = tmp_path / "synth.jsonl"
+    sources = data.read_examples(data_dir / TASKS["sst"].files["train"], "sst")[:2]
     rows = [
-        {"id": f"strain{i}-syn0", "source_id": f"strain{i}", "label": i, "text": "a fine film .", "model": "t"}
-        for i in range(2)
+        {"id": f"{ex.id}-syn0", "source_id": ex.id, "label": ex.label, "text": "a fine film .", "model": "t"}
+        for ex in sources
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -43,7 +46,7 @@ def test_every_recipe_trains_two_steps_and_metrics_record_it(path, data_dir, tmp
     argv = ["--config", str(path), *TINY_RUN, "--steps-per-epoch", "2", "--data-dir", str(data_dir)]
     argv += ["--out", str(out), "--no-report", "--eval-subset", "0"]
     if "sst-synth" in table:
-        argv += ["--sst-synth", str(synth_file(tmp_path))]
+        argv += ["--sst-synth", str(synth_file(tmp_path, data_dir))]
     metrics = train.train(train.parse_args(argv))
     assert set(metrics["dev"]) == ({"sst", "para", "sts"} if table["task"] == "all" else {table["task"]})
     saved = json.loads((out / "metrics.json").read_text())["config"]
@@ -141,7 +144,7 @@ def test_every_ablation_row_is_a_valid_train_command(path, data_dir, tmp_path):
     """Each row's command line, as reproduce.py builds it, parses as train.py flags (choices and
     combinations checked too): a key or value train.py lacks fails here, not hours into a reproduction."""
     args = reproduce.parse_args(
-        ["--data-dir", str(data_dir), "--results", str(tmp_path), "--synth", str(synth_file(tmp_path))]
+        ["--data-dir", str(data_dir), "--results", str(tmp_path), "--synth", str(synth_file(tmp_path, data_dir))]
     )
     args.mlm_dir = tmp_path / "mlm"
     ablation = recipes.read_ablation(path)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT, TINY
@@ -252,3 +253,73 @@ def test_a_row_marked_not_ranked_is_shown_but_left_out_of_the_ranking():
     rows.append((k01, {"overall": (0.90, 0.0)}, 1))  # best of all, but not comparable
     text = reproduce.sentence(weights, rows, 1)
     assert text.startswith("Here k=1 came out best (overall 0.7000); SUSTech T5 found k=1 best, so we agree")
+
+
+def gone(pid):
+    """The process has ended (a zombie nobody reaped yet counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+def wait_gone(pid, bound=60):
+    """Poll until `pid` has ended; the bound is generous (the child normally ends at once)."""
+    for _ in range(bound * 10):
+        if gone(pid):
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)  # leave nothing behind when the test fails
+    return False
+
+
+QUIET = "import os, sys, time\nprint(os.getpid(), flush=True)\ntime.sleep(300)\n"  # silent after its first line
+PARENT = "import sys, reproduce\nreproduce.stream([sys.argv[1]], reproduce.Path(sys.argv[2]))\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_child_dies_with_reproduce_even_when_it_prints_nothing(tmp_path):
+    """SIGKILL gives reproduce.py no chance to pass anything on; a child that prints nothing
+    meanwhile never meets the broken pipe. It must end all the same."""
+    (tmp_path / "quiet.py").write_text(QUIET)
+    cmd = [sys.executable, "-c", PARENT, str(tmp_path / "quiet.py"), str(tmp_path / "log")]
+    parent = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline().startswith("  $ python ")
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    assert wait_gone(child), "the child outlived reproduce.py"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
+def test_killing_reproduce_ends_its_train_py(data_dir, tmp_path, sig):
+    results = tmp_path / "results"
+    cmd = [sys.executable, "reproduce.py", *argv(data_dir, results, "--only", "synth", "--steps", "100000")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in proc.stdout:
+        if line.strip().startswith("epoch 1/1"):  # train.py is in its training loop
+            break
+    (lock,) = results.glob("runs/*/seed0/.lock")  # train.py holds its run folder: "pid host"
+    child = int(lock.read_text().split()[0])
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert wait_gone(child), "train.py outlived reproduce.py"
+    if sig == signal.SIGHUP:  # a closed terminal stops as Ctrl-C does: the run saved, to be continued
+        assert proc.returncode == 130 and "run the same command again" in err, out + err
+        assert (lock.parent / "checkpoint.pt").is_file() and not lock.exists()
+
+
+@pytest.mark.parametrize("content", ["{}", '{"dev": {}, "config": {"epochs": null}}', "[]"])
+def test_a_broken_metrics_json_is_one_line_even_with_plan(data_dir, tmp_path, monkeypatch, content):
+    results = tmp_path / "results"
+    bad = results / "runs" / "some-run" / "seed0" / "metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(content)
+    for extra in (["--plan"], ["--report-only"]):
+        monkeypatch.setattr(sys, "argv", ["reproduce.py", *argv(data_dir, results, "--only", "synth", *extra)])
+        with pytest.raises(SystemExit) as stop:
+            reproduce.main()
+        message = str(stop.value.code)
+        assert message.startswith(f"error: {bad}: not the metrics.json of a finished train.py run"), message
+        assert "\n" not in message

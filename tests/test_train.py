@@ -3,6 +3,7 @@ resuming, reproducibility, and the options around them."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import torch
 from conftest import DEVICE, ROOT, TINY, exact_attention, make_course_data, write_course_file
 
 import data
+import report
 import train
 from tasks import TASKS
 
@@ -278,6 +280,54 @@ def test_an_existing_run_is_refused_unless_resumed_or_overwritten(data_dir, tmp_
     assert again["epochs"] != first["epochs"]
 
 
+def test_a_second_train_py_on_the_same_folder_refuses_while_the_first_runs(data_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "train.py", "--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out)]
+    argv += ["--task", "sst", "--epochs", "1", "--steps-per-epoch", "100000", "--log-every", "1", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in first.stdout:
+            if line.startswith("epoch 1/1"):  # in its training loop
+                break
+        second = subprocess.run(
+            [*argv, "--overwrite", "--seed", "3", "--steps-per-epoch", "3"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # (the timeout only bounds a second run that was not refused)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"error: {out} is in use: process {first.pid} on " in second.stderr and "Traceback" not in second.stderr
+        first.send_signal(signal.SIGINT)  # Ctrl-C: the first saves its checkpoint and releases the folder
+        first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130 and (out / "checkpoint.pt").is_file() and (out / "tokenizer").is_dir()
+    assert not (out / ".lock").exists()
+
+
+def test_planted_folder_links_are_replaced_not_written_through(data_dir, tmp_path):
+    out, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.csv").write_text("keep\n")
+    out.mkdir()
+    (out / "tokenizer").symlink_to(elsewhere)
+    run(data_dir, out, "--task", "sst", "--epochs", "1")  # train.py copies the vocabulary into tokenizer/
+    assert (out / "tokenizer" / "vocab.txt").is_file() and not (out / "tokenizer").is_symlink()
+    shutil.rmtree(out / "report")
+    (out / "report").symlink_to(elsewhere)
+    report.main([str(out)])  # report.py writes the run's page into report/
+    assert (out / "report" / "index.html").is_file() and not (out / "report").is_symlink()
+    listing = sorted(p.name for p in (out / "predictions").iterdir())
+    shutil.rmtree(out / "predictions")
+    (out / "predictions").symlink_to(elsewhere)
+    run(data_dir, out, "--task", "sst", "--epochs", "1", "--overwrite")  # not a traceback: the link goes
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == listing
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["precious.csv"]  # nothing written there, nothing lost
+
+
 @pytest.mark.parametrize(
     "flags,message",
     [
@@ -361,9 +411,15 @@ def write_synth(path, sources):
     path.write_text("\n".join(lines) + "\n")
 
 
+def sst_rows(data_dir, split):
+    return data.read_examples(data_dir / TASKS["sst"].files[split], "sst")
+
+
 def test_sst_synth_joins_sentiment_training_only(data_dir, tmp_path):
     synth = tmp_path / "synth.jsonl"
-    write_synth(synth, [(f"strain{i}", 4, f"a great charming film number {i} .") for i in range(10)])
+    write_synth(
+        synth, [(ex.id, ex.label, f"a film number {i} .") for i, ex in enumerate(sst_rows(data_dir, "train")[:10])]
+    )
     plain = train.setup(
         train.parse_args(["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(tmp_path / "a")])
     )
@@ -387,6 +443,20 @@ def test_sst_synth_rejects_ids_and_labels_that_do_not_fit(data_dir, tmp_path):
     write_synth(synth, [("x", 7, "a fine film .")])
     with pytest.raises(data.DataError, match="x-syn0 has label 7; sentiment has 5 classes"):
         run(data_dir, tmp_path / "a", "--task", "sst", "--sst-synth", str(synth))
+    train_row, dev_row, test_row = (sst_rows(data_dir, split)[0] for split in ("train", "dev", "test"))
+    other = sst_rows(data_dir, "train")[1]
+    wrong_label = (other.label + 1) % 5
+    cases = [
+        ((dev_row.id, dev_row.label), f"source '{dev_row.id}' is a row of the dev file .*leak dev into training"),
+        ((test_row.id, 0), f"source '{test_row.id}' is a row of the test file"),
+        (("orphan", 1), "source 'orphan' is not a row of the training file"),
+        ((other.id, wrong_label), f"{other.id}-syn0 has label {wrong_label}, its source {other.id} has {other.label}"),
+    ]
+    for (source, label), message in cases:  # after two good rows, so the error names line 3
+        write_synth(synth, [(train_row.id, train_row.label, "a fine one ."), (source, label, "a paraphrase .")])
+        with pytest.raises(data.DataError, match=rf"^{synth}:3: {message}"):
+            run(data_dir, tmp_path / "b", "--task", "sst", "--sst-synth", str(synth), "--overwrite")
+    assert not (tmp_path / "b" / ".lock").exists()  # an error releases the run folder
 
 
 def test_a_run_writes_its_report_unless_told_not_to(data_dir, tmp_path, capsys):
