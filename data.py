@@ -334,13 +334,31 @@ def pad(input_ids, token_type_ids, indices):
     }
 
 
-def collate(data, indices):
+def swap_pair(input_ids, token_type_ids):
+    """A cross-encoded pair in the other order: "[CLS] a [SEP] b [SEP]" (types 0.. 1..) becomes
+    "[CLS] b [SEP] a [SEP]", the same tokens (truncation included) with b as the first segment."""
+    n = int((token_type_ids == 0).sum())  # [CLS] a [SEP]
+    if n == len(input_ids):
+        raise ValueError("swap_pair needs a cross-encoded pair (token type 1 marks its second sentence)")
+    ids = np.concatenate([input_ids[:1], input_ids[n:-1], input_ids[n - 1 : n], input_ids[1 : n - 1], input_ids[-1:]])
+    types = np.concatenate(
+        [np.zeros(len(input_ids) - n + 1, token_type_ids.dtype), np.ones(n - 1, token_type_ids.dtype)]
+    )
+    return ids, types
+
+
+def collate(data, indices, swap=None):
     """The batch of examples `indices` of a TaskData, as tensors:
     {"input_ids", "attention_mask", "token_type_ids": (B, T), "labels": (B,)} for single sentences
     and cross-encoded pairs; {"a": {...}, "b": {...}, "labels": (B,)} for bi-encoded pairs.
-    Unlabelled data has no "labels"."""
+    Unlabelled data has no "labels". swap (B,) bools, for cross-encoded pairs: the examples to
+    give in the other order, b before a (swap_pair; train.py's --pair-symmetry)."""
     indices = list(indices)
-    if len(data.seqs) == 1:
+    if swap is not None:
+        ids, types = data.seqs[0]
+        pairs = [swap_pair(ids[i], types[i]) if s else (ids[i], types[i]) for i, s in zip(indices, swap, strict=True)]
+        batch = pad([p[0] for p in pairs], [p[1] for p in pairs], range(len(pairs)))
+    elif len(data.seqs) == 1:
         batch = pad(*data.seqs[0], indices)
     else:
         batch = {"a": pad(*data.seqs[0], indices), "b": pad(*data.seqs[1], indices)}

@@ -55,6 +55,8 @@ def head_description(args, num_classes, tasks, best, epoch):
         if TASKS[task].is_pair:
             cross = config.encoding(task) == "cross"
             read = "[CLS] a [SEP] b [SEP] (token types 0, 1)" if cross else "a and b encoded apart"
+            if cross and config.pair_symmetry:
+                read += "; and b before a: predictions average the two orders (pair_symmetry)"
         else:
             read = "[CLS] sentence [SEP]"
         heads[task] = {"title": TASKS[task].title, "kind": TASKS[task].kind, "input": read}

@@ -6,6 +6,7 @@ maps those to outputs, a loss and predictions:
   sst   single sentence -> dropout + linear -> K class logits          cross-entropy (or losses.py)
   para  sentence pair   -> one logit ("is a paraphrase")                binary cross-entropy
   sts   sentence pair   -> one similarity score in [0, 5]               mean squared error
+                                                      (--sts-loss mse-pearson: + 1 - Pearson r, losses.py)
 
 Sentence pairs are encoded in one of two ways, chosen per task (report "Tuning Up BERT" §4.2,
 Table 1; "BERT and Beyond" Table 1 runs "Mixed": cross for para, bi + cosine for sts):
@@ -45,6 +46,12 @@ tokens ("mean"), or BERT's pooler output, dense + tanh over [CLS] ("pooler", wha
 starter code uses). Linear heads can be deeper: head_layers = N puts N - 1 hidden layers
 (linear H -> H + activation) before the output layer (BERT++ Model A).
 
+--pair-symmetry: a pair's label does not depend on its order, so cross-encoded pairs train on a
+random order of the two sentences (train.py) and predict from both, [CLS] a [SEP] b [SEP] and
+[CLS] b [SEP] a [SEP] (test-time symmetrization): para averages the two probabilities, as
+ensemble.py averages its members' (the mean of the logits would be a geometric mean of the odds,
+more confident where the orders agree; the two differ only where they disagree), sts the scores.
+
 The model is split into `embed` (token ids -> embedding-layer output) and `from_embeddings`
 (the rest), so SMART can perturb the embeddings in between (smart.py).
 
@@ -57,7 +64,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from losses import SST_LOSSES, sentiment_loss, sentiment_probabilities
+from losses import SST_LOSSES, STS_LOSSES, pearson_loss, sentiment_loss, sentiment_probabilities
 from tasks import TASK_NAMES, TASKS
 
 POOLINGS = ("cls", "mean", "pooler")
@@ -84,25 +91,34 @@ class HeadConfig:
     dropout: dict = field(default_factory=dict)  # task -> rate before its head; a float is every task's
     sst_loss: str = "ce"  # one of SST_LOSSES (losses.py)
     oll_alpha: float = 1.0
+    label_smoothing: float = 0.0  # of sentiment's cross-entropy (losses.py)
+    sts_loss: str = "mse"  # one of STS_LOSSES: mse, or mse-pearson (losses.py)
     share_pair_heads: bool = False  # para and sts share their layers before the output (BERT++ §5-6)
+    pair_symmetry: bool = False  # cross-encoded pairs: trained in a random order, predicted in both (averaged)
 
     def __post_init__(self):
         rates = self.dropout if isinstance(self.dropout, dict) else {t: self.dropout for t in TASK_NAMES}
         self.dropout = {t: rates.get(t, 0.1) for t in TASK_NAMES}
         checks = [("pooling", self.pooling, POOLINGS), ("head-activation", self.head_activation, tuple(ACTIVATIONS))]
-        checks += [("sst-loss", self.sst_loss, SST_LOSSES)]
+        checks += [("sst-loss", self.sst_loss, SST_LOSSES), ("sts-loss", self.sts_loss, STS_LOSSES)]
         for task in ("para", "sts"):
             checks.append((f"{task}-encoding", getattr(self, f"{task}_encoding"), ENCODINGS))
             checks.append((f"{task}-bi-head", getattr(self, f"{task}_bi_head"), BI_HEADS))
         for flag, value, choices in checks:
             if value not in choices:
                 raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value!r}")
+        if not 0 <= self.label_smoothing < 1 or (self.label_smoothing and self.sst_loss != "ce"):
+            raise ValueError(f"--label-smoothing needs --sst-loss ce and a value in [0, 1), got {self.label_smoothing}")
+        if self.sts_loss != "mse" and self.bi_head("sts") == "sustech-b1":
+            raise ValueError("--sts-loss: the sustech-b1 head trains with its own L1 loss")
         if self.head_layers < 1:
             raise ValueError(f"--head-layers must be at least 1, got {self.head_layers}")
         if self.bi_projection and not any(self.bi_head(t) in ("cosine", "cosine-fixed") for t in ("para", "sts")):
             raise ValueError("--bi-projection needs a bi-encoded task with the cosine or cosine-fixed head")
         if self.share_pair_heads:
             self.check_sharing()
+        if self.pair_symmetry and "cross" not in (self.para_encoding, self.sts_encoding):
+            raise ValueError("--pair-symmetry swaps the sentences of a cross-encoded pair; para and sts are bi-encoded")
 
     def check_sharing(self):
         """--share-pair-heads needs para and sts built alike, with at least one layer before the output."""
@@ -147,7 +163,10 @@ class HeadConfig:
             dropout={t: get(f"{t}_dropout", dropout) for t in TASK_NAMES},
             sst_loss=get("sst_loss", "ce"),
             oll_alpha=get("oll_alpha", 1.0),
+            label_smoothing=get("label_smoothing", 0.0),
+            sts_loss=get("sts_loss", "mse"),
             share_pair_heads=get("share_pair_heads", False),
+            pair_symmetry=get("pair_symmetry", False),
         )
 
 
@@ -185,22 +204,25 @@ class FeedForward(nn.Module):
 
 
 class SentimentHead(FeedForward):
-    def __init__(self, hidden, num_classes, dropout, layers=1, activation="relu", loss="ce", alpha=1.0):
+    def __init__(self, hidden, num_classes, dropout, layers=1, activation="relu", loss="ce", alpha=1.0, smoothing=0.0):
         super().__init__(hidden, num_classes, hidden, dropout, layers, activation)
-        self.loss_name, self.alpha = loss, alpha
+        self.loss_name, self.alpha, self.smoothing = loss, alpha, smoothing
 
     def loss(self, logits, labels):  # logits (B, K), labels (B,)
-        return sentiment_loss(self.loss_name, logits, labels, self.alpha)
+        return sentiment_loss(self.loss_name, logits, labels, self.alpha, self.smoothing)
 
     def predict(self, logits):
         probs = sentiment_probabilities(self.loss_name, logits)  # (B, K), kept for ensembling
         return logits.argmax(-1), probs
 
 
-def pair_loss(kind, out, labels, l1=False):
+def pair_loss(kind, out, labels, l1=False, pearson=False):
     """Binary cross-entropy on the paraphrase logit, or mean squared error on the similarity score.
-    l1 (SUSTech B1): the mean absolute error instead, of the probability sigmoid(logit) for para."""
+    l1 (SUSTech B1): the mean absolute error instead, of the probability sigmoid(logit) for para.
+    pearson (--sts-loss mse-pearson): the squared error plus 1 - r over the batch (losses.py)."""
     out, labels = out.float(), labels.float()
+    if pearson:
+        return F.mse_loss(out, labels) + pearson_loss(out, labels)
     if l1:
         return F.l1_loss(torch.sigmoid(out) if kind == "binary" else out, labels)
     if kind == "binary":
@@ -225,9 +247,9 @@ class LinearPairHead(FeedForward):
         concat-plain  [u, v]                  (B, 2H)      sustech-b2   [u, v, Wu * Wv] (B, 3H)
     """
 
-    def __init__(self, hidden, kind, fusion, dropout, layers=1, activation="relu"):
+    def __init__(self, hidden, kind, fusion, dropout, layers=1, activation="relu", pearson=False):
         super().__init__(FUSIONS[fusion] * hidden, 1, hidden, dropout, layers, activation)
-        self.kind, self.fusion = kind, fusion
+        self.kind, self.fusion, self.pearson = kind, fusion, pearson
         if fusion == "sustech-b1":  # one map per sentence, as in the report's code
             self.proj_a, self.proj_b = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
         if fusion == "sustech-b2":
@@ -251,7 +273,7 @@ class LinearPairHead(FeedForward):
         return out
 
     def loss(self, out, labels):
-        return pair_loss(self.kind, out, labels, l1=self.fusion == "sustech-b1")
+        return pair_loss(self.kind, out, labels, l1=self.fusion == "sustech-b1", pearson=self.pearson)
 
     def predict(self, out):
         return pair_predict(self.kind, out)
@@ -261,9 +283,9 @@ class CosineHead(nn.Module):
     """Cosine similarity of the two sentence vectors, mapped onto a logit or a score; `head` is one
     of COSINE_HEADS, or sustech-b2 for sts (the module docstring has the formulas)."""
 
-    def __init__(self, hidden, kind, dropout, head="cosine", projection=False, activation="relu"):
+    def __init__(self, hidden, kind, dropout, head="cosine", projection=False, activation="relu", pearson=False):
         super().__init__()
-        self.kind, self.head = kind, head
+        self.kind, self.head, self.pearson = kind, head, pearson
         self.dropout = nn.Dropout(dropout)
         # One linear map shared by both sentences, so u and v stay in one embedding space.
         mapped = projection or head in (*LAYER_HEADS, "sustech-b2")
@@ -299,7 +321,7 @@ class CosineHead(nn.Module):
         return (cos + 1.0) * 2.5  # map [-1, 1] onto the similarity scale [0, 5]
 
     def loss(self, out, labels):
-        return pair_loss(self.kind, out, labels)
+        return pair_loss(self.kind, out, labels, pearson=self.pearson)
 
     def predict(self, out):
         return pair_predict(self.kind, out)
@@ -309,11 +331,12 @@ def build_head(task, hidden, num_classes, config):
     rate, layers, act = config.dropout[task], config.head_layers, config.head_activation
     kind = TASKS[task].kind
     if kind == "multiclass":
-        return SentimentHead(hidden, num_classes, rate, layers, act, config.sst_loss, config.oll_alpha)
-    bi_head = config.bi_head(task)
+        loss = (config.sst_loss, config.oll_alpha, config.label_smoothing)
+        return SentimentHead(hidden, num_classes, rate, layers, act, *loss)
+    bi_head, pearson = config.bi_head(task), task == "sts" and config.sts_loss == "mse-pearson"
     if bi_head in COSINE_HEADS or (bi_head == "sustech-b2" and kind == "regression"):
-        return CosineHead(hidden, kind, rate, bi_head, config.bi_projection, act)
-    return LinearPairHead(hidden, kind, bi_head or "cross", rate, layers, act)
+        return CosineHead(hidden, kind, rate, bi_head, config.bi_projection, act, pearson)
+    return LinearPairHead(hidden, kind, bi_head or "cross", rate, layers, act, pearson)
 
 
 def share_layers(para, sts):
@@ -376,3 +399,15 @@ class MultitaskBert(nn.Module):
     def predict(self, task, out):
         """(predictions, raw): class / 0-1 / clipped score, and probabilities or raw scores."""
         return self.heads[task].predict(out)
+
+    def symmetric(self, task):
+        """--pair-symmetry: whether the task's pairs are cross-encoded and predicted in both orders."""
+        return self.config.pair_symmetry and self.encoding[task] == "cross"
+
+    def predict_symmetric(self, task, out, out_swapped):
+        """predict() from the outputs of both orders of each pair, (a, b) and (b, a): para averages
+        the two probabilities (as ensemble.py averages its members'), sts the two scores."""
+        if TASKS[task].kind == "binary":
+            prob = (torch.sigmoid(out.float()) + torch.sigmoid(out_swapped.float())) / 2  # (B,)
+            return (prob > 0.5).long(), prob
+        return self.predict(task, (out.float() + out_swapped.float()) / 2)

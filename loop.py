@@ -1,7 +1,7 @@
 """The pieces every training loop here shares: train.py (fine-tuning) and mlm.py (further pretraining).
 
 - get_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K epochs;
-- param_groups: weight decay on matrices only;
+- param_groups: weight decay on matrices only; layer_decay_groups: the same, with lower rates for lower layers;
 - pick_device, use_tf32, autocast, to_device, keep_freed_memory: where and in what precision to run;
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
 - Progress: the "step i/n, steps/s, ETA" line;
@@ -56,6 +56,34 @@ def param_groups(model, weight_decay):
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+
+
+def layer_decay_groups(model, weight_decay, gamma, num_layers):
+    """param_groups' two groups split by depth, for layer-wise learning-rate decay (Howard & Ruder
+    2018's discriminative fine-tuning; Sun et al. 2019, "How to Fine-Tune BERT" §5.2; ELECTRA):
+    lower layers hold more general features that fine-tuning should disturb less. Each group's
+    "lr_scale" multiplies the scheduled lr (train.train_step), so the schedule scales every group alike:
+
+        the heads and BERT's pooler (above the last layer)   gamma^0 = 1
+        layer i of L (0-based, "bert.layers.i.")             gamma^(L - i): the top layer gamma
+        the embeddings                                       gamma^(L + 1)
+    """
+
+    def depth(name):
+        if name.startswith("bert.embeddings."):
+            return num_layers + 1
+        if name.startswith("bert.layers."):
+            return num_layers - int(name.split(".")[2])
+        return 0
+
+    groups = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            d, decayed = depth(name), p.dim() >= 2
+            group = groups.setdefault((d, decayed), {"params": [], "lr_scale": gamma**d})
+            group["params"].append(p)
+            group["weight_decay"] = weight_decay if decayed else 0.0
+    return [groups[key] for key in sorted(groups)]
 
 
 # ----------------------------------------------------------------------------
@@ -196,9 +224,10 @@ def set_rng_states(states, device):
         torch.cuda.set_rng_state(states["cuda"].cpu())
 
 
-def save_checkpoint(path, model, optimizer, scaler, streams, state, args, rngs=None):
+def save_checkpoint(path, model, optimizer, scaler, streams, state, args, rngs=None, extra=None):
     """The whole training state, written atomically (a kill mid-write leaves the old one).
-    rngs: every process's rng_states(), in rank order (default: this process's alone)."""
+    rngs: every process's rng_states(), in rank order (default: this process's alone).
+    extra: {key: object with state_dict()} saved beside it (train.py's --ema average)."""
     files.save_torch(
         {
             "model": model.state_dict(),
@@ -208,25 +237,28 @@ def save_checkpoint(path, model, optimizer, scaler, streams, state, args, rngs=N
             "rng": rngs or [rng_states()],
             "state": state,
             "args": vars(args),
+            **{key: thing.state_dict() for key, thing in (extra or {}).items()},
         },
         path,
     )
 
 
-def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0):
-    """Restore what save_checkpoint wrote; returns the loop's saved state dict.
+def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0, extra=None):
+    """Restore what save_checkpoint wrote (extra too); returns the loop's saved state dict.
 
     It loads to the CPU: load_state_dict copies the weights and optimizer moments onto the
     model's device, and the RNG states must stay CPU tensors. Process `rank` takes its own RNG
     states, so after a resume each process still draws its own dropout masks; one the checkpoint
     has none for (more processes than when it was saved) keeps its fresh seed."""
-    keys = ("model", "optimizer", "scaler", "streams", "rng", "state")
+    keys = ("model", "optimizer", "scaler", "streams", "rng", "state", *(extra or {}))
     ckpt = files.load_torch(path, "checkpoint", keys=keys)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
     for name, stream in streams.items():
         stream.load_state_dict(ckpt["streams"][name])
+    for key, thing in (extra or {}).items():
+        thing.load_state_dict(ckpt[key])
     rngs = ckpt["rng"]
     if torch.is_tensor(rngs):  # a checkpoint from before each process kept its own
         rngs = [{"cpu": rngs, "cuda": ckpt.get("cuda_rng")}]

@@ -5,6 +5,10 @@ review "negative" costs as much as calling it "somewhat positive". The alternati
 train the same K logits; predictions stay the argmax of the logits either way.
 
   ce    -log p_y,  p = softmax(logits)                               (heads.py uses F.cross_entropy)
+        with label smoothing eps (Szegedy et al. 2016, "Rethinking the Inception Architecture"
+        §7; train.py --label-smoothing): the target is (1 - eps) onehot(y) + eps / K, so
+            L = -(1 - eps) log p_y - eps / K sum_k log p_k
+        and the model is not pushed to ever more confident logits on SST's noisy labels.
 
   oll   ordinal log-loss (Castagnos, Mihelich & Dognin, COLING 2022):
             L = -sum_i log(1 - p_i) * |i - y|^alpha,   p = softmax(logits)
@@ -27,6 +31,19 @@ train the same K logits; predictions stay the argmax of the logits either way.
         their README figures can be redone; it weighs SST K times less against the other tasks
         and against SMART.
 
+Two regularizers for training (train.py), beside the losses of the heads:
+
+  R-Drop (Liang et al. 2021, "R-Drop: Regularized Dropout for Neural Networks", eq. 1-3): each
+        example passes the model twice, under two dropout masks, giving distributions P1 and P2;
+        the paper's loss is L1 + L2 + alpha (KL(P1 || P2) + KL(P2 || P1)) / 2. We take half of it,
+            L = (L1 + L2) / 2 + alpha / 2 * (KL(P1 || P2) + KL(P2 || P1)) / 2
+        so the task loss keeps the scale of one pass (its weight against the other tasks does not
+        change) and alpha is the paper's. L1, L2 are the head's loss; P the softmax of the logits.
+
+  Pearson (for STS, whose metric is Pearson's r; train.py --sts-loss mse-pearson):
+            L = MSE + (1 - r),   r the correlation of the predicted and gold scores over the batch
+        r alone ignores the scale and offset of the scores, so MSE keeps them on 0..5.
+
     loss = sentiment_loss("oll", logits, labels, alpha=1.0)   # logits (B, K), labels (B,) long
 """
 
@@ -34,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 SST_LOSSES = ("ce", "oll", "dual", "dual-mean")
+STS_LOSSES = ("mse", "mse-pearson")
 
 
 def ordinal_log_loss(logits, labels, alpha=1.0):
@@ -59,7 +77,9 @@ def dual_objective_loss(logits, labels, per_class="sum"):
     return (terms.sum(-1) if per_class == "sum" else terms.mean(-1)).mean()
 
 
-def sentiment_loss(name, logits, labels, alpha=1.0):
+def sentiment_loss(name, logits, labels, alpha=1.0, smoothing=0.0):
+    if name == "ce" and smoothing:
+        return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
     if name == "ce":
         return F.cross_entropy(logits.float(), labels)
     if name == "oll":
@@ -77,3 +97,28 @@ def sentiment_probabilities(name, logits):
         s = torch.sigmoid(logits.float())  # (B, K), each in (0, 1) on its own
         return s / s.sum(-1, keepdim=True)
     return logits.float().softmax(-1)
+
+
+def symmetric_kl(logits_a, logits_b):
+    """(KL(P_a || P_b) + KL(P_b || P_a)) / 2 of the softmax distributions, averaged over the batch.
+    logits (B, K)."""
+    log_a, log_b = logits_a.float().log_softmax(-1), logits_b.float().log_softmax(-1)  # (B, K)
+    kl_ab = (log_a.exp() * (log_a - log_b)).sum(-1)  # (B,)
+    kl_ba = (log_b.exp() * (log_b - log_a)).sum(-1)
+    return ((kl_ab + kl_ba) / 2).mean()
+
+
+def rdrop_loss(loss_a, loss_b, logits_a, logits_b, alpha):
+    """R-Drop's loss, halved (the module docstring): the mean of the two passes' losses plus
+    alpha / 2 times their symmetric KL."""
+    return (loss_a + loss_b) / 2 + alpha / 2 * symmetric_kl(logits_a, logits_b)
+
+
+def pearson_loss(scores, labels, eps=1e-12):
+    """1 - r, r Pearson's correlation of the scores and the labels over the batch (B,).
+    A batch of one, or one whose scores or labels are all equal, has no correlation: r = 0 there
+    (the clamp keeps the division finite and, with a numerator of 0, the gradient 0, not NaN)."""
+    x = scores.float() - scores.float().mean()  # (B,)
+    y = labels.float() - labels.float().mean()
+    r = (x * y).sum() / ((x * x).sum() * (y * y).sum()).clamp(min=eps).sqrt()
+    return 1 - r

@@ -32,7 +32,8 @@ CHECKPOINT_KEYS = ("model", "encoder_config", "num_classes", "tasks", "args")  #
 @torch.no_grad()
 def predict(model, task, task_data, batch_size=64, device=None, amp="off"):
     """Predictions (N,) and raw outputs (class probabilities (N, K) or scores (N,)) in the
-    order of task_data. Batches are sorted by length so little time goes to padding."""
+    order of task_data. Batches are sorted by length so little time goes to padding. A run
+    trained with --pair-symmetry predicts each pair in both orders and averages the two."""
     device = device or torch.device("cpu")
     was_training = model.training
     model.eval()
@@ -41,7 +42,13 @@ def predict(model, task, task_data, batch_size=64, device=None, amp="off"):
         batch = to_device(data.collate(task_data, indices), device)
         with autocast(device, amp):
             out = model(task, batch)
-        pred, raw = model.predict(task, out)
+        if model.symmetric(task):  # the same pairs again, b before a
+            swapped = to_device(data.collate(task_data, indices, swap=[True] * len(indices)), device)
+            with autocast(device, amp):
+                out_swapped = model(task, swapped)
+            pred, raw = model.predict_symmetric(task, out, out_swapped)
+        else:
+            pred, raw = model.predict(task, out)
         for i, p, r in zip(indices, pred.cpu().numpy(), raw.float().cpu().numpy()):
             preds[i], raws[i] = p, r
     model.train(was_training)

@@ -5,6 +5,7 @@ runs through the shared encoder and its head (heads.py), the loss, plus SMART's 
 regularizer when on (smart.py), is back-propagated, through PCGrad's gradient surgery when
 on (pcgrad.py), and AdamW takes a step (adamw.py). After each epoch every dev set is scored
 and the best model so far is kept; at the end the best model writes dev and test predictions.
+With --ema the moving average of the weights (ema.py) is what is scored, kept and predicts.
 
     python train.py --task all                # the CPU default: packaged MiniLM, < 30 min on 2 cores
     python train.py --task all --smart 3      # ... with SMART regularization
@@ -44,6 +45,7 @@ import predictions
 import recipes
 import smart
 from adamw import AdamW
+from ema import EMA
 from heads import BI_HEADS, HeadConfig, MultitaskBert
 from loop import (
     Progress,
@@ -52,13 +54,14 @@ from loop import (
     format_time,
     get_lr,
     keep_freed_memory,
+    layer_decay_groups,
     load_checkpoint,
     param_groups,
     pick_device,
     save_checkpoint,
     to_device,
 )
-from losses import SST_LOSSES
+from losses import SST_LOSSES, STS_LOSSES, rdrop_loss
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
 from schedules import SAMPLED, SCHEDULES, Schedule
@@ -248,6 +251,7 @@ class Run:
     schedule: Schedule = None
     streams: dict = None  # task -> data.BatchStream
     state: dict = None  # epoch, step, history, best, seen, epoch_loss, elapsed: all that --resume restores
+    ema: EMA = None  # --ema: the moving average of the weights, which is scored, kept and predicts
     t_start: float = 0.0
 
     @property
@@ -273,9 +277,11 @@ def setup(args):
     dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
     model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
-    optimizer = AdamW(
-        param_groups(model, args.weight_decay), lr=args.lr, betas=tuple(args.adam_betas), eps=args.adam_eps
-    )
+    groups = param_groups(model, args.weight_decay)
+    if args.layer_lr_decay != 1:  # lower rates for lower layers, in groups of their own
+        layers = model.bert.config.num_hidden_layers
+        groups = layer_decay_groups(model, args.weight_decay, args.layer_lr_decay, layers)
+    optimizer = AdamW(groups, lr=args.lr, betas=tuple(args.adam_betas), eps=args.adam_eps)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
     if args.compile:
         model.bert.compile_layers()
@@ -294,6 +300,7 @@ def setup(args):
         state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
     run = Run(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
     run.schedule, run.streams, run.state, run.t_start = schedule, streams, state, t_start
+    run.ema = EMA(model, args.ema) if args.ema else None
     if args.resume:
         resume(run)
     return run
@@ -336,7 +343,9 @@ def build_schedule(args, tasks, train_data, synth):
 def resume(run):
     """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
     path = run.out / "checkpoint.pt"
-    state = load_checkpoint(path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank())
+    state = load_checkpoint(
+        path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank(), saved_extra(run)
+    )
     changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
     if changed:
         sys.exit(
@@ -353,14 +362,21 @@ def resume(run):
 
 def task_loss(net, model, task, batch, args, smart_on):
     """The loss of one task's batch, plus SMART's regularizer when on; and the head's output."""
+    rdrop = task == "sst" and args.rdrop > 0
+    if rdrop:  # R-Drop: every example twice in one batch, so under two dropout masks (losses.py)
+        batch = {k: torch.cat([v, v]) for k, v in batch.items()}
     out, embeds = net(task, batch, return_embeddings=True)  # through DDP when distributed
-    loss = model.loss(task, out, batch["labels"])
+    if rdrop:
+        (out_a, out_b), labels = out.chunk(2), batch["labels"].chunk(2)[0]
+        loss = rdrop_loss(model.loss(task, out_a, labels), model.loss(task, out_b, labels), out_a, out_b, args.rdrop)
+    else:
+        loss = model.loss(task, out, batch["labels"])
     if smart_on:
         # SMART runs the rest of the model from perturbed embeddings (smart.py).
         forward = lambda *x: model.from_embeddings(task, list(x), batch)
         hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
         loss = loss + args.smart * smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
-    return loss, out
+    return loss, out.chunk(2)[0] if rdrop else out
 
 
 def next_batch(run, task):
@@ -392,8 +408,9 @@ def train_step(run, epoch, step):
     Both are summed over processes at log time, not here, so no step waits on them."""
     args, model = run.args, run.model
     global_step = run.schedule.global_step(epoch, step)
+    lr = lr_at(run, epoch, global_step)
     for group in run.optimizer.param_groups:
-        group["lr"] = lr_at(run, epoch, global_step)
+        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr  # lr_scale: --layer-lr-decay
     step_tasks = run.schedule.tasks_for_step(epoch, step)
     surgery = args.pcgrad and len(step_tasks) > 1  # PCGrad needs every task's loss before any backward
     results, pending = {}, []
@@ -414,6 +431,8 @@ def train_step(run, epoch, step):
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.update(model)
     return results
 
 
@@ -430,7 +449,7 @@ def task_backward(run, task, last, surgery):
     logged, kept, hits = 0.0, 0.0, torch.zeros(2, device=run.device)
     parts = micro_batches(mine, args.grad_accum)
     for j, part in enumerate(parts):
-        batch = to_device(data.collate(run.splits["train"][task], part), run.device)
+        batch = to_device(data.collate(run.splits["train"][task], part, pair_swaps(run, task, len(part))), run.device)
         with autocast(run.device, args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
             loss, out = task_loss(model if surgery else run.net, model, task, batch, args, smart_on)
         if TASKS[task].kind != "regression":  # training accuracy, as the model was at this step
@@ -450,6 +469,15 @@ def task_backward(run, task, last, surgery):
         with run.net.no_sync() if run.world > 1 and not sync else contextlib.nullcontext():
             run.scaler.scale(loss).backward()
     return logged, hits, run.scaler.scale(kept) if surgery else None
+
+
+def pair_swaps(run, task, n):
+    """--pair-symmetry: which of n cross-encoded pairs to train on in the other order, b before a,
+    each with probability 1/2 drawn from the run's seeded generator (checkpoints keep its state,
+    so a resumed run draws the same); None for every other task and run."""
+    if not run.model.symmetric(task):
+        return None
+    return (torch.rand(n) < 0.5).tolist()
 
 
 def surgery_backward(run, pending, global_step):
@@ -540,12 +568,30 @@ def checkpoint(run):
     if distributed.is_main():
         state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
         parts = (run.model, run.optimizer, run.scaler, run.streams)
-        save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs)
+        save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs, saved_extra(run))
     distributed.barrier()
+
+
+def saved_extra(run):
+    """What checkpoint.pt keeps beside the loop's own state: the --ema average, when on."""
+    return {"ema": run.ema} if run.ema is not None else None
+
+
+def averaged(run):
+    """--ema: a `with` block in which the model holds the moving average of its weights."""
+    return run.ema.applied(run.model) if run.ema is not None else contextlib.nullcontext()
 
 
 def end_epoch(run, epoch):
     """Score the dev sets, keep the best model so far (best.pt), and checkpoint."""
+    with averaged(run):  # --ema: the average is scored and kept; training goes on from the weights
+        score_and_keep(run, epoch)
+    run.state["epoch"], run.state["step"] = epoch + 1, 0
+    checkpoint(run)
+
+
+def score_and_keep(run, epoch):
+    """Score the dev sets and log them, add the epoch to the history, keep best.pt and best-{task}.pt."""
     args, state = run.args, run.state
     t_eval = time.time()
     metrics, _ = evaluate(run.model, run.dev, args, run.device)
@@ -570,8 +616,6 @@ def end_epoch(run, epoch):
         if task not in best_task or value > best_task[task]["score"]:
             best_task[task] = {"epoch": epoch + 1, "score": value}
             save_best(run, epoch, run.out / f"best-{task}.pt")
-    state["epoch"], state["step"] = epoch + 1, 0
-    checkpoint(run)
 
 
 def save_best(run, epoch, path):
@@ -766,6 +810,11 @@ def add_model_flags(p):
         choices=["cls", "mean", "pooler"],
         help="sentence vector: [CLS], mean of tokens, or BERT's pooler (dense + tanh on [CLS])",
     )
+    g.add_argument(
+        "--pair-symmetry",
+        action="store_true",
+        help="cross-encoded para/sts: train on a random order of the two sentences, predict both orders and average",
+    )
     g.add_argument("--head-layers", type=int, default=1, help="layers per head (BERT++ Model A: 2 or more)")
     g.add_argument("--head-activation", default="relu", choices=["relu", "gelu", "tanh"], help="between head layers")
     g.add_argument(
@@ -775,6 +824,22 @@ def add_model_flags(p):
         help="sentiment loss (losses.py); dual sums over classes as BERT and Beyond's equation, dual-mean averages",
     )
     g.add_argument("--oll-alpha", type=float, default=1.0, help="ordinal log-loss exponent of |i - y|")
+    g.add_argument(
+        "--sts-loss",
+        default="mse",
+        choices=STS_LOSSES,
+        help="similarity loss: squared error, or + 1 - Pearson r over the batch (the metric; losses.py)",
+    )
+    g.add_argument(
+        "--label-smoothing", type=float, default=0.0, metavar="EPS", help="of sentiment's cross-entropy (0 = off)"
+    )
+    g.add_argument(
+        "--rdrop",
+        type=float,
+        default=0.0,
+        metavar="ALPHA",
+        help="R-Drop for sentiment: each batch twice, + ALPHA/2 x the two passes' symmetric KL (losses.py; 0 = off)",
+    )
     g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
     for t in TASKS:
         g.add_argument(
@@ -819,6 +884,14 @@ def add_optimisation_flags(p):
         g.add_argument(f"--{t}-weight", type=float, default=1.0, help=f"weight of the {t} loss")
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
     g.add_argument(
+        "--layer-lr-decay",
+        type=float,
+        default=1.0,
+        metavar="GAMMA",
+        help="layer-wise lr decay (loop.layer_decay_groups): the heads get --lr, encoder layer i of L "
+        "lr * GAMMA^(L - i), the embeddings lr * GAMMA^(L + 1); 1 = off",
+    )
+    g.add_argument(
         "--lr-schedule",
         default="linear",
         choices=["linear", "constant", "step"],
@@ -833,6 +906,13 @@ def add_optimisation_flags(p):
         "--early-stop", type=int, default=0, metavar="N", help="stop after N epochs without a better dev overall"
     )
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay (matrices only)")
+    g.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="score, keep and predict with an exponential moving average of the weights (ema.py; e.g. 0.999; 0 = off)",
+    )
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--seed", type=int, default=0, help="random seed (same seed on CPU = same run)")
 
@@ -904,10 +984,18 @@ def check_args(parser, args):
         parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
     if not (math.isfinite(args.lr) and args.lr >= 0):
         parser.error(f"--lr must be a number >= 0, got {args.lr}")
+    if not 0 < args.layer_lr_decay <= 1:
+        parser.error(f"--layer-lr-decay must lie in (0, 1] (1 = off), got {args.layer_lr_decay}")
     if not (math.isfinite(args.lr_gamma) and args.lr_gamma > 0):
         parser.error(f"--lr-gamma must be a number > 0, got {args.lr_gamma}")
     if not (args.adam_eps > 0 and all(0 <= b < 1 for b in args.adam_betas)):
         parser.error(f"--adam-eps must be > 0 and --adam-betas in [0, 1); got {args.adam_eps}, {args.adam_betas}")
+    if not (math.isfinite(args.rdrop) and args.rdrop >= 0):
+        parser.error(f"--rdrop must be a number >= 0 (0 = off), got {args.rdrop}")
+    if args.rdrop and args.task not in ("sst", "all"):
+        parser.error(f"--rdrop regularizes the sentiment task, which --task {args.task} does not train")
+    if not 0 <= args.ema < 1:
+        parser.error(f"--ema is the moving average's decay per step, in (0, 1), or 0 for off; got {args.ema}")
     if not 0 <= args.warmup <= 1:
         parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
     for name in ["dropout", "encoder_dropout", *(f"{t}_dropout" for t in TASKS)]:
@@ -919,9 +1007,11 @@ def check_args(parser, args):
     if args.pcgrad and args.schedule not in ("summed", "cycled-summed") and args.task == "all":
         parser.error("--pcgrad compares the tasks' gradients within a step: use --schedule summed or cycled-summed")
     try:
-        HeadConfig.from_args(vars(args))
+        heads = HeadConfig.from_args(vars(args))
     except ValueError as e:
         parser.error(str(e))
+    if args.pair_symmetry and args.task != "all" and heads.encoding(args.task) != "cross":
+        parser.error(f"--pair-symmetry swaps the sentences of a cross-encoded pair; --task {args.task} has none")
     if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
 

@@ -51,10 +51,13 @@ def train_cmd(data_dir, out, *extra):
     ]
 
 
+CANDIDATES = ["--ema", "0.9", "--layer-lr-decay", "0.8", "--label-smoothing", "0.1", "--rdrop", "1"]  # issue 29
+
+
 @pytest.mark.parametrize(
     "extra",
-    [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"], ["--task", "sst"]],
-    ids=["annealed", "summed", "pcgrad", "sst-alone"],
+    [[], ["--schedule", "summed"], ["--schedule", "summed", "--pcgrad"], ["--task", "sst"], CANDIDATES],
+    ids=["annealed", "summed", "pcgrad", "sst-alone", "candidates"],
 )
 def test_two_processes_match_one(tmp_path, extra):
     make_course_data(tmp_path / "data", n=36)  # 36 % 8 = 4: the tail batch splits 2 + 2

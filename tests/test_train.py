@@ -552,10 +552,10 @@ def test_grad_accum_gives_the_step_of_the_whole_batch(data_dir, tmp_path, monkey
     # the batch at once: same losses, same weights, up to float rounding.
     sizes, collate = [], data.collate
 
-    def record(d, indices):  # the sizes of the training batches (evaluation runs without grad)
+    def record(d, indices, swap=None):  # the sizes of the training batches (evaluation runs without grad)
         if torch.is_grad_enabled():
             sizes.append(len(indices))
-        return collate(d, indices)
+        return collate(d, indices, swap)
 
     monkeypatch.setattr(data, "collate", record)
     plain = ["--epochs", "1", "--dropout", "0", "--encoder-dropout", "0", "--no-report"]
