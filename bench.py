@@ -1,6 +1,6 @@
 """Benchmarks of minBERT's speed and memory, next to Hugging Face's BertModel where available.
 
-Prints markdown tables for the README; it measures and asserts nothing.
+Prints markdown tables for docs/performance.md; it measures and asserts nothing.
 
   encoder     (default) a training step (forward, cross-entropy on a linear layer over [CLS],
               backward, AdamW step) and an inference forward at batch 16 / 32 x 64 / 128 tokens,

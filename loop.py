@@ -124,7 +124,7 @@ def keep_freed_memory():
     (the word-embedding gradient and optimizer buffers, tens of MB each) come back as fresh
     pages, and the first touch of every page is a page fault. Raising glibc's mmap and trim
     thresholds keeps freed memory in the process for reuse, as jemalloc or tcmalloc would
-    (README, "Speed", has the measured effect)."""
+    (docs/performance.md has the measured effect)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL("libc.so.6")
@@ -258,7 +258,7 @@ def add_running_flags(g):
         default="auto",
         choices=["auto", "bf16", "fp16", "off"],
         help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
-        "runs the main job about 1.3x faster, see README)",
+        "runs the main job about 1.3x faster, see docs/performance.md)",
     )
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
     g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
@@ -331,7 +331,7 @@ def locked(out):
 # What a full GPU is told, instead of a traceback from deep inside the first step.
 OUT_OF_MEMORY = (
     "error: out of GPU memory. A step holds the activations of its batches (with --pcgrad every task's "
-    "at once, with --smart two more passes; README, 'GPU memory', has bert-base's figures): try --grad-accum 2 "
+    "at once, with --smart two more passes; docs/gpu.md, 'GPU memory', has bert-base's figures): try --grad-accum 2 "
     "or 4 (not with --pcgrad, which keeps every graph for its surgery), or a smaller --batch-size or --max-length"
 )
 
