@@ -7,7 +7,8 @@
 - Progress: the "step i/n, steps/s, ETA" line;
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
   run continues exactly as an uninterrupted one would;
-- add_run_folder_flags / add_running_flags: the flags both loops share;
+- add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both loops share,
+  and a --help that prints a default only where it says something;
 - resumed_args / check_out / locked: the command-line rules around run folders (--resume keeps a
   run's settings; an existing run is never replaced without --overwrite; one process per folder);
 - run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
@@ -237,6 +238,16 @@ def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0):
 
 # ----------------------------------------------------------------------------
 # run folders on the command line
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with "(default: X)" after each flag, except where it says nothing: a default of None
+    (the flag is off, or its help says what stands in) or a help that already names its default."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_run_folder_flags(p):

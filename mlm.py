@@ -608,9 +608,7 @@ def pretrain_run(args, log=print):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--out", default=None, help="run folder (required unless --resume)")

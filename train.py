@@ -686,9 +686,7 @@ def train_run(args):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
