@@ -381,8 +381,10 @@ PRETRAINING_HEADS = re.compile(r"^cls\.")
 POSITION_IDS = "embeddings.position_ids"
 
 
-def _hf_name(key):
-    """Normalise a checkpoint key: drop a model prefix, rename TF-era gamma/beta."""
+def normalise_hf_key(key):
+    """Normalise a checkpoint key: drop a model prefix, rename TF-era gamma/beta (bert-base-uncased's
+    pytorch_model.bin calls LayerNorm's weight and bias gamma and beta). mlm.py reads the cls.* head
+    keys through it too."""
     key = re.sub(r"^(bert|model)\.", "", key)
     return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
 
@@ -392,7 +394,7 @@ def from_hf_state_dict(state, expected, source="checkpoint"):
     against `expected` (our name -> shape) and listing every mismatch in the error."""
     ours, unexpected, ignored = {}, [], 0
     for key, tensor in state.items():
-        name = _hf_name(key)
+        name = normalise_hf_key(key)
         if name == POSITION_IDS:
             continue
         if PRETRAINING_HEADS.match(name):

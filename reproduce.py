@@ -117,7 +117,7 @@ SUMMED = ("summed", "cycled-summed")
 
 
 @dataclass
-class Run:
+class PlannedRun:
     key: str  # results/runs/<key>
     seed: int
     flags: tuple  # every train.py flag but --out and --data-dir
@@ -200,7 +200,7 @@ def plan_runs(args):
                 smart = SMART_COST if dict(row.settings).get("smart", 0) > 0 else 1.0
                 units = args.budget.epochs * args.budget.steps * smart
                 for seed in range(args.seeds):
-                    run = runs.setdefault((key, seed), Run(key, seed, flags + ("--seed", str(seed)), [], units))
+                    run = runs.setdefault((key, seed), PlannedRun(key, seed, flags + ("--seed", str(seed)), [], units))
                     run.labels.append(f"{ablation.name}: {row.label}")
     return list(runs.values())
 
@@ -456,7 +456,7 @@ def fmt_ref(ref):
     return f"{tasks}{tail} ({ref.source})"
 
 
-def score(stats, metric):
+def rank_score(stats, metric):
     """The mean of the `metric` columns, the figure that ranks configurations."""
     parts = [stats.get(m) for m in metric]
     return None if any(p is None for p in parts) else sum(p[0] for p in parts) / len(parts)
@@ -501,7 +501,11 @@ def sentence(ablation, rows, seeds):
 
 def setup_sentence(ablation, rows, seeds):
     what = " and ".join(m.replace("_", " ") for m in ablation.metric)
-    ours = [(score(s, ablation.metric), c.label, s) for c, s, n in rows if n and score(s, ablation.metric) is not None]
+    ours = [
+        (rank_score(s, ablation.metric), c.label, s)
+        for c, s, n in rows
+        if n and rank_score(s, ablation.metric) is not None
+    ]
     if not ours:
         return ""
     ours.sort(key=lambda x: -x[0])

@@ -109,13 +109,13 @@ def load_task_data(args, tasks, tokenizer, log=print):
             elif task == "sst" and split == "dev":  # the dev labels must be the model's classes
                 data.num_classes(examples, task_path(args, task, split), given=num_classes)
             if task == "sst" and split == "train" and args.sst_synth:
-                synth = read_synth(args, examples, num_classes, log)
+                synth = load_sst_synth(args, examples, num_classes, log)
                 examples = examples + synth["rows"]
             splits[split][task] = data.encode(tokenizer, examples, encoding)
     return splits, num_classes, synth
 
 
-def read_synth(args, real, num_classes, log=print):
+def load_sst_synth(args, real, num_classes, log=print):
     """--sst-synth: synth.py's paraphrases of training sentences, each with its source's label.
     They join the sentiment training rows only, never dev or test ("Tuning Up BERT" §4.3). Each
     must name a row of this run's training file and carry its label: a paraphrase of a dev or
@@ -231,7 +231,7 @@ def print_table(log, title, metrics):
 
 
 @dataclass
-class Run:
+class TrainRun:
     args: argparse.Namespace
     out: Path
     device: torch.device
@@ -292,7 +292,7 @@ def setup(args):
     state["data"] = data_fingerprint(args, tasks)
     if synth:
         state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
-    run = Run(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
+    run = TrainRun(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
     run.schedule, run.streams, run.state, run.t_start = schedule, streams, state, t_start
     if args.resume:
         resume(run)
@@ -396,16 +396,16 @@ def train_step(run, epoch, step):
         group["lr"] = lr_at(run, epoch, global_step)
     step_tasks = run.schedule.tasks_for_step(epoch, step)
     surgery = args.pcgrad and len(step_tasks) > 1  # PCGrad needs every task's loss before any backward
-    results, pending = {}, []
+    results, kept_graphs = {}, []
 
     # forward and backward, task by task
     for i, task in enumerate(step_tasks):
         loss, hits, kept = task_backward(run, task, last=i == len(step_tasks) - 1, surgery=surgery)
         results[task] = (loss, hits)
         if surgery:
-            pending.append(kept)
-    if pending:
-        surgery_backward(run, pending, global_step)
+            kept_graphs.append(kept)
+    if kept_graphs:
+        surgery_backward(run, kept_graphs, global_step)
 
     # clip and step
     run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
@@ -452,13 +452,13 @@ def task_backward(run, task, last, surgery):
     return logged, hits, run.scaler.scale(kept) if surgery else None
 
 
-def surgery_backward(run, pending, global_step):
+def surgery_backward(run, kept_graphs, global_step):
     """PCGrad on the shared encoder's gradients (pcgrad.py); the heads' gradients simply add up."""
     shared = [p for p in run.model.bert.parameters() if p.requires_grad]
     with run.net.no_sync() if run.world > 1 else contextlib.nullcontext():
         # The order PCGrad visits tasks in is random: seed it per step, the same on every process.
         order = torch.Generator().manual_seed(run.args.seed * 1_000_003 + global_step)
-        pcgrad.backward(pending, shared, run.args.pcgrad_reduction, order, reduce=distributed.all_mean_)
+        pcgrad.backward(kept_graphs, shared, run.args.pcgrad_reduction, order, reduce=distributed.all_mean_)
     for p in run.model.heads.parameters():  # DDP did not see these backward passes: average the heads too
         if p.grad is not None:
             distributed.all_mean_(p.grad)
