@@ -407,7 +407,7 @@ def read_journal(path, check):
         raise data.DataError(f"{path}: cannot read: {e.strerror or e}") from None
     whole = raw[: raw.rfind(b"\n") + 1]
     records = []
-    for line, text in data._lines(path, io.BytesIO(whole)):  # decoded line by line: file:line errors
+    for line, text in data.text_lines(path, io.BytesIO(whole)):  # decoded line by line: file:line errors
         try:
             record = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as e:
