@@ -8,7 +8,7 @@ cases with their sentences; "BERT and Beyond" Figs 3-4). pages.py draws them; re
 command that writes the pages:
 
     python report.py runs/main
-    run = analysis.load_run("runs/main"); counts = analysis.confusion_matrix(run.tasks["sst"].gold, ...)
+    run = analysis.load_results("runs/main"); counts = analysis.confusion_matrix(run.tasks["sst"].gold, ...)
 
 A run folder is what train.py writes (metrics.json, predictions/), or what ensemble.py writes
 (ensemble.json instead of metrics.json); a folder may hold predictions for some tasks only.
@@ -48,7 +48,7 @@ class TaskDev:
 
 
 @dataclass
-class Run:
+class RunResults:
     folder: Path
     summary_file: str  # "metrics.json" or "ensemble.json"
     summary: dict
@@ -61,7 +61,7 @@ class Run:
         return self.summary.get("config", {})
 
 
-def load_run(folder, data_dir=None):
+def load_results(folder, data_dir=None):
     """Read a run folder: its summary file, its dev predictions and the dev files they refer to.
     data_dir, if given, replaces the folder the run read its dev files from (for runs made elsewhere)."""
     folder = Path(folder)
@@ -75,7 +75,7 @@ def load_run(folder, data_dir=None):
     pred_dir = folder / "predictions"
     if not pred_dir.is_dir():
         raise RunError(f"{folder}: no predictions/ folder (train.py writes it when a run finishes)")
-    run = Run(folder, summary_path.name, summary, {})
+    run = RunResults(folder, summary_path.name, summary, {})
     if (folder / "ensemble.json").is_file():
         run.ensemble = read_json(folder / "ensemble.json")
     for task in TASK_NAMES:

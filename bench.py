@@ -1,6 +1,6 @@
 """Benchmarks of minBERT's speed and memory, next to Hugging Face's BertModel where available.
 
-Prints markdown tables for the README; it measures and asserts nothing.
+Prints markdown tables for docs/performance.md; it measures and asserts nothing.
 
   encoder     (default) a training step (forward, cross-entropy on a linear layer over [CLS],
               backward, AdamW step) and an inference forward at batch 16 / 32 x 64 / 128 tokens,
@@ -86,7 +86,7 @@ def race(fns, warmup, iters, rounds, device, seconds=2.0):
     return best
 
 
-class Progress:
+class MeasureProgress:
     """One line per finished measurement on stderr, with elapsed time and an ETA."""
 
     def __init__(self, total):
@@ -252,7 +252,7 @@ def bench_encoder(args, device):
         print("transformers is not importable: Hugging Face columns stay empty (run with .venv-ref/bin/python)\n")
     rows = []
     paddings = {"none": [False], "dynamic": [True], "both": [False, True]}[args.padding]
-    progress = Progress(len(args.models) * len(paddings) * len(args.batch_sizes) * len(args.seq_lens) * 2)
+    progress = MeasureProgress(len(args.models) * len(paddings) * len(args.batch_sizes) * len(args.seq_lens) * 2)
     for model_name in args.models:
         built = {impl: build(impl, model_name, device, args.full_output) for impl in impls}
         # Non-embedding parameters: the layers every token goes through (MFU's 6N per token)

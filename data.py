@@ -21,11 +21,16 @@ Batches are padded only to their own longest sequence, and by default are drawn 
 cross-encoded (one sequence `[CLS] a [SEP] b [SEP]`, the model sees both at once) or
 bi-encoded (a and b as two sequences, compared after encoding).
 
+A run's files (train.py's --data-dir, --{task}-{split}, --sst-synth) are read here too:
+read_split, load_task_data (and --sst-synth's rows, checked against the run's own training file),
+data_fingerprint (so --resume can tell a file changed).
+
 Where the files come from is fetch_data.py's job (`make data`); which columns each task has is
 the task table's (tasks.py).
 """
 
 import csv
+import hashlib
 import json
 import math
 import re
@@ -253,6 +258,100 @@ def num_classes(examples, path=None, given=None):
             "(fix the label, or set the number of classes with --num-classes)"
         )
     return k
+
+
+# ----------------------------------------------------------------------------
+# a run's course files: train.py's --data-dir, --{task}-{train,dev,test}, --num-classes, --sst-synth
+
+
+def task_path(args, task, split):
+    return getattr(args, f"{task}_{split}") or str(Path(args.data_dir) / TASKS[task].files[split])
+
+
+def read_split(args, task, split, log=print):
+    """The examples of one course file, or None for a default test file that is absent."""
+    path = task_path(args, task, split)
+    if split == "test" and path == "none":
+        return None
+    if split == "test" and not Path(path).is_file():
+        if getattr(args, f"{task}_test"):  # asked for by name: a missing file is a mistake
+            raise DataError(f"--{task}-test {path}: no such file")
+        log(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
+        return None
+    examples, skipped = read_rows(path, task, labelled=split != "test")
+    report_skipped(path, skipped)
+    if not examples:
+        raise DataError(f"{path}: no examples")
+    rows, known = len(examples) + len(skipped), (TASKS[task].rows or {}).get(split)
+    if known and rows not in known and not getattr(args, f"{task}_{split}"):  # a default course file
+        log(f"warning: {path} has {rows} rows; the course file has {' or '.join(map(str, known))}")
+    return examples
+
+
+def load_task_data(args, tasks, tokenizer, encodings, log=print):
+    """Tokenized train / dev / test data per task (test only where the file exists), the number
+    of sentiment classes, and what --sst-synth added (or None). encodings(task) says how the task's
+    model encodes its input (heads.HeadConfig.encoding: "single", "cross" or "bi")."""
+    splits, classes, synth = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5, None
+    for task in tasks:
+        encoding = encodings(task)
+        for split in splits:
+            examples = read_split(args, task, split, log)
+            if examples is None:
+                continue
+            if task == "sst" and split == "train":  # labels must be 0..K-1 (num_classes says why not)
+                classes = num_classes(examples, task_path(args, task, split), given=args.num_classes)
+            elif task == "sst" and split == "dev":  # the dev labels must be the model's classes
+                num_classes(examples, task_path(args, task, split), given=classes)
+            if task == "sst" and split == "train" and args.sst_synth:
+                synth = load_sst_synth(args, examples, classes, log)
+                examples = examples + synth["rows"]
+            splits[split][task] = encode(tokenizer, examples, encoding)
+    return splits, classes, synth
+
+
+def load_sst_synth(args, real, num_classes, log=print):
+    """--sst-synth: synth.py's paraphrases of training sentences, each with its source's label.
+    They join the sentiment training rows only, never dev or test ("Tuning Up BERT" §4.3). Each
+    must name a row of this run's training file and carry its label: a paraphrase of a dev or
+    test sentence would leak the held-out set into training."""
+    synth = read_synth(args.sst_synth)
+    labels = {ex.id: ex.label for ex in real}
+    for ex in synth:
+        where, source = f"{args.sst_synth}:{ex.line}", ex.id.rsplit("-syn", 1)[0]
+        if ex.id in labels:
+            raise DataError(f"{where}: id {ex.id!r} is also an id of the real training rows")
+        if ex.label >= num_classes:
+            raise DataError(f"{where}: {ex.id} has label {ex.label}; sentiment has {num_classes} classes")
+        if source not in labels:
+            raise DataError(f"{where}: source {source!r} {held_out(args, source)}")
+        if ex.label != labels[source]:
+            raise DataError(f"{where}: {ex.id} has label {ex.label}, its source {source} has {labels[source]}")
+    sources = len({ex.id.rsplit("-syn", 1)[0] for ex in synth})
+    log(f"sst: + {len(synth)} synthetic paraphrases of {sources} training sentences from {args.sst_synth}")
+    return {"rows": synth, "file": args.sst_synth, "examples": len(synth), "sources": sources}
+
+
+def held_out(args, source):
+    """Why a synthetic row's source is not a training row: a dev or test sentence, or no row at all."""
+    for split in ("dev", "test"):
+        if source in {ex.id for ex in read_split(args, "sst", split, log=lambda *a: None) or []}:
+            path = task_path(args, "sst", split)
+            return f"is a row of the {split} file {path}: its paraphrases would leak {split} into training"
+    return f"is not a row of the training file {task_path(args, 'sst', 'train')}"
+
+
+def data_fingerprint(args, tasks):
+    """sha256 of every course file the run reads, so a resumed run can tell they did not change."""
+    prints = {}
+    for task in tasks:
+        for split in ("train", "dev", "test"):
+            path = Path(task_path(args, task, split))
+            if path.is_file():
+                prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if args.sst_synth:
+        prints[args.sst_synth] = hashlib.sha256(Path(args.sst_synth).read_bytes()).hexdigest()
+    return prints
 
 
 # ----------------------------------------------------------------------------

@@ -83,7 +83,7 @@ class EnsembleError(ValueError):
 
 
 @dataclass
-class Run:
+class Member:
     name: str  # the folder as given on the command line
     raw: dict  # (task, split) -> (ids, values): values (N,) or (N, K) as read from the raw file
     config: dict  # its metrics.json's config: the course files it was scored on (analysis.recorded_file)
@@ -103,7 +103,7 @@ def read_metrics(folder):
     return metrics
 
 
-def load_run(name):
+def load_member(name):
     """Every raw prediction file of a run folder, checked; a file its metrics.json promises must be there."""
     folder = Path(name)
     if not folder.is_dir():
@@ -124,7 +124,7 @@ def load_run(name):
             raise EnsembleError(f"{path}: no such file, though {folder / 'metrics.json'} has {task} dev scores")
     if not raw:
         raise EnsembleError(f"{name}: no predictions/*-raw.csv (not a run folder of train.py or synth.py label?)")
-    return Run(name, raw, metrics.get("config", {}))
+    return Member(name, raw, metrics.get("config", {}))
 
 
 def course_file(args, runs, task, split):
@@ -212,7 +212,7 @@ def read_course_file(task, split, where):
     return data.read_examples(path, task, labelled=split == "dev")
 
 
-def gather(task, runs, weights, dev_file, test_file):
+def stack_outputs(task, runs, weights, dev_file, test_file):
     """Stack the dev (and test) outputs of `runs` for `task`, checked to hold exactly the ids of the
     course dev (and test) file. dev_file, test_file: (path, where it came from), as course_file gives."""
     gold = read_course_file(task, "dev", dev_file)
@@ -477,7 +477,7 @@ def run_weights(args):
     return w
 
 
-def check_out(args):
+def check_ensemble_out(args):
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EnsembleError(f"--out {out}: already exists and is not an empty folder; choose a new one")
@@ -503,11 +503,11 @@ def with_task_bests(names, weights):
 
 def ensemble(args):
     """Read, check, choose, print; write only once everything has passed."""
-    out = check_out(args)
+    out = check_ensemble_out(args)
     names, weights = args.runs, run_weights(args)
     if args.task_bests:
         names, weights = with_task_bests(names, weights)
-    runs = [load_run(name) for name in names]
+    runs = [load_member(name) for name in names]
     task_runs = {}
     for t in TASK_NAMES:
         have = [i for i, r in enumerate(runs) if (t, "dev") in r.raw]
@@ -518,7 +518,7 @@ def ensemble(args):
         members = [runs[i] for i in have]
         dev_file = course_file(args, members, t, "dev")
         test_file = course_file(args, [r for r in members if (t, "test") in r.raw], t, "test")
-        task_runs[t] = gather(t, members, weights[have], dev_file, test_file)
+        task_runs[t] = stack_outputs(t, members, weights[have], dev_file, test_file)
     results = {t: ensemble_task(tr, args) for t, tr in task_runs.items()}
     # the course files read, named as train.py's flags name them
     used = {f"{t}_{split}": str(path) for t, tr in task_runs.items() for split, path in tr.files.items()}

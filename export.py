@@ -105,7 +105,7 @@ def export(run_dir, out, ckpt=None):
     return meta
 
 
-def check_out(run_dir, out, overwrite):
+def check_export_out(run_dir, out, overwrite):
     """Why `out` must not receive the export of `run_dir` (None when it may). Deletes nothing."""
     run, dest = Path(run_dir).resolve(), Path(out).resolve()
     if dest.exists() and not dest.is_dir():
@@ -130,7 +130,7 @@ def write_in_place(run_dir, out, ckpt):
     try:
         os.chmod(fresh, 0o755)  # mkdtemp makes it private; give it the permissions of a normal folder
         meta = export(run_dir, fresh, ckpt)
-        if out.is_dir():  # an earlier export (check_out said so)
+        if out.is_dir():  # an earlier export (check_export_out said so)
             old = fresh.with_name(fresh.name + ".old")
             os.rename(out, old)
             os.rename(fresh, out)
@@ -162,7 +162,7 @@ def main():
     out = Path(args.out)
     try:
         ckpt = read_best(args.run)  # a missing or broken run is named before anything else happens
-        problem = check_out(args.run, out, args.overwrite)
+        problem = check_export_out(args.run, out, args.overwrite)
         if problem:
             sys.exit(f"error: {problem}")
         meta = write_in_place(args.run, out, ckpt)

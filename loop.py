@@ -7,7 +7,8 @@
 - Progress: the "step i/n, steps/s, ETA" line;
 - save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
   run continues exactly as an uninterrupted one would;
-- add_run_folder_flags / add_running_flags: the flags both loops share;
+- add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both loops share,
+  and a --help that prints a default only where it says something;
 - resumed_args / check_out / locked: the command-line rules around run folders (--resume keeps a
   run's settings; an existing run is never replaced without --overwrite; one process per folder);
 - run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
@@ -152,7 +153,7 @@ def keep_freed_memory():
     (the word-embedding gradient and optimizer buffers, tens of MB each) come back as fresh
     pages, and the first touch of every page is a page fault. Raising glibc's mmap and trim
     thresholds keeps freed memory in the process for reuse, as jemalloc or tcmalloc would
-    (README, "Speed", has the measured effect)."""
+    (docs/performance.md has the measured effect)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL("libc.so.6")
@@ -271,6 +272,16 @@ def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0, ext
 # run folders on the command line
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with "(default: X)" after each flag, except where it says nothing: a default of None
+    (the flag is off, or its help says what stands in) or a help that already names its default."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_run_folder_flags(p):
     """--resume and --overwrite: what check_out and resumed_args below act on."""
     p.add_argument(
@@ -290,7 +301,7 @@ def add_running_flags(g):
         default="auto",
         choices=["auto", "bf16", "fp16", "off"],
         help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
-        "runs the main job about 1.3x faster, see README)",
+        "runs the main job about 1.3x faster, see docs/performance.md)",
     )
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
     g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
@@ -363,7 +374,7 @@ def locked(out):
 # What a full GPU is told, instead of a traceback from deep inside the first step.
 OUT_OF_MEMORY = (
     "error: out of GPU memory. A step holds the activations of its batches (with --pcgrad every task's "
-    "at once, with --smart two more passes; README, 'GPU memory', has bert-base's figures): try --grad-accum 2 "
+    "at once, with --smart two more passes; docs/gpu.md, 'GPU memory', has bert-base's figures): try --grad-accum 2 "
     "or 4 (not with --pcgrad, which keeps every graph for its surgery), or a smaller --batch-size or --max-length"
 )
 

@@ -28,7 +28,7 @@ train the same K logits; predictions stay the argmax of the logits either way.
   dual-mean  the same terms averaged over examples and classes (1/(N K)), K = 5 times smaller:
         what --sst-loss dual meant here before it followed the equation (the report's text says
         the class losses are "averaged"; its equation sums them). Kept so that older runs and
-        their README figures can be redone; it weighs SST K times less against the other tasks
+        their figures in docs/ can be redone; it weighs SST K times less against the other tasks
         and against SMART.
 
 Two regularizers for training (train.py), beside the losses of the heads:

@@ -295,7 +295,7 @@ def dropout(x, p, training):
     On the CPU, drawing the random mask is a large share of a training step (the attention
     probabilities alone are B * nh * T * T entries per layer), and torch draws one random number
     per entry. Here one 64-bit draw gives four 16-bit random integers, four entries' worth, which
-    is much faster (README, "Speed"); p is rounded to a multiple of 1/65536. GPUs have a fused kernel.
+    is much faster (docs/performance.md); p is rounded to a multiple of 1/65536. GPUs have a fused kernel.
     tests/test_minbert.py checks its statistics against F.dropout's."""
     if not training or p == 0.0:
         return x
@@ -339,8 +339,8 @@ class Layout:
 COMPILED_VARIANTS = 32
 
 # Padding removal costs a scatter and a gather per layer, so it is used only when at least
-# this fraction of the batch is padding: below that it saves no more than it costs (README,
-# "Speed", has the measurements). Length-bucketed training batches have little padding;
+# this fraction of the batch is padding: below that it saves no more than it costs
+# (docs/performance.md has the measurements). Length-bucketed training batches have little padding;
 # random-order ones have much.
 UNPAD_MIN = 0.1
 
@@ -381,8 +381,10 @@ PRETRAINING_HEADS = re.compile(r"^cls\.")
 POSITION_IDS = "embeddings.position_ids"
 
 
-def _hf_name(key):
-    """Normalise a checkpoint key: drop a model prefix, rename TF-era gamma/beta."""
+def normalise_hf_key(key):
+    """Normalise a checkpoint key: drop a model prefix, rename TF-era gamma/beta (bert-base-uncased's
+    pytorch_model.bin calls LayerNorm's weight and bias gamma and beta). mlm.py reads the cls.* head
+    keys through it too."""
     key = re.sub(r"^(bert|model)\.", "", key)
     return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
 
@@ -392,7 +394,7 @@ def from_hf_state_dict(state, expected, source="checkpoint"):
     against `expected` (our name -> shape) and listing every mismatch in the error."""
     ours, unexpected, ignored = {}, [], 0
     for key, tensor in state.items():
-        name = _hf_name(key)
+        name = normalise_hf_key(key)
         if name == POSITION_IDS:
             continue
         if PRETRAINING_HEADS.match(name):

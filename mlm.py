@@ -61,7 +61,7 @@ from loop import (
     save_checkpoint,
     to_device,
 )
-from minbert import BertModel, to_hf_state_dict
+from minbert import BertModel, normalise_hf_key, to_hf_state_dict
 from tasks import TASKS
 from tokenizer import build_tokenizer
 
@@ -185,7 +185,7 @@ def load_model(model_dir, log=print):
     bert = BertModel.from_pretrained(model_dir)
     model = BertForMlm(bert)
     source = hub.weights_file(bert.source_dir)
-    weights = {_hf_name(k): v for k, v in hub.load_weights(bert.source_dir).items()}
+    weights = {normalise_hf_key(k): v for k, v in hub.load_weights(bert.source_dir).items()}
     if "cls.predictions.bias" not in weights and "cls.predictions.decoder.bias" in weights:
         weights["cls.predictions.bias"] = weights["cls.predictions.decoder.bias"]  # the same tensor, tied
     found = {ours: weights[theirs] for theirs, ours in HEAD_KEYS if theirs in weights}
@@ -199,11 +199,6 @@ def load_model(model_dir, log=print):
     model.head.load_state_dict({k: v.float() for k, v in found.items()})
     log(f"{source}: loaded its MLM head (cls.predictions.*)")
     return model
-
-
-def _hf_name(key):
-    """TF-era checkpoints (bert-base-uncased's pytorch_model.bin) call LayerNorm's weight and bias gamma and beta."""
-    return key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
 def save_encoder(model, folder, tokenizer_dir):
@@ -608,9 +603,7 @@ def pretrain_run(args, log=print):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--out", default=None, help="run folder (required unless --resume)")

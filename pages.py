@@ -411,7 +411,7 @@ def write_page(folder, title, sections):
 def write_report(run_dir, data_dir=None, mistakes=10):
     """Write RUN_DIR/report/ (index.html, report.md, the SVG files); returns the path of index.html.
     Raises analysis.RunError (or data.DataError, predictions.PredictionFileError) naming what is wrong."""
-    return write_run(analysis.load_run(run_dir, data_dir), mistakes)
+    return write_run(analysis.load_results(run_dir, data_dir), mistakes)
 
 
 def write_run(run, mistakes=10):
@@ -423,7 +423,7 @@ def write_comparison(run_dirs, out, data_dir=None, mistakes=10):
     runs, links = [], []
     out = Path(out)
     for run_dir in run_dirs:
-        runs.append(analysis.load_run(run_dir, data_dir))
+        runs.append(analysis.load_results(run_dir, data_dir))
         index = write_run(runs[-1], mistakes)
         # a URL, not a path: a folder named `x)](javascript:...)` or `<b>` must not reach the page raw
         links.append(urllib.parse.quote(Path(os.path.relpath(index, out)).as_posix()))

@@ -59,7 +59,7 @@ def predict(model, task, task_data, batch_size=64, device=None, amp="off"):
 # loading a finished run
 
 
-def load_run(run_dir, device="cpu"):
+def load_trained(run_dir, device="cpu"):
     """The best model of a run folder written by train.py, its tokenizer and its settings.
     Raises files.ReadError naming the file if the run is incomplete or its files are not train.py's."""
     run_dir = Path(run_dir)
@@ -135,7 +135,7 @@ def main():
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     try:
-        model, tokenizer, run_args = load_run(args.run)
+        model, tokenizer, run_args = load_trained(args.run)
     except ReadError as e:
         sys.exit(f"error: {e}")
     if args.task not in model.heads:

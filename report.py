@@ -60,7 +60,7 @@ def main(argv=None):
         sys.exit("error: --out is for the comparison of several runs; one run's report goes to RUN_DIR/report/")
     try:
         if len(args.runs) == 1:
-            run = analysis.load_run(args.runs[0], args.data_dir)
+            run = analysis.load_results(args.runs[0], args.data_dir)
             for sentence in run.absent:
                 print(f"note: {sentence}", file=sys.stderr)
             index = pages.write_run(run, args.mistakes)

@@ -104,7 +104,7 @@ FULL = Budget(epochs=2, steps=600, eval_subset=2000, mlm_steps=600)
 QUICK = Budget(epochs=1, steps=250, eval_subset=500, mlm_steps=150)
 
 # The expected time until this results folder has finished runs of its own to measure, from the
-# README's figures for this project's 2-core machine when quiet: the fp32 main job trains at
+# figures in docs/performance.md for this project's 2-core machine when quiet: the fp32 main job trains at
 # 3.6-3.7 steps/s (one task's batch of 16 a step), and its 16 min 43 s less 3,000 steps leaves
 # about 3 min for scoring some 38k dev and test rows: about 110 s for the 22k rows of the full
 # dev sets. 300 MLM steps (batch 64) took 4 min 58 s with their evaluations.
@@ -112,12 +112,12 @@ STEPS_PER_S = 3.6
 STARTUP_S = 15  # per run: starting Python, loading the model, reading and tokenizing the data
 FINAL_EVAL_S = 110  # per run: scoring the best epoch on the full dev sets (20k quora-dev pairs)
 MLM_STEPS_PER_S = 1.0
-SMART_COST = 2.3  # a SMART step costs 2.1-2.5 plain ones here (README, "SMART and PCGrad")
+SMART_COST = 2.3  # a SMART step costs 2.1-2.5 plain ones here (docs/techniques.md, "SMART and PCGrad")
 SUMMED = ("summed", "cycled-summed")
 
 
 @dataclass
-class Run:
+class PlannedRun:
     key: str  # results/runs/<key>
     seed: int
     flags: tuple  # every train.py flag but --out and --data-dir
@@ -200,7 +200,7 @@ def plan_runs(args):
                 smart = SMART_COST if dict(row.settings).get("smart", 0) > 0 else 1.0
                 units = args.budget.epochs * args.budget.steps * smart
                 for seed in range(args.seeds):
-                    run = runs.setdefault((key, seed), Run(key, seed, flags + ("--seed", str(seed)), [], units))
+                    run = runs.setdefault((key, seed), PlannedRun(key, seed, flags + ("--seed", str(seed)), [], units))
                     run.labels.append(f"{ablation.name}: {row.label}")
     return list(runs.values())
 
@@ -246,7 +246,7 @@ def estimate(runs, results, mlm_steps):
     """Seconds the runs still missing should take, and where the figures come from."""
     found = measured(results)
     rate, scoring = found or (STEPS_PER_S, FINAL_EVAL_S)
-    source = "measured on this folder's finished runs" if found else "the README's figures for this machine, quiet"
+    source = "measured on this folder's finished runs" if found else "the figures in docs/ for this machine, quiet"
     todo = [r for r in runs if not finished(r.folder(results))]
     seconds = sum(STARTUP_S + scoring + r.units / rate for r in todo) + mlm_steps / MLM_STEPS_PER_S
     return seconds, todo, f"{rate:.2f} plain steps/s and {scoring:.0f}s of final scoring per run ({source})"
@@ -456,7 +456,7 @@ def fmt_ref(ref):
     return f"{tasks}{tail} ({ref.source})"
 
 
-def score(stats, metric):
+def rank_score(stats, metric):
     """The mean of the `metric` columns, the figure that ranks configurations."""
     parts = [stats.get(m) for m in metric]
     return None if any(p is None for p in parts) else sum(p[0] for p in parts) / len(parts)
@@ -501,7 +501,11 @@ def sentence(ablation, rows, seeds):
 
 def setup_sentence(ablation, rows, seeds):
     what = " and ".join(m.replace("_", " ") for m in ablation.metric)
-    ours = [(score(s, ablation.metric), c.label, s) for c, s, n in rows if n and score(s, ablation.metric) is not None]
+    ours = [
+        (rank_score(s, ablation.metric), c.label, s)
+        for c, s, n in rows
+        if n and rank_score(s, ablation.metric) is not None
+    ]
     if not ours:
         return ""
     ours.sort(key=lambda x: -x[0])

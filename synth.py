@@ -47,6 +47,7 @@ import analysis
 import data
 import files
 import predictions
+from loop import format_time
 from tasks import TASKS, overall
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -347,11 +348,6 @@ def ask(client, prompt, temperature, check):
 
 # ----------------------------------------------------------------------------
 # running many requests: a pool of workers, progress, and an append-only record of results
-
-
-def format_time(seconds):
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def run_jobs(work, items, workers, unit, stop):

@@ -22,7 +22,6 @@ lines; train_step() is one optimizer step; setup() builds everything the loop ne
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import sys
@@ -67,99 +66,6 @@ from predict import predict
 from schedules import SAMPLED, SCHEDULES, Schedule
 from tasks import TASK_NAMES, TASKS, overall, plain_mean, score
 from tokenizer import build_tokenizer
-
-# ----------------------------------------------------------------------------
-# data
-
-
-def task_path(args, task, split):
-    return getattr(args, f"{task}_{split}") or str(Path(args.data_dir) / TASKS[task].files[split])
-
-
-def read_split(args, task, split, log=print):
-    """The examples of one course file, or None for a default test file that is absent."""
-    path = task_path(args, task, split)
-    if split == "test" and path == "none":
-        return None
-    if split == "test" and not Path(path).is_file():
-        if getattr(args, f"{task}_test"):  # asked for by name: a missing file is a mistake
-            raise data.DataError(f"--{task}-test {path}: no such file")
-        log(f"{task}: no test file at {path}, so no test predictions (set --{task}-test)")
-        return None
-    examples, skipped = data.read_rows(path, task, labelled=split != "test")
-    data.report_skipped(path, skipped)
-    if not examples:
-        raise data.DataError(f"{path}: no examples")
-    rows, known = len(examples) + len(skipped), (TASKS[task].rows or {}).get(split)
-    if known and rows not in known and not getattr(args, f"{task}_{split}"):  # a default course file
-        log(f"warning: {path} has {rows} rows; the course file has {' or '.join(map(str, known))}")
-    return examples
-
-
-def load_task_data(args, tasks, tokenizer, log=print):
-    """Tokenized train / dev / test data per task (test only where the file exists), the number
-    of sentiment classes, and what --sst-synth added (or None)."""
-    splits, num_classes, synth = {"train": {}, "dev": {}, "test": {}}, args.num_classes or 5, None
-    heads = HeadConfig.from_args(vars(args))  # says how each task encodes its input
-    for task in tasks:
-        encoding = heads.encoding(task)
-        for split in splits:
-            examples = read_split(args, task, split, log)
-            if examples is None:
-                continue
-            if task == "sst" and split == "train":  # labels must be 0..K-1 (data.num_classes says why not)
-                num_classes = data.num_classes(examples, task_path(args, task, split), given=args.num_classes)
-            elif task == "sst" and split == "dev":  # the dev labels must be the model's classes
-                data.num_classes(examples, task_path(args, task, split), given=num_classes)
-            if task == "sst" and split == "train" and args.sst_synth:
-                synth = read_synth(args, examples, num_classes, log)
-                examples = examples + synth["rows"]
-            splits[split][task] = data.encode(tokenizer, examples, encoding)
-    return splits, num_classes, synth
-
-
-def read_synth(args, real, num_classes, log=print):
-    """--sst-synth: synth.py's paraphrases of training sentences, each with its source's label.
-    They join the sentiment training rows only, never dev or test ("Tuning Up BERT" §4.3). Each
-    must name a row of this run's training file and carry its label: a paraphrase of a dev or
-    test sentence would leak the held-out set into training."""
-    synth = data.read_synth(args.sst_synth)
-    labels = {ex.id: ex.label for ex in real}
-    for ex in synth:
-        where, source = f"{args.sst_synth}:{ex.line}", ex.id.rsplit("-syn", 1)[0]
-        if ex.id in labels:
-            raise data.DataError(f"{where}: id {ex.id!r} is also an id of the real training rows")
-        if ex.label >= num_classes:
-            raise data.DataError(f"{where}: {ex.id} has label {ex.label}; sentiment has {num_classes} classes")
-        if source not in labels:
-            raise data.DataError(f"{where}: source {source!r} {held_out(args, source)}")
-        if ex.label != labels[source]:
-            raise data.DataError(f"{where}: {ex.id} has label {ex.label}, its source {source} has {labels[source]}")
-    sources = len({ex.id.rsplit("-syn", 1)[0] for ex in synth})
-    log(f"sst: + {len(synth)} synthetic paraphrases of {sources} training sentences from {args.sst_synth}")
-    return {"rows": synth, "file": args.sst_synth, "examples": len(synth), "sources": sources}
-
-
-def held_out(args, source):
-    """Why a synthetic row's source is not a training row: a dev or test sentence, or no row at all."""
-    for split in ("dev", "test"):
-        if source in {ex.id for ex in read_split(args, "sst", split, log=lambda *a: None) or []}:
-            path = task_path(args, "sst", split)
-            return f"is a row of the {split} file {path}: its paraphrases would leak {split} into training"
-    return f"is not a row of the training file {task_path(args, 'sst', 'train')}"
-
-
-def data_fingerprint(args, tasks):
-    """sha256 of every course file the run reads, so a resumed run can tell they did not change."""
-    prints = {}
-    for task in tasks:
-        for split in ("train", "dev", "test"):
-            path = Path(task_path(args, task, split))
-            if path.is_file():
-                prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    if args.sst_synth:
-        prints[args.sst_synth] = hashlib.sha256(Path(args.sst_synth).read_bytes()).hexdigest()
-    return prints
 
 
 def eval_subset(task_data, n, seed):
@@ -234,7 +140,7 @@ def print_table(log, title, metrics):
 
 
 @dataclass
-class Run:
+class TrainRun:
     args: argparse.Namespace
     out: Path
     device: torch.device
@@ -273,7 +179,9 @@ def setup(args):
     tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
 
     bert_dir = prepare_model_dir(args, out, rank == 0, log)
-    splits, num_classes, synth = load_task_data(args, tasks, build_tokenizer(bert_dir, args.max_length), log)
+    tokenizer = build_tokenizer(bert_dir, args.max_length)
+    encodings = HeadConfig.from_args(vars(args)).encoding  # how each task's model reads its input
+    splits, num_classes, synth = data.load_task_data(args, tasks, tokenizer, encodings, log)
     dev = {t: eval_subset(d, args.eval_subset, args.seed) for t, d in splits["dev"].items()}
 
     model = build_model(args, bert_dir, tasks, num_classes, log).to(device)
@@ -295,10 +203,10 @@ def setup(args):
     if world > 1:
         torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
     state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
-    state["data"] = data_fingerprint(args, tasks)
+    state["data"] = data.data_fingerprint(args, tasks)
     if synth:
         state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
-    run = Run(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
+    run = TrainRun(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
     run.schedule, run.streams, run.state, run.t_start = schedule, streams, state, t_start
     run.ema = EMA(model, args.ema) if args.ema else None
     if args.resume:
@@ -413,16 +321,16 @@ def train_step(run, epoch, step):
         group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr  # lr_scale: --layer-lr-decay
     step_tasks = run.schedule.tasks_for_step(epoch, step)
     surgery = args.pcgrad and len(step_tasks) > 1  # PCGrad needs every task's loss before any backward
-    results, pending = {}, []
+    results, kept_graphs = {}, []
 
     # forward and backward, task by task
     for i, task in enumerate(step_tasks):
         loss, hits, kept = task_backward(run, task, last=i == len(step_tasks) - 1, surgery=surgery)
         results[task] = (loss, hits)
         if surgery:
-            pending.append(kept)
-    if pending:
-        surgery_backward(run, pending, global_step)
+            kept_graphs.append(kept)
+    if kept_graphs:
+        surgery_backward(run, kept_graphs, global_step)
 
     # clip and step
     run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
@@ -480,13 +388,13 @@ def pair_swaps(run, task, n):
     return (torch.rand(n) < 0.5).tolist()
 
 
-def surgery_backward(run, pending, global_step):
+def surgery_backward(run, kept_graphs, global_step):
     """PCGrad on the shared encoder's gradients (pcgrad.py); the heads' gradients simply add up."""
     shared = [p for p in run.model.bert.parameters() if p.requires_grad]
     with run.net.no_sync() if run.world > 1 else contextlib.nullcontext():
         # The order PCGrad visits tasks in is random: seed it per step, the same on every process.
         order = torch.Generator().manual_seed(run.args.seed * 1_000_003 + global_step)
-        pcgrad.backward(pending, shared, run.args.pcgrad_reduction, order, reduce=distributed.all_mean_)
+        pcgrad.backward(kept_graphs, shared, run.args.pcgrad_reduction, order, reduce=distributed.all_mean_)
     for p in run.model.heads.parameters():  # DDP did not see these backward passes: average the heads too
         if p.grad is not None:
             distributed.all_mean_(p.grad)
@@ -730,9 +638,7 @@ def train_run(args):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")

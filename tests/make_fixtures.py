@@ -399,7 +399,7 @@ def check_export(out):
         )
         problems = {k: v for k, v in info.items() if v}
         assert not problems, f"transformers could not load the export cleanly: {problems}"
-        ours = predict.load_run(f"{tmp}/run")[0].bert
+        ours = predict.load_trained(f"{tmp}/run")[0].bert
         inputs = tiny_batch(Path(tmp) / "export" / "vocab.txt")
         with torch.no_grad():
             theirs = model.eval()(**inputs).last_hidden_state[:, 0]  # (B, H)

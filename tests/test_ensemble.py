@@ -569,7 +569,7 @@ def test_train_writes_per_task_best_predictions_that_ensemble_uses(tmp_path):
     # with this seed para's and sts's best epochs are not best.pt's (sst's is): their folders, not sst's
     differ = {t for t, b in metrics["best_per_task"].items() if b["epoch"] != metrics["best_epoch"]}
     assert differ == {"para", "sts"} and not (out / "best-sst").exists()
-    model, tokenizer, _ = predict.load_run(out)
+    model, tokenizer, _ = predict.load_trained(out)
     for task in differ:
         model.load_state_dict(torch.load(out / f"best-{task}.pt", weights_only=True)["model"])
         gold = data.read_examples(tmp_path / "data" / TASKS[task].files["dev"], task, labelled=True)

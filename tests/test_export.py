@@ -45,7 +45,7 @@ def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
         "heads.json",
         export.MARK,
     }
-    original, tokenizer, args = predict.load_run(run_dir)
+    original, tokenizer, args = predict.load_trained(run_dir)
     # the encoder alone, through minBERT's own loader: the same [CLS] vectors
     bert = BertModel.from_pretrained(out).eval()
     batch = data.pad(*data.encode(tokenizer, [data.Example("1", "the cat is smart .", None, None)]).seqs[0], [0])

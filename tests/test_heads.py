@@ -1,5 +1,5 @@
 """Task heads: output shapes, losses checked against the formulas, per-task pair encodings, every
-head option by hand, and predict.load_run rebuilding any of them (and an older run's best.pt)."""
+head option by hand, and predict.load_trained rebuilding any of them (and an older run's best.pt)."""
 
 import math
 import shutil
@@ -229,7 +229,7 @@ def test_config_from_args():
 
 
 # ----------------------------------------------------------------------------
-# predict.load_run
+# predict.load_trained
 
 
 def write_run(folder, model, args):
@@ -258,7 +258,7 @@ def test_load_run_reads_a_best_pt_saved_before_the_head_options(tmp_path):
         state |= {f"heads.{task}.out.weight": torch.randn(shape), f"heads.{task}.out.bias": torch.randn(shape[0])}
     old_args = {"pair_encoding": "cross", "bi_head": "cosine", "dropout": 0.1, "pooling": "cls"}
     write_run(tmp_path, state, old_args)
-    model, _, _ = predict.load_run(tmp_path)  # load_state_dict is strict: every key and shape matches
+    model, _, _ = predict.load_trained(tmp_path)  # load_state_dict is strict: every key and shape matches
     assert torch.equal(model.heads["sst"].out.weight, state["heads.sst.out.weight"])
     assert model.config.sst_loss == "ce" and model.config.head_layers == 1
 
@@ -281,7 +281,7 @@ def test_load_run_rebuilds_every_head_option(tmp_path):
     torch.manual_seed(2)
     trained = MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig.from_args(args)).eval()
     write_run(tmp_path, trained, args)
-    model, _, _ = predict.load_run(tmp_path)
+    model, _, _ = predict.load_trained(tmp_path)
     assert model.config == trained.config
     for task in ("sst", "para", "sts"):
         batch = seqs(3, 6, 0) if task == "sst" else pair_batch("bi", 3)
@@ -424,7 +424,7 @@ def test_load_run_rebuilds_the_reports_heads(tmp_path, args):
     torch.manual_seed(3)
     trained = MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig.from_args(args)).eval()
     write_run(tmp_path, trained, args)
-    model, _, _ = predict.load_run(tmp_path)
+    model, _, _ = predict.load_trained(tmp_path)
     assert model.config == trained.config
     if args.get("share_pair_heads"):  # still one set of layers after the reload
         para, sts = model.heads["para"], model.heads["sts"]

@@ -140,3 +140,23 @@ def test_a_checkpoint_from_before_per_process_rng_states_still_resumes(tmp_path)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     state = loop.load_checkpoint(tmp_path / "old.pt", model, optimizer, scaler, {}, torch.device("cpu"))
     assert state == {"step": 2} and torch.equal(torch.rand(4), expected)
+
+
+def test_help_prints_a_default_only_where_it_says_something():
+    p = argparse.ArgumentParser(formatter_class=loop.DefaultsHelpFormatter)
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    p.add_argument("--out", default=None, help="run folder")
+    p.add_argument("--sst-batch-size", type=int, default=None, help="sst batch size (default --batch-size)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs (default: three)")
+    text = " ".join(p.format_help().split())
+    assert "peak learning rate (default: 0.0001)" in text
+    assert "run folder --sst" in text  # nothing after a None default
+    assert "(default --batch-size) --epochs" in text and text.count("(default: three)") == 1
+    assert "(default: None)" not in text
+
+
+@pytest.mark.parametrize("module, lr", [("train", "0.0001"), ("mlm", "5e-05")])
+def test_entry_points_help_never_prints_default_none(module, lr):
+    text = " ".join(__import__(module).get_parser().format_help().split())
+    assert "(default: None)" not in text
+    assert f"(default: {lr})" in text  # --lr: a default that says something is still printed

@@ -103,7 +103,7 @@ def test_confusion_matrices_count_every_dev_example(runs):
 
 def test_sts_scatter_line_is_numpys_least_squares_fit(runs):
     pages.write_report(runs / "a")
-    td = analysis.load_run(runs / "a").tasks["sts"]
+    td = analysis.load_results(runs / "a").tasks["sts"]
     slope, intercept = analysis.least_squares(td.gold, td.pred)
     assert (slope, intercept) == pytest.approx(tuple(np.polyfit(td.gold, td.pred, 1)), abs=1e-9)
     root = svg_file(runs / "a" / "report" / "sts-scatter.svg")
@@ -281,7 +281,7 @@ def test_most_confident_mistakes_come_first_and_their_sentences_are_escaped(tmp_
     # gold 0 1 2 1: x0 wrong at 0.9, x1 right, x2 wrong at 0.6, x3 wrong at 0.8
     para = [0.3, 0.45, 0.95, 0.05]  # gold 0 1 0 1: x1 wrong at 0.55, x2 wrong at 0.95, x3 wrong at 0.95
     folder = hand_run(tmp_path, sst, para)
-    run = analysis.load_run(folder)
+    run = analysis.load_results(folder)
     assert analysis.confident_mistakes(run.tasks["sst"], 10) == [0, 3, 2]
     assert analysis.confident_mistakes(run.tasks["sst"], 2) == [0, 3]
     assert analysis.confident_mistakes(run.tasks["para"], 10) == [2, 3, 1]
