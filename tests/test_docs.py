@@ -82,7 +82,12 @@ def test_readme_is_a_landing_page_with_the_test_command():
     assert len(readme.splitlines()) <= 200
     assert "make test" in readme and "## Tests" in readme  # CI (.ci/run) runs the README's test command
     for link in re.findall(r"\]\((docs/[^)]+)\)", readme):
-        assert (ROOT / link).exists(), link
+        path, _, anchor = link.partition("#")
+        assert (ROOT / path).exists(), link
+        if anchor:  # a heading of that page, as GitHub makes its anchors
+            headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), flags=re.M)
+            anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+            assert anchor in anchors, link
     for page in PAGES[1:]:
         for link in re.findall(r"\]\(([^)#:]+)\)", page.read_text()):
             assert (page.parent / link).exists(), f"{page.name}: {link}"
