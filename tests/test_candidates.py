@@ -112,11 +112,11 @@ def test_symmetric_prediction_by_hand():
     assert raw.tolist() == [5.25, 1.5] and pred.tolist() == [5.0, 1.5]
 
 
-def test_pair_symmetry_is_rebuilt_by_load_run(tmp_path):
+def test_pair_symmetry_is_rebuilt_by_load_trained(tmp_path):
     args = {"pair_encoding": "cross", "dropout": 0.1, "pooling": "cls", "pair_symmetry": True}
     torch.manual_seed(2)
     write_run(tmp_path, MultitaskBert(BertModel.from_pretrained(TINY), 5, HeadConfig.from_args(args)), args)
-    model, _, _ = predict.load_run(tmp_path)
+    model, _, _ = predict.load_trained(tmp_path)
     assert model.symmetric("para") and model.symmetric("sts")
     with pytest.raises(ValueError, match="--pair-symmetry swaps the sentences of a cross-encoded pair"):
         HeadConfig(pair_symmetry=True, para_encoding="bi", sts_encoding="bi")
@@ -173,7 +173,7 @@ def test_ema_weights_are_scored_kept_and_checkpointed(data_dir, tmp_path):
     ckpt = torch.load(tmp_path / "ema" / "checkpoint.pt", weights_only=True)
     best = best_state(tmp_path / "ema")
     assert ckpt["ema"]["updates"] == 6 and ckpt["ema"]["decay"] == 0.9
-    names = [n for n, _ in predict.load_run(tmp_path / "ema")[0].named_parameters()]
+    names = [n for n, _ in predict.load_trained(tmp_path / "ema")[0].named_parameters()]
     averaged = dict(zip(names, ckpt["ema"]["params"]))
     assert all(torch.equal(best[n], averaged[n]) for n in names)  # best.pt holds the average ...
     assert any(not torch.equal(best[n], ckpt["model"][n]) for n in names)  # ... not the last weights
