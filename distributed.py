@@ -18,6 +18,7 @@ cpu"). tests/test_distributed.py checks this on a CPU with a group that serves o
 """
 
 import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -114,7 +115,22 @@ def barrier():
 def cleanup():
     """Leave the process group together: a process that tears down gloo while a peer still
     works (rank 0 writes the predictions) can abort at exit ("terminate called without an
-    active exception"), so everyone waits for everyone first."""
+    active exception"), so everyone waits for everyone first. The wait goes through the
+    rendezvous store, not a collective: the last collective's final bytes may still be in
+    flight to the peer when it returns, and closing the connection then aborts the peer.
+    Once every process has checked in at the store, every collective has finished on every
+    process. Rank 0 leaves last, since without torchrun it hosts the store."""
     if active():
-        barrier()
+        store = dist.distributed_c10d._get_default_store()
+        store.add("minbert/cleanup/arrived", 1)
+        _wait_for_count(store, "minbert/cleanup/arrived")
+        store.add("minbert/cleanup/left", 1)
+        if rank() == 0:
+            _wait_for_count(store, "minbert/cleanup/left")
         dist.destroy_process_group()
+
+
+def _wait_for_count(store, key):
+    """Poll the store until every process has added 1 to `key`."""
+    while store.add(key, 0) < world():
+        time.sleep(0.01)
