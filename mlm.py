@@ -677,12 +677,9 @@ def check_args(parser, args):
 def parse_args(argv=None):
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
-    try:  # --config FILE: the recipe's flags become the defaults (train.py's parse_args says more)
-        recipe = recipes.apply(parser, argv)
-    except recipes.RecipeError as e:
-        sys.exit(f"error: {e}")
-    args = parser.parse_args(argv)
-    args.recipe = recipe
+    # --config FILE: the recipe's flags become the defaults, so the command line overrides them;
+    # args.recipe (file, sha256, text) goes into metrics.json's "config" beside the resolved flags
+    args = recipes.parse_args(parser, argv)
     if args.resume:
         args, state = resumed_args(parser, argv, args, RESUMABLE)
         done = state["epoch"] >= args.epochs or (args.max_steps and state.get("global_step", 0) >= args.max_steps)

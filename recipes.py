@@ -33,6 +33,7 @@ recipes/cpu/bert-and-beyond.toml) and the keys it sets over it, with the report'
 import argparse
 import hashlib
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,18 @@ def apply(parser, argv):
     table, text = read(path)
     parser.set_defaults(**flag_values(parser, table, path, text))
     return {"file": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest(), "text": text}
+
+
+def parse_args(parser, argv):
+    """`parser.parse_args(argv)` after --config FILE (apply above), with args.recipe set to what
+    metrics.json records of the file; a bad recipe is a one-line exit. train.py and mlm.py use this."""
+    try:
+        recipe = apply(parser, argv)
+    except RecipeError as e:
+        sys.exit(f"error: {e}")
+    args = parser.parse_args(argv)
+    args.recipe = recipe
+    return args
 
 
 def add_config_flag(parser):

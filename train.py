@@ -925,12 +925,9 @@ def check_args(parser, args):
 def parse_args(argv=None):
     parser = get_parser()
     argv = sys.argv[1:] if argv is None else argv
-    try:  # --config FILE: the recipe's flags become the defaults, so the command line overrides them
-        recipe = recipes.apply(parser, argv)
-    except recipes.RecipeError as e:
-        sys.exit(f"error: {e}")
-    args = parser.parse_args(argv)
-    args.recipe = recipe  # file, sha256 and text: metrics.json's "config" keeps them with the resolved flags
+    # --config FILE: the recipe's flags become the defaults, so the command line overrides them;
+    # args.recipe (file, sha256, text) goes into metrics.json's "config" beside the resolved flags
+    args = recipes.parse_args(parser, argv)
     if args.resume:
         args = resumed(parser, argv, args)
     args.out = args.out or f"runs/{args.task}"
