@@ -17,7 +17,8 @@ best model; predict.py loads it), best-{task}.pt (each task's best epoch, and it
 best-{task}/ when that is not best.pt's epoch), tokenizer/, metrics.json and predictions/.
 
 Reading order: train() at the bottom of the "training" section is the whole run in a dozen
-lines; train_step() is one optimizer step; setup() builds everything the loop needs.
+lines; train_step() is one optimizer step (the plain path first, what --pcgrad, --grad-accum and
+torchrun add beside it); setup() builds everything the loop needs.
 """
 
 import argparse
@@ -268,6 +269,46 @@ def resume(run):
 # training
 
 
+def train_step(run, epoch, step):
+    """One optimizer step: each task the schedule picks at this step gets its next batch, forward,
+    loss and backward (the gradients add up over the tasks); then clip and AdamW's step.
+
+    That is the plain path below. Beside it, each in a helper of its own: --pcgrad (pcgrad_step:
+    every task's loss first, then gradient surgery), --grad-accum and torchrun (task_batches cuts
+    the batch into parts; no_sync_unless), --smart and --rdrop (inside task_loss), --ema (clip_and_step).
+
+    Returns {task: (loss, hits)}: loss is the global batch's mean loss as a 0-dim tensor divided by
+    the number of processes, hits = [correct, counted] predictions of this process (sst and para).
+    Both are summed over processes at log time, not here, so no step waits on them."""
+    set_lr(run, epoch, step)
+    tasks = run.schedule.tasks_for_step(epoch, step)
+    if run.args.pcgrad and len(tasks) > 1:  # PCGrad needs every task's loss before any backward
+        return pcgrad_step(run, epoch, step, tasks)
+    results = {}
+    for task in tasks:
+        for part in task_batches(run, task, last_task=task == tasks[-1]):  # plainly one part: the batch
+            with autocast(run.device, run.args.amp):
+                loss, out = task_loss(run.net, run.model, task, part.batch, run.args, smart_on(run.args, task))
+            loss = log_part(run, results, task, loss, out, part)
+            with no_sync_unless(run, part.last):
+                run.scaler.scale(loss).backward()
+    clip_and_step(run)
+    return results
+
+
+def set_lr(run, epoch, step):
+    lr = lr_at(run, epoch, run.schedule.global_step(epoch, step))
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr  # lr_scale: --layer-lr-decay
+
+
+def lr_at(run, epoch, global_step):
+    args = run.args
+    return get_lr(
+        global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule, epoch, args.lr_step_epochs, args.lr_gamma
+    )
+
+
 def task_loss(net, model, task, batch, args, smart_on):
     """The loss of one task's batch, plus SMART's regularizer when on; and the head's output."""
     rdrop = task == "sst" and args.rdrop > 0
@@ -287,96 +328,55 @@ def task_loss(net, model, task, batch, args, smart_on):
     return loss, out.chunk(2)[0] if rdrop else out
 
 
-def next_batch(run, task):
-    """This process's slice of the task's next global batch (example indices), and the global batch size."""
+def clip_and_step(run):
+    """Clip the gradients' global norm (--clip), take AdamW's step, clear the gradients; --ema's
+    average follows the new weights."""
+    run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
+    if run.args.clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.args.clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.update(run.model)
+
+
+# beside the plain step: the batch's parts (--grad-accum, torchrun), the log, PCGrad
+
+
+@dataclass
+class Part:
+    """A task's batch, or one micro-batch of it (--grad-accum), on the run's device."""
+
+    batch: dict
+    size: int  # examples in this part
+    fraction: float  # of this process's batch: the parts' mean losses, so weighted, add up to the batch's mean
+    share: float  # torchrun: this process's weight, so that DDP's average is the global batch's mean
+    last: bool  # the step's last backward: DDP averages the gradients over processes there
+
+
+def task_batches(run, task, last_task):
+    """The task's next batch as Parts: plainly one, the whole batch (fraction 1, share 1).
+    --grad-accum n cuts this process's batch into n micro-batches; under torchrun each process
+    takes its slice of the global batch (distributed.shard)."""
     indices = next(run.streams[task])
     while len(indices) < run.world:  # a tail batch too small to give every process an example
         indices = next(run.streams[task])
-    return distributed.shard(indices), len(indices)
+    run.state["seen"][task] += len(indices)
+    mine, share = indices, 1.0
+    if run.world > 1:
+        mine = distributed.shard(indices)
+        share = distributed.local_weight(len(mine), len(indices))
+    pieces = micro_batches(mine, run.args.grad_accum)
+    for j, piece in enumerate(pieces):
+        batch = to_device(data.collate(run.splits["train"][task], piece, pair_swaps(run, task, len(piece))), run.device)
+        yield Part(batch, len(piece), len(piece) / len(mine), share, last_task and j == len(pieces) - 1)
 
 
 def micro_batches(indices, n):
     """--grad-accum n: a batch as n consecutive micro-batches (fewer when the batch is smaller than n)."""
     size = math.ceil(len(indices) / n)
     return [indices[i : i + size] for i in range(0, len(indices), size)]
-
-
-def lr_at(run, epoch, global_step):
-    args = run.args
-    return get_lr(
-        global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule, epoch, args.lr_step_epochs, args.lr_gamma
-    )
-
-
-def train_step(run, epoch, step):
-    """One optimizer step: forward and backward for each task the schedule picks, then clip and step.
-
-    Returns {task: (loss, hits)}: loss is the global batch's mean loss as a 0-dim tensor divided by
-    the number of processes, hits = [correct, counted] predictions of this process (sst and para).
-    Both are summed over processes at log time, not here, so no step waits on them."""
-    args, model = run.args, run.model
-    global_step = run.schedule.global_step(epoch, step)
-    lr = lr_at(run, epoch, global_step)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr  # lr_scale: --layer-lr-decay
-    step_tasks = run.schedule.tasks_for_step(epoch, step)
-    surgery = args.pcgrad and len(step_tasks) > 1  # PCGrad needs every task's loss before any backward
-    results, kept_graphs = {}, []
-
-    # forward and backward, task by task
-    for i, task in enumerate(step_tasks):
-        loss, hits, kept = task_backward(run, task, last=i == len(step_tasks) - 1, surgery=surgery)
-        results[task] = (loss, hits)
-        if surgery:
-            kept_graphs.append(kept)
-    if kept_graphs:
-        surgery_backward(run, kept_graphs, global_step)
-
-    # clip and step
-    run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
-    if args.clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.optimizer.zero_grad(set_to_none=True)
-    if run.ema is not None:
-        run.ema.update(model)
-    return results
-
-
-def task_backward(run, task, last, surgery):
-    """The task's next batch through the model, as --grad-accum micro-batches, and backward.
-    With PCGrad (surgery) the loss is returned for surgery_backward instead of back-propagated.
-    Returns (loss for the log, hits [correct, counted], loss kept for PCGrad or None)."""
-    args, model = run.args, run.model
-    mine, n_global = next_batch(run, task)
-    run.state["seen"][task] += n_global
-    # This process's share of the global batch, so that DDP's average is the global-batch mean.
-    share = distributed.local_weight(len(mine), n_global)
-    smart_on = args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))
-    logged, kept, hits = 0.0, 0.0, torch.zeros(2, device=run.device)
-    parts = micro_batches(mine, args.grad_accum)
-    for j, part in enumerate(parts):
-        batch = to_device(data.collate(run.splits["train"][task], part, pair_swaps(run, task, len(part))), run.device)
-        with autocast(run.device, args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
-            loss, out = task_loss(model if surgery else run.net, model, task, batch, args, smart_on)
-        if TASKS[task].kind != "regression":  # training accuracy, as the model was at this step
-            correct = (model.predict(task, out.detach())[0] == batch["labels"]).sum()
-            hits[0] += correct
-            hits[1] += len(part)  # added as a Python number: no copy from the host each micro-batch
-        # The micro-batches' mean losses, weighted by their sizes, add up to the batch's mean loss.
-        loss = loss * (len(part) / len(mine))
-        logged = logged + loss.detach().float() * share / run.world
-        loss = loss * getattr(args, f"{task}_weight") * share
-        if surgery:
-            kept = kept + loss
-            continue
-        # Gradients add up over tasks and micro-batches. With DDP only the step's last backward
-        # averages them over processes.
-        sync = last and j == len(parts) - 1
-        with run.net.no_sync() if run.world > 1 and not sync else contextlib.nullcontext():
-            run.scaler.scale(loss).backward()
-    return logged, hits, run.scaler.scale(kept) if surgery else None
 
 
 def pair_swaps(run, task, n):
@@ -386,6 +386,44 @@ def pair_swaps(run, task, n):
     if not run.model.symmetric(task):
         return None
     return (torch.rand(n) < 0.5).tolist()
+
+
+def smart_on(args, task):
+    return args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))
+
+
+def log_part(run, results, task, loss, out, part):
+    """Add a part's loss and training hits to results[task] = (loss, hits); return the loss to
+    back-propagate: weighted by the part's fraction, --{task}-weight and the process's share."""
+    loss = loss * part.fraction
+    logged, hits = results.get(task, (0.0, torch.zeros(2, device=run.device)))
+    if TASKS[task].kind != "regression":  # training accuracy, as the model was at this step
+        hits[0] += (run.model.predict(task, out.detach())[0] == part.batch["labels"]).sum()
+        hits[1] += part.size  # added as a Python number: no copy from the host each micro-batch
+    results[task] = (logged + loss.detach().float() * part.share / run.world, hits)
+    return loss * getattr(run.args, f"{task}_weight") * part.share
+
+
+def no_sync_unless(run, sync):
+    """torchrun: gradients add up locally over tasks and micro-batches; DDP averages them over the
+    processes only in the step's last backward (sync)."""
+    return run.net.no_sync() if run.world > 1 and not sync else contextlib.nullcontext()
+
+
+def pcgrad_step(run, epoch, step, tasks):
+    """--pcgrad: every task's loss first, then one backward through gradient surgery (pcgrad.py),
+    then clip and step as the plain step does."""
+    results, losses = {}, []
+    for task in tasks:
+        kept = 0.0
+        for part in task_batches(run, task, last_task=False):
+            with autocast(run.device, run.args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
+                loss, out = task_loss(run.model, run.model, task, part.batch, run.args, smart_on(run.args, task))
+            kept = kept + log_part(run, results, task, loss, out, part)
+        losses.append(run.scaler.scale(kept))
+    surgery_backward(run, losses, run.schedule.global_step(epoch, step))
+    clip_and_step(run)
+    return results
 
 
 def surgery_backward(run, kept_graphs, global_step):
