@@ -7,8 +7,11 @@ Prints markdown tables for docs/performance.md; it measures and asserts nothing.
               for the packaged all-MiniLM-L6-v2 and bert-base's shape (random init): ours
               (minbert + adamw) next to Hugging Face's BertModel (sdpa) + torch.optim.AdamW when
               `transformers` is importable, and each one's peak memory in a fresh process.
-  --overhead  step time of SMART (T=1) and of PCGrad next to plain multitask steps.
-  --sst-epoch one SST-5 epoch through train.py: length-bucketed vs random batches, with and
+              This is the comparison step, the same few lines for both encoders: train.py's step
+              needs our heads, so it cannot run Hugging Face's model.
+  --overhead  train.py's own step (train.train_step) with SMART (T=1) and with PCGrad, next to
+              plain one-task and summed multitask steps, on the course files.
+  --sst-epoch one SST-5 epoch of train.py's steps: length-bucketed vs random batches, with and
               without padding removal.
 
     make bench                      # the encoder section in the project's venv
@@ -19,6 +22,8 @@ Prints markdown tables for docs/performance.md; it measures and asserts nothing.
 
 import argparse
 import contextlib
+import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -35,17 +40,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import data
 import files
 import hub
 import loop
-import pcgrad
-import smart
+import train
 from adamw import AdamW
-from heads import MultitaskBert
 from minbert import BertConfig, BertModel
 from tasks import TASK_NAMES, TASKS
-from tokenizer import build_tokenizer
 
 try:
     import transformers
@@ -58,14 +59,18 @@ except ImportError:
 # timing and memory
 
 
+def sync(device):
+    """CUDA kernels run asynchronously: wait for them to finish before reading the clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def seconds_per_iter(fn, iters, device):
-    # CUDA kernels run asynchronously: wait for them to finish before reading the clock.
-    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    sync()
+    sync(device)
     start = time.perf_counter()
     for _ in range(iters):
         fn()
-    sync()
+    sync(device)
     return (time.perf_counter() - start) / iters
 
 
@@ -191,7 +196,11 @@ def make_batch(B, T, padded, device, vocab_size=30522, seed=0):
 
 
 def step_fns(model, optimizer, batch, device, amp):
-    """(train step, inference step) closures for one model on one batch."""
+    """(train step, inference step) closures for one model on one batch: the comparison step.
+    Not train.py's step (train.train_step, which --overhead and --sst-epoch time): that one runs our
+    MultitaskBert's heads, GradScaler, the lr schedule and clipping, and Hugging Face's BertModel has
+    none of them. Here both encoders get the same few lines, so the ratio compares the encoders and
+    optimizers alone."""
 
     def train_step():
         with loop.autocast(device, amp):
@@ -309,79 +318,73 @@ def bench_encoder(args, device):
 
 
 # ----------------------------------------------------------------------------
-# SMART and PCGrad overhead
+# train.py's own step, on the course files
 
 
-def overhead_batches(args, tokenizer, device, B=16, T=32):
-    """One batch of B examples per task. From the training files if they are there, as length
-    bucketing makes batches: B rows of about the median length among 50 * B random ones.
-    Else random token ids of length T (pairs: sentence b in the second half, segment 1)."""
-    g = torch.Generator().manual_seed(0)
-    batches = {}
-    for task in TASK_NAMES:
-        path = Path(args.data_dir) / TASKS[task].files["train"]
-        if path.is_file():
-            examples = data.read_examples(path, task)
-            rows = torch.randperm(len(examples), generator=g)[: 50 * B].tolist()
-            task_data = data.encode(tokenizer, [examples[i] for i in rows])
-            batch = data.collate(task_data, np.argsort(task_data.lengths)[max(0, len(rows) // 2 - B // 2) :][:B])
-        else:
-            ids = torch.randint(1000, 30522, (B, T), generator=g)
-            types = torch.zeros_like(ids) if task == "sst" else (torch.arange(T) >= T // 2).long().expand(B, T)
-            labels = {
-                "sst": torch.randint(0, 5, (B,), generator=g),
-                "sts": 5 * torch.rand(B, generator=g),
-                "para": torch.randint(0, 2, (B,), generator=g).float(),
-            }[task]
-            batch = {
-                "input_ids": ids,
-                "attention_mask": torch.ones_like(ids),
-                "token_type_ids": types,
-                "labels": labels,
-            }
-        batches[task] = loop.to_device(batch, device)
-    return batches
+def missing_files(args, tasks):
+    """The course training and dev files of `tasks` not in --data-dir (train.setup reads them)."""
+    paths = [Path(args.data_dir) / TASKS[t].files[split] for t in tasks for split in ("train", "dev")]
+    return [str(p) for p in paths if not p.is_file()]
+
+
+def train_args(args, out, *flags):
+    """train.py's flags for a run in `out` on --data-dir, on bench's device and precision, without
+    test files; `flags` come last and win."""
+    tests = [arg for t in TASK_NAMES for arg in (f"--{t}-test", "none")]
+    common = ["--data-dir", str(args.data_dir), "--out", str(out), "--device", args.device, "--amp", args.amp]
+    return train.parse_args([*common, *tests, "--seed", "0", *flags])
+
+
+# The steps --overhead times: train.py's flags for each, over "--task all --batch-size 16".
+OVERHEAD_STEPS = {
+    **{f"plain {t}": ["--task", t] for t in TASK_NAMES},
+    **{f"SMART {t}": ["--task", t, "--smart", "1"] for t in TASK_NAMES},  # T = 1, train.py's eps etc.
+    "plain summed": ["--schedule", "summed"],
+    "PCGrad summed": ["--schedule", "summed", "--pcgrad"],
+}
+
+
+def overhead_runs(args, out):
+    """One train.TrainRun per step of OVERHEAD_STEPS, as train.py builds its own: train.setup() once
+    for every task with --overfit-batch (each task's stream gives its first batch of 16 at every
+    step, so every timed step sees the same batches), then each step's flags through train.parse_args
+    and its schedule through train.build_schedule. The runs share that model, optimizer and streams:
+    a SMART step and a plain one differ in their flags only."""
+    base_flags = ["--task", "all", "--batch-size", "16", "--overfit-batch"]
+    base = train.setup(train_args(args, out, *base_flags))
+    base.model.train()  # as train.py trains: dropout on
+    runs = {}
+    for name, flags in OVERHEAD_STEPS.items():
+        step_args = train_args(args, out, *base_flags, *flags)
+        tasks = list(TASK_NAMES) if step_args.task == "all" else [step_args.task]
+        _, schedule = train.build_schedule(step_args, tasks, base.splits["train"], None)
+        runs[name] = dataclasses.replace(base, args=step_args, tasks=tasks, schedule=schedule)
+    return base, runs
 
 
 def bench_overhead(args, device):
-    torch.manual_seed(0)
-    model = MultitaskBert(BertModel.from_pretrained()).to(device).train()
-    optimizer = AdamW(loop.param_groups(model, 0.01), lr=1e-5)
-    shared = list(model.bert.parameters())
-    batches = overhead_batches(args, build_tokenizer(model.bert.source_dir), device)
-
-    def step(tasks, use_smart=False, use_pcgrad=False):
-        """One training step as train.py takes it, on the given tasks' batches."""
-        losses = []
-        for task in tasks:
-            batch = batches[task]
-            with loop.autocast(device, args.amp):
-                embeds = model.embed(task, batch)
-                out = model.from_embeddings(task, embeds, batch)
-                loss = model.loss(task, out, batch["labels"])
-                if use_smart:  # T=1 ascent step, the paper's projection, train.py's defaults for eps etc.
-                    forward = lambda *x, task=task, batch=batch: model.from_embeddings(task, list(x), batch)
-                    loss = loss + smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind)
-            losses.append(loss)
-        if use_pcgrad:
-            pcgrad.backward(losses, shared)
-        else:
-            sum(losses).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    fns = {f"plain {t}": partial(step, [t]) for t in TASK_NAMES}
-    fns |= {f"SMART {t}": partial(step, [t], use_smart=True) for t in TASK_NAMES}
-    fns |= {"plain summed": partial(step, TASK_NAMES), "PCGrad summed": partial(step, TASK_NAMES, use_pcgrad=True)}
-    secs = race(fns, args.warmup, args.iters, args.rounds, device, args.seconds)
+    missing = missing_files(args, TASK_NAMES)
+    if missing:
+        print(f"## SMART and PCGrad overhead: skipped, {', '.join(missing)} missing (run `make data`)\n")
+        return None
+    with tempfile.TemporaryDirectory() as out:  # train.setup copies the tokenizer there; nothing else
+        base, runs = overhead_runs(args, out)
+        # train_step(run, 0, 0) again and again: the first step of the run's first epoch, on the
+        # streams' one batch per task
+        fns = {name: partial(train.train_step, run, 0, 0) for name, run in runs.items()}
+        secs = race(fns, args.warmup, args.iters, args.rounds, device, args.seconds)
     # The baseline is one plain step of one task's batch, averaged over the tasks: what a step of
     # the default (sampling) multitask schedule costs. A summed step runs all K tasks' batches,
     # and PCGrad needs one backward per task anyway, so its budget is K plain steps plus half a
     # step for the surgery: target <= (K + 0.5) x baseline. "vs summed" isolates the surgery.
     baseline = np.mean([secs[f"plain {t}"] for t in TASKS])
-    lengths = {t: tuple(batches[t]["input_ids"].shape) for t in TASK_NAMES}
-    print(f"## SMART and PCGrad overhead (MiniLM, batch (B, T) {lengths}, best of {args.rounds} rounds)\n")
+    shapes = {}
+    for t in TASK_NAMES:
+        batch = next(base.streams[t])  # --overfit-batch: the rows every step above trained on
+        shapes[t] = (len(batch), int(base.splits["train"][t].lengths[batch].max()))  # (B, T)
+    print(
+        f"## SMART and PCGrad overhead (MiniLM, train.py's step, batch (B, T) {shapes}, best of {args.rounds} rounds)\n"
+    )
     plain_of = {f"SMART {t}": f"plain {t}" for t in TASK_NAMES} | {"PCGrad summed": "plain summed"}
     rows = [
         {
@@ -397,101 +400,63 @@ def bench_overhead(args, device):
         {"step": "step", "ms": "ms", "vs_one_task": "vs plain one-task step (mean)", "vs_plain": "vs its plain step"},
     )
     print(f"targets: SMART <= 2.2x its plain step; PCGrad summed <= {len(TASK_NAMES) + 0.5}x a plain one-task step\n")
-    return {"steps": rows, "baseline_ms": 1000 * baseline, "shapes": lengths}
+    return {"steps": rows, "baseline_ms": 1000 * baseline, "shapes": shapes}
 
 
-# ----------------------------------------------------------------------------
-# one SST-5 epoch: bucketed vs random batches
+def sst_epoch(args, device, batching, unpad, B):
+    """One SST-5 epoch of train.train_step on a run train.setup builds from these flags, then the
+    dev sets scored as train.py scores them after an epoch. Returns the table's row."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:  # train.setup copies the tokenizer there; nothing else
+        flags = ["--task", "sst", "--epochs", "1", "--batch-size", str(B), "--eval-subset", "0"]
+        run = train.setup(train_args(args, out, *flags, "--batching", batching, "--unpad", unpad))
+        task_data, steps = run.splits["train"]["sst"], run.schedule.steps_in_epoch(0)
+        # The padding of the batches the epoch is about to draw: a copy of the run's own stream.
+        upcoming = copy.deepcopy(run.streams["sst"])
+        lengths = [task_data.lengths[next(upcoming)] for _ in range(steps)]
+        padding = sum(len(n) * n.max() - n.sum() for n in lengths)
+        run.model.train()
+        sync(device)
+        t_train = time.perf_counter()
+        for step in range(steps):
+            train.train_step(run, 0, step)
+        sync(device)
+        train_s = time.perf_counter() - t_train
+        dev, _ = train.evaluate(run.model, run.dev, run.args, run.device)
+    return {
+        "batching": batching,
+        "unpad": unpad,
+        "examples": len(task_data),
+        "train_s": train_s,
+        "wall_s": time.perf_counter() - start,
+        "ex_s": len(task_data) / train_s,
+        "pad_per_example": padding / len(task_data),
+        "dev_acc": dev["sst"],
+    }
 
 
-def run_train(argv):
-    """Run train.py in its own process, showing its progress; returns its stdout."""
-    command = [sys.executable, str(Path(__file__).parent / "train.py"), *argv]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        lines.append(line)
-    if proc.wait() != 0:
-        sys.exit(f"error: train.py {' '.join(argv)} failed (exit {proc.returncode}; its output is above)")
-    return "".join(lines)
-
-
-def bench_sst_epoch(args):
-    folder = Path(args.data_dir)
-    train_file, dev_file = (folder / TASKS["sst"].files[s] for s in ("train", "dev"))
-    if not (train_file.is_file() and dev_file.is_file()):
-        print(f"## SST-5 epoch: skipped, {train_file} or {dev_file} is missing (run `make data`)\n")
+def bench_sst_epoch(args, device):
+    missing = missing_files(args, ["sst"])
+    if missing:
+        print(f"## SST-5 epoch: skipped, {', '.join(missing)} missing (run `make data`)\n")
         return None
     B = 16
-    task_data = data.encode(build_tokenizer(hub.resolve_model_dir(), 128), data.read_examples(train_file, "sst"))
-    steps = math.ceil(len(task_data) / B)
     rows = []
     # train.py's default; random order with padding removal; and the plain way, the baseline:
     # random order, each batch padded to its longest row and every position computed.
     for batching, unpad in (("bucket", "on"), ("random", "on"), ("random", "off")):
-        # Padding of the same batches train.py draws (its stream seed for the first task is seed * 10).
-        stream = data.BatchStream(task_data, B, seed=0, bucket=batching == "bucket")
-        lengths = [task_data.lengths[next(stream)] for _ in range(steps)]
-        padding = sum(len(n) * n.max() - n.sum() for n in lengths)
-        with tempfile.TemporaryDirectory() as out:
-            argv = [
-                "--task",
-                "sst",
-                "--epochs",
-                "1",
-                "--steps-per-epoch",
-                str(steps),
-                "--batch-size",
-                str(B),
-                "--batching",
-                batching,
-                "--unpad",
-                unpad,
-                "--eval-subset",
-                "0",
-                "--log-every",
-                str(steps),
-                "--out",
-                out,
-                "--data-dir",
-                str(folder),
-                "--sst-test",
-                "none",
-                "--seed",
-                "0",
-                "--device",
-                args.device,
-                "--amp",
-                args.amp,
-            ]
-            start = time.perf_counter()
-            stdout = run_train(argv)
-            wall = time.perf_counter() - start
-            metrics = json.loads((Path(out) / "metrics.json").read_text())
-        # train.py's last progress line has the rate of training alone, without tokenizing and evaluation.
-        train_s = steps / float(re.findall(r"([\d.]+) steps/s", stdout)[-1])
-        rows.append(
-            {
-                "batching": batching,
-                "unpad": unpad,
-                "train_s": train_s,
-                "wall_s": wall,
-                "ex_s": len(task_data) / train_s,
-                "pad_per_example": padding / len(task_data),
-                "dev_acc": metrics["dev"]["sst"],
-            }
-        )
+        rows.append(sst_epoch(args, device, batching, unpad, B))
+        print(f"[{len(rows)}/3] SST-5 epoch, {batching} batches, --unpad {unpad}", file=sys.stderr, flush=True)
     for row in rows:
         row["speedup"] = rows[-1]["train_s"] / row["train_s"]
-    print(f"\n## One SST-5 epoch ({len(task_data)} rows, batch {B}, train.py defaults otherwise)\n")
+    print(f"\n## One SST-5 epoch ({rows[0]['examples']} rows, batch {B}, train.py's step and defaults otherwise)\n")
     table(
         rows,
         {
             "batching": "batching",
             "unpad": "--unpad",
             "train_s": "train s",
-            "wall_s": "wall s (with eval)",
+            "wall_s": "wall s (with setup and dev)",
             "ex_s": "examples/s",
             "pad_per_example": "padding tokens / example",
             "dev_acc": "dev acc",
@@ -518,9 +483,7 @@ def machine(device):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
     a = p.add_argument
     a("--encoder", action="store_true", help="encoder speed and memory, ours vs Hugging Face (the default section)")
     a("--overhead", action="store_true", help="step-time overhead of SMART and PCGrad")
@@ -584,7 +547,7 @@ def main():
     if args.overhead or args.all:
         results["overhead"] = bench_overhead(args, device)
     if args.sst_epoch or args.all:
-        results["sst_epoch"] = bench_sst_epoch(args)
+        results["sst_epoch"] = bench_sst_epoch(args, device)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         files.write_text(args.json, json.dumps(results, indent=2, default=float) + "\n")

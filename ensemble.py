@@ -65,6 +65,7 @@ import numpy as np
 import analysis
 import data
 import files
+import loop
 import predictions
 from predictions import PredictionFileError
 from tasks import TASK_NAMES, TASKS, overall, plain_mean, score
@@ -530,9 +531,7 @@ def ensemble(args):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
     a = p.add_argument
     a("runs", nargs="+", help="run folders with predictions/{task}-{dev,test}-raw.csv (train.py, synth.py label)")
     a("--out", default="runs/ensemble", help="new folder for the ensemble's predictions, metrics.json, ensemble.json")
@@ -544,7 +543,13 @@ def get_parser():
         action="store_true",
         help="also use each run's best-{task}/ predictions (its per-task best checkpoints, train.py)",
     )
-    a("--max-per-task", type=int, default=None, metavar="N", help="at most N distinct runs per task (Tuning Up: 4)")
+    a(
+        "--max-per-task",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N distinct runs per task (Tuning Up: 4; default: no cap)",
+    )
     a(
         "--select-on",
         type=float,

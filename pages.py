@@ -399,13 +399,22 @@ def to_markdown(title, sections):
 def write_page(folder, title, sections):
     """index.html, report.md and the SVG files in `folder`; returns the path of index.html."""
     folder = files.make_folder(folder)  # a planted link (report -> /elsewhere) is replaced, not followed
+    return write_files(folder, title, sections)
+
+
+def write_files(folder, title, sections, html_name="index.html", md_name="report.md"):
+    """The SVG files (a figure's name may start with a subfolder: charts/x.svg), the Markdown and the
+    HTML of one page in `folder`, as it is (reproduce.py's results folder may well be a link to a
+    bigger disk); returns the path of the HTML page."""
+    folder = Path(folder)
     for _, blocks in sections:
         for block in blocks:
             if isinstance(block, Figure):
+                (folder / block.name).parent.mkdir(parents=True, exist_ok=True)
                 files.write_text(folder / block.name, block.svg)
-    files.write_text(folder / "report.md", to_markdown(title, sections))
-    files.write_text(folder / "index.html", to_html(title, sections))
-    return folder / "index.html"
+    files.write_text(folder / md_name, to_markdown(title, sections))
+    files.write_text(folder / html_name, to_html(title, sections))
+    return folder / html_name
 
 
 def write_report(run_dir, data_dir=None, mistakes=10):

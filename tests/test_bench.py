@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import make_course_data
 
 import bench
+import train
+from tasks import TASK_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,12 +86,10 @@ def test_race_alternates_and_keeps_the_best():
 
 
 def test_sst_epoch_section_on_toy_data(tmp_path, capsys):
-    """The SST-epoch section trains one epoch three ways through train.py (packaged model)."""
-    from conftest import make_course_data
-
+    """The SST-epoch section trains one epoch three ways with train.py's step (packaged model)."""
     make_course_data(tmp_path, n=40)
     args = bench.get_parser().parse_args(["--sst-epoch", "--data-dir", str(tmp_path)])
-    rows = bench.bench_sst_epoch(args)
+    rows = bench.bench_sst_epoch(args, torch.device("cpu"))
     assert [(r["batching"], r["unpad"]) for r in rows] == [("bucket", "on"), ("random", "on"), ("random", "off")]
     for row in rows:
         assert row["train_s"] > 0 and 0 <= row["dev_acc"] <= 1
@@ -121,3 +122,33 @@ def test_race_without_iters_sizes_rounds_by_time(monkeypatch):
     assert asked[:4] == [("fast", 1), ("fast", 1), ("slow", 1), ("slow", 1)]  # warmup, one call at a time
     assert asked[4:] == [("fast", 50), ("slow", 2)] * 3  # 0.5 s / 0.01 s; 0.5 / 0.4 rounds to 1, raised to 2
     assert best == per_call
+
+
+def test_overhead_times_train_py_step_with_each_steps_flags(tmp_path):
+    """--overhead's runs are train.py's: each step's flags parsed by train.py, the step train.train_step,
+    on one model and the same batch per task at every step (--overfit-batch)."""
+    make_course_data(tmp_path / "data", n=40)
+    args = bench.get_parser().parse_args(["--overhead", "--data-dir", str(tmp_path / "data")])
+    base, runs = bench.overhead_runs(args, tmp_path / "out")
+    assert list(runs) == list(bench.OVERHEAD_STEPS)
+    first = {t: next(base.streams[t]) for t in TASK_NAMES}
+    for name, run in runs.items():
+        kind, task = name.split()
+        assert run.model is base.model and run.optimizer is base.optimizer
+        assert (run.args.smart, run.args.pcgrad) == (float(kind == "SMART"), kind == "PCGrad")
+        losses = train.train_step(run, 0, 0)
+        assert list(losses) == (list(TASK_NAMES) if task == "summed" else [task])
+        assert all(torch.isfinite(loss) for loss, _ in losses.values())
+    assert all(list(next(base.streams[t])) == list(first[t]) for t in TASK_NAMES)  # the same rows every step
+
+
+def test_overhead_section_on_toy_data(tmp_path, capsys):
+    make_course_data(tmp_path, n=40)
+    flags = ["--overhead", "--data-dir", str(tmp_path), "--iters", "1", "--warmup", "1", "--rounds", "1"]
+    found = bench.bench_overhead(bench.get_parser().parse_args(flags), torch.device("cpu"))
+    assert [r["step"] for r in found["steps"]] == list(bench.OVERHEAD_STEPS)
+    assert all(r["ms"] > 0 for r in found["steps"]) and set(found["shapes"]) == set(TASK_NAMES)
+    assert "train.py's step" in capsys.readouterr().out
+    missing = bench.get_parser().parse_args(["--overhead", "--data-dir", str(tmp_path / "none")])
+    assert bench.bench_overhead(missing, torch.device("cpu")) is None
+    assert "make data" in capsys.readouterr().out

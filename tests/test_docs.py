@@ -41,8 +41,8 @@ def uses(code):
     return found
 
 
-def help_flags(tool, sub):
-    """The flags `python tool.py [sub] --help` lists (run in this process: one torch import)."""
+def help_text(tool, sub):
+    """What `python tool.py [sub] --help` prints (run in this process: one torch import)."""
     argv, out = sys.argv, io.StringIO()
     sys.argv = [f"{tool}.py", *([sub] if sub else []), "--help"]
     try:
@@ -50,7 +50,12 @@ def help_flags(tool, sub):
             runpy.run_path(str(ROOT / f"{tool}.py"), run_name="__main__")
     finally:
         sys.argv = argv
-    return set(re.findall(r"--[a-z][a-z0-9-]*", out.getvalue()))
+    return out.getvalue()
+
+
+def help_flags(tool, sub):
+    """The flags `python tool.py [sub] --help` lists."""
+    return set(re.findall(r"--[a-z][a-z0-9-]*", help_text(tool, sub)))
 
 
 def test_every_command_in_the_docs_names_real_flags():
@@ -66,6 +71,17 @@ def test_every_command_in_the_docs_names_real_flags():
     assert checked > 80  # the commands were found: train.py, mlm.py, ensemble.py, reproduce.py ...
     assert {tool for tool, _ in helps} >= {"train", "mlm", "synth", "ensemble", "reproduce", "bench", "gpu_check"}
     assert ("synth", "paraphrase") in helps and ("synth", "label") in helps
+
+
+@pytest.mark.parametrize(
+    "tool, sub",
+    [(t, None) for t in TOOLS if t not in SUBCOMMANDS] + [(t, s) for t in SUBCOMMANDS for s in SUBCOMMANDS[t]],
+)
+def test_help_never_says_default_none(tool, sub):
+    """A flag that is off, or whose help says what stands in, shows no "(default: None)"
+    (loop.DefaultsHelpFormatter); every other default is printed."""
+    text = help_text(tool, sub)
+    assert "--" in text and "default: None" not in text
 
 
 def test_every_make_target_in_the_docs_exists():

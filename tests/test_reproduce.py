@@ -12,9 +12,9 @@ import time
 import pytest
 from conftest import ROOT, TINY
 
+import ablation_report
 import pages
 import reproduce
-import svg
 
 # One thread per process: the tiny runs are too small to gain from more, and the CPU is shared.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -133,7 +133,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(data_dir, tmp_path):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     # The synth ablation without --synth: the skip line on stdout and in the report.
-    assert reproduce.SYNTH_SKIPPED in again.stdout
+    assert ablation_report.SYNTH_SKIPPED in again.stdout
     report = (results / "REPORT.md").read_text()
     assert "synth ablation skipped: no --synth FILE given" in report
     row = next(r for r in tables(report)["Synthetic SST paraphrases vs none"] if r[0] == "real + synthetic")
@@ -199,13 +199,6 @@ def test_bad_flags_are_one_line_errors(data_dir, tmp_path, capsys, extra, messag
     assert not (tmp_path / "results").exists()
 
 
-def test_bar_chart_draws_one_bar_per_value_and_whiskers_for_spread():
-    doc = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.01), (0.6, 0.0), None]}, "t", "score")
-    flat = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.0), (0.6, 0.0), None]}, "t", "score")
-    assert doc.count('class="bar"') == 2 and doc.count("<title>overall") == 2 and ">c</text>" in doc
-    assert doc.count("<line") == flat.count("<line") + 1  # the one whisker: +- std of the first bar
-
-
 def test_a_failing_run_is_one_error_naming_its_folder_and_log(data_dir, tmp_path, monkeypatch):
     bad = tmp_path / "data"
     bad.mkdir()
@@ -222,39 +215,6 @@ def test_a_failing_run_is_one_error_naming_its_folder_and_log(data_dir, tmp_path
     message = str(stop.value.code)
     assert message.startswith(f"error: train.py failed (exit 1) in {folder}: error: {bad / 'ids-sst-train.csv'}")
     assert message.endswith(f"(whole log: {log})") and "\n" not in message and "Traceback" not in log.read_text()
-
-
-def test_mean_and_sample_std_over_seeds_and_the_sentence_from_the_numbers():
-    assert reproduce.stat([0.5, 0.7, None]) == pytest.approx((0.6, 0.1414214))
-    assert reproduce.fmt_stat(reproduce.stat([0.5, 0.7]), 2) == "0.6000 ± 0.1414"
-    assert reproduce.fmt_stat(reproduce.stat([0.5]), 1) == "0.5000"  # no std from one seed
-    schedules = next(a for a in reproduce.ablations() if a.name == "schedules")
-    annealed, uniform = schedules.rows[:2]
-    rows = [(annealed, {"overall": (0.70, 0.01)}, 3), (uniform, {"overall": (0.72, 0.01)}, 3)]
-    text = reproduce.sentence(schedules, rows, 3)
-    assert text.startswith(
-        "Here uniform (Tuning Up) came out best (overall 0.7200); Tuning Up BERT T4 found annealed (Tuning Up) best"
-    )
-    assert "so we differ, which may be down to the smaller 6-layer model" in text and "within one std" not in text
-    rows[1] = (uniform, {"overall": (0.705, 0.01)}, 3)
-    assert "(the gap to the next is within one std)" in reproduce.sentence(schedules, rows, 3)
-    # rows of two setups are ranked within their own setup, each against its report's table
-    round_robin, max_size = schedules.rows[2:4]
-    rows += [(round_robin, {"overall": (0.60, 0.01)}, 3), (max_size, {"overall": (0.65, 0.01)}, 3)]
-    text = reproduce.sentence(schedules, rows, 3)
-    assert text.startswith("tuning-up-bert setup: Here uniform (Tuning Up) came out best (overall 0.7050)")
-    assert "bert-and-beyond setup: Here max-size cycle (BERT and Beyond) came out best (overall 0.6500); " in text
-    assert "BERT and Beyond T2 found max-size cycle (BERT and Beyond) best, so we agree" in text
-
-
-def test_a_row_marked_not_ranked_is_shown_but_left_out_of_the_ranking():
-    weights = next(a for a in reproduce.ablations() if a.name == "para-weight")
-    k1, k02, k03, k01 = weights.rows
-    assert not k01.rank and k01.refs[0].source == "SUSTech T4"  # Table 4's setup, not Table 5's
-    rows = [(k1, {"overall": (0.70, 0.0)}, 1), (k02, {"overall": (0.69, 0.0)}, 1), (k03, {"overall": (0.68, 0.0)}, 1)]
-    rows.append((k01, {"overall": (0.90, 0.0)}, 1))  # best of all, but not comparable
-    text = reproduce.sentence(weights, rows, 1)
-    assert text.startswith("Here k=1 came out best (overall 0.7000); SUSTech T5 found k=1 best, so we agree")
 
 
 def gone(pid):

@@ -1,0 +1,84 @@
+"""ablation_report.py: the page of reproduce.py's ablations from finished runs' metrics.json, no
+training needed. The numbers in the tables, the sentence that ranks the rows, the charts; the page
+written through pages.py into the results folder as it is."""
+
+import json
+
+import pytest
+
+import ablation_report
+import recipes
+import reproduce
+import svg
+
+
+def test_the_tables_show_the_mean_and_std_of_the_seeds_metrics_json(tmp_path, data_dir):
+    """Four hand-written metrics.json (two rows of the sst-loss table, two seeds each), no ensembles:
+    the table's cells are their means ± sample std, the chart is drawn, and a results folder that is a
+    link (to a bigger disk, say) is written through, never replaced by a folder."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    results = tmp_path / "results"
+    results.symlink_to(disk)
+    flags = ["--data-dir", str(data_dir), "--results", str(results), "--quick", "--only", "sst-loss", "--seeds", "2"]
+    args = reproduce.parse_args(flags)
+    runs = reproduce.plan_runs(args)
+    assert len(runs) == 4
+    for run in runs:
+        dev = {"sst": 0.5 + 0.1 * run.seed, "para": 0.75, "sts": 0.25 if "dual" in run.flags else 0.5}
+        config = {"epochs": 1, "steps_per_epoch": 3}
+        metrics = {"dev": dev, "config": config, "wall_time_s": 60.0 + run.seed}
+        run.folder(results).mkdir(parents=True)
+        (run.folder(results) / "metrics.json").write_text(json.dumps(metrics))
+    (ablation,) = reproduce.selected(args)
+    chosen = [(ablation, [(row, reproduce.flags_of(args, row)) for row in reproduce.rows_of(ablation, True)])]
+    path = ablation_report.write_report(args, chosen, runs, [])
+    assert path == results / "REPORT.md" and results.is_symlink() and (disk / "REPORT.html").is_file()
+    cells = [line.strip("| ").split(" | ") for line in path.read_text().splitlines() if "seeds)" in line]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["ce (2 seeds)"][:3] == ["0.5500 ± 0.0707", "0.7500 ± 0.0000", "0.5000 ± 0.0000"]
+    assert rows["dual (2 seeds)"][2] == "0.2500 ± 0.0000" and rows["dual (2 seeds)"][-1] == "1m00s"
+    assert (disk / "charts" / "sst-loss.svg").read_text().count('class="bar"') == 4  # overall, plain mean x 2
+    assert "No finished runs to combine." in path.read_text()
+    html = (disk / "REPORT.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 1  # pages.to_html: the chart inline
+
+
+def test_mean_and_sample_std_over_seeds_and_the_sentence_from_the_numbers():
+    assert ablation_report.stat([0.5, 0.7, None]) == pytest.approx((0.6, 0.1414214))
+    assert ablation_report.fmt_stat(ablation_report.stat([0.5, 0.7]), 2) == "0.6000 ± 0.1414"
+    assert ablation_report.fmt_stat(ablation_report.stat([0.5]), 1) == "0.5000"  # no std from one seed
+    schedules = next(a for a in recipes.read_ablations() if a.name == "schedules")
+    annealed, uniform = schedules.rows[:2]
+    rows = [(annealed, {"overall": (0.70, 0.01)}, 3), (uniform, {"overall": (0.72, 0.01)}, 3)]
+    text = ablation_report.sentence(schedules, rows, 3)
+    assert text.startswith(
+        "Here uniform (Tuning Up) came out best (overall 0.7200); Tuning Up BERT T4 found annealed (Tuning Up) best"
+    )
+    assert "so we differ, which may be down to the smaller 6-layer model" in text and "within one std" not in text
+    rows[1] = (uniform, {"overall": (0.705, 0.01)}, 3)
+    assert "(the gap to the next is within one std)" in ablation_report.sentence(schedules, rows, 3)
+    # rows of two setups are ranked within their own setup, each against its report's table
+    round_robin, max_size = schedules.rows[2:4]
+    rows += [(round_robin, {"overall": (0.60, 0.01)}, 3), (max_size, {"overall": (0.65, 0.01)}, 3)]
+    text = ablation_report.sentence(schedules, rows, 3)
+    assert text.startswith("tuning-up-bert setup: Here uniform (Tuning Up) came out best (overall 0.7050)")
+    assert "bert-and-beyond setup: Here max-size cycle (BERT and Beyond) came out best (overall 0.6500); " in text
+    assert "BERT and Beyond T2 found max-size cycle (BERT and Beyond) best, so we agree" in text
+
+
+def test_a_row_marked_not_ranked_is_shown_but_left_out_of_the_ranking():
+    weights = next(a for a in recipes.read_ablations() if a.name == "para-weight")
+    k1, k02, k03, k01 = weights.rows
+    assert not k01.rank and k01.refs[0].source == "SUSTech T4"  # Table 4's setup, not Table 5's
+    rows = [(k1, {"overall": (0.70, 0.0)}, 1), (k02, {"overall": (0.69, 0.0)}, 1), (k03, {"overall": (0.68, 0.0)}, 1)]
+    rows.append((k01, {"overall": (0.90, 0.0)}, 1))  # best of all, but not comparable
+    text = ablation_report.sentence(weights, rows, 1)
+    assert text.startswith("Here k=1 came out best (overall 0.7000); SUSTech T5 found k=1 best, so we agree")
+
+
+def test_bar_chart_draws_one_bar_per_value_and_whiskers_for_spread():
+    doc = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.01), (0.6, 0.0), None]}, "t", "score")
+    flat = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.0), (0.6, 0.0), None]}, "t", "score")
+    assert doc.count('class="bar"') == 2 and doc.count("<title>overall") == 2 and ">c</text>" in doc
+    assert doc.count("<line") == flat.count("<line") + 1  # the one whisker: +- std of the first bar
