@@ -157,9 +157,11 @@ def slug(words):
     return "_".join(w.replace("=", "-").replace(",", "+").replace("/", "_") for w in words)
 
 
-def run_key(row, flags):
-    """The row's setup and what it varies, to read, and a hash of every flag (budget and encoder too)."""
-    digest = hashlib.sha1(json.dumps(flags).encode()).hexdigest()[:8]
+def run_key(row, flags, results):
+    """The row's setup and what it varies, to read, and a hash of every flag (budget and encoder too).
+    The results folder's own path is left out of the hash (an MLM row's --model lies inside it), so
+    a moved results folder keeps its runs."""
+    digest = hashlib.sha1(json.dumps([f.replace(str(results), "<results>") for f in flags]).encode()).hexdigest()[:8]
     values = dict(row.settings)
     task = flags[flags.index("--task") + 1] if "--task" in flags else "all"
     words = [row.base, *(f"{k}={values[k]}" for k in row.changed if k != "task")]
@@ -194,7 +196,7 @@ def plan_runs(args):
     for ablation in selected(args):
         for row in rows_of(ablation, args.quick):
             for flags in flags_of(args, row):
-                key = run_key(row, flags)
+                key = run_key(row, flags, args.results)
                 smart = SMART_COST if dict(row.settings).get("smart", 0) > 0 else 1.0
                 units = args.budget.epochs * args.budget.steps * smart
                 for seed in range(args.seeds):
@@ -204,10 +206,12 @@ def plan_runs(args):
 
 
 def mlm_folder(args, budget):
-    """mlm.py's folder and flags: SUSTech's MLM recipe, the budget's steps (its text in the hash)."""
+    """mlm.py's folder and flags: SUSTech's MLM recipe, the budget's steps (its text in the hash, and
+    its path inside the checkout, not where the checkout lies)."""
     flags = ["--config", str(MLM_RECIPE), "--model", str(args.model), "--max-steps", str(budget.mlm_steps)]
     flags += ["--seed", "0"]
-    digest = hashlib.sha1(json.dumps([flags, MLM_RECIPE.read_text()]).encode()).hexdigest()[:8]
+    hashed = [str(MLM_RECIPE.relative_to(ROOT)), *flags[2:]]
+    digest = hashlib.sha1(json.dumps([hashed, MLM_RECIPE.read_text()]).encode()).hexdigest()[:8]
     return Path(args.results) / "runs" / f"mlm-pretraining-{digest}", flags
 
 

@@ -4,6 +4,7 @@ line and one-line errors. The runs are tiny (a few steps), run as reproduce.py r
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,3 +286,20 @@ def test_a_broken_metrics_json_is_one_line_even_with_plan(data_dir, tmp_path, mo
         message = str(stop.value.code)
         assert message.startswith(f"error: {bad}: not the metrics.json of a finished train.py run"), message
         assert "\n" not in message
+
+
+def test_run_keys_do_not_depend_on_where_the_results_or_the_checkout_lie(data_dir, tmp_path, monkeypatch):
+    def plan(results):
+        args = reproduce.parse_args(["--data-dir", str(data_dir), "--results", str(results), "--quick"])
+        runs = reproduce.plan_runs(args)
+        assert any(str(results) in " ".join(r.flags) for r in runs)  # an MLM row's --model lies inside it
+        return args.mlm_dir.name, sorted((r.key, r.seed) for r in runs)
+
+    here = plan(tmp_path / "a" / "results")
+    assert plan(tmp_path / "moved" / "elsewhere") == here
+    copy = tmp_path / "checkout"  # the same recipe in another clone of the project
+    (copy / "recipes" / "cpu").mkdir(parents=True)
+    shutil.copy(reproduce.MLM_RECIPE, copy / "recipes" / "cpu" / "sustech-mlm.toml")
+    monkeypatch.setattr(reproduce, "ROOT", copy)
+    monkeypatch.setattr(reproduce, "MLM_RECIPE", copy / "recipes" / "cpu" / "sustech-mlm.toml")
+    assert plan(tmp_path / "a" / "results") == here
