@@ -47,8 +47,6 @@ from adamw import AdamW
 from ema import EMA
 from heads import BI_HEADS, HeadConfig, MultitaskBert
 from loop import (
-    Progress,
-    StopFlag,
     autocast,
     format_time,
     get_lr,
@@ -57,7 +55,6 @@ from loop import (
     load_checkpoint,
     param_groups,
     pick_device,
-    save_checkpoint,
     to_device,
 )
 from losses import SST_LOSSES, STS_LOSSES, rdrop_loss
@@ -164,6 +161,11 @@ class TrainRun:
     def total_steps(self):
         return self.schedule.total_steps()
 
+    @property
+    def saved_extra(self):
+        """What checkpoint.pt keeps beside the loop's own state (loop.checkpoint): the --ema average, when on."""
+        return {"ema": self.ema} if self.ema is not None else None
+
 
 def setup(args):
     t_start = time.time()
@@ -252,7 +254,7 @@ def resume(run):
     """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
     path = run.out / "checkpoint.pt"
     state = load_checkpoint(
-        path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank(), saved_extra(run)
+        path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank(), run.saved_extra
     )
     changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
     if changed:
@@ -400,102 +402,17 @@ def surgery_backward(run, kept_graphs, global_step):
             distributed.all_mean_(p.grad)
 
 
-def record_losses(run, pending, running):
-    """Sum the pending steps' losses and hits over processes (one all-reduce for all of them), stop
-    on a non-finite loss, and add them to the running and per-epoch tallies.
-    pending: (epoch, step, task, (loss, hits)) as train_step returns them."""
-    if not pending:
-        return
-    rows = [torch.cat([loss.view(1), hits]).double() for *_, (loss, hits) in pending]  # (loss, correct, counted)
-    values = distributed.all_sum(torch.stack(rows)).tolist()
-    for (epoch, step, task, _), (value, correct, counted) in zip(pending, values):
-        if counted:
-            tally = run.state["epoch_hits"].setdefault(task, [0, 0])
-            tally[0], tally[1] = tally[0] + int(correct), tally[1] + int(counted)
-        if not math.isfinite(value):
-            sys.exit(
-                f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
-                f"(global step {run.schedule.global_step(epoch, step) + 1}); try a lower --lr or --amp bf16/off"
-            )
-        running[task].append(value)
-        run.state["epoch_loss"][task].append(value)
-    pending.clear()
-
-
-def run_epoch(run, epoch, stop):
-    """The steps of one epoch, from where a resumed run stopped. Returns False when stopped early."""
-    args, state = run.args, run.state
-    run.log(f"epoch {epoch + 1}/{args.epochs}: schedule {run.schedule.describe(epoch)}", flush=True)
-    run.model.train()
-    if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
-        state["epoch_loss"], state["epoch_hits"] = {t: [] for t in run.tasks}, {}
-    state.setdefault("epoch_hits", {})  # (a checkpoint from before training accuracy was kept)
-    running, pending = {t: [] for t in run.tasks}, []
-    steps = run.schedule.steps_in_epoch(epoch)
-    progress = Progress(run.total_steps, run.schedule.global_step(epoch, state["step"]))
-    for step in range(state["step"], steps):
-        results = train_step(run, epoch, step)
-        pending += [(epoch, step, task, result) for task, result in results.items()]
-        state["step"] = step + 1
-        global_step = run.schedule.global_step(epoch, step) + 1
-
-        # log
-        at_log = state["step"] % args.log_every == 0 or state["step"] == steps
-        if at_log:
-            record_losses(run, pending, running)
-            lr = lr_at(run, epoch, global_step - 1)
-            losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
-            run.log(
-                f"  step {state['step']}/{steps}  {progress.line(global_step)}  lr {lr:.2e}  loss {losses_now}",
-                flush=True,
-            )
-            running = {t: [] for t in run.tasks}
-
-        # checkpoint, and stop if asked (every process stops at the same step)
-        stopping = stop_agreed(run, stop, at_log)
-        if stopping or (args.save_every and global_step % args.save_every == 0):
-            record_losses(run, pending, running)
-            checkpoint(run)
-            if stopping:
-                run.log(f"saved {run.out / 'checkpoint.pt'}; continue with: python train.py --resume {run.out}")
-                return False
-    return True
-
-
-def stop_agreed(run, stop, at_log):
-    """Whether every process stops after this step. One process stops at once on Ctrl-C. Several
-    see the signal at different steps and must agree, which costs a collective and a wait for the
-    GPU: they compare their flags only at log steps, where the losses are summed anyway."""
-    if run.world == 1:
-        return stop.requested
-    return at_log and distributed.all_sum(float(stop.requested)).item() > 0
-
-
-def checkpoint(run):
-    rngs = distributed.gather(loop.rng_states())  # each process's own, so a resume keeps their masks apart
-    if distributed.is_main():
-        state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
-        parts = (run.model, run.optimizer, run.scaler, run.streams)
-        save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs, saved_extra(run))
-    distributed.barrier()
-
-
-def saved_extra(run):
-    """What checkpoint.pt keeps beside the loop's own state: the --ema average, when on."""
-    return {"ema": run.ema} if run.ema is not None else None
-
-
 def averaged(run):
     """--ema: a `with` block in which the model holds the moving average of its weights."""
     return run.ema.applied(run.model) if run.ema is not None else contextlib.nullcontext()
 
 
 def end_epoch(run, epoch):
-    """Score the dev sets, keep the best model so far (best.pt), and checkpoint."""
+    """Score the dev sets and keep the best model so far (best.pt); True when --early-stop ends the run.
+    (loop.train_epochs then checkpoints.)"""
     with averaged(run):  # --ema: the average is scored and kept; training goes on from the weights
         score_and_keep(run, epoch)
-    run.state["epoch"], run.state["step"] = epoch + 1, 0
-    checkpoint(run)
+    return early_stop(run, epoch)
 
 
 def score_and_keep(run, epoch):
@@ -615,14 +532,9 @@ def train_run(args):
         f"model {args.model}: {n_params / 1e6:.1f}M parameters on {run.device} x {run.world} (amp {args.amp}); "
         f"tasks {', '.join(run.tasks)}; train rows {rows}"
     )
-    with StopFlag() as stop:
-        for epoch in range(run.state["epoch"], args.epochs):
-            if not run_epoch(run, epoch, stop):
-                distributed.cleanup()
-                return None
-            end_epoch(run, epoch)
-            if early_stop(run, epoch):
-                break
+    if not loop.train_epochs(run, train_step, end_epoch, "train.py"):
+        distributed.cleanup()
+        return None  # stopped by Ctrl-C, checkpoint saved
     metrics = finish(run)
     if distributed.is_main() and not args.no_report:
         try:
