@@ -168,6 +168,23 @@ def test_resume_after_a_stop_equals_an_uninterrupted_run(data_dir, tmp_path, mon
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_checkpoint_from_before_the_shared_loop_still_resumes(data_dir, tmp_path, monkeypatch):
+    """mlm.py's own loop kept the epoch's losses as a list, without training hits; loop.py's keeps
+    them by task. A run stopped mid-epoch under the old loop resumes as if never stopped."""
+    with exact_attention():
+        full = run(data_dir, tmp_path / "full", "--seed", "3")
+        with monkeypatch.context() as m:
+            interrupt_at(m, 4)  # step 5 of epoch 1: the epoch's first losses are in the checkpoint
+            assert run(data_dir, tmp_path / "cut", "--seed", "3") is None
+        path = tmp_path / "cut" / "checkpoint.pt"
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["state"]["epoch_loss"] = ckpt["state"]["epoch_loss"]["mlm"]  # the old layout
+        del ckpt["state"]["epoch_hits"]
+        torch.save(ckpt, path)
+        resumed = mlm.pretrain(mlm.parse_args(["--resume", str(tmp_path / "cut")]))
+    assert resumed["epochs"] == full["epochs"]  # train_loss included: epoch 1's losses from before the stop count
+
+
 def test_max_steps_text_files_and_chunking(data_dir, tmp_path):
     text = tmp_path / "text.txt"
     long_doc = " ".join(["the cat sat on the mat"] * 20)  # 120 tokens: 9 chunks of <= 14 between [CLS] and [SEP]
