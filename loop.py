@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +280,62 @@ def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0, ext
 # the loop: fine-tuning (train.py) and further pretraining (mlm.py) alike
 
 
+@dataclass(kw_only=True)
+class Run:
+    """What the loop reads of a run; train.TrainRun and mlm.Pretraining add their job's own pieces."""
+
+    args: argparse.Namespace  # epochs, log_every, save_every, ... and the job's own flags
+    out: Path  # the run folder
+    device: torch.device
+    log: object  # print on the main process, a no-op elsewhere
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    schedule: object  # which data each step reads: schedules.Schedule, mlm.Batches
+    tasks: list  # the loop keeps the losses per task
+    state: dict  # epoch, step, global_step, history, best, elapsed, data, ...: what --resume restores
+    streams: dict = field(default_factory=dict)  # task -> data.BatchStream: their places go in checkpoints
+    world: int = 1  # processes (torchrun)
+    t_start: float = field(default_factory=time.time)
+
+    @property
+    def total_steps(self):
+        return self.schedule.total_steps()
+
+    @property
+    def saved_extra(self):
+        """More objects with a state_dict that checkpoint.pt keeps (train.py's --ema average), or None."""
+        return None
+
+
+def start(args, products):
+    """The first moves of every run: never replace a run by accident (check_out), choose the device
+    and precision, and seed. Returns the device, where the loop's sums over processes go too."""
+    check_out(args.out, args.resume, args.overwrite, products)
+    device, args.amp = pick_device(args.device, args.amp)
+    distributed.set_device(device)
+    use_tf32(device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    torch.manual_seed(args.seed)
+    return device
+
+
+def resume(run):
+    """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they
+    stopped; unless a data file changed since (run.state["data"]: path -> sha256)."""
+    parts = (run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank(), run.saved_extra)
+    state = load_checkpoint(run.out / "checkpoint.pt", *parts)
+    changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
+    if changed:
+        sys.exit(
+            f"error: --resume {run.out}: {', '.join(changed)} changed since the run started; "
+            "start a new run (--out) instead"
+        )
+    run.state = {**state, "data": run.state["data"]}
+    run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
+
+
 def train_epochs(run, train_step, end_epoch, command):
     """Train from where the run stands to its last epoch; False when Ctrl-C stopped it (checkpoint saved).
 
@@ -286,10 +343,7 @@ def train_epochs(run, train_step, end_epoch, command):
     - train_step(run, epoch, step): one optimizer step (ending in clip_and_step); returns
       {task: (loss, hits)}, loss a 0-dim tensor, hits [correct, counted], read at log time only;
     - end_epoch(run, epoch): score the epoch and keep the best model so far; True to stop early.
-    `command` is the script, for the "continue with: python COMMAND --resume" line. The run holds
-    args (epochs, log_every, save_every), schedule (schedules.Schedule's steps_in_epoch,
-    global_step, total_steps, describe), tasks, state (what --resume restores), model, optimizer,
-    scaler, streams, saved_extra (see checkpoint), world, out, log and t_start."""
+    `command` is the script, for the "continue with: python COMMAND --resume" line."""
     with StopFlag() as stop:
         for epoch in range(run.state["epoch"], run.args.epochs):
             if run.schedule.global_step(epoch, 0) >= run.schedule.total_steps():

@@ -32,7 +32,7 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +48,10 @@ import recipes
 from adamw import AdamW
 from loop import (
     autocast,
-    check_out,
     clip_and_step,
     format_time,
     get_lr,
-    keep_freed_memory,
-    load_checkpoint,
     param_groups,
-    pick_device,
     resumed_args,
     to_device,
 )
@@ -330,29 +326,15 @@ def fingerprint(paths):
 # setup
 
 
-@dataclass
-class Pretraining:
-    """An MLM run, as loop.train_epochs reads it (the fields up to state) and mlm.py's own pieces."""
+@dataclass(kw_only=True)
+class Pretraining(loop.Run):
+    """An MLM run: what the loop reads (loop.Run; its tasks: "mlm" alone), and MLM's own pieces."""
 
-    args: argparse.Namespace
-    out: Path
-    device: torch.device
-    log: object
-    model: BertForMlm
-    optimizer: AdamW
-    scaler: torch.amp.GradScaler
-    schedule: "Batches"
-    state: dict  # epoch, step, global_step, history, best, start, elapsed, data: what --resume restores
-    t_start: float
     tokenizer_dir: Path  # where vocab.txt comes from
     masking: Masking
     train: Corpus
     held: Corpus
     held_masked: tuple  # (inputs, labels) of the held-out sequences, masked once for the whole run
-    tasks: tuple = ("mlm",)  # the loop keeps its losses by task; MLM is one
-    world: int = 1  # one process
-    streams: dict = field(default_factory=dict)  # the order of the batches is Batches', not a stream's
-    saved_extra: dict = None
 
 
 class Batches:
@@ -396,12 +378,7 @@ def mask_corpus(corpus, masking, generator):
 
 def setup(args, log=print):
     t_start = time.time()
-    check_out(args.out, args.resume, args.overwrite, PRODUCTS)
-    device, args.amp = pick_device(args.device, args.amp)
-    loop.use_tf32(device)
-    if device.type == "cpu":
-        keep_freed_memory()
-    torch.manual_seed(args.seed)
+    device = loop.start(args, PRODUCTS)
     model_dir = hub.resolve_model_dir(args.model)
     model = load_model(model_dir, log).to(device)
     positions = model.bert.config.max_position_embeddings
@@ -421,23 +398,16 @@ def setup(args, log=print):
     schedule = Batches(train, args.batch_size, args.seed, args.epochs, args.max_steps)
     state = {"epoch": 0, "step": 0, "global_step": 0, "history": [], "best": None, "start": None, "elapsed": 0.0}
     state["data"] = fingerprint(paths)
-    parts = (model, optimizer, scaler, schedule, state, t_start, model_dir, masking, train, held, held_masked)
-    run = Pretraining(args, Path(args.out), device, log, *parts)
+    loop_parts = dict(args=args, out=Path(args.out), device=device, log=log, model=model, optimizer=optimizer)
+    loop_parts.update(scaler=scaler, schedule=schedule, tasks=["mlm"], state=state, t_start=t_start)
+    run = Pretraining(
+        **loop_parts, tokenizer_dir=model_dir, masking=masking, train=train, held=held, held_masked=held_masked
+    )
     if args.resume:
-        resume(run)
+        loop.resume(run)
+        if isinstance(run.state.get("epoch_loss"), list):  # a checkpoint from mlm.py's own loop
+            run.state["epoch_loss"] = {"mlm": run.state["epoch_loss"]}
     return run
-
-
-def resume(run):
-    """Continue from checkpoint.pt: weights, optimizer and RNG exactly where they stopped."""
-    state = load_checkpoint(run.out / "checkpoint.pt", run.model, run.optimizer, run.scaler, {}, run.device)
-    changed = [p for p, h in state["data"].items() if run.state["data"].get(p) != h]
-    if changed or set(state["data"]) != set(run.state["data"]):
-        sys.exit(f"error: --resume {run.out}: {', '.join(changed) or 'the text files'} changed since the run started")
-    if isinstance(state.get("epoch_loss"), list):  # a checkpoint from before mlm.py ran on loop.py's loop
-        state["epoch_loss"] = {"mlm": state["epoch_loss"]}
-    run.state = state
-    run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
 
 
 # ----------------------------------------------------------------------------

@@ -50,11 +50,8 @@ from loop import (
     autocast,
     format_time,
     get_lr,
-    keep_freed_memory,
     layer_decay_groups,
-    load_checkpoint,
     param_groups,
-    pick_device,
     to_device,
 )
 from losses import SST_LOSSES, STS_LOSSES, rdrop_loss
@@ -136,30 +133,15 @@ def print_table(log, title, metrics):
 # setup: everything the loop needs, in one place
 
 
-@dataclass
-class TrainRun:
-    args: argparse.Namespace
-    out: Path
-    device: torch.device
-    world: int
-    log: object  # print on the main process, a no-op elsewhere
-    tasks: list
+@dataclass(kw_only=True)
+class TrainRun(loop.Run):
+    """A fine-tuning run: what the loop reads (loop.Run), and the data, the DDP wrapper and --ema."""
+
     splits: dict  # split -> task -> data.TaskData
     dev: dict  # task -> the dev rows scored after each epoch
     num_classes: int
-    model: MultitaskBert = None
-    net: torch.nn.Module = None  # the model, wrapped in DDP when distributed
-    optimizer: AdamW = None
-    scaler: torch.amp.GradScaler = None
-    schedule: Schedule = None
-    streams: dict = None  # task -> data.BatchStream
-    state: dict = None  # epoch, step, history, best, seen, epoch_loss, elapsed: all that --resume restores
+    net: torch.nn.Module  # the model, wrapped in DDP when distributed
     ema: EMA = None  # --ema: the moving average of the weights, which is scored, kept and predicts
-    t_start: float = 0.0
-
-    @property
-    def total_steps(self):
-        return self.schedule.total_steps()
 
     @property
     def saved_extra(self):
@@ -169,16 +151,11 @@ class TrainRun:
 
 def setup(args):
     t_start = time.time()
-    loop.check_out(args.out, args.resume, args.overwrite, RUN_PRODUCTS)
-    out = Path(args.out)
-    device, args.amp = pick_device(args.device, args.amp)
+    device = loop.start(args, RUN_PRODUCTS)
     rank, world, device = distributed.setup(device.type)
-    loop.use_tf32(device)
-    if device.type == "cpu":
-        keep_freed_memory()
     log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
-    torch.manual_seed(args.seed)
     tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
+    out = Path(args.out)
 
     bert_dir = prepare_model_dir(args, out, rank == 0, log)
     tokenizer = build_tokenizer(bert_dir, args.max_length)
@@ -208,11 +185,12 @@ def setup(args):
     state["data"] = data.data_fingerprint(args, tasks)
     if synth:
         state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
-    run = TrainRun(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
-    run.schedule, run.streams, run.state, run.t_start = schedule, streams, state, t_start
+    loop_parts = dict(args=args, out=out, device=device, log=log, model=model, optimizer=optimizer, scaler=scaler)
+    loop_parts.update(schedule=schedule, tasks=tasks, state=state, streams=streams, world=world, t_start=t_start)
+    run = TrainRun(**loop_parts, splits=splits, dev=dev, num_classes=num_classes, net=net)
     run.ema = EMA(model, args.ema) if args.ema else None
     if args.resume:
-        resume(run)
+        loop.resume(run)
     return run
 
 
@@ -248,22 +226,6 @@ def build_schedule(args, tasks, train_data, synth):
     except ValueError as e:
         sys.exit(f"error: --schedule {args.schedule}: {e}")
     return streams, schedule
-
-
-def resume(run):
-    """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
-    path = run.out / "checkpoint.pt"
-    state = load_checkpoint(
-        path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank(), run.saved_extra
-    )
-    changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
-    if changed:
-        sys.exit(
-            f"error: --resume {run.out}: {', '.join(changed)} changed since the run started; "
-            "start a new run (--out) instead"
-        )
-    run.state = {**state, "data": run.state["data"]}
-    run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
 
 
 # ----------------------------------------------------------------------------
