@@ -1,9 +1,10 @@
 """Multitask fine-tuning of BERT: sentiment (SST-5), paraphrase (Quora) and similarity (STS).
 
-One plain loop. Each step the schedule picks a task (schedules.py), that task's next batch
-runs through the shared encoder and its head (heads.py), the loss, plus SMART's smoothness
-regularizer when on (smart.py), is back-propagated, through PCGrad's gradient surgery when
-on (pcgrad.py), and AdamW takes a step (adamw.py). After each epoch every dev set is scored
+One plain loop (loop.train_epochs, which mlm.py's pretraining runs too). Each step the schedule
+picks a task (schedules.py), that task's next batch runs through the shared encoder and its head
+(heads.py), the loss, plus SMART's smoothness regularizer when on (smart.py), is
+back-propagated, through PCGrad's gradient surgery when on (pcgrad.py), and AdamW takes a step
+(adamw.py). After each epoch every dev set is scored
 and the best model so far is kept; at the end the best model writes dev and test predictions.
 With --ema the moving average of the weights (ema.py) is what is scored, kept and predicts.
 
@@ -17,7 +18,8 @@ best model; predict.py loads it), best-{task}.pt (each task's best epoch, and it
 best-{task}/ when that is not best.pt's epoch), tokenizer/, metrics.json and predictions/.
 
 Reading order: train() at the bottom of the "training" section is the whole run in a dozen
-lines; train_step() is one optimizer step; setup() builds everything the loop needs.
+lines; train_step() is one optimizer step and end_epoch() the scoring after each epoch, the two
+pieces of fine-tuning that loop.train_epochs runs; setup() builds everything the loop needs.
 """
 
 import argparse
