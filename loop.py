@@ -378,7 +378,7 @@ def run_epoch(run, epoch, stop, train_step, command):
         at_log = state["step"] % args.log_every == 0 or state["step"] == steps
         if at_log:
             record_losses(run, pending, running)
-            lr = run.optimizer.param_groups[0]["lr"]  # the last step's; the heads' group, never --layer-lr-decay'd
+            lr = run.optimizer.param_groups[0]["lr"]  # the last step's (group 0 is never scaled by --layer-lr-decay)
             losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
             line = f"{progress.line(state['global_step'])}  lr {lr:.2e}  loss {losses_now}"
             run.log(f"  step {state['step']}/{steps}  {line}", flush=True)

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -281,6 +282,15 @@ def test_resume_refuses_a_changed_setting(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit, match="is finished"):
         mlm.parse_args(["--resume", str(tmp_path / "run")])
     assert Path(tmp_path / "run" / "encoder" / "config.json").is_file()
+
+
+def test_resume_stops_when_a_text_file_changed(data_dir, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat .\na dog ran in the park .\n")
+    run(data_dir, tmp_path / "run", "--text", str(text), "--epochs", "1")
+    text.write_text("the cat sat on the hat .\na dog ran in the park .\n")
+    with pytest.raises(SystemExit, match=re.escape(f"{text} changed since the run started")):
+        mlm.pretrain(mlm.parse_args(["--resume", str(tmp_path / "run"), "--epochs", "2"]))
 
 
 def test_a_folder_in_use_is_refused_before_anything_is_replaced(data_dir, tmp_path):
