@@ -50,15 +50,7 @@ import hub
 import loop
 import recipes
 from adamw import AdamW
-from loop import (
-    autocast,
-    clip_and_step,
-    format_time,
-    get_lr,
-    param_groups,
-    resumed_args,
-    to_device,
-)
+from loop import autocast, clip_and_step, format_time, get_lr, param_groups, resumed_args, to_device
 from minbert import BertModel, normalise_hf_key, to_hf_state_dict
 from tasks import TASKS
 from tokenizer import build_tokenizer

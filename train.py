@@ -48,14 +48,7 @@ import smart
 from adamw import AdamW
 from ema import EMA
 from heads import BI_HEADS, HeadConfig, MultitaskBert
-from loop import (
-    autocast,
-    format_time,
-    get_lr,
-    layer_decay_groups,
-    param_groups,
-    to_device,
-)
+from loop import autocast, format_time, get_lr, layer_decay_groups, param_groups, to_device
 from losses import SST_LOSSES, STS_LOSSES, rdrop_loss
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
