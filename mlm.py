@@ -438,7 +438,7 @@ def train_step(run, epoch, step):
     """One optimizer step on the step's batch, masked afresh; returns {"mlm": (loss, hits)} as
     train.train_step does, with no hits: MLM's accuracy is the held-out one (evaluate)."""
     args = run.args
-    lr = get_lr(run.schedule.global_step(epoch, step), run.schedule.total_steps(), args.lr, args.warmup)
+    lr = get_lr(run.schedule.global_step(epoch, step), run.total_steps, args.lr, args.warmup)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     batch = data.pad(run.train.ids, run.train.types, run.schedule.batches(epoch)[step])
@@ -503,7 +503,7 @@ def pretrain_run(args, log=print):
     n_params = sum(p.numel() for p in run.model.parameters())
     log(
         f"model {args.model}: {n_params / 1e6:.1f}M parameters on {run.device} (amp {args.amp}); "
-        f"{run.schedule.per_epoch} steps per epoch, {run.schedule.total_steps()} steps in all"
+        f"{run.schedule.per_epoch} steps per epoch, {run.total_steps} steps in all"
     )
     if run.state["start"] is None:
         run.state["start"] = evaluate(run)
