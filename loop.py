@@ -1,13 +1,17 @@
-"""The pieces every training loop here shares: train.py (fine-tuning) and mlm.py (further pretraining).
+"""The training loop, and the pieces around it, that train.py (fine-tuning) and mlm.py (further
+pretraining) share: what differs between them is the step's batch and loss, not the loop.
 
+- train_epochs / run_epoch: the epochs and their steps, from where a resumed run stopped: progress
+  lines, Ctrl-C stopping at an agreed step, a checkpoint every --save-every steps and at each
+  epoch's end, after the job's own scoring; clip_and_step: how every optimizer step ends;
 - get_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K epochs;
 - param_groups: weight decay on matrices only; layer_decay_groups: the same, with lower rates for lower layers;
 - pick_device, use_tf32, autocast, to_device, keep_freed_memory: where and in what precision to run;
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
 - Progress: the "step i/n, steps/s, ETA" line;
-- save_checkpoint / load_checkpoint: everything --resume needs, RNG states included, so a resumed
-  run continues exactly as an uninterrupted one would;
-- add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both loops share,
+- save_checkpoint / load_checkpoint / checkpoint: everything --resume needs, RNG states included,
+  so a resumed run continues exactly as an uninterrupted one would;
+- add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both scripts share,
   and a --help that prints a default only where it says something;
 - resumed_args / check_out / locked: the command-line rules around run folders (--resume keeps a
   run's settings; an existing run is never replaced without --overwrite; one process per folder);
@@ -17,15 +21,19 @@
 import argparse
 import contextlib
 import ctypes
+import math
 import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import data
+import distributed
 import files
 import hub
 
@@ -266,6 +274,178 @@ def load_checkpoint(path, model, optimizer, scaler, streams, device, rank=0, ext
     if rank < len(rngs):
         set_rng_states(rngs[rank], device)  # dropout masks continue exactly as in an uninterrupted run
     return ckpt["state"]
+
+
+# ----------------------------------------------------------------------------
+# the loop: fine-tuning (train.py) and further pretraining (mlm.py) alike
+
+
+@dataclass(kw_only=True)
+class Run:
+    """What the loop reads of a run; train.TrainRun and mlm.Pretraining add their job's own pieces."""
+
+    args: argparse.Namespace  # epochs, log_every, save_every, ... and the job's own flags
+    out: Path  # the run folder
+    device: torch.device
+    log: object  # print on the main process, a no-op elsewhere
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    schedule: object  # which data each step reads: schedules.Schedule, mlm.Batches
+    tasks: list  # the loop keeps the losses per task
+    state: dict  # epoch, step, global_step, history, best, elapsed, data, ...: what --resume restores
+    streams: dict = field(default_factory=dict)  # task -> data.BatchStream: their places go in checkpoints
+    world: int = 1  # processes (torchrun)
+    t_start: float = field(default_factory=time.time)
+
+    @property
+    def total_steps(self):
+        return self.schedule.total_steps()
+
+    @property
+    def saved_extra(self):
+        """More objects with a state_dict that checkpoint.pt keeps (train.py's --ema average), or None."""
+        return None
+
+
+def start(args, products):
+    """The first moves of every run: never replace a run by accident (check_out), choose the device
+    and precision, and seed. Returns the device, where the loop's sums over processes go too."""
+    check_out(args.out, args.resume, args.overwrite, products)
+    device, args.amp = pick_device(args.device, args.amp)
+    distributed.set_device(device)
+    use_tf32(device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    torch.manual_seed(args.seed)
+    return device
+
+
+def resume(run):
+    """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they
+    stopped; unless a data file changed since (run.state["data"]: path -> sha256)."""
+    parts = (run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank(), run.saved_extra)
+    state = load_checkpoint(run.out / "checkpoint.pt", *parts)
+    changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
+    if changed:
+        sys.exit(
+            f"error: --resume {run.out}: {', '.join(changed)} changed since the run started; "
+            "start a new run (--out) instead"
+        )
+    run.state = {**state, "data": run.state["data"]}
+    run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
+
+
+def train_epochs(run, train_step, end_epoch, command):
+    """Train from where the run stands to its last epoch; False when Ctrl-C stopped it (checkpoint saved).
+
+    What differs between the jobs comes in as two functions, so a reader learns one loop:
+    - train_step(run, epoch, step): one optimizer step (ending in clip_and_step); returns
+      {task: (loss, hits)}, loss a 0-dim tensor, hits [correct, counted], read at log time only;
+    - end_epoch(run, epoch): score the epoch and keep the best model so far; True to stop early.
+    `command` is the script, for the "continue with: python COMMAND --resume" line."""
+    with StopFlag() as stop:
+        for epoch in range(run.state["epoch"], run.args.epochs):
+            if run.schedule.global_step(epoch, 0) >= run.schedule.total_steps():
+                break  # mlm.py's --max-steps ended the run before its last epoch
+            if not run_epoch(run, epoch, stop, train_step, command):
+                return False
+            stop_early = end_epoch(run, epoch)
+            run.state["epoch"], run.state["step"] = epoch + 1, 0
+            checkpoint(run)
+            if stop_early:
+                break
+    return True
+
+
+def run_epoch(run, epoch, stop, train_step, command):
+    """The steps of one epoch, from where a resumed run stopped. Returns False when stopped early."""
+    args, state, schedule = run.args, run.state, run.schedule
+    run.log(f"epoch {epoch + 1}/{args.epochs}: {schedule.describe(epoch)}", flush=True)
+    run.model.train()
+    if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
+        state["epoch_loss"], state["epoch_hits"] = {t: [] for t in run.tasks}, {}
+    state.setdefault("epoch_hits", {})  # (a checkpoint from before training accuracy was kept)
+    running, pending = {t: [] for t in run.tasks}, []
+    steps = schedule.steps_in_epoch(epoch)
+    progress = Progress(schedule.total_steps(), schedule.global_step(epoch, state["step"]))
+    for step in range(state["step"], steps):
+        results = train_step(run, epoch, step)
+        pending += [(epoch, step, task, result) for task, result in results.items()]
+        state["step"], state["global_step"] = step + 1, schedule.global_step(epoch, step) + 1
+
+        # log
+        at_log = state["step"] % args.log_every == 0 or state["step"] == steps
+        if at_log:
+            record_losses(run, pending, running)
+            lr = run.optimizer.param_groups[0]["lr"]  # the last step's (group 0 is never scaled by --layer-lr-decay)
+            losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
+            line = f"{progress.line(state['global_step'])}  lr {lr:.2e}  loss {losses_now}"
+            run.log(f"  step {state['step']}/{steps}  {line}", flush=True)
+            running = {t: [] for t in run.tasks}
+
+        # checkpoint, and stop if asked (every process stops at the same step)
+        stopping = stop_agreed(run, stop, at_log)
+        if stopping or (args.save_every and state["global_step"] % args.save_every == 0):
+            record_losses(run, pending, running)
+            checkpoint(run)
+            if stopping:
+                run.log(f"saved {run.out / 'checkpoint.pt'}; continue with: python {command} --resume {run.out}")
+                return False
+    return True
+
+
+def clip_and_step(model, optimizer, scaler, clip):
+    """How every optimizer step ends, once its gradients are in: clip their norm (0 = off), step, clear."""
+    scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def record_losses(run, pending, running):
+    """Sum the pending steps' losses and hits over processes (one all-reduce for all of them), stop
+    on a non-finite loss, and add them to the running and per-epoch tallies.
+    pending: (epoch, step, task, (loss, hits)) as train_step returns them."""
+    if not pending:
+        return
+    rows = [torch.cat([loss.view(1), hits]).double() for *_, (loss, hits) in pending]  # (loss, correct, counted)
+    values = distributed.all_sum(torch.stack(rows)).tolist()
+    for (epoch, step, task, _), (value, correct, counted) in zip(pending, values):
+        if counted:
+            tally = run.state["epoch_hits"].setdefault(task, [0, 0])
+            tally[0], tally[1] = tally[0] + int(correct), tally[1] + int(counted)
+        if not math.isfinite(value):
+            sys.exit(
+                f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
+                f"(global step {run.schedule.global_step(epoch, step) + 1}); try a lower --lr or --amp bf16/off"
+            )
+        running[task].append(value)
+        run.state["epoch_loss"][task].append(value)
+    pending.clear()
+
+
+def stop_agreed(run, stop, at_log):
+    """Whether every process stops after this step. One process stops at once on Ctrl-C. Several
+    see the signal at different steps and must agree, which costs a collective and a wait for the
+    GPU: they compare their flags only at log steps, where the losses are summed anyway."""
+    if run.world == 1:
+        return stop.requested
+    return at_log and distributed.all_sum(float(stop.requested)).item() > 0
+
+
+def checkpoint(run):
+    """checkpoint.pt: the run's whole state (save_checkpoint), written by the main process; every
+    process's RNG state goes in, so a resume keeps their dropout masks apart. run.saved_extra:
+    more objects with a state_dict to keep (train.py's --ema average), or None."""
+    rngs = distributed.gather(rng_states())
+    if distributed.is_main():
+        state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
+        parts = (run.model, run.optimizer, run.scaler, run.streams)
+        save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs, run.saved_extra)
+    distributed.barrier()
 
 
 # ----------------------------------------------------------------------------

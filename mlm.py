@@ -14,6 +14,10 @@ The masks are drawn anew for every batch of every epoch ("dynamic masking", as R
 a generator seeded by (seed, epoch, step), so a resumed run draws the same masks. The held-out
 slice keeps one fixed set of masks, so its loss compares across epochs.
 
+The loop is fine-tuning's (loop.train_epochs: resume, --save-every, Ctrl-C, progress lines); what
+this module adds is MLM's own: the text (Corpus, Batches), the masking, the head (BertForMlm), the
+step's loss (train_step), the held-out score after each epoch (end_epoch) and its flags.
+
     python mlm.py --out runs/mlm                          # the task text, packaged MiniLM, SUSTech's settings
     python mlm.py --out runs/mlm --max-steps 1200         # ... on a time budget
     python mlm.py --out runs/imdb --no-task-text --text imdb.txt --text snli.txt
@@ -46,21 +50,7 @@ import hub
 import loop
 import recipes
 from adamw import AdamW
-from loop import (
-    Progress,
-    StopFlag,
-    autocast,
-    check_out,
-    format_time,
-    get_lr,
-    keep_freed_memory,
-    load_checkpoint,
-    param_groups,
-    pick_device,
-    resumed_args,
-    save_checkpoint,
-    to_device,
-)
+from loop import autocast, clip_and_step, format_time, get_lr, param_groups, resumed_args, to_device
 from minbert import BertModel, normalise_hf_key, to_hf_state_dict
 from tasks import TASKS
 from tokenizer import build_tokenizer
@@ -332,33 +322,47 @@ def fingerprint(paths):
 # setup
 
 
-@dataclass
-class Pretraining:
-    args: argparse.Namespace
-    out: Path
-    device: torch.device
-    log: object
+@dataclass(kw_only=True)
+class Pretraining(loop.Run):
+    """An MLM run: what the loop reads (loop.Run; its tasks: "mlm" alone), and MLM's own pieces."""
+
     tokenizer_dir: Path  # where vocab.txt comes from
     masking: Masking
     train: Corpus
     held: Corpus
     held_masked: tuple  # (inputs, labels) of the held-out sequences, masked once for the whole run
-    model: BertForMlm
-    optimizer: AdamW
-    scaler: torch.amp.GradScaler
-    steps_per_epoch: int
-    state: dict  # epoch, step, global_step, history, best, start, elapsed, data: what --resume restores
-    t_start: float
 
-    @property
+
+class Batches:
+    """Which batch of the corpus each step of each epoch trains on: a fresh length-bucketed shuffle
+    per epoch, seeded by (seed, epoch), so a resumed run reads the same. It answers the loop's
+    questions (steps_in_epoch, global_step, total_steps, describe) as schedules.Schedule does for
+    fine-tuning; --max-steps may end the run mid-epoch."""
+
+    def __init__(self, corpus, batch_size, seed, epochs, max_steps):
+        self.corpus, self.batch_size, self.seed = corpus, batch_size, seed
+        self.epochs, self.max_steps = epochs, max_steps
+        self.cached = None  # (epoch, its batches): one shuffle per epoch, not one per step
+        self.per_epoch = len(self.batches(0))  # the same for every epoch
+
+    def batches(self, epoch):
+        if self.cached is None or self.cached[0] != epoch:
+            order = data.batch_order(self.corpus.lengths, self.batch_size, seeded(self.seed, epoch))
+            self.cached = (epoch, order)
+        return self.cached[1]
+
     def total_steps(self):
-        full = self.args.epochs * self.steps_per_epoch
-        return min(full, self.args.max_steps) if self.args.max_steps else full
+        full = self.epochs * self.per_epoch
+        return min(full, self.max_steps) if self.max_steps else full
 
+    def steps_in_epoch(self, epoch):
+        return max(0, min(self.per_epoch, self.total_steps() - epoch * self.per_epoch))
 
-def epoch_batches(corpus, batch_size, seed, epoch):
-    """The batches of one epoch: a fresh shuffle per epoch, length-bucketed so little is padding."""
-    return data.batch_order(corpus.lengths, batch_size, seeded(seed, epoch))
+    def global_step(self, epoch, step):
+        return epoch * self.per_epoch + step
+
+    def describe(self, epoch):
+        return f"{self.steps_in_epoch(epoch)} steps of {self.batch_size} sequences"
 
 
 def mask_corpus(corpus, masking, generator):
@@ -370,12 +374,7 @@ def mask_corpus(corpus, masking, generator):
 
 def setup(args, log=print):
     t_start = time.time()
-    check_out(args.out, args.resume, args.overwrite, PRODUCTS)
-    device, args.amp = pick_device(args.device, args.amp)
-    loop.use_tf32(device)
-    if device.type == "cpu":
-        keep_freed_memory()
-    torch.manual_seed(args.seed)
+    device = loop.start(args, PRODUCTS)
     model_dir = hub.resolve_model_dir(args.model)
     model = load_model(model_dir, log).to(device)
     positions = model.bert.config.max_position_embeddings
@@ -392,39 +391,19 @@ def setup(args, log=print):
     held_masked = mask_corpus(held, masking, seeded(args.seed, 2**31 - 1))
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.eps)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
-    per_epoch = len(epoch_batches(train, args.batch_size, args.seed, 0))  # the same for every epoch
+    schedule = Batches(train, args.batch_size, args.seed, args.epochs, args.max_steps)
     state = {"epoch": 0, "step": 0, "global_step": 0, "history": [], "best": None, "start": None, "elapsed": 0.0}
     state["data"] = fingerprint(paths)
+    loop_parts = dict(args=args, out=Path(args.out), device=device, log=log, model=model, optimizer=optimizer)
+    loop_parts.update(scaler=scaler, schedule=schedule, tasks=["mlm"], state=state, t_start=t_start)
     run = Pretraining(
-        args,
-        Path(args.out),
-        device,
-        log,
-        model_dir,
-        masking,
-        train,
-        held,
-        held_masked,
-        model,
-        optimizer,
-        scaler,
-        per_epoch,
-        state,
-        t_start,
+        **loop_parts, tokenizer_dir=model_dir, masking=masking, train=train, held=held, held_masked=held_masked
     )
     if args.resume:
-        resume(run)
+        loop.resume(run)
+        if isinstance(run.state.get("epoch_loss"), list):  # a checkpoint from mlm.py's own loop
+            run.state["epoch_loss"] = {"mlm": run.state["epoch_loss"]}
     return run
-
-
-def resume(run):
-    """Continue from checkpoint.pt: weights, optimizer and RNG exactly where they stopped."""
-    state = load_checkpoint(run.out / "checkpoint.pt", run.model, run.optimizer, run.scaler, {}, run.device)
-    changed = [p for p, h in state["data"].items() if run.state["data"].get(p) != h]
-    if changed or set(state["data"]) != set(run.state["data"]):
-        sys.exit(f"error: --resume {run.out}: {', '.join(changed) or 'the text files'} changed since the run started")
-    run.state = state
-    run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
 
 
 # ----------------------------------------------------------------------------
@@ -455,13 +434,14 @@ def describe(metrics):
     return f"loss {m['loss']:.4f}  masked-token accuracy {m['accuracy']:.4f}  perplexity {m['perplexity']:.2f}"
 
 
-def train_step(run, epoch, step, indices):
-    """One optimizer step on one batch; returns its loss (a 0-dim tensor, read at log time)."""
+def train_step(run, epoch, step):
+    """One optimizer step on the step's batch, masked afresh; returns {"mlm": (loss, hits)} as
+    train.train_step does, with no hits: MLM's accuracy is the held-out one (evaluate)."""
     args = run.args
-    global_step = epoch * run.steps_per_epoch + step
+    lr = get_lr(run.schedule.global_step(epoch, step), run.total_steps, args.lr, args.warmup)
     for group in run.optimizer.param_groups:
-        group["lr"] = get_lr(global_step, run.total_steps, args.lr, args.warmup)
-    batch = data.pad(run.train.ids, run.train.types, indices)
+        group["lr"] = lr
+    batch = data.pad(run.train.ids, run.train.types, run.schedule.batches(epoch)[step])
     batch, labels = run.masking(batch, seeded(args.seed, epoch, step))  # new masks every epoch
     batch, labels = to_device(batch, run.device), labels.to(run.device)
 
@@ -469,84 +449,24 @@ def train_step(run, epoch, step, indices):
     with autocast(run.device, args.amp):
         loss, _ = run.model.loss(batch, labels)
     run.scaler.scale(loss).backward()
-
-    # clip and step
-    run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
-    if args.clip > 0:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), args.clip)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.optimizer.zero_grad(set_to_none=True)
-    return loss.detach().float()
-
-
-def record(run, pending, epoch, step):
-    """Read the pending losses (a sync point), stop on a non-finite one, keep them for the epoch's mean."""
-    values = torch.stack(pending).tolist() if pending else []
-    bad = [v for v in values if not math.isfinite(v)]
-    if bad:
-        sys.exit(
-            f"error: MLM loss is {bad[0]} by epoch {epoch + 1} step {step + 1}; try a lower --lr or --amp bf16/off"
-        )
-    run.state["epoch_loss"] += values
-    pending.clear()
-    return values
-
-
-def run_epoch(run, epoch, stop):
-    """The steps of one epoch, from where a resumed run stopped. Returns False when stopped early."""
-    args, state, per_epoch = run.args, run.state, run.steps_per_epoch
-    last = min(per_epoch, run.total_steps - epoch * per_epoch)  # --max-steps may end the run mid-epoch
-    run.log(f"epoch {epoch + 1}/{args.epochs}: {last} steps of {args.batch_size} sequences", flush=True)
-    batches = epoch_batches(run.train, args.batch_size, args.seed, epoch)
-    run.model.train()
-    if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
-        state["epoch_loss"] = []
-    pending = []
-    progress = Progress(run.total_steps, epoch * per_epoch + state["step"])
-    for step in range(state["step"], last):
-        pending.append(train_step(run, epoch, step, batches[step]))
-        state["step"] = step + 1
-        state["global_step"] = epoch * per_epoch + step + 1
-
-        # log
-        if state["step"] % args.log_every == 0 or state["step"] == last:
-            losses = record(run, pending, epoch, step)
-            lr = get_lr(state["global_step"] - 1, run.total_steps, args.lr, args.warmup)
-            run.log(
-                f"  step {state['step']}/{last}  {progress.line(state['global_step'])}  lr {lr:.2e}  "
-                f"loss {np.mean(losses):.3f}",
-                flush=True,
-            )
-
-        # checkpoint, and stop if asked
-        if stop.requested or (args.save_every and state["global_step"] % args.save_every == 0):
-            record(run, pending, epoch, step)
-            checkpoint(run)
-            if stop.requested:
-                run.log(f"saved {run.out / 'checkpoint.pt'}; continue with: python mlm.py --resume {run.out}")
-                return False
-    return True
-
-
-def checkpoint(run):
-    state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
-    save_checkpoint(run.out / "checkpoint.pt", run.model, run.optimizer, run.scaler, {}, state, run.args)
+    clip_and_step(run.model, run.optimizer, run.scaler, args.clip)
+    return {"mlm": (loss.detach().float(), torch.zeros(2, device=run.device))}
 
 
 def end_epoch(run, epoch):
-    """Score the held-out text, write encoder/ if this is the best model so far, and checkpoint."""
+    """Score the held-out text, and write encoder/ if this is the best model so far (loop.train_epochs
+    then checkpoints). MLM never stops early: returns False."""
     state, t_eval = run.state, time.time()
     metrics = evaluate(run)
     run.log(f"epoch {epoch + 1} held-out: {describe(metrics)} ({format_time(time.time() - t_eval)})", flush=True)
-    train_loss = float(np.mean(state["epoch_loss"])) if state["epoch_loss"] else None
+    losses = state["epoch_loss"]["mlm"]
+    train_loss = float(np.mean(losses)) if losses else None
     state["history"].append({"epoch": epoch + 1, "steps": state["global_step"], "train_loss": train_loss, **metrics})
     if state["best"] is None or metrics["loss"] < state["best"]["loss"]:
         state["best"] = {"epoch": epoch + 1, **metrics}
         save_encoder(run.model, run.out / "encoder", run.tokenizer_dir)
         run.log(f"  lowest held-out loss so far: wrote {run.out / 'encoder'}/")
-    state["epoch"], state["step"] = epoch + 1, 0
-    checkpoint(run)
+    return False
 
 
 def finish(run):
@@ -583,18 +503,13 @@ def pretrain_run(args, log=print):
     n_params = sum(p.numel() for p in run.model.parameters())
     log(
         f"model {args.model}: {n_params / 1e6:.1f}M parameters on {run.device} (amp {args.amp}); "
-        f"{run.steps_per_epoch} steps per epoch, {run.total_steps} steps in all"
+        f"{run.schedule.per_epoch} steps per epoch, {run.total_steps} steps in all"
     )
     if run.state["start"] is None:
         run.state["start"] = evaluate(run)
         log(f"before training, held-out: {describe(run.state['start'])}")
-    with StopFlag() as stop:
-        for epoch in range(run.state["epoch"], args.epochs):
-            if epoch * run.steps_per_epoch >= run.total_steps:
-                break
-            if not run_epoch(run, epoch, stop):
-                return None
-            end_epoch(run, epoch)
+    if not loop.train_epochs(run, train_step, end_epoch, "mlm.py"):
+        return None  # stopped by Ctrl-C, checkpoint saved
     return finish(run)
 
 

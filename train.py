@@ -1,9 +1,10 @@
 """Multitask fine-tuning of BERT: sentiment (SST-5), paraphrase (Quora) and similarity (STS).
 
-One plain loop. Each step the schedule picks a task (schedules.py), that task's next batch
-runs through the shared encoder and its head (heads.py), the loss, plus SMART's smoothness
-regularizer when on (smart.py), is back-propagated, through PCGrad's gradient surgery when
-on (pcgrad.py), and AdamW takes a step (adamw.py). After each epoch every dev set is scored
+One plain loop (loop.train_epochs, which mlm.py's pretraining runs too). Each step the schedule
+picks a task (schedules.py), that task's next batch runs through the shared encoder and its head
+(heads.py), the loss, plus SMART's smoothness regularizer when on (smart.py), is
+back-propagated, through PCGrad's gradient surgery when on (pcgrad.py), and AdamW takes a step
+(adamw.py). After each epoch every dev set is scored
 and the best model so far is kept; at the end the best model writes dev and test predictions.
 With --ema the moving average of the weights (ema.py) is what is scored, kept and predicts.
 
@@ -18,7 +19,8 @@ best-{task}/ when that is not best.pt's epoch), tokenizer/, metrics.json and pre
 
 Reading order: train() at the bottom of the "training" section is the whole run in a dozen
 lines; train_step() is one optimizer step (the plain path first, what --pcgrad, --grad-accum and
-torchrun add beside it); setup() builds everything the loop needs.
+torchrun add beside it) and end_epoch() the scoring after each epoch, the two pieces of
+fine-tuning that loop.train_epochs runs; setup() builds everything the loop needs.
 """
 
 import argparse
@@ -47,20 +49,7 @@ import smart
 from adamw import AdamW
 from ema import EMA
 from heads import BI_HEADS, HeadConfig, MultitaskBert
-from loop import (
-    Progress,
-    StopFlag,
-    autocast,
-    format_time,
-    get_lr,
-    keep_freed_memory,
-    layer_decay_groups,
-    load_checkpoint,
-    param_groups,
-    pick_device,
-    save_checkpoint,
-    to_device,
-)
+from loop import autocast, format_time, get_lr, layer_decay_groups, param_groups, to_device
 from losses import SST_LOSSES, STS_LOSSES, rdrop_loss
 from minbert import UNPAD_MIN, BertModel
 from predict import predict
@@ -140,44 +129,29 @@ def print_table(log, title, metrics):
 # setup: everything the loop needs, in one place
 
 
-@dataclass
-class TrainRun:
-    args: argparse.Namespace
-    out: Path
-    device: torch.device
-    world: int
-    log: object  # print on the main process, a no-op elsewhere
-    tasks: list
+@dataclass(kw_only=True)
+class TrainRun(loop.Run):
+    """A fine-tuning run: what the loop reads (loop.Run), and the data, the DDP wrapper and --ema."""
+
     splits: dict  # split -> task -> data.TaskData
     dev: dict  # task -> the dev rows scored after each epoch
     num_classes: int
-    model: MultitaskBert = None
-    net: torch.nn.Module = None  # the model, wrapped in DDP when distributed
-    optimizer: AdamW = None
-    scaler: torch.amp.GradScaler = None
-    schedule: Schedule = None
-    streams: dict = None  # task -> data.BatchStream
-    state: dict = None  # epoch, step, history, best, seen, epoch_loss, elapsed: all that --resume restores
+    net: torch.nn.Module  # the model, wrapped in DDP when distributed
     ema: EMA = None  # --ema: the moving average of the weights, which is scored, kept and predicts
-    t_start: float = 0.0
 
     @property
-    def total_steps(self):
-        return self.schedule.total_steps()
+    def saved_extra(self):
+        """What checkpoint.pt keeps beside the loop's own state (loop.checkpoint): the --ema average, when on."""
+        return {"ema": self.ema} if self.ema is not None else None
 
 
 def setup(args):
     t_start = time.time()
-    loop.check_out(args.out, args.resume, args.overwrite, RUN_PRODUCTS)
-    out = Path(args.out)
-    device, args.amp = pick_device(args.device, args.amp)
+    device = loop.start(args, RUN_PRODUCTS)
     rank, world, device = distributed.setup(device.type)
-    loop.use_tf32(device)
-    if device.type == "cpu":
-        keep_freed_memory()
     log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
-    torch.manual_seed(args.seed)
     tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
+    out = Path(args.out)
 
     bert_dir = prepare_model_dir(args, out, rank == 0, log)
     tokenizer = build_tokenizer(bert_dir, args.max_length)
@@ -207,11 +181,12 @@ def setup(args):
     state["data"] = data.data_fingerprint(args, tasks)
     if synth:
         state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
-    run = TrainRun(args, out, device, world, log, tasks, splits, dev, num_classes, model, net, optimizer, scaler)
-    run.schedule, run.streams, run.state, run.t_start = schedule, streams, state, t_start
+    loop_parts = dict(args=args, out=out, device=device, log=log, model=model, optimizer=optimizer, scaler=scaler)
+    loop_parts.update(schedule=schedule, tasks=tasks, state=state, streams=streams, world=world, t_start=t_start)
+    run = TrainRun(**loop_parts, splits=splits, dev=dev, num_classes=num_classes, net=net)
     run.ema = EMA(model, args.ema) if args.ema else None
     if args.resume:
-        resume(run)
+        loop.resume(run)
     return run
 
 
@@ -249,22 +224,6 @@ def build_schedule(args, tasks, train_data, synth):
     return streams, schedule
 
 
-def resume(run):
-    """Continue from checkpoint.pt: weights, optimizer, batch order and RNG exactly where they stopped."""
-    path = run.out / "checkpoint.pt"
-    state = load_checkpoint(
-        path, run.model, run.optimizer, run.scaler, run.streams, run.device, distributed.rank(), saved_extra(run)
-    )
-    changed = [p for p, h in state.get("data", {}).items() if run.state["data"].get(p) != h]
-    if changed:
-        sys.exit(
-            f"error: --resume {run.out}: {', '.join(changed)} changed since the run started; "
-            "start a new run (--out) instead"
-        )
-    run.state = {**state, "data": run.state["data"]}
-    run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
-
-
 # ----------------------------------------------------------------------------
 # training
 
@@ -275,7 +234,7 @@ def train_step(run, epoch, step):
 
     That is the plain path below. Beside it, each in a helper of its own: --pcgrad (pcgrad_step:
     every task's loss first, then gradient surgery), --grad-accum and torchrun (task_batches cuts
-    the batch into parts; no_sync_unless), --smart and --rdrop (inside task_loss), --ema (clip_and_step).
+    the batch into parts; no_sync_unless), --smart and --rdrop (inside task_loss).
 
     Returns {task: (loss, hits)}: loss is the global batch's mean loss as a 0-dim tensor divided by
     the number of processes, hits = [correct, counted] predictions of this process (sst and para).
@@ -292,7 +251,9 @@ def train_step(run, epoch, step):
             loss = log_part(run, results, task, loss, out, part)
             with no_sync_unless(run, part.last):
                 run.scaler.scale(loss).backward()
-    clip_and_step(run)
+    loop.clip_and_step(run.model, run.optimizer, run.scaler, run.args.clip)
+    if run.ema is not None:  # --ema: the moving average follows the new weights
+        run.ema.update(run.model)
     return results
 
 
@@ -326,19 +287,6 @@ def task_loss(net, model, task, batch, args, smart_on):
         hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
         loss = loss + args.smart * smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
     return loss, out.chunk(2)[0] if rdrop else out
-
-
-def clip_and_step(run):
-    """Clip the gradients' global norm (--clip), take AdamW's step, clear the gradients; --ema's
-    average follows the new weights."""
-    run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
-    if run.args.clip > 0:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.args.clip)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.optimizer.zero_grad(set_to_none=True)
-    if run.ema is not None:
-        run.ema.update(run.model)
 
 
 # beside the plain step: the batch's parts (--grad-accum, torchrun), the log, PCGrad
@@ -412,7 +360,7 @@ def no_sync_unless(run, sync):
 
 def pcgrad_step(run, epoch, step, tasks):
     """--pcgrad: every task's loss first, then one backward through gradient surgery (pcgrad.py),
-    then clip and step as the plain step does."""
+    then clip and step as train_step does."""
     results, losses = {}, []
     for task in tasks:
         kept = 0.0
@@ -422,7 +370,9 @@ def pcgrad_step(run, epoch, step, tasks):
             kept = kept + log_part(run, results, task, loss, out, part)
         losses.append(run.scaler.scale(kept))
     surgery_backward(run, losses, run.schedule.global_step(epoch, step))
-    clip_and_step(run)
+    loop.clip_and_step(run.model, run.optimizer, run.scaler, run.args.clip)
+    if run.ema is not None:  # --ema: the moving average follows the new weights
+        run.ema.update(run.model)
     return results
 
 
@@ -438,102 +388,17 @@ def surgery_backward(run, kept_graphs, global_step):
             distributed.all_mean_(p.grad)
 
 
-def record_losses(run, pending, running):
-    """Sum the pending steps' losses and hits over processes (one all-reduce for all of them), stop
-    on a non-finite loss, and add them to the running and per-epoch tallies.
-    pending: (epoch, step, task, (loss, hits)) as train_step returns them."""
-    if not pending:
-        return
-    rows = [torch.cat([loss.view(1), hits]).double() for *_, (loss, hits) in pending]  # (loss, correct, counted)
-    values = distributed.all_sum(torch.stack(rows)).tolist()
-    for (epoch, step, task, _), (value, correct, counted) in zip(pending, values):
-        if counted:
-            tally = run.state["epoch_hits"].setdefault(task, [0, 0])
-            tally[0], tally[1] = tally[0] + int(correct), tally[1] + int(counted)
-        if not math.isfinite(value):
-            sys.exit(
-                f"error: {task} loss is {value} at epoch {epoch + 1} step {step + 1} "
-                f"(global step {run.schedule.global_step(epoch, step) + 1}); try a lower --lr or --amp bf16/off"
-            )
-        running[task].append(value)
-        run.state["epoch_loss"][task].append(value)
-    pending.clear()
-
-
-def run_epoch(run, epoch, stop):
-    """The steps of one epoch, from where a resumed run stopped. Returns False when stopped early."""
-    args, state = run.args, run.state
-    run.log(f"epoch {epoch + 1}/{args.epochs}: schedule {run.schedule.describe(epoch)}", flush=True)
-    run.model.train()
-    if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
-        state["epoch_loss"], state["epoch_hits"] = {t: [] for t in run.tasks}, {}
-    state.setdefault("epoch_hits", {})  # (a checkpoint from before training accuracy was kept)
-    running, pending = {t: [] for t in run.tasks}, []
-    steps = run.schedule.steps_in_epoch(epoch)
-    progress = Progress(run.total_steps, run.schedule.global_step(epoch, state["step"]))
-    for step in range(state["step"], steps):
-        results = train_step(run, epoch, step)
-        pending += [(epoch, step, task, result) for task, result in results.items()]
-        state["step"] = step + 1
-        global_step = run.schedule.global_step(epoch, step) + 1
-
-        # log
-        at_log = state["step"] % args.log_every == 0 or state["step"] == steps
-        if at_log:
-            record_losses(run, pending, running)
-            lr = lr_at(run, epoch, global_step - 1)
-            losses_now = "  ".join(f"{t} {np.mean(v):.3f}" for t, v in running.items() if v)
-            run.log(
-                f"  step {state['step']}/{steps}  {progress.line(global_step)}  lr {lr:.2e}  loss {losses_now}",
-                flush=True,
-            )
-            running = {t: [] for t in run.tasks}
-
-        # checkpoint, and stop if asked (every process stops at the same step)
-        stopping = stop_agreed(run, stop, at_log)
-        if stopping or (args.save_every and global_step % args.save_every == 0):
-            record_losses(run, pending, running)
-            checkpoint(run)
-            if stopping:
-                run.log(f"saved {run.out / 'checkpoint.pt'}; continue with: python train.py --resume {run.out}")
-                return False
-    return True
-
-
-def stop_agreed(run, stop, at_log):
-    """Whether every process stops after this step. One process stops at once on Ctrl-C. Several
-    see the signal at different steps and must agree, which costs a collective and a wait for the
-    GPU: they compare their flags only at log steps, where the losses are summed anyway."""
-    if run.world == 1:
-        return stop.requested
-    return at_log and distributed.all_sum(float(stop.requested)).item() > 0
-
-
-def checkpoint(run):
-    rngs = distributed.gather(loop.rng_states())  # each process's own, so a resume keeps their masks apart
-    if distributed.is_main():
-        state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
-        parts = (run.model, run.optimizer, run.scaler, run.streams)
-        save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs, saved_extra(run))
-    distributed.barrier()
-
-
-def saved_extra(run):
-    """What checkpoint.pt keeps beside the loop's own state: the --ema average, when on."""
-    return {"ema": run.ema} if run.ema is not None else None
-
-
 def averaged(run):
     """--ema: a `with` block in which the model holds the moving average of its weights."""
     return run.ema.applied(run.model) if run.ema is not None else contextlib.nullcontext()
 
 
 def end_epoch(run, epoch):
-    """Score the dev sets, keep the best model so far (best.pt), and checkpoint."""
+    """Score the dev sets and keep the best model so far (best.pt); True when --early-stop ends the run.
+    (loop.train_epochs then checkpoints.)"""
     with averaged(run):  # --ema: the average is scored and kept; training goes on from the weights
         score_and_keep(run, epoch)
-    run.state["epoch"], run.state["step"] = epoch + 1, 0
-    checkpoint(run)
+    return early_stop(run, epoch)
 
 
 def score_and_keep(run, epoch):
@@ -653,14 +518,9 @@ def train_run(args):
         f"model {args.model}: {n_params / 1e6:.1f}M parameters on {run.device} x {run.world} (amp {args.amp}); "
         f"tasks {', '.join(run.tasks)}; train rows {rows}"
     )
-    with StopFlag() as stop:
-        for epoch in range(run.state["epoch"], args.epochs):
-            if not run_epoch(run, epoch, stop):
-                distributed.cleanup()
-                return None
-            end_epoch(run, epoch)
-            if early_stop(run, epoch):
-                break
+    if not loop.train_epochs(run, train_step, end_epoch, "train.py"):
+        distributed.cleanup()
+        return None  # stopped by Ctrl-C, checkpoint saved
     metrics = finish(run)
     if distributed.is_main() and not args.no_report:
         try:

@@ -1,7 +1,11 @@
-"""loop.py: the learning-rate schedule by hand, progress lines, device choice."""
+"""loop.py: the learning-rate schedule by hand, progress lines, device choice, checkpoints, and the
+loop itself on a toy job (Ctrl-C and resume, early and --max-steps ends)."""
 
 import argparse
+import os
+import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,3 +164,80 @@ def test_entry_points_help_never_prints_default_none(module, lr):
     text = " ".join(__import__(module).get_parser().format_help().split())
     assert "(default: None)" not in text
     assert f"(default: {lr})" in text  # --lr: a default that says something is still printed
+
+
+# ----------------------------------------------------------------------------
+# the loop itself, on a toy job: what train.py and mlm.py bring to it is a step and an epoch's end
+
+
+class Steps:
+    """The schedule as the loop reads it: `per_epoch` steps an epoch, `total` in all."""
+
+    def __init__(self, per_epoch, total):
+        self.per_epoch, self.total = per_epoch, total
+
+    def total_steps(self):
+        return self.total
+
+    def steps_in_epoch(self, epoch):
+        return max(0, min(self.per_epoch, self.total - epoch * self.per_epoch))
+
+    def global_step(self, epoch, step):
+        return epoch * self.per_epoch + step
+
+    def describe(self, epoch):
+        return f"{self.steps_in_epoch(epoch)} steps"
+
+
+def toy_run(out, epochs=3, total=9, resume=None):
+    out.mkdir(exist_ok=True)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    args = argparse.Namespace(epochs=epochs, log_every=2, save_every=0, resume=resume)
+    state = {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "data": {}}
+    optimizer, scaler = torch.optim.AdamW(model.parameters(), lr=0.1), torch.amp.GradScaler("cpu", enabled=False)
+    parts = dict(optimizer=optimizer, scaler=scaler, schedule=Steps(3, total), tasks=["toy"], state=state)
+    run = loop.Run(args=args, out=out, device=torch.device("cpu"), log=print, model=model, **parts)
+    if resume:
+        loop.resume(run)
+    return run
+
+
+def toy_step(run, epoch, step, stop_at=None):
+    """One step on fresh random data (the global generator: a resume must continue its draws)."""
+    if run.state.get("global_step", 0) == stop_at:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the loop finishes this step, saves and stops
+    x = torch.randn(4, 3)  # (B, 3)
+    loss = ((run.model(x) - x.sum(1, keepdim=True)) ** 2).mean()
+    loss.backward()
+    loop.clip_and_step(run.model, run.optimizer, run.scaler, 1.0)
+    return {"toy": (loss.detach(), torch.zeros(2))}
+
+
+def toy_end(run, epoch, patience_out=99):
+    """The epoch's mean training loss as its score; True (stop early) after epoch `patience_out`."""
+    run.state["history"].append(float(np.mean(run.state["epoch_loss"]["toy"])))
+    return epoch + 1 >= patience_out
+
+
+def test_the_loop_stops_on_ctrl_c_and_resumes_as_if_never_stopped(tmp_path, capsys):
+    full = toy_run(tmp_path / "full")
+    assert loop.train_epochs(full, toy_step, toy_end, "toy.py")
+    cut = toy_run(tmp_path / "cut")
+    assert not loop.train_epochs(cut, lambda *a: toy_step(*a, stop_at=4), toy_end, "toy.py")
+    assert f"continue with: python toy.py --resume {tmp_path / 'cut'}" in capsys.readouterr().out
+    resumed = toy_run(tmp_path / "cut", resume=str(tmp_path / "cut"))
+    assert (resumed.state["epoch"], resumed.state["step"]) == (1, 2)  # stopped after global step 5
+    assert loop.train_epochs(resumed, toy_step, toy_end, "toy.py")
+    assert resumed.state["history"] == full.state["history"] and len(full.state["history"]) == 3
+    assert torch.equal(resumed.model.weight, full.model.weight)
+
+
+def test_the_loop_ends_early_when_asked_or_out_of_steps(tmp_path):
+    early = toy_run(tmp_path / "early")
+    assert loop.train_epochs(early, toy_step, lambda run, epoch: toy_end(run, epoch, patience_out=2), "toy.py")
+    saved = torch.load(tmp_path / "early" / "checkpoint.pt", weights_only=True)["state"]
+    assert len(early.state["history"]) == 2 and saved["epoch"] == 2  # checkpointed after the last epoch it ran
+    short = toy_run(tmp_path / "short", total=4)  # as mlm.py's --max-steps: epoch 2 has 1 step, epoch 3 none
+    assert loop.train_epochs(short, toy_step, toy_end, "toy.py")
+    assert len(short.state["history"]) == 2 and short.state["global_step"] == 4

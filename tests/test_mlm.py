@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -168,6 +169,23 @@ def test_resume_after_a_stop_equals_an_uninterrupted_run(data_dir, tmp_path, mon
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_checkpoint_from_before_the_shared_loop_still_resumes(data_dir, tmp_path, monkeypatch):
+    """mlm.py's own loop kept the epoch's losses as a list, without training hits; loop.py's keeps
+    them by task. A run stopped mid-epoch under the old loop resumes as if never stopped."""
+    with exact_attention():
+        full = run(data_dir, tmp_path / "full", "--seed", "3")
+        with monkeypatch.context() as m:
+            interrupt_at(m, 4)  # step 5 of epoch 1: the epoch's first losses are in the checkpoint
+            assert run(data_dir, tmp_path / "cut", "--seed", "3") is None
+        path = tmp_path / "cut" / "checkpoint.pt"
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["state"]["epoch_loss"] = ckpt["state"]["epoch_loss"]["mlm"]  # the old layout
+        del ckpt["state"]["epoch_hits"]
+        torch.save(ckpt, path)
+        resumed = mlm.pretrain(mlm.parse_args(["--resume", str(tmp_path / "cut")]))
+    assert resumed["epochs"] == full["epochs"]  # train_loss included: epoch 1's losses from before the stop count
+
+
 def test_max_steps_text_files_and_chunking(data_dir, tmp_path):
     text = tmp_path / "text.txt"
     long_doc = " ".join(["the cat sat on the mat"] * 20)  # 120 tokens: 9 chunks of <= 14 between [CLS] and [SEP]
@@ -264,6 +282,15 @@ def test_resume_refuses_a_changed_setting(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit, match="is finished"):
         mlm.parse_args(["--resume", str(tmp_path / "run")])
     assert Path(tmp_path / "run" / "encoder" / "config.json").is_file()
+
+
+def test_resume_stops_when_a_text_file_changed(data_dir, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat .\na dog ran in the park .\n")
+    run(data_dir, tmp_path / "run", "--text", str(text), "--epochs", "1")
+    text.write_text("the cat sat on the hat .\na dog ran in the park .\n")
+    with pytest.raises(SystemExit, match=re.escape(f"{text} changed since the run started")):
+        mlm.pretrain(mlm.parse_args(["--resume", str(tmp_path / "run"), "--epochs", "2"]))
 
 
 def test_a_folder_in_use_is_refused_before_anything_is_replaced(data_dir, tmp_path):
