@@ -293,7 +293,7 @@ class Run:
     scaler: torch.amp.GradScaler
     schedule: object  # which data each step reads: schedules.Schedule, mlm.Batches
     tasks: list  # the loop keeps the losses per task
-    state: dict  # epoch, step, global_step, history, best, elapsed, data, ...: what --resume restores
+    state: dict  # new_state(): what checkpoints keep and --resume restores
     streams: dict = field(default_factory=dict)  # task -> data.BatchStream: their places go in checkpoints
     world: int = 1  # processes (torchrun)
     t_start: float = field(default_factory=time.time)
@@ -306,6 +306,30 @@ class Run:
     def saved_extra(self):
         """More objects with a state_dict that checkpoint.pt keeps (train.py's --ema average), or None."""
         return None
+
+
+def new_state(data, **job):
+    """A run's state at its start: everything checkpoint.pt keeps beside the weights, optimizer,
+    batch streams and RNG, so that --resume continues where the run stopped. The one place that
+    says what `run.state` holds:
+
+    the loop's (every job):
+      epoch, step      where the run stands: the next step is `step` of epoch `epoch` (0-based)
+      global_step      optimizer steps taken since the start
+      epoch_loss       {task: [the loss of each logged step of this epoch]}
+      epoch_hits       {task: [correct, counted]} training predictions this epoch (sst, para)
+      history          [one entry per finished epoch: its dev scores, losses, ...]
+      best             the best epoch so far ({"epoch": ..., and the job's score}), or None
+      elapsed          seconds spent before the last resume (the wall time adds them up)
+      data             {path: sha256} of the data files: a resume refuses changed data
+    train.py's (job=):
+      seen             {task: examples trained on}
+      best_task        {task: {"epoch", "score"}}: each task's own best epoch (best-{task}.pt)
+      sst_synth        --sst-synth only: the synthetic rows used (file, examples, sources)
+    mlm.py's (job=):
+      start            the held-out loss and accuracy before training"""
+    state = {"epoch": 0, "step": 0, "global_step": 0, "epoch_loss": {}, "epoch_hits": {}, "history": []}
+    return {**state, "best": None, "elapsed": 0.0, "data": data, **job}
 
 
 def start(args, products):
@@ -332,7 +356,8 @@ def resume(run):
             f"error: --resume {run.out}: {', '.join(changed)} changed since the run started; "
             "start a new run (--out) instead"
         )
-    run.state = {**state, "data": run.state["data"]}
+    # Keys a checkpoint from an older version lacks start as in a new run.
+    run.state = {**run.state, **state, "data": run.state["data"]}
     run.log(f"resumed {run.out} at epoch {state['epoch'] + 1} step {state['step']}")
 
 
@@ -365,7 +390,6 @@ def run_epoch(run, epoch, stop, train_step, command):
     run.model.train()
     if state["step"] == 0:  # (a resumed epoch keeps the losses of its steps before the stop)
         state["epoch_loss"], state["epoch_hits"] = {t: [] for t in run.tasks}, {}
-    state.setdefault("epoch_hits", {})  # (a checkpoint from before training accuracy was kept)
     running, pending = {t: [] for t in run.tasks}, []
     steps = schedule.steps_in_epoch(epoch)
     progress = Progress(schedule.total_steps(), schedule.global_step(epoch, state["step"]))

@@ -392,8 +392,7 @@ def setup(args, log=print):
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.eps)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
     schedule = Batches(train, args.batch_size, args.seed, args.epochs, args.max_steps)
-    state = {"epoch": 0, "step": 0, "global_step": 0, "history": [], "best": None, "start": None, "elapsed": 0.0}
-    state["data"] = fingerprint(paths)
+    state = loop.new_state(fingerprint(paths), start=None)
     loop_parts = dict(args=args, out=Path(args.out), device=device, log=log, model=model, optimizer=optimizer)
     loop_parts.update(scaler=scaler, schedule=schedule, tasks=["mlm"], state=state, t_start=t_start)
     run = Pretraining(

@@ -177,10 +177,8 @@ def setup(args):
     streams, schedule = build_schedule(args, tasks, splits["train"], synth)
     if world > 1:
         torch.manual_seed(args.seed + 1000 * rank)  # different dropout masks on each process
-    state = {"epoch": 0, "step": 0, "history": [], "best": None, "seen": {t: 0 for t in tasks}, "elapsed": 0.0}
-    state["data"] = data.data_fingerprint(args, tasks)
-    if synth:
-        state["sst_synth"] = {k: synth[k] for k in ("file", "examples", "sources")}
+    used = {"sst_synth": {k: synth[k] for k in ("file", "examples", "sources")}} if synth else {}
+    state = loop.new_state(data.data_fingerprint(args, tasks), seen={t: 0 for t in tasks}, best_task={}, **used)
     loop_parts = dict(args=args, out=out, device=device, log=log, model=model, optimizer=optimizer, scaler=scaler)
     loop_parts.update(schedule=schedule, tasks=tasks, state=state, streams=streams, world=world, t_start=t_start)
     run = TrainRun(**loop_parts, splits=splits, dev=dev, num_classes=num_classes, net=net)
@@ -411,7 +409,7 @@ def score_and_keep(run, epoch):
     train_loss = {t: float(np.mean(v)) for t, v in state["epoch_loss"].items() if v}
     # Accuracy on the epoch's training batches, each scored by the model as it was at that step,
     # with dropout on ("BERT and Beyond" Table 6): no extra forward passes.
-    hits = state.get("epoch_hits", {})
+    hits = state["epoch_hits"]
     train_acc = {t: hits[t][0] / hits[t][1] for t in run.tasks if t in hits}
     if train_acc:
         run.log("  training accuracy (during the epoch): " + "  ".join(f"{t} {a:.4f}" for t, a in train_acc.items()))
@@ -422,7 +420,7 @@ def score_and_keep(run, epoch):
         state["best"] = {"epoch": epoch + 1, "overall": overall(metrics)}
         save_best(run, epoch, run.out / "best.pt")
     # Each task's own best epoch too ("Tuning Up BERT" Table 4), for per-task ensembles.
-    best_task = state.setdefault("best_task", {})
+    best_task = state["best_task"]
     for task, value in metrics.items() if len(run.tasks) > 1 else ():
         if task not in best_task or value > best_task[task]["score"]:
             best_task[task] = {"epoch": epoch + 1, "score": value}
@@ -452,7 +450,7 @@ def write_task_bests(run):
     """Dev and test predictions of each best-{task}.pt from another epoch than best.pt, written to
     best-{task}/predictions/: a run folder of one task that ensemble.py can take as a member
     ("Tuning Up BERT" §5.5 ensembles per-task best checkpoints; ensemble.py --task-bests)."""
-    for task, best in run.state.get("best_task", {}).items():
+    for task, best in run.state["best_task"].items():
         if best["epoch"] == run.state["best"]["epoch"]:
             continue  # the same weights as best.pt: the run's own predictions already are these
         path = run.out / f"best-{task}.pt"
@@ -485,7 +483,7 @@ def finish(run):
         "overall": overall(final),
         "plain_mean": plain_mean(final),
         "best_epoch": best["epoch"],
-        "best_per_task": run.state.get("best_task", {}),
+        "best_per_task": run.state["best_task"],
         "epochs": run.state["history"],
         "examples_seen": run.state["seen"],
         "wall_time_s": round(wall, 1),
