@@ -95,25 +95,14 @@ class AdamW(torch.optim.Optimizer):
                 continue
             # A parameter whose grad was None on some steps has taken fewer steps than
             # its neighbours, so each one keeps its own t for the bias corrections.
-            beta1, beta2 = group["betas"]
             step_fn = self._step_loop if group["foreach"] is False else self._step_foreach
-            step_fn(
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                steps,
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-            )
+            step_fn(params, grads, exp_avgs, exp_avg_sqs, steps, group)
         return loss
 
     @staticmethod
-    def _step_loop(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay):
+    def _step_loop(params, grads, exp_avgs, exp_avg_sqs, steps, group):
         """One parameter at a time: the equations of the module docstring, in order."""
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
             # Decoupled decay: shrink the weights directly instead of adding wd * p to the
             # gradient. Added to g, the decay would be divided by sqrt(v) like the rest of the
@@ -138,13 +127,14 @@ class AdamW(torch.optim.Optimizer):
             p.addcdiv_(m, denom, value=-step_size)
 
     @staticmethod
-    def _step_foreach(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay):
+    def _step_foreach(params, grads, exp_avgs, exp_avg_sqs, steps, group):
         """The same update, each line applied to a whole list of tensors at once.
 
         torch._foreach_* ops take lists of tensors and launch a few fused kernels instead
         of one per tensor. Tensors on different devices or dtypes are still accepted: the
         ops then fall back to a per-tensor loop, so nothing here assumes one device.
         """
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         chunk = CHUNK if params[0].device.type == "cpu" else None
         for p, g, m, v, t in _slices(params, grads, exp_avgs, exp_avg_sqs, steps, chunk):
             if weight_decay != 0:

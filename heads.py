@@ -64,7 +64,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from losses import SST_LOSSES, STS_LOSSES, pearson_loss, sentiment_loss, sentiment_probabilities
+from losses import DUAL_LOSSES, SST_LOSSES, STS_LOSSES, dual_probabilities, pearson_loss, sentiment_loss
 from tasks import TASK_NAMES, TASKS
 
 POOLINGS = ("cls", "mean", "pooler")
@@ -91,7 +91,7 @@ class HeadConfig:
     dropout: dict = field(default_factory=dict)  # task -> rate before its head; a float is every task's
     sst_loss: str = "ce"  # one of SST_LOSSES (losses.py)
     oll_alpha: float = 1.0
-    label_smoothing: float = 0.0  # of sentiment's cross-entropy (losses.py)
+    label_smoothing: float = 0.0  # of sentiment's cross-entropy
     sts_loss: str = "mse"  # one of STS_LOSSES: mse, or mse-pearson (losses.py)
     share_pair_heads: bool = False  # para and sts share their layers before the output (BERT++ §5-6)
     pair_symmetry: bool = False  # cross-encoded pairs: trained in a random order, predicted in both (averaged)
@@ -209,10 +209,13 @@ class SentimentHead(FeedForward):
         self.loss_name, self.alpha, self.smoothing = loss, alpha, smoothing
 
     def loss(self, logits, labels):  # logits (B, K), labels (B,)
-        return sentiment_loss(self.loss_name, logits, labels, self.alpha, self.smoothing)
+        if self.loss_name != "ce":  # --sst-loss: the reports' ordinal and one-vs-all losses (losses.py)
+            return sentiment_loss(self.loss_name, logits, labels, self.alpha)
+        return F.cross_entropy(logits.float(), labels, label_smoothing=self.smoothing)
 
     def predict(self, logits):
-        probs = sentiment_probabilities(self.loss_name, logits)  # (B, K), kept for ensembling
+        """The class (B,), and the class probabilities (B, K), kept for ensembling."""
+        probs = dual_probabilities(logits) if self.loss_name in DUAL_LOSSES else logits.float().softmax(-1)
         return logits.argmax(-1), probs
 
 

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 SST_LOSSES = ("ce", "oll", "dual", "dual-mean")
+DUAL_LOSSES = ("dual", "dual-mean")
 STS_LOSSES = ("mse", "mse-pearson")
 
 
@@ -77,11 +78,8 @@ def dual_objective_loss(logits, labels, per_class="sum"):
     return (terms.sum(-1) if per_class == "sum" else terms.mean(-1)).mean()
 
 
-def sentiment_loss(name, logits, labels, alpha=1.0, smoothing=0.0):
-    if name == "ce" and smoothing:
-        return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
-    if name == "ce":
-        return F.cross_entropy(logits.float(), labels)
+def sentiment_loss(name, logits, labels, alpha=1.0):
+    """--sst-loss NAME beside plain cross-entropy, which heads.SentimentHead computes itself."""
     if name == "oll":
         return ordinal_log_loss(logits, labels, alpha)
     if name == "dual":
@@ -91,12 +89,11 @@ def sentiment_loss(name, logits, labels, alpha=1.0, smoothing=0.0):
     raise ValueError(f"unknown sentiment loss {name!r}; choose from {', '.join(SST_LOSSES)}")
 
 
-def sentiment_probabilities(name, logits):
-    """Class probabilities (B, K) for ensembling: the softmax, or for the dual losses the normalised sigmoids."""
-    if name in ("dual", "dual-mean"):
-        s = torch.sigmoid(logits.float())  # (B, K), each in (0, 1) on its own
-        return s / s.sum(-1, keepdim=True)
-    return logits.float().softmax(-1)
+def dual_probabilities(logits):
+    """Class probabilities (B, K) under the dual losses, for ensembling: each class's sigmoid,
+    normalised to sum to 1 (their logits are K independent yes/no scores, not a softmax's)."""
+    s = torch.sigmoid(logits.float())  # (B, K), each in (0, 1) on its own
+    return s / s.sum(-1, keepdim=True)
 
 
 def symmetric_kl(logits_a, logits_b):

@@ -128,6 +128,18 @@ class Schedule:
         """The task(s) whose batch is trained on at `step` (0-based) of `epoch` (0-based)."""
         if not 0 <= step < self.steps_in_epoch(epoch):
             raise IndexError(f"step {step} is outside epoch {epoch} of {self.steps_in_epoch(epoch)} steps")
+        if self.name in SAMPLED and len(self.tasks) > 1:
+            return self.sampled_task(epoch, step)
+        return self.data_defined_tasks(epoch, step)
+
+    def sampled_task(self, epoch, step):
+        """[task], drawn with the schedule's task_probabilities for the epoch."""
+        # A generator per step, seeded from (seed, step): no hidden state to save for resuming.
+        rng = random.Random(self.seed * 1_000_003 + epoch * self.steps_per_epoch + step)
+        probs = task_probabilities(self.name, self.sizes, epoch, self.epochs)
+        return rng.choices(self.tasks, weights=[probs[t] for t in self.tasks])
+
+    def data_defined_tasks(self, epoch, step):
         name = self.name
         if name in DATA_DEFINED:  # with a --steps-per-epoch budget, the data-defined order wraps around
             step %= self.data_steps(epoch)
@@ -146,12 +158,7 @@ class Schedule:
                 if step < self.batches[task]:
                     return [task]
                 step -= self.batches[task]
-        if name == "even":
-            return [self.even_order(epoch)[step]]
-        # A generator per step, seeded from (seed, step): no hidden state to save for resuming.
-        rng = random.Random(self.seed * 1_000_003 + epoch * self.steps_per_epoch + step)
-        probs = task_probabilities(name, self.sizes, epoch, self.epochs)
-        return rng.choices(self.tasks, weights=[probs[t] for t in self.tasks])
+        return [self.even_order(epoch)[step]]  # even
 
     def even_order(self, epoch):
         """Every task named once per batch of its pass, shuffled by a generator seeded from (seed, epoch)."""

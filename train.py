@@ -274,17 +274,23 @@ def task_loss(net, model, task, batch, args, smart_on):
     if rdrop:  # R-Drop: every example twice in one batch, so under two dropout masks (losses.py)
         batch = {k: torch.cat([v, v]) for k, v in batch.items()}
     out, embeds = net(task, batch, return_embeddings=True)  # through DDP when distributed
-    if rdrop:
-        (out_a, out_b), labels = out.chunk(2), batch["labels"].chunk(2)[0]
-        loss = rdrop_loss(model.loss(task, out_a, labels), model.loss(task, out_b, labels), out_a, out_b, args.rdrop)
-    else:
-        loss = model.loss(task, out, batch["labels"])
+    loss = rdrop_task_loss(model, out, batch["labels"], args.rdrop) if rdrop else model.loss(task, out, batch["labels"])
     if smart_on:
-        # SMART runs the rest of the model from perturbed embeddings (smart.py).
-        forward = lambda *x: model.from_embeddings(task, list(x), batch)
-        hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
-        loss = loss + args.smart * smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
+        loss = loss + args.smart * smart_loss(model, task, batch, embeds, out, args)
     return loss, out.chunk(2)[0] if rdrop else out
+
+
+def rdrop_task_loss(model, out, labels, alpha):
+    """--rdrop: the two passes' sentiment losses and their symmetric KL (losses.rdrop_loss)."""
+    (out_a, out_b), labels = out.chunk(2), labels.chunk(2)[0]
+    return rdrop_loss(model.loss("sst", out_a, labels), model.loss("sst", out_b, labels), out_a, out_b, alpha)
+
+
+def smart_loss(model, task, batch, embeds, out, args):
+    """--smart: SMART's regularizer; it runs the rest of the model from perturbed embeddings (smart.py)."""
+    forward = lambda *x: model.from_embeddings(task, list(x), batch)
+    hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
+    return smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
 
 
 # beside the plain step: the batch's parts (--grad-accum, torchrun), the log, PCGrad

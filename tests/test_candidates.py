@@ -263,10 +263,10 @@ def test_symmetric_kl_and_rdrop_loss_by_hand():
 def test_label_smoothing_by_hand():
     logits, label = torch.tensor([[1.0, 2.0, 1.0]]).log(), torch.tensor([1])  # p = (1/4, 1/2, 1/4)
     # target (0.1, 0.8, 0.1) at eps 0.3: -(0.1 ln 1/4 + 0.8 ln 1/2 + 0.1 ln 1/4) = 1.2 ln 2
-    assert losses.sentiment_loss("ce", logits, label, smoothing=0.3).item() == pytest.approx(1.2 * math.log(2))
-    assert losses.sentiment_loss("ce", logits, label).item() == pytest.approx(math.log(2))
-    head = MultitaskBert(BertModel.from_pretrained(TINY), 3, HeadConfig(label_smoothing=0.3)).heads["sst"]
-    assert head.loss(logits, label).item() == pytest.approx(1.2 * math.log(2))  # the flag reaches the head
+    smoothed = MultitaskBert(BertModel.from_pretrained(TINY), 3, HeadConfig(label_smoothing=0.3)).heads["sst"]
+    assert smoothed.loss(logits, label).item() == pytest.approx(1.2 * math.log(2))  # the flag reaches the head
+    plain = MultitaskBert(BertModel.from_pretrained(TINY), 3, HeadConfig()).heads["sst"]
+    assert plain.loss(logits, label).item() == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="--label-smoothing needs --sst-loss ce"):
         HeadConfig(label_smoothing=0.1, sst_loss="oll")
 
