@@ -319,9 +319,10 @@ def task_batches(run, task, last_task):
     if run.world > 1:
         mine = distributed.shard(indices)
         share = distributed.local_weight(len(mine), len(indices))
-    pieces = micro_batches(mine, run.args.grad_accum)
+    pieces = micro_batches(mine, run.args.grad_accum) if run.args.grad_accum > 1 else [mine]
     for j, piece in enumerate(pieces):
-        batch = to_device(data.collate(run.splits["train"][task], piece, pair_swaps(run, task, len(piece))), run.device)
+        swaps = pair_swaps(len(piece)) if run.model.symmetric(task) else None  # --pair-symmetry
+        batch = to_device(data.collate(run.splits["train"][task], piece, swaps), run.device)
         yield Part(batch, len(piece), len(piece) / len(mine), share, last_task and j == len(pieces) - 1)
 
 
@@ -331,12 +332,10 @@ def micro_batches(indices, n):
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
-def pair_swaps(run, task, n):
+def pair_swaps(n):
     """--pair-symmetry: which of n cross-encoded pairs to train on in the other order, b before a,
     each with probability 1/2 drawn from the run's seeded generator (checkpoints keep its state,
-    so a resumed run draws the same); None for every other task and run."""
-    if not run.model.symmetric(task):
-        return None
+    so a resumed run draws the same)."""
     return (torch.rand(n) < 0.5).tolist()
 
 
