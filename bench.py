@@ -40,6 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import cli
 import files
 import hub
 import loop
@@ -483,7 +484,7 @@ def machine(device):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
     a = p.add_argument
     a("--encoder", action="store_true", help="encoder speed and memory, ours vs Hugging Face (the default section)")
     a("--overhead", action="store_true", help="step-time overhead of SMART and PCGrad")

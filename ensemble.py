@@ -63,9 +63,9 @@ from pathlib import Path
 import numpy as np
 
 import analysis
+import cli
 import data
 import files
-import loop
 import predictions
 from predictions import PredictionFileError
 from tasks import TASK_NAMES, TASKS, overall, plain_mean, score
@@ -531,7 +531,7 @@ def ensemble(args):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
     a = p.add_argument
     a("runs", nargs="+", help="run folders with predictions/{task}-{dev,test}-raw.csv (train.py, synth.py label)")
     a("--out", default="runs/ensemble", help="new folder for the ensemble's predictions, metrics.json, ensemble.json")

@@ -44,13 +44,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import cli
 import data
 import files
 import hub
 import loop
 import recipes
 from adamw import AdamW
-from loop import autocast, clip_and_step, format_time, get_lr, param_groups, resumed_args, to_device
+from loop import autocast, clip_and_step, format_time, get_lr, param_groups, to_device
 from minbert import BertModel, normalise_hf_key, to_hf_state_dict
 from tasks import TASKS
 from tokenizer import build_tokenizer
@@ -492,8 +493,8 @@ def finish(run):
 def pretrain(args, log=print):
     """The whole run: set up, score the held-out text once before training, train epoch by epoch
     (scoring after each), then write metrics.json. Returns the metrics, or None when stopped early.
-    The run folder is locked meanwhile: a second mlm.py or train.py on it refuses (loop.locked)."""
-    with loop.locked(args.out):
+    The run folder is locked meanwhile: a second mlm.py or train.py on it refuses (cli.locked)."""
+    with cli.locked(args.out):
         return pretrain_run(args, log)
 
 
@@ -517,11 +518,11 @@ def pretrain_run(args, log=print):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--out", default=None, help="run folder (required unless --resume)")
-    loop.add_run_folder_flags(p)
+    cli.add_run_folder_flags(p)
     a(
         "--model",
         default="all-MiniLM-L6-v2",
@@ -555,7 +556,7 @@ def get_parser():
     g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (matrices only)")
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0 = off)")
     g.add_argument("--seed", type=int, default=0, help="random seed: the split, the order and the masks")
-    loop.add_running_flags(p.add_argument_group("running"))
+    cli.add_running_flags(p.add_argument_group("running"))
     return p
 
 
@@ -595,7 +596,7 @@ def parse_args(argv=None):
     # args.recipe (file, sha256, text) goes into metrics.json's "config" beside the resolved flags
     args = recipes.parse_args(parser, argv)
     if args.resume:
-        args, state = resumed_args(parser, argv, args, RESUMABLE)
+        args, state = cli.resumed_args(parser, argv, args, RESUMABLE)
         done = state["epoch"] >= args.epochs or (args.max_steps and state.get("global_step", 0) >= args.max_steps)
         if done and (Path(args.resume) / "metrics.json").is_file():
             sys.exit(f"{args.resume} is finished; to train on, add --epochs N (N > {args.epochs})")
@@ -606,7 +607,7 @@ def parse_args(argv=None):
 
 
 def main():
-    loop.run_command(lambda: pretrain(parse_args()))
+    cli.run_command(lambda: pretrain(parse_args()))
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 import ablation_report
+import cli
 import files
-import loop
 import recipes
 from ablation_report import SYNTH_SKIPPED, ReproduceError, finished, read_json, read_metrics, run_values
 from loop import format_time
@@ -431,7 +431,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def get_parser():
-    p = Parser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one seed, the small budget, a subset of the ablations")
     p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 3, --quick 1)")
     p.add_argument("--only", default=None, help="comma-separated ablations (recipes/ablations/NN-<name>.toml)")

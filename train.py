@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 import analysis
+import cli
 import data
 import distributed
 import files
@@ -508,8 +509,8 @@ def finish(run):
 def train(args):
     """The whole run: set up, train epoch by epoch (scoring dev after each), then predict with the
     best model. Returns the final metrics, or None when stopped early (checkpoint saved).
-    The run folder is locked meanwhile: a second train.py on it refuses (loop.locked)."""
-    with loop.locked(args.out):
+    The run folder is locked meanwhile: a second train.py on it refuses (cli.locked)."""
+    with cli.locked(args.out):
         return train_run(args)
 
 
@@ -539,13 +540,13 @@ def train_run(args):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=loop.DefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
     a("--model", default="all-MiniLM-L6-v2", help="encoder: packaged default, a model folder, or a hub id")
     a("--out", default=None, help="run folder (default runs/<task>)")
-    loop.add_run_folder_flags(p)
+    cli.add_run_folder_flags(p)
     a("--init-from", default=None, metavar="CHECKPOINT", help="start from a trained run's best.pt/checkpoint.pt")
     a("--freeze-encoder", action="store_true", help="train only the heads (frozen-encoder baseline)")
 
@@ -754,7 +755,7 @@ def add_smart_pcgrad_flags(p):
 
 def add_running_flags(p):
     g = p.add_argument_group("running")
-    loop.add_running_flags(g)
+    cli.add_running_flags(g)
     g.add_argument("--compile", action="store_true", help="torch.compile the encoder layers")
     g.add_argument(
         "--no-report", action="store_true", help="do not write RUN_DIR/report/ (report.py's page) at the end"
@@ -762,7 +763,7 @@ def add_running_flags(p):
     g.add_argument("--eval-subset", type=int, default=2000, help="rows per dev set scored after each epoch (0 = all)")
 
 
-# What a run writes into its folder: an existing one needs --resume or --overwrite (loop.check_out).
+# What a run writes into its folder: an existing one needs --resume or --overwrite (cli.check_out).
 RUN_PRODUCTS = ("checkpoint.pt", "best.pt", *(f"best-{t}{x}" for t in TASKS for x in (".pt", "")), "metrics.json")
 RUN_PRODUCTS += ("predictions", "report")
 # Flags that may change when a run is resumed: they do not alter what has been trained so far.
@@ -771,7 +772,7 @@ RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "
 
 def resumed(parser, argv, args):
     """--resume: the run's own settings (plus RESUMABLE flags); a finished run says so."""
-    args, state = loop.resumed_args(parser, argv, args, RESUMABLE)
+    args, state = cli.resumed_args(parser, argv, args, RESUMABLE)
     if state["epoch"] >= args.epochs and (Path(args.resume) / "metrics.json").is_file():
         sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
     return args
@@ -844,7 +845,7 @@ def parse_args(argv=None):
 
 
 def main():
-    loop.run_command(lambda: train(parse_args()))
+    cli.run_command(lambda: train(parse_args()))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def test_every_command_in_the_docs_names_real_flags():
 )
 def test_help_never_says_default_none(tool, sub):
     """A flag that is off, or whose help says what stands in, shows no "(default: None)"
-    (loop.DefaultsHelpFormatter); every other default is printed."""
+    (cli.DefaultsHelpFormatter); every other default is printed."""
     text = help_text(tool, sub)
     assert "--" in text and "default: None" not in text
 

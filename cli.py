@@ -1,0 +1,141 @@
+"""The command line that train.py and mlm.py share, and the rules around run folders.
+
+- add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both scripts share,
+  and a --help that prints a default only where it says something (every entry point uses it);
+- resumed_args: --resume keeps a run's settings, taken from its checkpoint; only flags that do not
+  alter what has been trained so far may change;
+- check_out / locked: an existing run is never replaced without --overwrite; one process per folder;
+- run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+import data
+import files
+import hub
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with "(default: X)" after each flag, except where it says nothing: a default of None
+    (the flag is off, or its help says what stands in) or a help that already names its default."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_run_folder_flags(p):
+    """--resume and --overwrite: what check_out and resumed_args below act on."""
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the interrupted run in RUN_DIR with its saved settings",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
+
+
+def add_running_flags(g):
+    """Where and how a training loop runs: device and precision (pick_device), progress, checkpoints."""
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    g.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "off"],
+        help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
+        "runs the main job about 1.3x faster, see docs/performance.md)",
+    )
+    g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
+    g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")
+    g.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (0 = each epoch end)")
+
+
+def given_flags(parser, argv):
+    """The destinations of the flags actually written on the command line."""
+    probe = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            kwargs = {"action": "store_const", "const": action.const} if action.nargs == 0 else {}
+            probe.add_argument(*action.option_strings, dest=action.dest, default=argparse.SUPPRESS, **kwargs)
+    return set(vars(probe.parse_known_args(argv)[0]))
+
+
+def resumed_args(parser, argv, args, resumable):
+    """--resume RUN_DIR: the saved run's own settings, plus the flags in `resumable` (those that do
+    not alter what has been trained so far). Returns (args, the checkpoint's saved loop state)."""
+    path = Path(args.resume) / "checkpoint.pt"
+    if not path.is_file():
+        parser.error(f"--resume {args.resume}: no checkpoint.pt there")
+    try:
+        ckpt = files.load_torch(path, "checkpoint", keys=("args", "state"))
+    except files.ReadError as e:
+        parser.error(str(e))
+    saved, given = ckpt["args"], given_flags(parser, argv)
+    refused = sorted(f"--{k.replace('_', '-')}" for k in given - set(resumable) if getattr(args, k) != saved.get(k))
+    if refused:
+        parser.error(f"--resume keeps the run's settings; cannot change {', '.join(refused)} (start a new run)")
+    if "epochs" in given and args.epochs < saved["epochs"]:
+        parser.error(f"--resume: --epochs can only grow (the run has {saved['epochs']})")
+    # defaults only for flags added since the run was saved
+    merged = {**vars(parser.parse_args([])), **saved, **{k: getattr(args, k) for k in given}}
+    resumed = argparse.Namespace(**{**merged, "resume": args.resume, "out": args.resume, "overwrite": False})
+    return resumed, ckpt["state"]
+
+
+def check_out(out, resume, overwrite, products):
+    """Never destroy a run by accident: an `out` folder holding any of `products` (the files and
+    folders a run writes) needs --resume or --overwrite; --overwrite removes them first."""
+    out = Path(out)
+    if resume:
+        return
+    found = [name for name in products if os.path.lexists(out / name)]  # a link, even a broken one, counts
+    if found and not overwrite:
+        sys.exit(
+            f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
+            "or replace it with --overwrite"
+        )
+    for name in found:
+        files.remove(out / name)  # a planted link goes, never what it points to
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}"  # one per process: several may start at once
+        files.write_text(probe, "")
+        probe.unlink()
+    except OSError as e:
+        sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
+
+
+def locked(out):
+    """files.locked(out) for the process that writes the run (torchrun's rank 0; the other ranks
+    write nothing): a second train.py or mlm.py on the same folder refuses while this one runs."""
+    if os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext()
+    return files.locked(out)
+
+
+# What a full GPU is told, instead of a traceback from deep inside the first step.
+OUT_OF_MEMORY = (
+    "error: out of GPU memory. A step holds the activations of its batches (with --pcgrad every task's "
+    "at once, with --smart two more passes; docs/gpu.md, 'GPU memory', has bert-base's figures): try --grad-accum 2 "
+    "or 4 (not with --pcgrad, which keeps every graph for its surgery), or a smaller --batch-size or --max-length"
+)
+
+
+def run_command(work):
+    """An entry point's main: bad input becomes one `error: ...` line, and a run stopped by Ctrl-C
+    (work() returns None after saving) exits 130, so `make` and `&&` chains stop too."""
+    try:
+        result = work()
+    except (data.DataError, files.WriteError, files.ReadError, files.LockError, hub.ModelFileError) as e:
+        sys.exit(f"error: {e}")
+    except torch.cuda.OutOfMemoryError:
+        sys.exit(OUT_OF_MEMORY)
+    if result is None:
+        sys.exit(130)

@@ -1,0 +1,39 @@
+"""cli.py: the --help formatter, and an entry point's main turning a full GPU into one line."""
+
+import argparse
+
+import pytest
+import torch
+
+import cli
+
+
+def test_out_of_gpu_memory_is_one_line_with_what_to_try():
+    def first_step():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+
+    with pytest.raises(SystemExit) as stop:
+        cli.run_command(first_step)
+    message = str(stop.value.code)
+    assert message.startswith("error: out of GPU memory") and "\n" not in message
+    assert "--grad-accum" in message and "--batch-size" in message
+
+
+def test_help_prints_a_default_only_where_it_says_something():
+    p = argparse.ArgumentParser(formatter_class=cli.DefaultsHelpFormatter)
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    p.add_argument("--out", default=None, help="run folder")
+    p.add_argument("--sst-batch-size", type=int, default=None, help="sst batch size (default --batch-size)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs (default: three)")
+    text = " ".join(p.format_help().split())
+    assert "peak learning rate (default: 0.0001)" in text
+    assert "run folder --sst" in text  # nothing after a None default
+    assert "(default --batch-size) --epochs" in text and text.count("(default: three)") == 1
+    assert "(default: None)" not in text
+
+
+@pytest.mark.parametrize("module, lr", [("train", "0.0001"), ("mlm", "5e-05")])
+def test_entry_points_help_never_prints_default_none(module, lr):
+    text = " ".join(__import__(module).get_parser().format_help().split())
+    assert "(default: None)" not in text
+    assert f"(default: {lr})" in text  # --lr: a default that says something is still printed
