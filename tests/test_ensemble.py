@@ -149,6 +149,23 @@ def test_cli_uses_greedy_beyond_max_exhaustive_and_writes_the_members(tmp_path):
     )
 
 
+def test_all_averages_every_run_and_chooses_nothing(tmp_path, capsys):
+    y, runs = complementary_para()  # the best subset is {a, b}; --all keeps c and d too
+    folders = write_dev_runs(tmp_path, "para", y, runs)
+    info = run_ensemble(tmp_path, folders, "--all")
+    para = info["tasks"]["para"]
+    assert para["method"] == "all" and [m["run"] for m in para["members"]] == folders
+    expected = score("para", decide("para", runs.mean(0)), y)
+    assert para["dev"] == expected and expected < 1.0  # the chosen {a, b} would score 1.0
+    assert (
+        info["note"].startswith("--all: every run averaged") and "--all: every run averaged" in capsys.readouterr().out
+    )
+    assert run_ensemble(tmp_path / "chosen", folders, data_dir=tmp_path)["dev"]["para"] == 1.0
+    with pytest.raises(SystemExit):
+        ensemble.parse_args([*folders, "--all", "--select-on", "0.5"])
+    assert "--all chooses nothing on dev" in capsys.readouterr().err
+
+
 def test_weights_change_the_average(tmp_path):
     # a = y + 3e and b = y - e: with weights 1 and 3 their mean is exactly y
     rng = np.random.default_rng(2)
