@@ -140,6 +140,7 @@ class Schedule:
         return rng.choices(self.tasks, weights=[probs[t] for t in self.tasks])
 
     def data_defined_tasks(self, epoch, step):
+        """The task(s) of the data-defined schedules, and of any schedule with one task."""
         name = self.name
         if name in DATA_DEFINED:  # with a --steps-per-epoch budget, the data-defined order wraps around
             step %= self.data_steps(epoch)
@@ -158,7 +159,7 @@ class Schedule:
                 if step < self.batches[task]:
                     return [task]
                 step -= self.batches[task]
-        return [self.even_order(epoch)[step]]  # even
+        return [self.even_order(epoch)[step]]  # even, the one schedule left
 
     def even_order(self, epoch):
         """Every task named once per batch of its pass, shuffled by a generator seeded from (seed, epoch)."""
