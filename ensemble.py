@@ -428,6 +428,13 @@ def print_report(task_runs, results, args):
 # writing the ensemble as a run folder
 
 
+def honesty(args):
+    """What ensemble.json says of its dev scores: honest (--all), or chosen on the rows they score."""
+    if args.all:
+        return PLANNED
+    return OPTIMISM if args.select_on is None else f"{OPTIMISM}; held_out has the honest scores"
+
+
 def summary(results, args, used):
     """ensemble.json: how each task's ensemble was chosen, its members and its scores, and (config)
     the flags with the course files used, so that report.py and a next ensemble.py find them."""
@@ -443,11 +450,7 @@ def summary(results, args, used):
         "dev": dev,
         "overall": overall(dev),
         "plain_mean": plain_mean(dev),
-        "note": PLANNED
-        if args.all
-        else OPTIMISM
-        if args.select_on is None
-        else f"{OPTIMISM}; held_out has the honest scores",
+        "note": honesty(args),
         "config": {**vars(args), **used},
     }
     if args.select_on:
