@@ -2,14 +2,16 @@
 
 - add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both scripts share,
   and a --help that prints a default only where it says something (every entry point uses it);
-- resumed_args: --resume keeps a run's settings, taken from its checkpoint; only flags that do not
-  alter what has been trained so far may change;
+- parse_run_args / resumed_args: --config's recipe under the command line; --resume keeps a run's
+  settings, taken from its checkpoint: only flags that do not alter what has been trained so far may change;
+- check_numbers: the checks of numeric flags both scripts make, before any work starts;
 - check_out / locked: an existing run is never replaced without --overwrite; one process per folder;
 - run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
 """
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch
 import data
 import files
 import hub
+import recipes
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -87,6 +90,36 @@ def resumed_args(parser, argv, args, resumable):
     merged = {**vars(parser.parse_args([])), **saved, **{k: getattr(args, k) for k in given}}
     resumed = argparse.Namespace(**{**merged, "resume": args.resume, "out": args.resume, "overwrite": False})
     return resumed, ckpt["state"]
+
+
+def parse_run_args(parser, argv, resumable):
+    """A training script's flags: --config FILE's recipe as the defaults, so the command line
+    overrides them (args.recipe, its file, sha256 and text, goes into metrics.json's "config"
+    beside the resolved flags); with --resume, the run's own settings (resumed_args).
+    Returns (args, the checkpoint's saved loop state, or None without --resume)."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = recipes.parse_args(parser, argv)
+    if not args.resume:
+        return args, None
+    return resumed_args(parser, argv, args, resumable)
+
+
+def check_numbers(parser, args, at_least, non_negative):
+    """The numeric checks every training script makes: each flag of `at_least` (name -> its lowest
+    value; None, "not given", passes) and of `non_negative` (finite and >= 0); --max-length within
+    BERT's 512 positions; --warmup a fraction of the steps."""
+    for name, low in at_least.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            parser.error(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+    for name in non_negative:
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value >= 0):
+            parser.error(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
+    if args.max_length > 512:
+        parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
+    if not 0 <= args.warmup <= 1:
+        parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
 
 
 def check_out(out, resume, overwrite, products):

@@ -4,7 +4,8 @@ pretraining) share: what differs between them is the step's batch and loss, not 
 - train_epochs / run_epoch: the epochs and their steps, from where a resumed run stopped: progress
   lines, Ctrl-C stopping at an agreed step, a checkpoint every --save-every steps and at each
   epoch's end, after the job's own scoring; clip_and_step: how every optimizer step ends;
-- get_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K epochs;
+- get_lr / set_lr: linear warmup, then linear decay (BERT's schedule), constant, or x gamma every K
+  epochs, into every param group;
 - param_groups: weight decay on matrices only; layer_decay_groups: the same, with lower rates for lower layers;
 - pick_device, use_tf32, autocast, to_device, keep_freed_memory: where and in what precision to run;
 - StopFlag: Ctrl-C asks to stop after the current step, so the checkpoint is consistent;
@@ -52,6 +53,13 @@ def get_lr(step, total_steps, lr, warmup=0.0, decay="linear", epoch=0, step_epoc
     return lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
+def set_lr(optimizer, lr):
+    """The step's learning rate into every param group, times the group's "lr_scale" where it has
+    one (layer_decay_groups below, --layer-lr-decay)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr
+
+
 def param_groups(model, weight_decay):
     """Weight decay on matrices only: decaying biases and LayerNorm gains towards 0 has no
     regularizing purpose and only hurts (BERT's own recipe)."""
@@ -66,7 +74,7 @@ def layer_decay_groups(model, weight_decay, gamma, num_layers):
     """param_groups' two groups split by depth, for layer-wise learning-rate decay (Howard & Ruder
     2018's discriminative fine-tuning; Sun et al. 2019, "How to Fine-Tune BERT" §5.2; ELECTRA):
     lower layers hold more general features that fine-tuning should disturb less. Each group's
-    "lr_scale" multiplies the scheduled lr (train.train_step), so the schedule scales every group alike:
+    "lr_scale" multiplies the scheduled lr (set_lr), so the schedule scales every group alike:
 
         the heads and BERT's pooler (above the last layer)   gamma^0 = 1
         layer i of L (0-based, "bert.layers.i.")             gamma^(L - i): the top layer gamma

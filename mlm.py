@@ -438,9 +438,7 @@ def train_step(run, epoch, step):
     """One optimizer step on the step's batch, masked afresh; returns {"mlm": (loss, hits)} as
     train.train_step does, with no hits: MLM's accuracy is the held-out one (evaluate)."""
     args = run.args
-    lr = get_lr(run.schedule.global_step(epoch, step), run.total_steps, args.lr, args.warmup)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
+    loop.set_lr(run.optimizer, get_lr(run.schedule.global_step(epoch, step), run.total_steps, args.lr, args.warmup))
     batch = data.pad(run.train.ids, run.train.types, run.schedule.batches(epoch)[step])
     batch, labels = run.masking(batch, seeded(args.seed, epoch, step))  # new masks every epoch
     batch, labels = to_device(batch, run.device), labels.to(run.device)
@@ -569,19 +567,10 @@ def check_args(parser, args):
     """Every flag checked before any work starts."""
     at_least = {"epochs": 1, "batch_size": 1, "max_length": 8, "max_steps": 0, "eval_batch_size": 1}
     at_least.update({"log_every": 1, "save_every": 0})
-    for name, low in at_least.items():
-        if getattr(args, name) < low:
-            parser.error(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
-    if args.max_length > 512:
-        parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
+    cli.check_numbers(parser, args, at_least, non_negative=["lr", "eps", "weight_decay", "clip"])
     for name in ("holdout", "mask_prob"):
         if not 0 < getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} is a share, in (0, 1); got {getattr(args, name)}")
-    for name in ("lr", "eps", "weight_decay", "clip"):
-        if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
-            parser.error(f"--{name.replace('_', '-')} must be a number >= 0, got {getattr(args, name)}")
-    if not 0 <= args.warmup <= 1:
-        parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
     if not args.task_text and not args.text:
         parser.error("no text to train on: --no-task-text needs at least one --text FILE")
     for path in args.text or []:
@@ -591,12 +580,8 @@ def check_args(parser, args):
 
 def parse_args(argv=None):
     parser = get_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    # --config FILE: the recipe's flags become the defaults, so the command line overrides them;
-    # args.recipe (file, sha256, text) goes into metrics.json's "config" beside the resolved flags
-    args = recipes.parse_args(parser, argv)
-    if args.resume:
-        args, state = cli.resumed_args(parser, argv, args, RESUMABLE)
+    args, state = cli.parse_run_args(parser, argv, RESUMABLE)
+    if state:  # --resume: a finished run says so
         done = state["epoch"] >= args.epochs or (args.max_steps and state.get("global_step", 0) >= args.max_steps)
         if done and (Path(args.resume) / "metrics.json").is_file():
             sys.exit(f"{args.resume} is finished; to train on, add --epochs N (N > {args.epochs})")

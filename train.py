@@ -238,7 +238,7 @@ def train_step(run, epoch, step):
     Returns {task: (loss, hits)}: loss is the global batch's mean loss as a 0-dim tensor divided by
     the number of processes, hits = [correct, counted] predictions of this process (sst and para).
     Both are summed over processes at log time, not here, so no step waits on them."""
-    set_lr(run, epoch, step)
+    loop.set_lr(run.optimizer, lr_at(run, epoch, run.schedule.global_step(epoch, step)))
     tasks = run.schedule.tasks_for_step(epoch, step)
     if run.args.pcgrad and len(tasks) > 1:  # PCGrad needs every task's loss before any backward
         return pcgrad_step(run, epoch, step, tasks)
@@ -254,12 +254,6 @@ def train_step(run, epoch, step):
     if run.ema is not None:  # --ema: the moving average follows the new weights
         run.ema.update(run.model)
     return results
-
-
-def set_lr(run, epoch, step):
-    lr = lr_at(run, epoch, run.schedule.global_step(epoch, step))
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr  # lr_scale: --layer-lr-decay
 
 
 def lr_at(run, epoch, global_step):
@@ -770,28 +764,13 @@ RUN_PRODUCTS += ("predictions", "report")
 RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report", "early_stop"}
 
 
-def resumed(parser, argv, args):
-    """--resume: the run's own settings (plus RESUMABLE flags); a finished run says so."""
-    args, state = cli.resumed_args(parser, argv, args, RESUMABLE)
-    if state["epoch"] >= args.epochs and (Path(args.resume) / "metrics.json").is_file():
-        sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
-    return args
-
-
 def check_args(parser, args):
     """Every flag checked before any work starts (a bad one must not cost an epoch)."""
     at_least = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "log_every": 1, "eval_batch_size": 1}
     at_least.update({"max_length": 8, "eval_subset": 0, "save_every": 0, "early_stop": 0})
     at_least.update({"grad_accum": 1, "lr_step_epochs": 1})
     at_least.update({f"{t}_batch_size": 1 for t in TASKS})
-    for name, low in at_least.items():
-        value = getattr(args, name)
-        if value is not None and value < low:
-            parser.error(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-    if args.max_length > 512:
-        parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
-    if not (math.isfinite(args.lr) and args.lr >= 0):
-        parser.error(f"--lr must be a number >= 0, got {args.lr}")
+    cli.check_numbers(parser, args, at_least, non_negative=["lr"])
     if not 0 < args.layer_lr_decay <= 1:
         parser.error(f"--layer-lr-decay must lie in (0, 1] (1 = off), got {args.layer_lr_decay}")
     if not (math.isfinite(args.lr_gamma) and args.lr_gamma > 0):
@@ -804,8 +783,6 @@ def check_args(parser, args):
         parser.error(f"--rdrop regularizes the sentiment task, which --task {args.task} does not train")
     if not 0 <= args.ema < 1:
         parser.error(f"--ema is the moving average's decay per step, in (0, 1), or 0 for off; got {args.ema}")
-    if not 0 <= args.warmup <= 1:
-        parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
     for name in ["dropout", "encoder_dropout", *(f"{t}_dropout" for t in TASKS)]:
         value = getattr(args, name)
         if value is not None and not 0 <= value < 1:
@@ -826,12 +803,9 @@ def check_args(parser, args):
 
 def parse_args(argv=None):
     parser = get_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    # --config FILE: the recipe's flags become the defaults, so the command line overrides them;
-    # args.recipe (file, sha256, text) goes into metrics.json's "config" beside the resolved flags
-    args = recipes.parse_args(parser, argv)
-    if args.resume:
-        args = resumed(parser, argv, args)
+    args, state = cli.parse_run_args(parser, argv, RESUMABLE)
+    if state and state["epoch"] >= args.epochs and (Path(args.resume) / "metrics.json").is_file():  # --resume
+        sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None and args.schedule in SAMPLED and args.task == "all":
         # Sampling schedules need an epoch length; the others take theirs from the data. A SMART
