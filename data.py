@@ -23,7 +23,8 @@ bi-encoded (a and b as two sequences, compared after encoding).
 
 A run's files (train.py's --data-dir, --{task}-{split}, --sst-synth) are read here too:
 read_split, load_task_data (and --sst-synth's rows, checked against the run's own training file),
-data_fingerprint (so --resume can tell a file changed).
+data_fingerprint (so --resume can tell a file changed); and mlm.py's text: train_sentences (the
+training files' sentences), text_documents (a plain-text file, one document per line).
 
 Where the files come from is fetch_data.py's job (`make data`); which columns each task has is
 the task table's (tasks.py).
@@ -343,15 +344,34 @@ def held_out(args, source):
 
 def data_fingerprint(args, tasks):
     """sha256 of every course file the run reads, so a resumed run can tell they did not change."""
-    prints = {}
-    for task in tasks:
-        for split in ("train", "dev", "test"):
-            path = Path(task_path(args, task, split))
-            if path.is_file():
-                prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    if args.sst_synth:
-        prints[args.sst_synth] = hashlib.sha256(Path(args.sst_synth).read_bytes()).hexdigest()
-    return prints
+    paths = [task_path(args, task, split) for task in tasks for split in ("train", "dev", "test")]
+    return file_hashes([p for p in paths if Path(p).is_file()] + ([args.sst_synth] if args.sst_synth else []))
+
+
+def file_hashes(paths):
+    """{path: sha256 of the file}: what --resume compares (loop.resume) to refuse changed data."""
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+def train_sentences(args):
+    """Every sentence of the three training files (both sentences of a pair), and the files read:
+    mlm.py's in-domain text."""
+    sentences, paths = [], []
+    for task in TASKS:
+        path = task_path(args, task, "train")
+        examples = read_examples(path, task, labelled=False)
+        sentences += [text for ex in examples for text in (ex.text_a, ex.text_b) if text is not None]
+        paths.append(path)
+    return sentences, paths
+
+
+def text_documents(path):
+    """The documents of a plain-text file (mlm.py's --text): one per non-blank line."""
+    try:
+        with open(path, "rb") as f:
+            return [line.strip() for _, line in text_lines(path, f) if line.strip()]
+    except OSError as e:
+        raise DataError(f"--text {path}: cannot read: {e.strerror or e}") from None
 
 
 # ----------------------------------------------------------------------------

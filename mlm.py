@@ -30,7 +30,6 @@ with the encoder and the MLM head under BertForMaskedLM's names) and metrics.jso
 """
 
 import argparse
-import hashlib
 import json
 import math
 import re
@@ -223,34 +222,6 @@ class Corpus:
         return len(self.ids)
 
 
-def task_sentences(args):
-    """Every sentence of the three training files (both sentences of a pair), and the files read."""
-    sentences, paths = [], []
-    for task in TASKS:
-        path = getattr(args, f"{task}_train") or str(Path(args.data_dir) / TASKS[task].files["train"])
-        examples = data.read_examples(path, task, labelled=False)
-        sentences += [text for ex in examples for text in (ex.text_a, ex.text_b) if text is not None]
-        paths.append(path)
-    return sentences, paths
-
-
-def text_documents(path):
-    """The documents of a plain-text file: one per non-blank line."""
-    documents = []
-    try:
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8").strip()
-                except UnicodeDecodeError:
-                    raise data.DataError(f"{path}:{n}: not UTF-8 text") from None
-                if line:
-                    documents.append(line)
-    except OSError as e:
-        raise data.DataError(f"--text {path}: cannot read: {e.strerror or e}") from None
-    return documents
-
-
 SPAN = 20_000  # characters of a long text handed to the tokenizer at once (see spans)
 
 
@@ -292,11 +263,11 @@ def load_text(args, tokenizer, log=print):
     --holdout share of them set aside (whole texts, so no chunk of a held-out text is trained on)."""
     texts, paths = [], []
     if args.task_text:
-        sentences, paths = task_sentences(args)
+        sentences, paths = data.train_sentences(args)
         texts += sentences
         log(f"task text: {len(sentences)} sentences from {', '.join(paths)}")
     for path in args.text or []:
-        documents = text_documents(path)
+        documents = data.text_documents(path)
         texts += documents
         paths.append(path)
         log(f"{path}: {len(documents)} documents")
@@ -312,11 +283,6 @@ def load_text(args, tokenizer, log=print):
         f"train {len(train)} sequences ({int(train.lengths.sum())} tokens), held out {len(held)} ({n_held} texts)"
     )
     return train, held, paths
-
-
-def fingerprint(paths):
-    """sha256 of every text file read, so a resumed run can tell they did not change."""
-    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
 
 
 # ----------------------------------------------------------------------------
@@ -393,7 +359,7 @@ def setup(args, log=print):
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.eps)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # fp16 needs loss scaling; bf16 does not
     schedule = Batches(train, args.batch_size, args.seed, args.epochs, args.max_steps)
-    state = loop.new_state(fingerprint(paths), start=None)
+    state = loop.new_state(data.file_hashes(paths), start=None)
     loop_parts = dict(args=args, out=Path(args.out), device=device, log=log, model=model, optimizer=optimizer)
     loop_parts.update(scaler=scaler, schedule=schedule, tasks=["mlm"], state=state, t_start=t_start)
     run = Pretraining(
