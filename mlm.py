@@ -14,9 +14,10 @@ The masks are drawn anew for every batch of every epoch ("dynamic masking", as R
 a generator seeded by (seed, epoch, step), so a resumed run draws the same masks. The held-out
 slice keeps one fixed set of masks, so its loss compares across epochs.
 
-The loop is fine-tuning's (loop.train_epochs: resume, --save-every, Ctrl-C, progress lines); what
-this module adds is MLM's own: the text (Corpus, Batches), the masking, the head (BertForMlm), the
-step's loss (train_step), the held-out score after each epoch (end_epoch) and its flags.
+The loop is fine-tuning's (loop.train_epochs: resume, --save-every, Ctrl-C, progress lines), and
+the files are read by data.py (train_sentences, text_documents); what this module adds is MLM's
+own: the corpus (Corpus, Batches), the masking, the head (BertForMlm), the step's loss
+(train_step), the held-out score after each epoch (end_epoch) and its flags.
 
     python mlm.py --out runs/mlm                          # the task text, packaged MiniLM, SUSTech's settings
     python mlm.py --out runs/mlm --max-steps 1200         # ... on a time budget
