@@ -1,4 +1,4 @@
-"""cli.py: the --help formatter, and an entry point's main turning a full GPU into one line."""
+"""cli.py: the --help formatter, the numeric flag checks, and an entry point's main turning a full GPU into one line."""
 
 import argparse
 
@@ -37,3 +37,28 @@ def test_entry_points_help_never_prints_default_none(module, lr):
     text = " ".join(__import__(module).get_parser().format_help().split())
     assert "(default: None)" not in text
     assert f"(default: {lr})" in text  # --lr: a default that says something is still printed
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["--lr", "nan"], "--lr must be a number >= 0, got nan"),
+        (["--clip", "-1"], "--clip must be a number >= 0, got -1.0"),
+        (["--max-length", "513"], "--max-length 513: BERT models have 512 positions at most"),
+        (["--warmup", "1.5"], "--warmup is a fraction of all steps, in [0, 1]; got 1.5"),
+    ],
+)
+def test_check_numbers_names_the_flag(flags, message, capsys):
+    p = argparse.ArgumentParser()
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--steps", type=int, default=None)  # None: not given, never below a bound
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--warmup", type=float, default=0.0)
+    bounds = {"epochs": 1, "steps": 1}
+    cli.check_numbers(p, p.parse_args([]), bounds, non_negative=["lr", "clip"])  # the defaults pass
+    with pytest.raises(SystemExit):
+        cli.check_numbers(p, p.parse_args(flags), bounds, non_negative=["lr", "clip"])
+    assert message in capsys.readouterr().err

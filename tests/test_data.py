@@ -243,6 +243,26 @@ def test_read_synth_names_file_and_line(tmp_path, bad, problem):
 # encoding and padding
 
 
+def test_text_documents_one_per_non_blank_line_and_bad_bytes_named(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_bytes(b"  first document \n\n \t \nsecond\r\nthird")
+    assert data.text_documents(path) == ["first document", "second", "third"]
+    path.write_bytes(b"fine\nnot \xff utf-8\n")
+    with pytest.raises(data.DataError, match=rf"{path}:2: not UTF-8 text \(byte 0xff at column 5\)"):
+        data.text_documents(path)
+    with pytest.raises(data.DataError, match="--text .*absent.txt: cannot read"):
+        data.text_documents(tmp_path / "absent.txt")
+
+
+def test_file_hashes_change_with_a_file(tmp_path):
+    a, b = write(tmp_path, "a.txt", "one"), write(tmp_path, "b.txt", "two")
+    before = data.file_hashes([a, b])
+    assert list(before) == [str(a), str(b)] and before[str(a)] != before[str(b)]
+    a.write_text("one!")
+    after = data.file_hashes([a, b])
+    assert after[str(a)] != before[str(a)] and after[str(b)] == before[str(b)]
+
+
 def test_encode_cross_and_bi(tokenizer):
     cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
     examples = [data.Example("p1", "A cat sat.", "Dogs bark loudly today", 1.0), data.Example("p2", "Hi", "Yo", 0.0)]
