@@ -345,7 +345,8 @@ def held_out(args, source):
 def data_fingerprint(args, tasks):
     """sha256 of every course file the run reads, so a resumed run can tell they did not change."""
     paths = [task_path(args, task, split) for task in tasks for split in ("train", "dev", "test")]
-    return file_hashes([p for p in paths if Path(p).is_file()] + ([args.sst_synth] if args.sst_synth else []))
+    paths = [p for p in paths if Path(p).is_file()] + ([args.sst_synth] if args.sst_synth else [])
+    return file_hashes(paths)
 
 
 def file_hashes(paths):
@@ -369,9 +370,10 @@ def text_documents(path):
     """The documents of a plain-text file (mlm.py's --text): one per non-blank line."""
     try:
         with open(path, "rb") as f:
-            return [line.strip() for _, line in text_lines(path, f) if line.strip()]
+            lines = [line.strip() for _, line in text_lines(path, f)]
     except OSError as e:
         raise DataError(f"--text {path}: cannot read: {e.strerror or e}") from None
+    return [line for line in lines if line]
 
 
 # ----------------------------------------------------------------------------
