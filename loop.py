@@ -306,6 +306,11 @@ class Run:
         return self.schedule.total_steps()
 
     @property
+    def elapsed(self):
+        """Seconds the run has taken: before its last resume (state["elapsed"]) and since."""
+        return self.state["elapsed"] + time.time() - self.t_start
+
+    @property
     def saved_extra(self):
         """More objects with a state_dict that checkpoint.pt keeps (train.py's --ema average), or None."""
         return None
@@ -469,7 +474,7 @@ def checkpoint(run):
     more objects with a state_dict to keep (train.py's --ema average), or None."""
     rngs = distributed.gather(rng_states())
     if distributed.is_main():
-        state = {**run.state, "elapsed": run.state["elapsed"] + time.time() - run.t_start}
+        state = {**run.state, "elapsed": run.elapsed}
         parts = (run.model, run.optimizer, run.scaler, run.streams)
         save_checkpoint(run.out / "checkpoint.pt", *parts, state, run.args, rngs, run.saved_extra)
     distributed.barrier()

@@ -436,7 +436,7 @@ def end_epoch(run, epoch):
 
 def finish(run):
     state = run.state
-    wall = state["elapsed"] + time.time() - run.t_start
+    wall = run.elapsed
     metrics = {
         "heldout_start": state["start"],
         "heldout_best": state["best"],

@@ -477,7 +477,7 @@ def finish(run):
     title = f"best model (epoch {best['epoch']}) on the full dev sets ({format_time(time.time() - t_eval)})"
     print_table(run.log, title, final)
     tests = {task: predict_all(model, task, task_data, args, run.device) for task, task_data in splits["test"].items()}
-    wall = run.state["elapsed"] + time.time() - run.t_start
+    wall = run.elapsed
     metrics = {
         "dev": final,
         "overall": overall(final),

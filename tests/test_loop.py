@@ -4,6 +4,7 @@ loop itself on a toy job (Ctrl-C and resume, early and --max-steps ends)."""
 import argparse
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -197,6 +198,9 @@ def test_the_loop_stops_on_ctrl_c_and_resumes_as_if_never_stopped(tmp_path, caps
     assert f"continue with: python toy.py --resume {tmp_path / 'cut'}" in capsys.readouterr().out
     resumed = toy_run(tmp_path / "cut", resume=str(tmp_path / "cut"))
     assert (resumed.state["epoch"], resumed.state["step"]) == (1, 2)  # stopped after global step 5
+    before = resumed.state["elapsed"]  # the seconds before the stop, from the checkpoint
+    t0, elapsed, t1 = time.time(), resumed.elapsed, time.time()
+    assert before > 0 and before + t0 - resumed.t_start <= elapsed <= before + t1 - resumed.t_start
     assert loop.train_epochs(resumed, toy_step, toy_end, "toy.py")
     assert resumed.state["history"] == full.state["history"] and len(full.state["history"]) == 3
     assert torch.equal(resumed.model.weight, full.model.weight)
