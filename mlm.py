@@ -396,7 +396,8 @@ def evaluate(run):
     return {"loss": loss, "accuracy": right / count, "perplexity": math.exp(min(loss, 700.0)), "tokens": count}
 
 
-def describe(metrics):
+def held_out_line(metrics):
+    """evaluate()'s metrics as one line for the log."""
     m = metrics
     return f"loss {m['loss']:.4f}  masked-token accuracy {m['accuracy']:.4f}  perplexity {m['perplexity']:.2f}"
 
@@ -423,7 +424,7 @@ def end_epoch(run, epoch):
     then checkpoints). MLM never stops early: returns False."""
     state, t_eval = run.state, time.time()
     metrics = evaluate(run)
-    run.log(f"epoch {epoch + 1} held-out: {describe(metrics)} ({format_time(time.time() - t_eval)})", flush=True)
+    run.log(f"epoch {epoch + 1} held-out: {held_out_line(metrics)} ({format_time(time.time() - t_eval)})", flush=True)
     losses = state["epoch_loss"]["mlm"]
     train_loss = float(np.mean(losses)) if losses else None
     state["history"].append({"epoch": epoch + 1, "steps": state["global_step"], "train_loss": train_loss, **metrics})
@@ -472,7 +473,7 @@ def pretrain_run(args, log=print):
     )
     if run.state["start"] is None:
         run.state["start"] = evaluate(run)
-        log(f"before training, held-out: {describe(run.state['start'])}")
+        log(f"before training, held-out: {held_out_line(run.state['start'])}")
     if not loop.train_epochs(run, train_step, end_epoch, "mlm.py"):
         return None  # stopped by Ctrl-C, checkpoint saved
     return finish(run)
