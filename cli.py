@@ -26,10 +26,12 @@ import recipes
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help with "(default: X)" after each flag, except where it says nothing: a default of None
-    (the flag is off, or its help says what stands in) or a help that already names its default."""
+    (the flag is off, or its help says what stands in), a switch that is off unless given
+    (store_true's "(default: False)"), or a help that already names its default."""
 
     def _get_help_string(self, action):
-        if action.default is None or "default" in (action.help or ""):
+        switch = action.nargs == 0 and action.const is True and action.default is False  # store_true
+        if action.default is None or switch or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

@@ -25,17 +25,21 @@ def test_help_prints_a_default_only_where_it_says_something():
     p.add_argument("--out", default=None, help="run folder")
     p.add_argument("--sst-batch-size", type=int, default=None, help="sst batch size (default --batch-size)")
     p.add_argument("--epochs", type=int, default=3, help="epochs (default: three)")
+    p.add_argument("--ema", action="store_true", help="keep a moving average")
+    p.add_argument("--task-text", action=argparse.BooleanOptionalAction, default=True, help="read the task text")
     text = " ".join(p.format_help().split())
     assert "peak learning rate (default: 0.0001)" in text
     assert "run folder --sst" in text  # nothing after a None default
     assert "(default --batch-size) --epochs" in text and text.count("(default: three)") == 1
-    assert "(default: None)" not in text
+    assert "keep a moving average --task-text" in text  # a switch, off unless given
+    assert "read the task text (default: True)" in text  # --x/--no-x: which one stands says something
+    assert "(default: None)" not in text and "(default: False)" not in text
 
 
 @pytest.mark.parametrize("module, lr", [("train", "0.0001"), ("mlm", "5e-05")])
 def test_entry_points_help_never_prints_default_none(module, lr):
     text = " ".join(__import__(module).get_parser().format_help().split())
-    assert "(default: None)" not in text
+    assert "(default: None)" not in text and "(default: False)" not in text
     assert f"(default: {lr})" in text  # --lr: a default that says something is still printed
 
 

@@ -78,10 +78,10 @@ def test_every_command_in_the_docs_names_real_flags():
     [(t, None) for t in TOOLS if t not in SUBCOMMANDS] + [(t, s) for t in SUBCOMMANDS for s in SUBCOMMANDS[t]],
 )
 def test_help_never_says_default_none(tool, sub):
-    """A flag that is off, or whose help says what stands in, shows no "(default: None)"
-    (cli.DefaultsHelpFormatter); every other default is printed."""
+    """A flag that is off, or whose help says what stands in, shows no "(default: None)", and a
+    switch no "(default: False)" (cli.DefaultsHelpFormatter); every other default is printed."""
     text = help_text(tool, sub)
-    assert "--" in text and "default: None" not in text
+    assert "--" in text and "default: None" not in text and "default: False" not in text
 
 
 def test_every_make_target_in_the_docs_exists():
