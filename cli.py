@@ -106,6 +106,21 @@ def parse_run_args(parser, argv, resumable):
     return resumed_args(parser, argv, args, resumable)
 
 
+def refuse_finished(args, state, max_steps=0):
+    """--resume of a run that has finished (metrics.json written) stops here, saying what would let
+    it go on: more --epochs; or, when mlm.py's --max-steps ended it, nothing on this run (--resume
+    keeps --max-steps, and more epochs would not pass it): a new run from the encoder it wrote."""
+    if not state or not (Path(args.resume) / "metrics.json").is_file():
+        return
+    if max_steps and state.get("global_step", 0) >= max_steps:
+        sys.exit(
+            f"{args.resume} is finished (--max-steps {max_steps}), and --resume keeps --max-steps; "
+            f"to train on, start a new run from its encoder: --model {Path(args.resume) / 'encoder'} --out NEW_DIR"
+        )
+    if state["epoch"] >= args.epochs:
+        sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
+
+
 def check_numbers(parser, args, at_least, non_negative):
     """The numeric checks every training script makes: each flag of `at_least` (name -> its lowest
     value; None, "not given", passes) and of `non_negative` (finite and >= 0); --max-length within

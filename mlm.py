@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -549,10 +548,7 @@ def check_args(parser, args):
 def parse_args(argv=None):
     parser = get_parser()
     args, state = cli.parse_run_args(parser, argv, RESUMABLE)
-    if state:  # --resume: a finished run says so
-        done = state["epoch"] >= args.epochs or (args.max_steps and state.get("global_step", 0) >= args.max_steps)
-        if done and (Path(args.resume) / "metrics.json").is_file():
-            sys.exit(f"{args.resume} is finished; to train on, add --epochs N (N > {args.epochs})")
+    cli.refuse_finished(args, state, args.max_steps)
     if not args.out:
         parser.error("--out RUN_DIR is required (or --resume RUN_DIR)")
     check_args(parser, args)

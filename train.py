@@ -804,8 +804,7 @@ def check_args(parser, args):
 def parse_args(argv=None):
     parser = get_parser()
     args, state = cli.parse_run_args(parser, argv, RESUMABLE)
-    if state and state["epoch"] >= args.epochs and (Path(args.resume) / "metrics.json").is_file():  # --resume
-        sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
+    cli.refuse_finished(args, state)
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None and args.schedule in SAMPLED and args.task == "all":
         # Sampling schedules need an epoch length; the others take theirs from the data. A SMART

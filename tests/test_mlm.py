@@ -279,9 +279,20 @@ def test_resume_refuses_a_changed_setting(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mlm.parse_args(["--resume", str(tmp_path / "run"), "--lr", "1"])
     assert "cannot change --lr" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="is finished"):
-        mlm.parse_args(["--resume", str(tmp_path / "run")])
+    # --max-steps 2 ended it, and --resume keeps --max-steps: more epochs would train nothing more,
+    # so the message points to a new run from the encoder instead (it once said "add --epochs N").
+    for more in ([], ["--epochs", "5"]):
+        with pytest.raises(SystemExit, match=r"is finished \(--max-steps 2\).*--model .*encoder"):
+            mlm.parse_args(["--resume", str(tmp_path / "run"), *more])
     assert Path(tmp_path / "run" / "encoder" / "config.json").is_file()
+
+
+def test_resume_of_a_run_that_ran_its_epochs_asks_for_more(data_dir, tmp_path):
+    run(data_dir, tmp_path / "run", "--epochs", "1", "--max-steps", "100")  # 1 epoch is fewer steps
+    with pytest.raises(SystemExit, match=r"is finished \(1 epochs\); to train on, add --epochs N \(N > 1\)"):
+        mlm.parse_args(["--resume", str(tmp_path / "run")])
+    metrics = mlm.pretrain(mlm.parse_args(["--resume", str(tmp_path / "run"), "--epochs", "2"]))
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
 
 
 def test_resume_stops_when_a_text_file_changed(data_dir, tmp_path):
