@@ -76,7 +76,7 @@ def build_model(args, bert_dir, tasks, num_classes, log=print):
     bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
     bert.unpad = args.unpad == "on"
     model = MultitaskBert(bert, num_classes, HeadConfig.from_args(vars(args)), tasks)
-    if args.init_from:
+    if args.init_from and not args.resume:  # a resumed run's weights come from its checkpoint.pt
         init_from(model, args.init_from, log)
     if args.freeze_encoder:
         model.bert.requires_grad_(False)
@@ -92,6 +92,11 @@ def init_from(model, path, log=print):
     missing = sorted(k for k in own if k.startswith("bert.") and k not in encoder)
     if missing:
         sys.exit(f"error: --init-from {path}: encoder weights missing: {', '.join(missing[:5])}")
+    resized = [k for k, v in own.items() if k in encoder and encoder[k].shape != v.shape]
+    if resized:  # e.g. a bert-base run's best.pt with --model MiniLM
+        k = resized[0]
+        shapes = f"{k} is {tuple(encoder[k].shape)} there, {tuple(own[k].shape)} here"
+        sys.exit(f"error: --init-from {path}: its encoder is not the size of --model's ({shapes})")
     heads = {k: v for k, v in state.items() if k.startswith("heads.") and k in own and own[k].shape == v.shape}
     model.load_state_dict({**encoder, **heads}, strict=False)
     kept = sorted({k.split(".")[1] for k in heads})
@@ -799,6 +804,22 @@ def check_args(parser, args):
         parser.error(f"--pair-symmetry swaps the sentences of a cross-encoded pair; --task {args.task} has none")
     if args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) <= set(TASKS):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
+    if args.init_from and not args.resume:
+        check_init_from(parser, Path(args.init_from), Path(args.out), args.overwrite)
+
+
+def check_init_from(parser, path, out, overwrite):
+    """--init-from names a train.py checkpoint that --overwrite will not delete before it is read."""
+    if not path.is_file():
+        parser.error(f"--init-from {path}: no such file")
+    if path.suffix == ".safetensors":
+        parser.error(
+            f"--init-from {path} is a model's weights: --init-from takes a run's best.pt, --model a model folder"
+        )
+    if overwrite and out.resolve() in path.resolve().parents:
+        parser.error(
+            f"--init-from {path} is inside --out {out}, whose run --overwrite deletes first: copy it elsewhere"
+        )
 
 
 def parse_args(argv=None):

@@ -186,6 +186,42 @@ def test_init_from_a_single_task_run(data_dir, tmp_path, capsys):
     assert all(torch.equal(after[k], v) for k, v in para.items())  # lr 0: encoder and para head as loaded
 
 
+def test_init_from_is_checked_before_anything_is_deleted(data_dir, tmp_path, capsys):
+    src = tmp_path / "src"
+    run(data_dir, src, "--task", "sst", "--epochs", "1")
+    before = sorted(p.name for p in src.iterdir())
+    flags = ["--model", str(TINY), "--data-dir", str(data_dir), "--task", "sst"]
+    for extra, message in [
+        (["--init-from", str(src / "best.pt"), "--out", str(src), "--overwrite"], "inside --out"),
+        (["--init-from", str(tmp_path / "absent.pt"), "--out", str(src), "--overwrite"], "absent.pt: no such file"),
+        (["--init-from", str(TINY / "model.safetensors"), "--out", str(src), "--overwrite"], "a model's weights"),
+    ]:
+        with pytest.raises(SystemExit):
+            train.parse_args([*flags, *extra])
+        assert message in capsys.readouterr().err
+        assert sorted(p.name for p in src.iterdir()) == before  # the run is all there
+
+
+def test_init_from_an_encoder_of_another_size_is_one_line(data_dir, tmp_path):
+    run(data_dir, tmp_path / "src", "--task", "sst", "--epochs", "1")
+    ckpt = torch.load(tmp_path / "src" / "best.pt", weights_only=True)
+    ckpt["model"] = {
+        k: torch.zeros(*(2 * n for n in v.shape)) if k.startswith("bert.") else v for k, v in ckpt["model"].items()
+    }
+    torch.save(ckpt, tmp_path / "bigger.pt")
+    with pytest.raises(SystemExit, match=r"bigger.pt: its encoder is not the size of --model's \(bert\..* is \("):
+        run(data_dir, tmp_path / "run", "--init-from", str(tmp_path / "bigger.pt"))
+
+
+def test_resume_of_an_init_from_run_needs_no_init_file(data_dir, tmp_path):
+    run(data_dir, tmp_path / "src", "--task", "sst", "--epochs", "1")
+    (tmp_path / "src" / "best.pt").rename(tmp_path / "init.pt")
+    run(data_dir, tmp_path / "run", "--init-from", str(tmp_path / "init.pt"), "--epochs", "1")
+    (tmp_path / "init.pt").unlink()  # its weights are in the run's checkpoint.pt now
+    longer = train.train(train.parse_args(["--resume", str(tmp_path / "run"), "--epochs", "2"]))
+    assert [e["epoch"] for e in longer["epochs"]] == [1, 2]
+
+
 def test_nan_loss_stops_with_a_clear_message(data_dir, tmp_path):
     with pytest.raises(SystemExit, match=r"loss is (nan|inf) at epoch \d+ step \d+"):
         run(
