@@ -72,9 +72,10 @@ def given_flags(parser, argv):
     return set(vars(probe.parse_known_args(argv)[0]))
 
 
-def resumed_args(parser, argv, args, resumable):
+def resumed_args(parser, argv, args, resumable, own_flag):
     """--resume RUN_DIR: the saved run's own settings, plus the flags in `resumable` (those that do
-    not alter what has been trained so far). Returns (args, the checkpoint's saved loop state)."""
+    not alter what has been trained so far); `own_flag`, a flag only this script has, tells its
+    runs from the other script's. Returns (args, the checkpoint's saved loop state)."""
     path = Path(args.resume) / "checkpoint.pt"
     if not path.is_file():
         parser.error(f"--resume {args.resume}: no checkpoint.pt there")
@@ -83,6 +84,11 @@ def resumed_args(parser, argv, args, resumable):
     except files.ReadError as e:
         parser.error(str(e))
     saved, given = ckpt["args"], given_flags(parser, argv)
+    if own_flag not in saved:  # train.py's checkpoint given to mlm.py, or the other way round
+        parser.error(
+            f"--resume {args.resume}: its checkpoint.pt is another script's run (no --{own_flag.replace('_', '-')} "
+            "in its settings): resume it with the script that started it (train.py or mlm.py)"
+        )
     refused = sorted(f"--{k.replace('_', '-')}" for k in given - set(resumable) if getattr(args, k) != saved.get(k))
     if refused:
         parser.error(f"--resume keeps the run's settings; cannot change {', '.join(refused)} (start a new run)")
@@ -94,7 +100,7 @@ def resumed_args(parser, argv, args, resumable):
     return resumed, ckpt["state"]
 
 
-def parse_run_args(parser, argv, resumable):
+def parse_run_args(parser, argv, resumable, own_flag):
     """A training script's flags: --config FILE's recipe as the defaults, so the command line
     overrides them (args.recipe, its file, sha256 and text, goes into metrics.json's "config"
     beside the resolved flags); with --resume, the run's own settings (resumed_args).
@@ -103,13 +109,14 @@ def parse_run_args(parser, argv, resumable):
     args = recipes.parse_args(parser, argv)
     if not args.resume:
         return args, None
-    return resumed_args(parser, argv, args, resumable)
+    return resumed_args(parser, argv, args, resumable, own_flag)
 
 
-def refuse_finished(args, state, max_steps=0):
+def refuse_finished(args, state, max_steps=0, early_stop=0):
     """--resume of a run that has finished (metrics.json written) stops here, saying what would let
-    it go on: more --epochs; or, when mlm.py's --max-steps ended it, nothing on this run (--resume
-    keeps --max-steps, and more epochs would not pass it): a new run from the encoder it wrote."""
+    it go on: more --epochs; a higher --early-stop when train.py's early stop ended it; when mlm.py's
+    --max-steps ended it, nothing on this run (--resume keeps --max-steps, and more epochs would
+    not pass it): a new run from the encoder it wrote."""
     if not state or not (Path(args.resume) / "metrics.json").is_file():
         return
     if max_steps and state.get("global_step", 0) >= max_steps:
@@ -119,6 +126,12 @@ def refuse_finished(args, state, max_steps=0):
         )
     if state["epoch"] >= args.epochs:
         sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
+    best = state.get("best") or {}
+    if early_stop and best and state["epoch"] - best["epoch"] >= early_stop:  # as train.early_stop decides
+        sys.exit(
+            f"{args.resume} is finished (--early-stop {early_stop}: no better dev score since epoch {best['epoch']}); "
+            "to train on, raise --early-stop (0 = off)"
+        )
 
 
 def check_numbers(parser, args, at_least, non_negative):

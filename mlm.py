@@ -547,7 +547,7 @@ def check_args(parser, args):
 
 def parse_args(argv=None):
     parser = get_parser()
-    args, state = cli.parse_run_args(parser, argv, RESUMABLE)
+    args, state = cli.parse_run_args(parser, argv, RESUMABLE, own_flag="mask_prob")
     cli.refuse_finished(args, state, args.max_steps)
     if not args.out:
         parser.error("--out RUN_DIR is required (or --resume RUN_DIR)")

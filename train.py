@@ -824,8 +824,8 @@ def check_init_from(parser, path, out, overwrite):
 
 def parse_args(argv=None):
     parser = get_parser()
-    args, state = cli.parse_run_args(parser, argv, RESUMABLE)
-    cli.refuse_finished(args, state)
+    args, state = cli.parse_run_args(parser, argv, RESUMABLE, own_flag="task")
+    cli.refuse_finished(args, state, early_stop=args.early_stop)
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None and args.schedule in SAMPLED and args.task == "all":
         # Sampling schedules need an epoch length; the others take theirs from the data. A SMART

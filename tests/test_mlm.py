@@ -295,6 +295,18 @@ def test_resume_of_a_run_that_ran_its_epochs_asks_for_more(data_dir, tmp_path):
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
 
 
+def test_resume_refuses_the_other_scripts_run(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path / "mlm", "--max-steps", "1")
+    flags = ["--model", str(TINY), "--data-dir", str(data_dir), "--task", "sst", "--epochs", "1"]
+    train.train(train.parse_args([*flags, "--steps-per-epoch", "1", "--out", str(tmp_path / "train")]))
+    for parse, folder in ((train.parse_args, "mlm"), (mlm.parse_args, "train")):
+        for more in ([], ["--epochs", "3"]):  # (train.py once said "add --epochs N", then failed loading)
+            with pytest.raises(SystemExit):
+                parse(["--resume", str(tmp_path / folder), *more])
+            assert "checkpoint.pt is another script's run" in capsys.readouterr().err
+    assert not (tmp_path / "mlm" / "tokenizer").exists()
+
+
 def test_resume_stops_when_a_text_file_changed(data_dir, tmp_path):
     text = tmp_path / "text.txt"
     text.write_text("the cat sat on the mat .\na dog ran in the park .\n")

@@ -550,6 +550,12 @@ def test_early_stop_per_task_bests_and_plain_mean(data_dir, tmp_path):
     flat = ["--lr", "0", "--warmup", "0", "--epochs", "4"]
     stopped = run(data_dir, tmp_path / "a", *flat, "--early-stop", "1")
     assert [e["epoch"] for e in stopped["epochs"]] == [1, 2]
+    # The early stop finished the run: --resume says so (it once trained epoch 3 and wrote over
+    # metrics.json), and goes on when --early-stop is raised.
+    with pytest.raises(SystemExit, match=r"is finished \(--early-stop 1: no better dev score since epoch 1\)"):
+        train.parse_args(["--resume", str(tmp_path / "a")])
+    resumed = train.train(train.parse_args(["--resume", str(tmp_path / "a"), "--early-stop", "0"]))
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3, 4]
     assert len(run(data_dir, tmp_path / "b", *flat)["epochs"]) == 4  # without the flag: every epoch
     metrics = run(data_dir, tmp_path / "c", "--epochs", "3")
     assert metrics["plain_mean"] == pytest.approx(sum(metrics["dev"].values()) / 3)
