@@ -160,10 +160,8 @@ def check_out(out, resume, overwrite, products):
         return
     found = [name for name in products if os.path.lexists(out / name)]  # a link, even a broken one, counts
     if found and not overwrite:
-        sys.exit(
-            f"error: {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
-            "or replace it with --overwrite"
-        )
+        go_on = f"continue it with --resume {out}, or " if (out / "checkpoint.pt").is_file() else ""
+        sys.exit(f"error: {out} already holds a run ({', '.join(found)}): {go_on}replace it with --overwrite")
     for name in found:
         files.remove(out / name)  # a planted link goes, never what it points to
     try:

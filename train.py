@@ -763,8 +763,10 @@ def add_running_flags(p):
 
 
 # What a run writes into its folder: an existing one needs --resume or --overwrite (cli.check_out).
+# Also ensemble.py's ensemble.json: an ensemble's folder replaced by a run must not leave it behind
+# (the run's report would show the old ensemble).
 RUN_PRODUCTS = ("checkpoint.pt", "best.pt", *(f"best-{t}{x}" for t in TASKS for x in (".pt", "")), "metrics.json")
-RUN_PRODUCTS += ("predictions", "report")
+RUN_PRODUCTS += ("predictions", "report", "ensemble.json")
 # Flags that may change when a run is resumed: they do not alter what has been trained so far.
 RESUMABLE = {"resume", "epochs", "log_every", "save_every", "eval_batch_size", "device", "no_report", "early_stop"}
 

@@ -314,6 +314,15 @@ def test_an_existing_run_is_refused_unless_resumed_or_overwritten(data_dir, tmp_
     assert (tmp_path / "run" / "best.pt").read_bytes() == before  # untouched
     again = run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1", "--seed", "5", "--overwrite")
     assert again["epochs"] != first["epochs"]
+    # A folder with no checkpoint.pt cannot be resumed, so the message does not offer it; and
+    # --overwrite of an ensemble's folder leaves no ensemble.json behind for the report to show.
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    (tmp_path / "run" / "ensemble.json").write_text("{}")
+    with pytest.raises(SystemExit) as refused:
+        run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1")
+    assert "replace it with --overwrite" in str(refused.value) and "--resume" not in str(refused.value)
+    run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1", "--overwrite")
+    assert not (tmp_path / "run" / "ensemble.json").exists()
 
 
 def test_a_second_train_py_on_the_same_folder_refuses_while_the_first_runs(data_dir, tmp_path):
