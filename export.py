@@ -76,11 +76,13 @@ MARK = ".minbert-export"  # in every export: the one kind of folder --overwrite 
 
 
 def read_best(run_dir):
-    """The run's best.pt, checked (raises FileNotFoundError or files.ReadError naming the file)."""
-    path = Path(run_dir) / "best.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
-    return files.load_torch(path, "best model", keys=("model", "encoder_config", "args", "num_classes", "tasks"))
+    """The run's best.pt, checked (raises FileNotFoundError or files.ReadError naming the file), and
+    that the run's tokenizer/vocab.txt, which the export copies, is there."""
+    best, vocab = Path(run_dir) / "best.pt", Path(run_dir) / "tokenizer" / "vocab.txt"
+    for path in (best, vocab):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
+    return files.load_torch(best, "best model", keys=("model", "encoder_config", "args", "num_classes", "tasks"))
 
 
 def export(run_dir, out, ckpt=None):

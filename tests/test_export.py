@@ -113,6 +113,14 @@ def test_nothing_is_deleted_that_is_not_an_earlier_export(trained, tmp_path, mon
     code = cli(monkeypatch, tmp_path / "missing", "--out", good, "--overwrite")
     assert code.startswith("error: ") and "best.pt: no such file" in code
     assert sorted(p.name for p in good.iterdir()) == listing
+    # a run that lost its tokenizer/ (only best.pt copied) is named too, not a traceback
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "best.pt").write_bytes((run_dir / "best.pt").read_bytes())
+    code = cli(monkeypatch, bare, "--out", tmp_path / "from-bare")
+    assert code.startswith("error: ") and f"{bare / 'tokenizer' / 'vocab.txt'}: no such file" in code
+    (bare / "best.pt").unlink()
+    bare.rmdir()
     # a folder that is not an export is never replaced; a file is not a folder
     notes = tmp_path / "notes"
     notes.mkdir()
