@@ -15,6 +15,7 @@ and an error names the file and line.
 """
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,8 @@ def read_raw(path, task=None):
     if header[:1] != ["id"] or len(header) < 2 or (task and not raw_header_fits(task, header[1:])):
         found = shown(lines[0][1] if lines else "")
         raise PredictionFileError(f"{path}:1: expected a header '{raw_header(task)}', found {found}")
+    if len(lines) == 1:
+        raise PredictionFileError(f"{path}: a header and no predictions")
     ids, values, seen = [], [], {}
     for line, text in lines[1:]:
         row = text.split("\t")  # written by csv.writer, but nothing valid in it ever needs quoting
@@ -112,6 +115,8 @@ def read_output(path, task=None, classes=None):
     if len(header) != 2 or header[0] != "id" or (task and header[1] != TASKS[task].prediction_column):
         want = TASKS[task].prediction_column if task else "Predicted_..."
         raise PredictionFileError(f"{path}:1: expected a header 'id \\t {want}', found {shown(' '.join(header))}")
+    if len(lines) == 1:
+        raise PredictionFileError(f"{path}: a header and no predictions")
     ids, values, seen = [], [], {}
     for line, text in lines[1:]:
         parts = [p.strip() for p in text.split(",")]
@@ -156,14 +161,22 @@ def task_of(path):
 
 
 def read_lines(path):
-    """[(line number, text)] of a file, split at \\n only; a byte that is not UTF-8 is an error at its line."""
+    """[(line number, text)] of a file, split at \\n only; a byte that is not UTF-8 is an error at its
+    line, and so is a last line without its line end: write() ends every line, so the file was cut
+    short (a copy stopped midway), and the last value may be cut too (1.7597 read as 1.7)."""
     if not path.is_file():
         raise PredictionFileError(f"{path}: no such file")
     try:
         with open(path, "rb") as f:
-            return list(data.text_lines(path, f))
+            lines = list(data.text_lines(path, f))
+            if lines:
+                f.seek(-1, os.SEEK_END)
+                last_byte = f.read(1)
     except data.DataError as e:
         raise PredictionFileError(str(e)) from None
+    if lines and last_byte != b"\n":
+        raise PredictionFileError(f"{path}:{lines[-1][0]}: no line end after the last line: the file is cut short")
+    return lines
 
 
 def check_id(path, line, id_, seen):

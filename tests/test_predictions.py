@@ -31,6 +31,8 @@ def test_round_trip_of_every_task(tmp_path):
         ("id\tscore\nx\tone\n", r":2: not a number"),
         ("id\tscore\nx\tnan\n", r":2: non-finite value"),
         ("id\tscore\nx\t1\nx\t2\n", r":3: duplicate id .x. \(first on line 2\)"),
+        ("id\tscore\n", r": a header and no predictions"),
+        ("id\tscore\nx\t1.7597\ny\t1.7", r":3: no line end after the last line: the file is cut short"),
     ],
 )
 def test_malformed_raw_files_name_the_line(tmp_path, text, message):
@@ -45,6 +47,12 @@ def test_missing_and_malformed_output_files(tmp_path):
         predictions.read_output(tmp_path / "nope.csv")
     (tmp_path / "o.csv").write_text("id \t Predicted_Sentiment \na , 1 \nb 2\n")
     with pytest.raises(PredictionFileError, match=r"o\.csv:3: expected 'id , value'"):
+        predictions.read_output(tmp_path / "o.csv")
+    (tmp_path / "o.csv").write_text("id \t Predicted_Sentiment \n")
+    with pytest.raises(PredictionFileError, match=r"o\.csv: a header and no predictions"):
+        predictions.read_output(tmp_path / "o.csv")
+    (tmp_path / "o.csv").write_text("id \t Predicted_Sentiment \r\na , 1 \r\nb , 2")  # cut inside its last line
+    with pytest.raises(PredictionFileError, match=r"o\.csv:3: no line end after the last line"):
         predictions.read_output(tmp_path / "o.csv")
 
 
