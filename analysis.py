@@ -15,6 +15,7 @@ A run folder is what train.py writes (metrics.json, predictions/), or what ensem
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +96,13 @@ def read_json(path):
     def refuse(name):
         raise RunError(f"{path}: holds {name}, which is not a number (a run that diverged? the file was edited?)")
 
+    def finite(text):  # 1e400 is a valid JSON number, which Python would read as inf
+        if not math.isfinite(value := float(text)):
+            raise RunError(f"{path}: holds {text}, a number beyond any float (it would be read as infinity)")
+        return value
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse, parse_float=finite)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: not valid JSON ({e})") from None
 

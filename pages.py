@@ -228,6 +228,8 @@ def config_blocks(run):
             side_by_side(run.config, "flag"),
         ]
     rest = {k: v for k, v in run.summary.items() if k not in ("dev", "epochs")}
+    if not rest:
+        return [f"{run.summary_file} has no config and no other entries."]
     return [f"{run.summary_file} has no config; its other entries:", side_by_side(rest, "key")]
 
 
