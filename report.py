@@ -34,6 +34,20 @@ def default_out(run_dirs):
     return Path(os.path.commonpath([Path(d).resolve() for d in run_dirs])) / "comparison"
 
 
+def comparison_problem(run_dirs, out):
+    """Why the comparison of `run_dirs` must not go to `out` (None when it may): a run given twice,
+    or an `out` in a run folder, where it could replace the run's own report/ (written just before)."""
+    resolved = [Path(d).resolve() for d in run_dirs]
+    for d, r in zip(run_dirs, resolved):
+        if resolved.count(r) > 1:
+            return f"{d} is given twice"
+    dest = Path(out).resolve()
+    for d, r in zip(run_dirs, resolved):
+        if dest == r or r in dest.parents:
+            return f"--out {out} is inside the run {d}: choose a folder outside the runs compared"
+    return None
+
+
 def get_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (metrics.json and predictions/ in each)")
@@ -66,6 +80,8 @@ def main(argv=None):
             index = pages.write_run(run, args.mistakes)
         else:
             out = Path(args.out) if args.out else default_out(args.runs)
+            if problem := comparison_problem(args.runs, out):
+                sys.exit(f"error: {problem}")
             index = pages.write_comparison(args.runs, out, args.data_dir, args.mistakes)
     except (analysis.RunError, data.DataError, predictions.PredictionFileError, OSError) as e:
         sys.exit(f"error: {e}")

@@ -189,6 +189,19 @@ def test_folders_without_metrics_or_predictions_get_a_one_line_error(runs, tmp_p
     assert "no metrics.json" in error_of([str(runs / "a"), str(tmp_path / "empty")], capsys)
 
 
+def test_a_comparison_never_goes_into_a_run_it_compares(runs, tmp_path, capsys):
+    a, b = copy_run(runs, tmp_path / "a"), copy_run(runs, tmp_path / "b")
+    report.main([str(a)])
+    own = (a / "report" / "report.md").read_text()
+    for argv, message in [
+        ([a, b, "--out", a / "report"], f"--out {a / 'report'} is inside the run {a}"),  # it replaced a's page
+        ([a, b, "--out", b], f"--out {b} is inside the run {b}"),
+        ([a, a], f"{a} is given twice"),  # (its default --out was a/comparison)
+    ]:
+        assert message in error_of([str(x) for x in argv], capsys)
+    assert (a / "report" / "report.md").read_text() == own and not (a / "comparison").exists()
+
+
 def test_predictions_from_another_dev_file_are_an_error(runs, tmp_path, capsys):
     other = tmp_path / "other"
     make_course_data(other, seed=1)
