@@ -575,6 +575,9 @@ def label(args, client):
     check_label_folder(out, args.model)
     path = args.input or Path(args.data_dir) / TASKS["sst"].files[args.split]
     rows = data.read_examples(path, "sst")[: args.limit]
+    for ex in rows:  # scored against CLASSES labels: a stray one must stop here, before any request
+        if ex.label is not None and not 0 <= ex.label < CLASSES:
+            raise data.DataError(f"{path}:{ex.line}: sentiment {ex.label} is not a class 0..{CLASSES - 1} of SST-5")
     journal = out / f"sst-{args.split}-labels.jsonl"
     labels = {} if args.dry_run else read_labels(journal, args.model)
     todo = [ex for ex in rows if ex.id not in labels]

@@ -428,6 +428,16 @@ def test_label_failures_write_no_predictions(server, tmp_path, capsys):
     assert predictions.read_output(out / "predictions" / "sst-dev-output.csv")[1].tolist() == [1, 1, 1, 1]
 
 
+def test_label_refuses_a_gold_label_outside_sst5_before_any_request(server, tmp_path):
+    sst_file(tmp_path / "ids-sst-dev.csv", [("d0", "good film", 3), ("d1", "bad film", 5)])
+    server.labels = {"good film": 2, "bad film": 2}
+    out = tmp_path / "run"
+    # (it once paid for every label, wrote predictions/, then died on the confusion matrix)
+    with pytest.raises(SystemExit, match=r"ids-sst-dev\.csv:3: sentiment 5 is not a class 0\.\.4"):
+        synth.main(["label", "--data-dir", str(tmp_path), "--out", str(out), *FAST])
+    assert server.requests == [] and not out.exists()
+
+
 def test_bad_flags_are_one_line_errors(capsys):
     for argv, flag in (
         (["paraphrase", "--input", "x", "--out", "y", "--n", "0"], "--n must be at least 1"),
