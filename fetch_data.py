@@ -12,6 +12,7 @@ then writes no test predictions for that task.
 """
 
 import argparse
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -75,10 +76,22 @@ def fetch_one(name, task, split, counts, dest, mirror, base_url):
     return f"{name}: {source} ({rows:,} rows)"
 
 
+def set_aside(target):
+    """Move an invalid file out of train.py's way, kept (not deleted) for whoever wants to look: to
+    NAME.invalid, or NAME.invalid.2, .3, ... when an earlier one is there (never replaced). Its name."""
+    for n in itertools.count(1):
+        kept = target.with_name(target.name + ".invalid" + (f".{n}" if n > 1 else ""))
+        if not os.path.lexists(kept):
+            os.replace(target, kept)
+            return kept.name
+
+
 def fetch(dest, mirror=None, base_url=BASE_URL, files=None):
     """Put each course file into `dest` and validate it. Returns the names of optional (test)
     files that could not be had; raises DataError for a required one."""
     dest, files = Path(dest), files or course_files()
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"--dest {dest}: a file, not a folder")
     dest.mkdir(parents=True, exist_ok=True)
     if mirror and not Path(mirror).is_dir():
         print(f"mirror folder {mirror} not found; downloading from {base_url}")
@@ -91,9 +104,7 @@ def fetch(dest, mirror=None, base_url=BASE_URL, files=None):
                 print(f"{name}: ok ({check_file(target, task, split, counts):,} rows)")
                 continue
             except DataError as e:
-                # Out of train.py's way at once, kept (not deleted) for whoever wants to look.
-                os.replace(target, target.with_name(name + ".invalid"))
-                print(f"{name}: invalid, moved to {name}.invalid and fetching again ({e})")
+                print(f"{name}: invalid, moved to {set_aside(target)} and fetching again ({e})")
         try:
             print(fetch_one(name, task, split, counts, dest, mirror, base_url))
         except DataError as e:

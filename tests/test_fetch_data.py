@@ -53,6 +53,14 @@ def test_fetch_from_mirror_is_idempotent_and_repairs(tmp_path, capsys):
     assert "sst-train.csv: invalid, moved to sst-train.csv.invalid and fetching again" in out
     assert out.count("copied from") == 1 and (dest / "sst-train.csv.invalid").is_file()
     assert (dest / "sst-train.csv").read_bytes() == (mirror / "sst-train.csv").read_bytes()
+    # a second invalid version is kept beside the first, which it once replaced without a word
+    (dest / "sst-train.csv").write_text(SST_HEADER + "0\ta\tx\t2\n")
+    fetch_data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    assert "moved to sst-train.csv.invalid.2" in capsys.readouterr().out
+    assert (dest / "sst-train.csv.invalid").read_text() == SST_HEADER + "0\ta\tx\t1\n"
+    assert (dest / "sst-train.csv.invalid.2").read_text() == SST_HEADER + "0\ta\tx\t2\n"
+    with pytest.raises(DataError, match=r"--dest .*sst-train\.csv: a file, not a folder"):
+        fetch_data.fetch(dest / "sst-train.csv", mirror=mirror, files=TINY_FILES)
 
     with pytest.raises(DataError, match=r"sst-train\.csv: expected 5 or 6 data rows, found 3"):
         fetch_data.fetch(tmp_path / "other", mirror=mirror, files={"sst-train.csv": ("sst", "train", (5, 6))})
