@@ -15,10 +15,12 @@ the report's setup could not be had here. This module plans and runs; ablation_r
     python reproduce.py --data-dir data --plan           # the plan and expected time; runs nothing
 
 Runs live in results/runs/<key>/seed<k>, the key made of the row's recipe, what it varies and a
-hash of every training flag (budget included), so a configuration shared by several tables runs
-once, and a quick and a full reproduction never mix. A finished run (metrics.json) is reused, one
-with a checkpoint.pt is continued with --resume: Ctrl-C stops cleanly, and the same command again
-runs only what is missing (or, with --seeds 4, only the new seed).
+hash of every training flag (budget included) and of the data it reads (the course files' contents,
+and --synth's for a synth row), so a configuration shared by several tables runs once, a quick and a
+full reproduction never mix, and a run on data changed since is never reused or resumed. A
+finished run (metrics.json) is reused, one with a checkpoint.pt is continued with --resume: Ctrl-C
+stops cleanly, and the same command again runs only what is missing (or, with --seeds 4, only the
+new seed).
 """
 
 import argparse
@@ -39,12 +41,13 @@ import numpy as np
 
 import ablation_report
 import cli
+import data
 import files
 import recipes
 from ablation_report import SYNTH_SKIPPED, ReproduceError, finished, read_json, read_metrics, run_values
 from loop import format_time
 from recipes import Ref
-from tasks import TASK_NAMES
+from tasks import TASK_NAMES, TASKS
 
 ROOT = Path(__file__).resolve().parent
 
@@ -157,11 +160,19 @@ def slug(words):
     return "_".join(w.replace("=", "-").replace(",", "+").replace("/", "_") for w in words)
 
 
-def run_key(row, flags, results):
-    """The row's setup and what it varies, to read, and a hash of every flag (budget and encoder too).
-    The results folder's own path is left out of the hash (an MLM row's --model lies inside it), so
-    a moved results folder keeps its runs."""
-    digest = hashlib.sha1(json.dumps([f.replace(str(results), "<results>") for f in flags]).encode()).hexdigest()[:8]
+def data_hashes(data_dir):
+    """{file name: sha256} of the course files in `data_dir`: part of every run's key (by name, so a
+    moved data folder keeps its runs)."""
+    paths = [Path(data_dir) / TASKS[t].files[split] for t in TASKS for split in ("train", "dev", "test")]
+    return {Path(p).name: sha for p, sha in data.file_hashes([p for p in paths if p.is_file()]).items()}
+
+
+def run_key(row, flags, results, data_read):
+    """The row's setup and what it varies, to read, and a hash of every flag (budget and encoder too)
+    and of `data_read` (the contents of the files it reads). The results folder's own path is left
+    out of the hash (an MLM row's --model lies inside it), so a moved results folder keeps its runs."""
+    hashed = [[f.replace(str(results), "<results>") for f in flags], data_read]
+    digest = hashlib.sha1(json.dumps(hashed).encode()).hexdigest()[:8]
     values = dict(row.settings)
     task = flags[flags.index("--task") + 1] if "--task" in flags else "all"
     words = [row.base, *(f"{k}={values[k]}" for k in row.changed if k != "task")]
@@ -192,11 +203,13 @@ def flags_of(args, row):
 
 def plan_runs(args):
     """The runs the chosen ablations need, each distinct command line once per seed."""
-    runs = {}
+    runs, course = {}, data_hashes(args.data_dir)
+    synth = data.file_hashes([args.synth]) if args.synth else {}
     for ablation in selected(args):
         for row in rows_of(ablation, args.quick):
             for flags in flags_of(args, row):
-                key = run_key(row, flags, args.results)
+                data_read = {**course, **({"synth": [*synth.values()]} if "--sst-synth" in flags else {})}
+                key = run_key(row, flags, args.results, data_read)
                 smart = SMART_COST if dict(row.settings).get("smart", 0) > 0 else 1.0
                 units = args.budget.epochs * args.budget.steps * smart
                 for seed in range(args.seeds):
@@ -211,7 +224,8 @@ def mlm_folder(args, budget):
     flags = ["--config", str(MLM_RECIPE), "--model", str(args.model), "--max-steps", str(budget.mlm_steps)]
     flags += ["--seed", "0"]
     hashed = [str(MLM_RECIPE.relative_to(ROOT)), *flags[2:]]
-    digest = hashlib.sha1(json.dumps([hashed, MLM_RECIPE.read_text()]).encode()).hexdigest()[:8]
+    text = [MLM_RECIPE.read_text(), data_hashes(args.data_dir)]  # the recipe's and the task text's contents
+    digest = hashlib.sha1(json.dumps([hashed, *text]).encode()).hexdigest()[:8]
     return Path(args.results) / "runs" / f"mlm-pretraining-{digest}", flags
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, make_course_data
 
 import ablation_report
 import pages
@@ -286,6 +286,28 @@ def test_a_broken_metrics_json_is_one_line_even_with_plan(data_dir, tmp_path, mo
         message = str(stop.value.code)
         assert message.startswith(f"error: {bad}: not the metrics.json of a finished train.py run"), message
         assert "\n" not in message
+
+
+def test_run_keys_change_with_the_data_they_read(tmp_path):
+    # A finished run on other data was reused, and an interrupted one failed its --resume for ever.
+    data, synth = tmp_path / "data", tmp_path / "synth.jsonl"
+    make_course_data(data)
+    synth.write_text('{"id": "a"}\n')
+
+    def plan():
+        args = reproduce.parse_args(["--data-dir", str(data), "--results", str(tmp_path / "r"), "--synth", str(synth)])
+        return {r.key: r for r in reproduce.plan_runs(args)}, args.mlm_dir.name
+
+    before, mlm_before = plan()
+    synth.write_text('{"id": "a"}\n{"id": "b"}\n')  # synth.py paraphrase added rows
+    after, mlm_after = plan()
+    changed = {k for k in before if k not in after}
+    assert changed and all("--sst-synth" in before[k].flags for k in changed)  # the synth rows only
+    assert mlm_after == mlm_before
+    path = data / "ids-sst-train.csv"
+    path.write_text(path.read_text().replace(" .\t", " !\t", 1))
+    edited, mlm_edited = plan()
+    assert not set(edited) & set(after) and mlm_edited != mlm_after  # every run reads the course files
 
 
 def test_run_keys_do_not_depend_on_where_the_results_or_the_checkout_lie(data_dir, tmp_path, monkeypatch):
