@@ -521,19 +521,27 @@ def get_parser():
     return p
 
 
+def check_args(args):
+    """Every flag checked before any work starts: a bad --json must not cost the whole benchmark."""
+    for name in ("iters", "warmup", "threads"):
+        if getattr(args, name) < 0:
+            sys.exit(f"error: --{name} must be >= 0, got {getattr(args, name)}")
+    for name in ("rounds", "peak_tflops", "seconds"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            sys.exit(f"error: --{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
+    if min(args.batch_sizes + args.seq_lens) < 1 or max(args.seq_lens) > 512:
+        sys.exit("error: --batch-sizes must be >= 1 and --seq-lens in 1..512 (BERT's positions)")
+    if args.json and Path(args.json).is_dir():
+        sys.exit(f"error: --json {args.json}: a folder; name the file to write")
+
+
 def main():
     args = get_parser().parse_args()
     if args.device == "cpu":
         loop.keep_freed_memory()  # as train.py runs; it speeds up both implementations alike
     if args.worker:
         return worker(json.loads(args.worker))
-    if args.iters < 0:
-        sys.exit("error: --iters must be >= 0")
-    for name in ("rounds", "peak_tflops", "seconds"):
-        if getattr(args, name) <= 0:
-            sys.exit(f"error: --{name.replace('_', '-')} must be positive")
-    if min(args.batch_sizes + args.seq_lens) < 1 or max(args.seq_lens) > 512:
-        sys.exit("error: --batch-sizes must be >= 1 and --seq-lens in 1..512 (BERT's positions)")
+    check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import make_course_data
 
@@ -152,3 +153,21 @@ def test_overhead_section_on_toy_data(tmp_path, capsys):
     missing = bench.get_parser().parse_args(["--overhead", "--data-dir", str(tmp_path / "none")])
     assert bench.bench_overhead(missing, torch.device("cpu")) is None
     assert "make data" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--json", "."], "--json .: a folder"),  # it once ran the whole benchmark, then failed to write
+        (["--threads", "-1"], "--threads must be >= 0"),
+        (["--seconds", "nan"], "--seconds must be a positive number, got nan"),
+        (["--seconds", "inf"], "--seconds must be a positive number, got inf"),
+        (["--rounds", "0"], "--rounds must be a positive number"),
+    ],
+)
+def test_bad_flags_stop_before_any_work(monkeypatch, capsys, flags, message):
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--quick", "--no-memory", *flags])
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert str(stop.value.code).startswith("error: ") and message in str(stop.value.code)
+    assert "## Machine" not in capsys.readouterr().out  # nothing was timed
