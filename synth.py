@@ -195,17 +195,20 @@ class Client:
 
     def post(self, body):
         """(status, headers, reason, body bytes) of one request; the body is read up to
-        MAX_REPLY_BYTES + 1 bytes, and the connection dropped if there is more."""
+        MAX_REPLY_BYTES + 1 bytes, and the connection dropped if there is more. The whole request
+        gets --timeout seconds: requests' own timeout bounds each read only, so a server trickling
+        its reply a byte at a time could hold a worker for ever (raises requests.Timeout)."""
         if not hasattr(self.local, "session"):
             self.local.session = requests.Session()
         headers = {"Authorization": f"Bearer {self._key}"}
-        post = self.local.session.post
+        post, deadline = self.local.session.post, time.monotonic() + self.timeout
         with post(self.url, json=body, headers=headers, timeout=self.timeout, stream=True) as response:
+            read = getattr(response.raw, "read1", response.raw.read)  # read1: what has come (urllib3 2)
             content = bytearray()
-            for chunk in response.iter_content(1 << 16):
+            while len(content) <= MAX_REPLY_BYTES and (chunk := read(1 << 16, decode_content=True)):
                 content += chunk
-                if len(content) > MAX_REPLY_BYTES:
-                    break
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"reply not complete after {self.timeout} s")
             return response.status_code, response.headers, response.reason, bytes(content)
 
     def chat(self, prompt, temperature):

@@ -80,7 +80,10 @@ class FakeOpenAI:
             for name, value in {**headers, "Content-Type": "application/json", "Content-Length": len(data)}.items():
                 handler.send_header(name, str(value))
             handler.end_headers()
-            handler.wfile.write(data)
+            for piece in [data[i : i + 1] for i in range(len(data))] if step[0] == "trickle" else [data]:
+                handler.wfile.write(piece)
+                handler.wfile.flush()
+                time.sleep(step[1] if step[0] == "trickle" else 0)  # trickle: a byte every step[1] s
         finally:
             with self.lock:
                 self.in_flight -= 1
@@ -426,6 +429,16 @@ def test_label_failures_write_no_predictions(server, tmp_path, capsys):
     assert synth.main(argv) == 0  # the rerun asks only for the failed batch
     assert collections.Counter(r[0] for r in server.requests) == {"sentence 0": 1, "sentence 2": 3}
     assert predictions.read_output(out / "predictions" / "sst-dev-output.csv")[1].tolist() == [1, 1, 1, 1]
+
+
+def test_a_reply_trickling_in_is_cut_at_the_timeout_and_asked_again(server, tmp_path, capsys):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1)])
+    server.script = {"sentence a": [("trickle", 0.02)]}  # each read is quick, the whole reply takes seconds
+    out = tmp_path / "synth.jsonl"
+    argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "2", *FAST, "--timeout", "0.3"]
+    assert synth.main(argv) == 0  # (it once waited for the whole trickle, and took it)
+    assert server.count("sentence a") == 2 and "no reply within --timeout 0.3 s; retry 1/" in capsys.readouterr().out
+    assert as_tuples(records(out)) == expected_records([("a", "sentence a", 1)], 2, "gpt-3.5-turbo")
 
 
 def test_label_refuses_a_gold_label_outside_sst5_before_any_request(server, tmp_path):
