@@ -191,12 +191,16 @@ OUT_OF_MEMORY = (
 
 def run_command(work):
     """An entry point's main: bad input becomes one `error: ...` line, and a run stopped by Ctrl-C
-    (work() returns None after saving) exits 130, so `make` and `&&` chains stop too."""
+    (work() returns None after saving) exits 130, so `make` and `&&` chains stop too; so does
+    Ctrl-C outside the loop (reading and tokenizing the data, the final predictions), in one line."""
     try:
         result = work()
     except (data.DataError, files.WriteError, files.ReadError, files.LockError, hub.ModelFileError) as e:
         sys.exit(f"error: {e}")
     except torch.cuda.OutOfMemoryError:
         sys.exit(OUT_OF_MEMORY)
+    except KeyboardInterrupt:
+        print("\nstopped (Ctrl-C); a run that wrote checkpoint.pt goes on with --resume", file=sys.stderr)
+        sys.exit(130)
     if result is None:
         sys.exit(130)

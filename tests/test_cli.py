@@ -19,6 +19,16 @@ def test_out_of_gpu_memory_is_one_line_with_what_to_try():
     assert "--grad-accum" in message and "--batch-size" in message
 
 
+def test_ctrl_c_outside_the_loop_exits_130_in_one_line(capsys):
+    def tokenizing():  # mlm.py reading a large --text when Ctrl-C comes: it once printed a traceback
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stop:
+        cli.run_command(tokenizing)
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip() == "stopped (Ctrl-C); a run that wrote checkpoint.pt goes on with --resume"
+
+
 def test_help_prints_a_default_only_where_it_says_something():
     p = argparse.ArgumentParser(formatter_class=cli.DefaultsHelpFormatter)
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
