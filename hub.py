@@ -104,7 +104,10 @@ def resolve_model_dir(name_or_path=DEFAULT_MODEL, cache_dir=None, base_url=None)
     looks_like_path = name_or_path.startswith((".", "/", "~")) or os.sep + os.sep in name_or_path or path.suffix
     if looks_like_path or name_or_path.count("/") > 1:
         raise ModelFileError(f"model folder not found: {name_or_path}")
-    return download_model(name_or_path, cache_dir=cache_dir, base_url=base_url)
+    try:  # "runs/mlm" could be either: a folder mistyped reads like a hub id
+        return download_model(name_or_path, cache_dir=cache_dir, base_url=base_url)
+    except ModelFileError as e:
+        raise type(e)(f"no model folder {name_or_path} here, nor on the hub: {e}") from None
 
 
 def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
@@ -118,6 +121,15 @@ def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
         return check_model_dir(folder, exact_vocab=True)
     except ModelFileError:
         folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return fetch_model(repo_id, folder, base_url, revision)
+    finally:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty: a failed first fetch leaves no folder behind
+
+
+def fetch_model(repo_id, folder, base_url, revision):
+    """download_model's fetching: each file unless the cache holds a valid one."""
 
     def fetch(name, check, required=True):
         dest = folder / name

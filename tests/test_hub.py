@@ -133,6 +133,18 @@ def test_offline_error_suggests_a_local_folder(tmp_path):
     assert "pass its path instead" in str(e.value) and "--model /path/to/bert-base-uncased" in str(e.value)
 
 
+def test_a_mistyped_folder_is_named_as_a_folder_too_and_leaves_no_cache_folder(tmp_path):
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    url = f"http://127.0.0.1:{closed.server_address[1]}"
+    closed.server_close()
+    # "runs/mlmm" reads as a hub id as well as a folder: the error once spoke of the hub alone
+    with pytest.raises(
+        hub.ModelFileError, match=r"^no model folder runs/mlmm here, nor on the hub: could not download"
+    ):
+        hub.resolve_model_dir("runs/mlmm", cache_dir=tmp_path / "cache", base_url=url)
+    assert list((tmp_path / "cache").iterdir()) == []  # (an empty runs--mlmm was left there)
+
+
 def test_cache_dir_from_environment(server, tmp_path, monkeypatch):
     monkeypatch.setenv("MINBERT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MINBERT_HUB_URL", server.url)
