@@ -396,11 +396,12 @@ def record_line(record):
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def read_journal(path, check):
+def read_journal(path, check, repair=True):
     """The records of an append-only JSONL file, each passed to check(record), which returns a
     problem or None. Lines end at '\\n' alone: a reply may hold U+2028 or U+0085, which
     str.splitlines() would also split at. A last line without '\\n' was torn by a kill; it is cut
-    off, but only once every whole line has passed, so a file of something else is never touched."""
+    off (repair; a dry run only reads), but only once every whole line has passed, so a file of
+    something else is never touched."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -419,7 +420,7 @@ def read_journal(path, check):
         if problem:
             raise data.DataError(f"{path}:{line}: {problem}")
         records.append(record)
-    if len(whole) < len(raw):
+    if len(whole) < len(raw) and repair:
         say(f"{path}: dropping an unfinished last line (the run writing it was interrupted)")
         files.write_text(path, whole.decode("utf-8"))
     return records
@@ -445,13 +446,14 @@ def paraphrase_problem(record, model):
     return model_problem(record, model)
 
 
-def resume_paraphrases(path, n, model):
+def resume_paraphrases(path, n, model, repair=True):
     """Source ids whose n paraphrases are all in the file. Only the last row can be incomplete
-    (a kill during its write); its records are removed so that it is asked again."""
-    records = read_journal(path, lambda record: paraphrase_problem(record, model))
+    (a kill during its write); its records are removed (repair) so that it is asked again."""
+    records = read_journal(path, lambda record: paraphrase_problem(record, model), repair)
     if not records:
         return set()
-    data.read_synth(path)  # every record valid, ids unique
+    if repair:  # (a dry run prices only; the run itself checks every record before it appends)
+        data.read_synth(path)  # every record valid, ids unique
     counts = collections.Counter(r["source_id"] for r in records)
     last = records[-1]["source_id"]
     for source, count in counts.items():
@@ -461,8 +463,9 @@ def resume_paraphrases(path, n, model):
                 "resume with the --n that wrote the file, or write to another --out"
             )
     if counts[last] < n:
-        say(f"{path}: removing {counts[last]} paraphrases of the interrupted row {last!r}")
-        files.write_text(path, "".join(record_line(r) for r in records if r["source_id"] != last))
+        if repair:
+            say(f"{path}: removing {counts[last]} paraphrases of the interrupted row {last!r}")
+            files.write_text(path, "".join(record_line(r) for r in records if r["source_id"] != last))
         del counts[last]
     return set(counts)
 
@@ -471,16 +474,15 @@ def paraphrase(args, client):
     """Ask for args.n paraphrases of each row; returns the rows that failed."""
     rows = data.read_examples(args.input, "sst", labelled=True)[: args.limit]
     prompts = {ex.id: PARAPHRASE_PROMPT.format(n=args.n, sentence=ex.text_a.strip()) for ex in rows}
-    if args.dry_run:
-        # paraphrases are about as long as their source, plus quotes and commas
-        completion = sum(args.n * (len(ex.text_a) / 4 + 3) for ex in rows)
-        return dry_run(args, list(prompts.values()), completion)
-
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = resume_paraphrases(out, args.n, args.model)
+    done = resume_paraphrases(out, args.n, args.model, repair=not args.dry_run)
     todo = [ex for ex in rows if ex.id not in done]
     say(f"{args.input}: {len(rows)} rows; {len(rows) - len(todo)} already in {out}, {len(todo)} to go")
+    if args.dry_run:  # the price of what is still to go
+        # paraphrases are about as long as their source, plus quotes and commas
+        completion = sum(args.n * (len(ex.text_a) / 4 + 3) for ex in todo)
+        return dry_run(args, [prompts[ex.id] for ex in todo], completion)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     def work(ex):
         check = lambda reply: check_paraphrases(reply, ex.text_a, args.n)
@@ -567,9 +569,10 @@ def label_problem(record, model):
     return model_problem(record, model)
 
 
-def read_labels(path, model):
+def read_labels(path, model, repair=True):
     """{id: label} of label mode's journal of replies, each record checked."""
-    return {record["id"]: record["label"] for record in read_journal(path, lambda r: label_problem(r, model))}
+    records = read_journal(path, lambda r: label_problem(r, model), repair)
+    return {record["id"]: record["label"] for record in records}
 
 
 def label(args, client):
@@ -582,8 +585,9 @@ def label(args, client):
         if ex.label is not None and not 0 <= ex.label < CLASSES:
             raise data.DataError(f"{path}:{ex.line}: sentiment {ex.label} is not a class 0..{CLASSES - 1} of SST-5")
     journal = out / f"sst-{args.split}-labels.jsonl"
-    labels = {} if args.dry_run else read_labels(journal, args.model)
+    labels = read_labels(journal, args.model, repair=not args.dry_run)
     todo = [ex for ex in rows if ex.id not in labels]
+    say(f"{path}: {len(rows)} sentences; {len(rows) - len(todo)} labelled already, {len(todo)} to go")
     batches = [todo[i : i + args.batch_size] for i in range(0, len(todo), args.batch_size)]
     prompt = lambda batch: LABEL_PROMPT.format(
         n=len(batch), sentences=json.dumps([ex.text_a.strip() for ex in batch], ensure_ascii=False)
@@ -592,7 +596,6 @@ def label(args, client):
         return dry_run(args, [prompt(batch) for batch in batches], 2 * len(todo))  # "3, " is about 2 tokens
 
     out.mkdir(parents=True, exist_ok=True)
-    say(f"{path}: {len(rows)} sentences; {len(rows) - len(todo)} labelled already, {len(todo)} to go")
     work = lambda batch: ask(client, prompt(batch), LABEL_TEMPERATURE, lambda reply: check_labels(reply, len(batch)))
     failed = []
     for batch, (got, why) in run_jobs(work, batches, args.workers, "requests", client.stop):

@@ -289,6 +289,15 @@ def test_limit_dry_run_and_missing_key(server, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     assert synth.main([*base, "--limit", "2"]) == 0
     assert as_tuples(records(out)) == expected_records(rows[:2], 4, "gpt-3.5-turbo")
+    # A dry run prices only what is still to go (it once priced all 3 rows), and changes nothing,
+    # not even a torn last line that a real run would cut.
+    with open(out, "ab") as f:
+        f.write(b'{"id": "r2-syn0", "sour')
+    before = out.read_bytes()
+    assert synth.main([*base, "--limit", "3", "--dry-run"]) == 0
+    stdout = capsys.readouterr().out
+    assert "3 rows; 2 already in" in stdout and "\n1 requests, about" in stdout and "Sentence: sentence 2" in stdout
+    assert out.read_bytes() == before and len(server.requests) == 2
     with pytest.raises(SystemExit, match="error: .*Is a directory"):
         synth.main([*base, "--out", str(tmp_path)])
 
@@ -426,6 +435,8 @@ def test_label_failures_write_no_predictions(server, tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert "2 failed" in stdout and "  d2: rejected: labels not integers 0-4" in stdout
     assert not (out / "predictions").exists() and not (out / "metrics.json").exists()
+    assert synth.main([*argv, "--dry-run"]) == 0  # prices the failed batch only (it once priced all 4)
+    assert "2 labelled already, 2 to go" in (stdout := capsys.readouterr().out) and "\n1 requests" in stdout
     assert synth.main(argv) == 0  # the rerun asks only for the failed batch
     assert collections.Counter(r[0] for r in server.requests) == {"sentence 0": 1, "sentence 2": 3}
     assert predictions.read_output(out / "predictions" / "sst-dev-output.csv")[1].tolist() == [1, 1, 1, 1]
