@@ -457,7 +457,13 @@ def write_task_bests(run):
     ("Tuning Up BERT" §5.5 ensembles per-task best checkpoints; ensemble.py --task-bests)."""
     for task, best in run.state["best_task"].items():
         if best["epoch"] == run.state["best"]["epoch"]:
-            continue  # the same weights as best.pt: the run's own predictions already are these
+            # the same weights as best.pt: the run's own predictions already are these; a folder
+            # from before a resume (another epoch's) would be taken by ensemble.py --task-bests
+            stale = run.out / f"best-{task}"
+            if distributed.is_main() and stale.exists():
+                files.remove(stale)
+                run.log(f"removed {stale}/: {task}'s best epoch is best.pt's now")
+            continue
         path = run.out / f"best-{task}.pt"
         state = files.load_torch(path, "per-task best model", keys=("model",), map_location=run.device)["model"]
         run.model.load_state_dict(state)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -573,6 +574,17 @@ def test_early_stop_per_task_bests_and_plain_mean(data_dir, tmp_path):
         best_epoch = scores.index(max(scores)) + 1
         assert metrics["best_per_task"][task]["epoch"] == best_epoch
         assert torch.load(tmp_path / "c" / f"best-{task}.pt", weights_only=True)["epoch"] == best_epoch
+
+
+def test_a_task_best_that_became_best_pt_leaves_no_stale_predictions(tmp_path):
+    # Resumed with more epochs, sst's best moved to the new best epoch: best-sst/predictions/ from
+    # the earlier finish (epoch 2's) would still be taken by ensemble.py --task-bests.
+    (tmp_path / "best-sst" / "predictions").mkdir(parents=True)
+    (tmp_path / "best-sst" / "predictions" / "sst-dev-raw.csv").write_text("id\tp0\n")
+    (tmp_path / "best-para" / "predictions").mkdir(parents=True)
+    state = {"best": {"epoch": 3}, "best_task": {"sst": {"epoch": 3}}}
+    train.write_task_bests(SimpleNamespace(state=state, out=tmp_path, log=print))
+    assert not (tmp_path / "best-sst").exists() and (tmp_path / "best-para").is_dir()  # para's is not in question
 
 
 def test_bad_model_checkpoint_and_labels_are_one_line_errors(data_dir, tmp_path, monkeypatch):
