@@ -399,7 +399,7 @@ def save_safetensors(tensors, path, metadata=None):
         t = tensors[name].detach().to("cpu").contiguous()
         if t.dtype not in _DTYPE_NAMES:
             raise ModelFileError(f"cannot save tensor '{name}' of dtype {t.dtype} as safetensors")
-        raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""  # (a 0-dim one too)
         header[name] = {
             "dtype": _DTYPE_NAMES[t.dtype],
             "shape": list(t.shape),

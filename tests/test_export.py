@@ -17,8 +17,8 @@ from tasks import TASKS
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A short fine-tuned run with cross-encoded pairs, one with bi-encoded pairs and concat heads, and
-    one with SUSTech's B1 heads sharing their layers (BERT++ §5-6)."""
+    """A short fine-tuned run with cross-encoded pairs, one with bi-encoded pairs and concat heads,
+    one with SUSTech's B1 heads sharing their layers (BERT++ §5-6), and one with cosine heads."""
     folder = tmp_path_factory.mktemp("export")
     make_course_data(folder / "data", n=24)
     runs = {}
@@ -26,6 +26,7 @@ def trained(tmp_path_factory):
         ("cross", []),
         ("bi", ["--pair-encoding", "bi", "--bi-head", "concat", "--sst-dropout", "0.3"]),
         ("shared", ["--pair-encoding", "bi", "--bi-head", "sustech-b1", "--share-pair-heads", "--sst-loss", "dual"]),
+        ("cosine", ["--pair-encoding", "bi"]),  # bi's default cosine head: 0-dim scale and shift (a traceback once)
     ):
         args = ["--model", str(TINY), "--data-dir", str(folder / "data"), "--out", str(folder / name), "--epochs", "1"]
         train.train(train.parse_args(args + ["--steps-per-epoch", "3", "--batch-size", "8", "--lr", "1e-3", *extra]))
@@ -33,7 +34,7 @@ def trained(tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("name", ["cross", "bi", "shared"])
+@pytest.mark.parametrize("name", ["cross", "bi", "shared", "cosine"])
 def test_round_trip_gives_the_runs_outputs(trained, tmp_path, name):
     run_dir, out = trained[name], tmp_path / "export"
     export.export(run_dir, out)
