@@ -495,11 +495,16 @@ def check_ensemble_out(args):
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EnsembleError(f"--out {out}: already exists and is not an empty folder; choose a new one")
-    folders = [Path(r).resolve() for r in args.runs]
+    check_distinct(args.runs)
+    return out
+
+
+def check_distinct(names, why=""):
+    """No member twice: it would count double, unseen (--weights says so openly)."""
+    folders = [Path(r).resolve() for r in names]
     for i, f in enumerate(folders):
         if f in folders[:i]:
-            raise EnsembleError(f"{args.runs[i]}: given twice (to count a run more, use --weights)")
-    return out
+            raise EnsembleError(f"{names[i]}: given twice{why} (to count a run more, use --weights)")
 
 
 def with_task_bests(names, weights):
@@ -521,6 +526,7 @@ def ensemble(args):
     names, weights = args.runs, run_weights(args)
     if args.task_bests:
         names, weights = with_task_bests(names, weights)
+        check_distinct(names, ", as --task-bests adds each run's best-{task}/ folders itself")
     runs = [load_member(name) for name in names]
     task_runs = {}
     for t in TASK_NAMES:

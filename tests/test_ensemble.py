@@ -570,6 +570,9 @@ def test_task_bests_adds_the_runs_best_task_folders(tmp_path):
     best_para = str(tmp_path / "a" / "best-para")
     assert info["tasks"]["para"]["candidates"] == [a, best_para, c]
     assert [m["run"] for m in info["tasks"]["para"]["members"]] == [a, best_para] and info["dev"]["para"] == 1.0
+    # a/best-para named as well: --task-bests adds it too, and it once counted twice without a word
+    with pytest.raises(ensemble.EnsembleError, match=r"best-para: given twice, as --task-bests adds"):
+        run_ensemble(tmp_path / "twice", [a, best_para, c], "--task-bests", data_dir=tmp_path)
 
 
 def test_train_writes_per_task_best_predictions_that_ensemble_uses(tmp_path):
