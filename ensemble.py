@@ -147,6 +147,11 @@ def course_file(args, runs, task, split):
             recorded.setdefault(key, (r.name, path))
     if len(recorded) > 1:
         which = ", ".join(f"{name} used {path}" for name, path in recorded.values())
+        if all(path.is_file() for _, path in recorded.values()):  # two contents: other sentences, other labels
+            raise EnsembleError(
+                f"the runs were scored on different {task} {split} files ({which}): their rows are not the same "
+                f"examples, so they do not combine (only if the files differ in form alone, name one: --{task}-{split})"
+            )
         raise EnsembleError(
             f"the runs were scored on different {task} {split} files ({which}): pass --data-dir or --{task}-{split}"
         )

@@ -449,6 +449,10 @@ def test_course_files_default_to_those_the_runs_recorded(tmp_path, two_runs, cap
     message = (
         r"the runs were scored on different sts dev files \(.*a used .*sts-dev\.csv, .*b used .*other/sts-dev\.csv\)"
     )
+    # both files are here and differ: other examples, which --data-dir would have let mix (it advised it)
+    with pytest.raises(EnsembleError, match=message + ": their rows are not the same examples"):
+        ensemble.ensemble(ensemble.parse_args(argv))
+    (other / "sts-dev.csv").rename(other / "moved.csv")  # b's file is gone: which one it was, --data-dir says
     with pytest.raises(EnsembleError, match=message + ": pass --data-dir"):
         ensemble.ensemble(ensemble.parse_args(argv))
     assert ensemble.ensemble(ensemble.parse_args([*argv, "--data-dir", str(data_dir)]))["dev"] == info["dev"]
