@@ -157,6 +157,9 @@ def main():
         # again at exit and fail once more, so point it at /dev/null first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(128 + signal.SIGPIPE)  # the status a shell shows for a tool that SIGPIPE ended
+    except OSError as e:  # a full disk under `> file`, say: one line, and no second failure at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(f"error: cannot write the predictions to stdout ({e.strerror or e})")
 
 
 if __name__ == "__main__":

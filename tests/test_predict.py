@@ -127,3 +127,11 @@ def test_a_reader_that_stops_early_is_no_traceback(run_dir):
     proc.stdout.close()  # as head does after its line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == "", err  # 128 + SIGPIPE, like cat | head -1
+
+
+def test_a_full_disk_under_stdout_is_one_line(run_dir):
+    with open("/dev/full", "wb") as full:  # every write fails with ENOSPC, as on a full disk
+        cmd = [sys.executable, "predict.py", str(run_dir), "--task", "sst"]
+        result = subprocess.run(cmd, input=b"a fine film .\n" * 3000, stdout=full, stderr=subprocess.PIPE, cwd=ROOT)
+    assert result.returncode == 1  # (an OSError traceback once)
+    assert result.stderr.decode().strip() == "error: cannot write the predictions to stdout (No space left on device)"
