@@ -93,8 +93,12 @@ def export(run_dir, out, ckpt=None):
     state = ckpt["model"]
 
     # the encoder, through minBERT's own Hugging Face writer
-    bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
-    bert.load_state_dict({k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")})  # strict
+    try:  # strict: weights that do not fit their config (a checkpoint of another kind) are named here
+        bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
+        bert.load_state_dict({k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")})
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise files.ReadError(f"{path}: its encoder does not fit its encoder_config ({reason})") from None
     bert.source_dir = run_dir / "tokenizer"  # the run's vocab.txt and tokenizer_config.json go with it
     bert.save_pretrained(out)
 

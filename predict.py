@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import data
+import hub
 from files import ReadError, load_torch
 from heads import HeadConfig, MultitaskBert
 from loop import autocast, to_device
@@ -77,6 +78,10 @@ def load_trained(run_dir, device="cpu"):
     except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a checkpoint of another kind or version
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise ReadError(f"{path}: does not hold a model this code can build ({reason})") from None
+    try:  # no more entries than the embedding has rows: a larger vocab.txt would index past them
+        hub.check_vocab(vocab, ckpt["encoder_config"])
+    except hub.ModelFileError as e:
+        raise ReadError(str(e)) from None
     try:
         tokenizer = build_tokenizer(run_dir / "tokenizer", max_length=args["max_length"])
     except Exception as e:  # tokenizers raises its own exception type for an unreadable vocabulary

@@ -1,6 +1,7 @@
 """export.py: a fine-tuned run out as a Hugging Face folder plus its heads, and back in unchanged."""
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -114,6 +115,17 @@ def test_nothing_is_deleted_that_is_not_an_earlier_export(trained, tmp_path, mon
     code = cli(monkeypatch, tmp_path / "missing", "--out", good, "--overwrite")
     assert code.startswith("error: ") and "best.pt: no such file" in code
     assert sorted(p.name for p in good.iterdir()) == listing
+    # a best.pt whose weights do not fit its encoder_config (edited, or of another kind): one line
+    odd = tmp_path / "odd"
+    shutil.copytree(run_dir, odd)
+    ckpt = torch.load(odd / "best.pt", weights_only=True)
+    ckpt["encoder_config"]["num_hidden_layers"] = 1
+    torch.save(ckpt, odd / "best.pt")
+    code = cli(monkeypatch, odd, "--out", tmp_path / "from-odd")
+    assert (
+        code.startswith(f"error: {odd / 'best.pt'}: its encoder does not fit its encoder_config (") and "\n" not in code
+    )
+    shutil.rmtree(odd)
     # a run that lost its tokenizer/ (only best.pt copied) is named too, not a traceback
     bare = tmp_path / "bare"
     bare.mkdir()

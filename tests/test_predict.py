@@ -66,6 +66,10 @@ def other_model(path):
     files.save_torch({**best, "num_classes": 3}, path)  # the weights are of a 5-class head
 
 
+def oversized_vocab(path):  # more entries than the embedding has rows: an IndexError deep in torch once
+    path.write_text(path.read_text() + "".join(f"extra{i}\n" for i in range(500)))
+
+
 @pytest.mark.parametrize(
     "breakage, message",
     [
@@ -75,6 +79,7 @@ def other_model(path):
         (lambda run: wrong_checkpoint(run / "best.pt"), "it has no 'encoder_config', 'num_classes', 'tasks', 'args'"),
         (lambda run: other_model(run / "best.pt"), "best.pt: does not hold a model this code can build"),
         (lambda run: (run / "tokenizer" / "vocab.txt").write_text("hello\n"), "not a usable vocabulary"),
+        (lambda run: oversized_vocab(run / "tokenizer" / "vocab.txt"), "entries, but config.json has vocab_size"),
     ],
 )
 def test_a_broken_run_folder_is_one_line(run_dir, monkeypatch, breakage, message):
