@@ -551,7 +551,9 @@ class BatchStream:
         pass_seed = int(np.random.SeedSequence([self.seed, pass_]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(pass_seed)
         batches = batch_order(self.lengths, self.batch_size, generator, self.bucket)
-        return batches[:1] if self.overfit else batches
+        if self.overfit:  # the first full batch (after bucketing, the first may be a short tail)
+            return [next(b for b in batches if len(b) == max(map(len, batches)))]
+        return batches
 
     def __iter__(self):
         return self

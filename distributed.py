@@ -41,6 +41,11 @@ def setup(device_type):
     return rank(), world(), device
 
 
+def launched_world():
+    """The number of processes torchrun started (WORLD_SIZE), known before setup joins the group."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def set_device(device):
     """Make `device` the one every collective below puts its tensors on (setup calls this)."""
     global _device

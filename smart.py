@@ -193,6 +193,7 @@ def smart_regularizer(
     variant="project",
     generator=None,
     return_delta=False,
+    batch_share=1.0,
 ):
     """R_s for one batch: l_s(f(x + δ), f(x)) at an approximately worst δ, a float32 scalar.
 
@@ -208,6 +209,10 @@ def smart_regularizer(
         smart-pytorch: also the final KL summed over the batch); see the module docstring.
     generator: torch.Generator on embeds' device for the random start, for reproducibility.
     return_delta: also return the final δ (detached, same structure as embeds).
+    batch_share: the batch's share of the batch one optimizer step averages over (train.py's
+        --grad-accum micro-batches, torchrun's per-process slices: part / whole). The ascent's
+        mean is then over the whole batch, as it is without them: the normalize variant's step
+        depends on that loss's scale (a smaller part would step further).
 
     forward runs in whatever mode the model is in. In train mode dropout makes f(x + δ) and
     f(x) differ even at δ = 0, so R_s then also penalises dropout inconsistency (as in MT-DNN).
@@ -246,7 +251,7 @@ def smart_regularizer(
         # and autograd.grad (not backward) leaves every parameter's .grad untouched.
         # (autograd.grad too: its backward ops would otherwise be autocast to fp16 again)
         with _autocast_off(xs[0]) if fp32_ascent else contextlib.nullcontext():
-            inner = divergence(forward(*[x.detach() + d for x, d in zip(xs, deltas)]), target, kind)
+            inner = divergence(forward(*[x.detach() + d for x, d in zip(xs, deltas)]), target, kind) * batch_share
             grads = torch.autograd.grad(inner, deltas)
         deltas = [_ascend(d.detach(), g, eps, eta, norm, variant) for d, g in zip(deltas, grads)]
 

@@ -112,7 +112,8 @@ def predict_all(model, task, task_data, args, device):
     """predict() over a whole dataset; with several processes each predicts a share and all gather."""
     mine = np.arange(len(task_data))[distributed.rank() :: distributed.world()]
     preds, raws = predict(model, task, data.subset(task_data, mine), args.eval_batch_size, device, args.amp)
-    order, preds, raws = (np.concatenate(x) for x in zip(*distributed.gather((mine, preds, raws))))
+    shares = [share for share in distributed.gather((mine, preds, raws)) if len(share[0])]  # a tiny set: some empty
+    order, preds, raws = (np.concatenate(x) for x in zip(*shares))
     back = np.argsort(order)
     return preds[back], raws[back]
 
@@ -251,7 +252,7 @@ def train_step(run, epoch, step):
     for task in tasks:
         for part in task_batches(run, task, last_task=task == tasks[-1]):  # plainly one part: the batch
             with autocast(run.device, run.args.amp):
-                loss, out = task_loss(run.net, run.model, task, part.batch, run.args, smart_on(run.args, task))
+                loss, out = task_loss(run.net, run.model, task, part, run.args)
             loss = log_part(run, results, task, loss, out, part)
             with no_sync_unless(run, part.last):
                 run.scaler.scale(loss).backward()
@@ -268,15 +269,15 @@ def lr_at(run, epoch, global_step):
     )
 
 
-def task_loss(net, model, task, batch, args, smart_on):
-    """The loss of one task's batch, plus SMART's regularizer when on; and the head's output."""
-    rdrop = task == "sst" and args.rdrop > 0
+def task_loss(net, model, task, part, args):
+    """The loss of one task's batch (a Part), plus SMART's regularizer when on; and the head's output."""
+    batch, rdrop = part.batch, task == "sst" and args.rdrop > 0
     if rdrop:  # R-Drop: every example twice in one batch, so under two dropout masks (losses.py)
         batch = {k: torch.cat([v, v]) for k, v in batch.items()}
     out, embeds = net(task, batch, return_embeddings=True)  # through DDP when distributed
     loss = rdrop_task_loss(model, out, batch["labels"], args.rdrop) if rdrop else model.loss(task, out, batch["labels"])
-    if smart_on:
-        loss = loss + args.smart * smart_loss(model, task, batch, embeds, out, args)
+    if weight := smart_weight(args, task, part):
+        loss = loss + weight * smart_loss(model, task, batch, embeds, out, args, part.size / part.whole)
     return loss, out.chunk(2)[0] if rdrop else out
 
 
@@ -286,11 +287,12 @@ def rdrop_task_loss(model, out, labels, alpha):
     return rdrop_loss(model.loss("sst", out_a, labels), model.loss("sst", out_b, labels), out_a, out_b, alpha)
 
 
-def smart_loss(model, task, batch, embeds, out, args):
-    """--smart: SMART's regularizer; it runs the rest of the model from perturbed embeddings (smart.py)."""
+def smart_loss(model, task, batch, embeds, out, args, batch_share):
+    """--smart: SMART's regularizer; it runs the rest of the model from perturbed embeddings (smart.py).
+    batch_share: this part's share of the global batch (1 but with --grad-accum or torchrun)."""
     forward = lambda *x: model.from_embeddings(task, list(x), batch)
     hyper = {k: getattr(args, f"smart_{k}") for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
-    return smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, **hyper)
+    return smart.smart_regularizer(forward, tuple(embeds), out, TASKS[task].kind, batch_share=batch_share, **hyper)
 
 
 # beside the plain step: the batch's parts (--grad-accum, torchrun), the log, PCGrad
@@ -303,6 +305,7 @@ class Part:
     batch: dict
     size: int  # examples in this part
     fraction: float  # of this process's batch: the parts' mean losses, so weighted, add up to the batch's mean
+    whole: int  # examples in the global batch (every process's parts together)
     share: float  # torchrun: this process's weight, so that DDP's average is the global batch's mean
     last: bool  # the step's last backward: DDP averages the gradients over processes there
 
@@ -323,7 +326,7 @@ def task_batches(run, task, last_task):
     for j, piece in enumerate(pieces):
         swaps = pair_swaps(len(piece)) if run.model.symmetric(task) else None  # --pair-symmetry
         batch = to_device(data.collate(run.splits["train"][task], piece, swaps), run.device)
-        yield Part(batch, len(piece), len(piece) / len(mine), share, last_task and j == len(pieces) - 1)
+        yield Part(batch, len(piece), len(piece) / len(mine), len(indices), share, last_task and j == len(pieces) - 1)
 
 
 def micro_batches(indices, n):
@@ -339,8 +342,14 @@ def pair_swaps(n):
     return (torch.rand(n) < 0.5).tolist()
 
 
-def smart_on(args, task):
-    return args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))
+def smart_weight(args, task, part):
+    """--smart's λ for this part of the task's batch; 0 when SMART is off for the task. The normalize
+    variant's regularizer is a sum over the batch (smart.py), not a mean as log_part's weights assume:
+    a part (--grad-accum, torchrun) counts it whole batch / part times, so the parts add up to the
+    whole batch's sum (the λ of a whole batch, 1/n of it otherwise)."""
+    if not (args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))):
+        return 0.0
+    return args.smart * (part.whole / part.size if args.smart_variant == "normalize" else 1.0)
 
 
 def log_part(run, results, task, loss, out, part):
@@ -369,7 +378,7 @@ def pcgrad_step(run, epoch, step, tasks):
         kept = 0.0
         for part in task_batches(run, task, last_task=False):
             with autocast(run.device, run.args.amp):  # PCGrad averages gradients over processes itself: bypass DDP
-                loss, out = task_loss(run.model, run.model, task, part.batch, run.args, smart_on(run.args, task))
+                loss, out = task_loss(run.model, run.model, task, part, run.args)
             kept = kept + log_part(run, results, task, loss, out, part)
         losses.append(run.scaler.scale(kept))
     surgery_backward(run, losses, run.schedule.global_step(epoch, step))

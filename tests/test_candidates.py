@@ -274,7 +274,8 @@ def test_label_smoothing_by_hand():
 def sst_grads(args, model, batch, seed=0):
     model.zero_grad()
     torch.manual_seed(seed)
-    loss, out = train.task_loss(model, model, "sst", batch, args, False)
+    n = len(batch["labels"])
+    loss, out = train.task_loss(model, model, "sst", train.Part(batch, n, 1.0, n, 1.0, True), args)
     loss.backward()
     return loss, out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 

@@ -259,6 +259,27 @@ def test_normalize_variant_sums_the_final_kl_over_the_batch():
     assert smart_regularizer(score, x, t, "regression", variant="normalize").item() == pytest.approx(2.5)
 
 
+@pytest.mark.parametrize("variant", ["normalize", "project"])
+def test_a_part_with_its_batch_share_steps_as_the_whole_batch_does(variant):
+    # --grad-accum and torchrun cut a batch into parts. A part's ascent, with batch_share = part /
+    # whole, takes the whole batch's per-example gradients, so it reaches the whole batch's δ on
+    # its rows. (No random start, sigma 0, so that both start alike: a target away from f(x) gives
+    # the ascent a gradient at δ = 0.)
+    model = toy_model()
+    x = torch.randn(4, T, H, generator=torch.Generator().manual_seed(3))
+    forward = pooled(model)
+    target = forward(x).detach() + torch.tensor([0.5, -0.5])
+
+    def delta(rows, **share):
+        args = dict(variant=variant, eta=1e-1, steps=2, sigma=0.0, return_delta=True)
+        return smart_regularizer(forward, x[:rows], target[:rows], "multiclass", **args, **share)[1][:2]
+
+    whole = delta(4)
+    assert torch.allclose(delta(2, batch_share=0.5), whole, atol=1e-6)
+    if variant == "normalize":  # without its share the part's step depends on its size: another δ
+        assert not torch.allclose(delta(2), whole, atol=1e-3)
+
+
 def test_normalize_variant_defaults_to_smart_pytorch_eps():
     # DEFAULT_EPS: the paper's 1e-5 for project, smart-pytorch's and the report's 1e-6 for normalize.
     # With σ = 1e-6 a token's norm m is of the order of ε, so m / (m + ε) shows which ε ran.
