@@ -84,6 +84,7 @@ def resumed_args(parser, argv, args, resumable, own_flag):
     except files.ReadError as e:
         parser.error(str(e))
     saved, given = ckpt["args"], given_flags(parser, argv)
+    given -= {k for k in given if getattr(args, k) == "auto"}  # the run resolved it (--amp auto): keep that
     if own_flag not in saved:  # train.py's checkpoint given to mlm.py, or the other way round
         parser.error(
             f"--resume {args.resume}: its checkpoint.pt is another script's run (no --{own_flag.replace('_', '-')} "

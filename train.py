@@ -536,7 +536,9 @@ def train_run(args):
         f"model {args.model}: {n_params / 1e6:.1f}M parameters on {run.device} x {run.world} (amp {args.amp}); "
         f"tasks {', '.join(run.tasks)}; train rows {rows}"
     )
-    if not loop.train_epochs(run, train_step, end_epoch, "train.py"):
+    # A run resumed after its early stop (stopped in its final predictions) goes straight to them.
+    stopped = args.resume and run.state["best"] and early_stop(run, run.state["epoch"] - 1)
+    if not stopped and not loop.train_epochs(run, train_step, end_epoch, "train.py"):
         distributed.cleanup()
         return None  # stopped by Ctrl-C, checkpoint saved
     metrics = finish(run)
@@ -792,7 +794,14 @@ def check_args(parser, args):
     at_least.update({"max_length": 8, "eval_subset": 0, "save_every": 0, "early_stop": 0})
     at_least.update({"grad_accum": 1, "lr_step_epochs": 1})
     at_least.update({f"{t}_batch_size": 1 for t in TASKS})
-    cli.check_numbers(parser, args, at_least, non_negative=["lr"])
+    at_least.update(smart_steps=0)
+    cli.check_numbers(parser, args, at_least, non_negative=["lr", "weight_decay", "smart", "smart_sigma"])
+    if (
+        not (math.isfinite(args.smart_eta) and args.smart_eta > 0)
+        or args.smart_eps is not None
+        and not args.smart_eps > 0
+    ):
+        parser.error(f"--smart-eta and --smart-eps must be > 0, got {args.smart_eta} and {args.smart_eps}")
     if not 0 < args.layer_lr_decay <= 1:
         parser.error(f"--layer-lr-decay must lie in (0, 1] (1 = off), got {args.layer_lr_decay}")
     if not (math.isfinite(args.lr_gamma) and args.lr_gamma > 0):
@@ -823,6 +832,28 @@ def check_args(parser, args):
         parser.error(f"--smart-tasks: unknown task in {args.smart_tasks!r} (choose from {', '.join(TASKS)} or all)")
     if args.init_from and not args.resume:
         check_init_from(parser, Path(args.init_from), Path(args.out), args.overwrite)
+    check_combinations(parser, args, heads)
+
+
+def check_combinations(parser, args, heads):
+    """Flags that would do nothing with the others given (or hang), refused rather than ignored."""
+    trained = list(TASK_NAMES) if args.task == "all" else [args.task]
+    sizes = [args.batch_size, *(getattr(args, f"{t}_batch_size") for t in TASKS)]
+    smallest, world = min(b for b in sizes if b is not None), distributed.launched_world()
+    if smallest < world:  # (task_batches would wait for a batch big enough for ever)
+        parser.error(f"a batch size of {smallest} is less than the {world} processes: each needs an example")
+    if args.pcgrad and (args.task != "all" or args.freeze_encoder):
+        parser.error("--pcgrad operates on the tasks' shared encoder gradients: it needs --task all, unfrozen")
+    if args.smart > 0 and args.smart_tasks != "all" and not set(args.smart_tasks.split(",")) & set(trained):
+        parser.error(f"--smart-tasks {args.smart_tasks}: --task {args.task} trains none of them")
+    if args.share_pair_heads and args.task != "all":
+        parser.error("--share-pair-heads shares the para and sts heads: it needs --task all")
+    bi = [t for t in ("para", "sts") if t in trained and heads.encoding(t) == "bi"]
+    flags = [("bi_head", "cosine", ("para", "sts")), ("para_bi_head", None, ("para",)), ("sts_bi_head", None, ("sts",))]
+    for name, default, tasks in flags:
+        if getattr(args, name) != default and not set(tasks) & set(bi):
+            flag = name.replace("_", "-")
+            parser.error(f"--{flag} is the head of a bi-encoded pair; no such task is trained (--pair-encoding bi)")
 
 
 def check_init_from(parser, path, out, overwrite):

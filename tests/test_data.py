@@ -426,3 +426,14 @@ def test_course_rows_still_read(tmp_path, name):
     path.write_text("\n".join(COURSE_ROWS[name]) + "\n", encoding="utf-8")
     examples = data.read_examples(path, name.split("-")[0])
     assert len(examples) == 2 and all(len(ex.id) == 25 for ex in examples)
+
+
+def test_overfit_batch_is_a_full_batch_never_a_short_tail():
+    # After bucketing, a pass's first batch may be its short tail (47 rows in batches of 10: one of
+    # 7); --overfit-batch took it, and under torchrun one smaller than the processes hung the run.
+    lengths = np.random.default_rng(0).integers(5, 60, size=47)
+    task = type("Task", (), {"lengths": lengths})()
+    firsts = [next(data.BatchStream(task, 10, seed, overfit=True)) for seed in range(30)]
+    assert all(len(batch) == 10 for batch in firsts)
+    tails = [next(data.BatchStream(task, 10, seed)) for seed in range(30)]
+    assert any(len(batch) < 10 for batch in tails)  # without it the first batch is sometimes the tail

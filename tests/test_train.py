@@ -394,10 +394,35 @@ def test_planted_folder_links_are_replaced_not_written_through(data_dir, tmp_pat
     assert sorted(p.name for p in elsewhere.iterdir()) == ["precious.csv"]  # nothing written there, nothing lost
 
 
+def test_a_batch_smaller_than_the_processes_is_refused(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun --nproc_per_node 2 sets it (a run hung for ever)
+    for flags in (["--batch-size", "1"], ["--sst-batch-size", "1"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(flags)
+        assert "a batch size of 1 is less than the 2 processes" in capsys.readouterr().err
+    assert train.parse_args(["--batch-size", "2"]).batch_size == 2
+
+
 @pytest.mark.parametrize(
     "flags,message",
     [
         (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1"),
+        # SMART's settings before any data is read (they were errors at the first step)
+        (["--smart", "1", "--smart-steps", "-1"], "--smart-steps must be at least 0"),
+        (["--smart", "1", "--smart-eta", "0"], "--smart-eta and --smart-eps must be > 0"),
+        (["--smart", "1", "--smart-eps", "0"], "--smart-eta and --smart-eps must be > 0"),
+        (["--smart", "1", "--smart-sigma", "-1"], "--smart-sigma must be a number >= 0"),
+        (["--smart=-1"], "--smart must be a number >= 0"),  # (it turned SMART off without a word)
+        (["--smart", "inf"], "--smart must be a number >= 0, got inf"),
+        (["--weight-decay", "nan"], "--weight-decay must be a number >= 0"),
+        # flags that did nothing with the others, or hung, or failed at the first step
+        (["--task", "sst", "--pcgrad"], "--pcgrad operates on the tasks' shared encoder gradients"),
+        (["--pcgrad", "--schedule", "summed", "--freeze-encoder"], "it needs --task all, unfrozen"),
+        (["--task", "sst", "--smart", "5", "--smart-tasks", "para"], "--task sst trains none of them"),
+        (["--task", "para", "--share-pair-heads", "--head-layers", "2"], "--share-pair-heads shares the para and sts"),
+        (["--bi-head", "concat"], "--bi-head is the head of a bi-encoded pair"),
+        (["--pair-encoding", "bi", "--task", "sst", "--para-bi-head", "concat"], "--para-bi-head is the head of"),
+        (["--para-encoding", "bi", "--sts-bi-head", "concat"], "--sts-bi-head is the head of a bi-encoded pair"),
         (["--max-length", "600"], "512 positions"),
         (["--max-length", "4"], "--max-length must be at least 8"),
         (["--lr", "nan"], "--lr must be a number >= 0"),
@@ -605,6 +630,28 @@ def test_a_task_best_that_became_best_pt_leaves_no_stale_predictions(tmp_path):
     state = {"best": {"epoch": 3}, "best_task": {"sst": {"epoch": 3}}}
     train.write_task_bests(SimpleNamespace(state=state, out=tmp_path, log=print))
     assert not (tmp_path / "best-sst").exists() and (tmp_path / "best-para").is_dir()  # para's is not in question
+
+
+def test_an_early_stop_interrupted_in_its_final_predictions_resumes_to_them(data_dir, tmp_path, monkeypatch):
+    # It trained another epoch on --resume (epochs [1, 2, 3]) instead of finishing as it would have.
+    flat = ["--lr", "0", "--warmup", "0", "--epochs", "4", "--early-stop", "1"]
+
+    def interrupted(run):  # Ctrl-C (or a kill) while the best model predicts
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "finish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(data_dir, tmp_path / "run", *flat)
+    monkeypatch.undo()
+    resumed = train.train(train.parse_args(["--resume", str(tmp_path / "run")]))
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
+
+
+def test_resume_accepts_the_auto_it_was_started_with(data_dir, tmp_path):
+    run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1", "--amp", "auto")  # saved resolved ("off" here)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["args"]["amp"]
+    args = train.parse_args(["--resume", str(tmp_path / "run"), "--amp", "auto", "--epochs", "2"])
+    assert args.amp == saved != "auto"  # the run's own (it was refused: "cannot change --amp")
 
 
 def test_bad_model_checkpoint_and_labels_are_one_line_errors(data_dir, tmp_path, monkeypatch):
