@@ -111,6 +111,17 @@ def test_one_pair_task_with_mean_pooling_trains_past_step_two(tmp_path):
     assert "step 5/5" in done.stdout
 
 
+def test_a_dev_set_smaller_than_the_processes_is_scored(tmp_path):
+    # --eval-subset 1: one process predicts the row, the other none; sst's (0,) beside (1, 5) raw
+    # outputs broke the gather with a ValueError.
+    make_course_data(tmp_path / "data", n=36)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = train_cmd(tmp_path / "data", tmp_path / "run", "--task", "sst", "--eval-subset", "1", "--no-report")
+    done = subprocess.run([*torchrun, *cmd, "--epochs", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "done in" in done.stdout
+
+
 # ----------------------------------------------------------------------------
 # NCCL's rule, on a CPU: a group that serves one device type only
 
