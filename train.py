@@ -276,8 +276,9 @@ def task_loss(net, model, task, part, args):
         batch = {k: torch.cat([v, v]) for k, v in batch.items()}
     out, embeds = net(task, batch, return_embeddings=True)  # through DDP when distributed
     loss = rdrop_task_loss(model, out, batch["labels"], args.rdrop) if rdrop else model.loss(task, out, batch["labels"])
-    if weight := smart_weight(args, task, part):
-        loss = loss + weight * smart_loss(model, task, batch, embeds, out, args, part.size / part.whole)
+    if smart_on(args, task):
+        regularizer = smart_loss(model, task, batch, embeds, out, args, part.size / part.whole)
+        loss = loss + smart_weight(args, part) * regularizer
     return loss, out.chunk(2)[0] if rdrop else out
 
 
@@ -342,13 +343,15 @@ def pair_swaps(n):
     return (torch.rand(n) < 0.5).tolist()
 
 
-def smart_weight(args, task, part):
-    """--smart's λ for this part of the task's batch; 0 when SMART is off for the task. The normalize
-    variant's regularizer is a sum over the batch (smart.py), not a mean as log_part's weights assume:
-    a part (--grad-accum, torchrun) counts it whole batch / part times, so the parts add up to the
-    whole batch's sum (the λ of a whole batch, 1/n of it otherwise)."""
-    if not (args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))):
-        return 0.0
+def smart_on(args, task):
+    return args.smart > 0 and (args.smart_tasks == "all" or task in args.smart_tasks.split(","))
+
+
+def smart_weight(args, part):
+    """--smart's λ for this part of a batch. The normalize variant's regularizer is a sum over the
+    batch (smart.py), not a mean as log_part's weights assume: a part (--grad-accum, torchrun)
+    counts it whole batch / part times, so the parts add up to the whole batch's sum (the λ of a
+    whole batch; it was 1/n of it)."""
     return args.smart * (part.whole / part.size if args.smart_variant == "normalize" else 1.0)
 
 

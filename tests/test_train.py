@@ -263,7 +263,7 @@ def test_bad_flags_and_files_are_named(data_dir, tmp_path, capsys):
 def test_smart_weight_is_off_at_lambda_zero_and_changes_the_gradients_when_on(data_dir):
     args = train.parse_args(["--model", str(TINY), "--smart", "0"])
     part = train.Part(batch=None, size=4, fraction=0.25, whole=16, share=1.0, last=True)
-    assert train.smart_weight(args, "sst", part) == 0.0  # off: the plain loss, no regularizer computed
+    assert not train.smart_on(args, "sst")  # off: the plain loss, no regularizer computed
     model = train.build_model(args, TINY, ["sst", "para", "sts"], 5).eval()  # eval: no dropout randomness
     batch = {
         "input_ids": torch.tensor([[2, 5, 30, 3], [2, 31, 3, 0]]),
@@ -281,11 +281,11 @@ def test_smart_weight_is_off_at_lambda_zero_and_changes_the_gradients_when_on(da
     # λ as given for the project variant's batch mean; the normalize variant's batch sum counts a
     # quarter of the batch 4 times, so the parts add up to the whole batch's (grad-accum, torchrun)
     args.smart, args.smart_tasks = 2.0, "sst,para"
-    assert train.smart_weight(args, "sts", part) == 0.0
+    assert train.smart_on(args, "sst") and not train.smart_on(args, "sts")
     args.smart_variant = "project"
-    assert train.smart_weight(args, "sst", part) == 2.0
+    assert train.smart_weight(args, part) == 2.0
     args.smart_variant = "normalize"
-    assert train.smart_weight(args, "sst", part) == 8.0
+    assert train.smart_weight(args, part) == 8.0
 
 
 def test_grad_accum_keeps_the_normalize_variants_lambda(data_dir, tmp_path):
