@@ -110,6 +110,10 @@ def _fields(path, n, text):
         csv.field_size_limit(max(limit, len(text)))
         rows = list(csv.reader([text], delimiter="\t", strict=True))
     except csv.Error as e:
+        if "\r" in text:  # Python's own hint (universal-newline mode) is no use to the user
+            raise DataError(
+                f"{path}:{n}: a carriage return inside the line: CR-only line ends? save with \\n"
+            ) from None
         raise DataError(f"{path}:{n}: malformed CSV: {e} (is a quote left open? a row must fit on one line)") from None
     finally:
         csv.field_size_limit(limit)

@@ -201,6 +201,10 @@ def read_config(path, label=None):
         value = config.get(key)
         if (key in CONFIG_SIZES or value is not None) and not (type(value) is int and value > 0):
             raise ModelFileError(f"{label}: {key} must be a positive integer, found {value!r}")
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):  # absent: BERT's 0.1
+        value = config.get(key, 0.1)
+        if type(value) not in (int, float) or not 0 <= value < 1:
+            raise ModelFileError(f"{label}: {key} must be a number in [0, 1), found {value!r}")
     return config
 
 
@@ -214,6 +218,12 @@ def check_vocab(path, config, exact=False, label=None):
         size = text.count("\n") + (not text.endswith("\n") and text != "")
     except UnicodeDecodeError as e:
         raise ModelFileError(f"{label}: not UTF-8 text (byte {e.start})") from None
+    if text.startswith("\ufeff"):  # its first entry would read "\ufeff[PAD]"
+        raise ModelFileError(f"{label}: starts with a byte-order mark; save it as UTF-8 without one")
+    entries = {line.rstrip("\r") for line in text.split("\n")}
+    for special in ("[CLS]", "[SEP]", "[UNK]", "[PAD]"):  # what the tokenizer needs
+        if special not in entries:
+            raise ModelFileError(f"{label}: missing the special token {special}")
     if size > config["vocab_size"] or (exact and size != config["vocab_size"]):
         raise ModelFileError(f"{label}: {size} entries, but config.json has vocab_size {config['vocab_size']}")
 

@@ -16,16 +16,22 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 
-def _lowercase(folder):
-    """Whether the model's vocabulary is uncased: tokenizer_config.json says so, else guess
-    from the vocabulary (cased vocabularies contain capitalised words)."""
+def _normalizer_options(folder):
+    """BertNormalizer's options as tokenizer_config.json gives them (Hugging Face's names):
+    lower-casing (unsaid: guessed from the vocabulary, as cased ones hold capitalised words),
+    accent stripping (unsaid: as lower-casing) and spacing out CJK characters (unsaid: on)."""
     config_file = Path(folder) / "tokenizer_config.json"
-    if config_file.is_file():
-        lower = json.loads(config_file.read_text()).get("do_lower_case")
-        if lower is not None:
-            return bool(lower)
-    vocab = (Path(folder) / "vocab.txt").read_text(encoding="utf-8").split("\n")
-    return not any(w[:1].isupper() and not w.startswith("[") for w in vocab)
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    lower = config.get("do_lower_case")
+    if lower is None:
+        vocab = (Path(folder) / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        lower = not any(w[:1].isupper() and not w.startswith("[") for w in vocab)
+    chinese = config.get("tokenize_chinese_chars")
+    return {
+        "lowercase": bool(lower),
+        "strip_accents": config.get("strip_accents"),
+        "handle_chinese_chars": chinese is not False,
+    }
 
 
 @dataclass
@@ -49,9 +55,7 @@ class BertTokenizer:
         self.wordpiece = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
         # BERT's normaliser: drop control chars, space out CJK characters, and if the vocabulary is
         # uncased, lower-case and strip accents. Then split on whitespace and punctuation.
-        self.wordpiece.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, lowercase=_lowercase(folder)
-        )
+        self.wordpiece.normalizer = normalizers.BertNormalizer(clean_text=True, **_normalizer_options(folder))
         self.wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         self.wordpiece.decoder = decoders.WordPiece()
         self.cls_id, self.sep_id, self.max_length = vocab["[CLS]"], vocab["[SEP]"], max_length

@@ -75,7 +75,13 @@ def build_model(args, bert_dir, tasks, num_classes, log=print):
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     bert = BertModel.from_pretrained(bert_dir, attn_impl=args.attn, **overrides)
     bert.unpad = args.unpad == "on"
-    model = MultitaskBert(bert, num_classes, HeadConfig.from_args(vars(args)), tasks)
+    heads = HeadConfig.from_args(vars(args))
+    cross = [t for t in tasks if heads.encoding(t) == "cross"]
+    if cross and bert.config.type_vocab_size < 2:  # the second sentence of a pair is token type 1
+        sys.exit(
+            f"error: --model {args.model}: type_vocab_size 1, but cross-encoded {cross[0]} needs 2 (--pair-encoding bi)"
+        )
+    model = MultitaskBert(bert, num_classes, heads, tasks)
     if args.init_from and not args.resume:  # a resumed run's weights come from its checkpoint.pt
         init_from(model, args.init_from, log)
     if args.freeze_encoder:
@@ -207,6 +213,8 @@ def prepare_model_dir(args, out, main, log):
         for name in ("vocab.txt", "tokenizer_config.json"):
             if (bert_dir / name).is_file():
                 files.copy_file(bert_dir / name, out / "tokenizer" / name)
+            elif (out / "tokenizer" / name).exists():  # left by a run --overwrite replaced: it would mislead
+                files.remove(out / "tokenizer" / name)
     return bert_dir
 
 

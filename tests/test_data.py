@@ -76,6 +76,15 @@ def test_field_holding_a_tab_or_line_break_is_an_error(tmp_path, field):
         data.read_examples(path, "sst")
 
 
+def test_cr_only_line_ends_are_named_as_such(tmp_path):
+    # Python's csv said "do you need to open the file in universal-newline mode?" (and the project
+    # "is a quote left open?"): neither helps the user, whose file has old Mac line ends.
+    path = tmp_path / "sst.csv"
+    path.write_bytes((SST_HEADER + "0\ta\tfine\t1\n").replace("\n", "\r").encode())
+    with pytest.raises(data.DataError, match=r"sst\.csv:1: a carriage return inside the line: CR-only line ends"):
+        data.read_examples(path, "sst")
+
+
 def test_bytes_that_are_not_utf8_name_their_line(tmp_path):
     path = tmp_path / "sst.csv"
     path.write_bytes((SST_HEADER + "0\ta\tfine\t1\n").encode() + b"1\tb\tcaf\xe9\t0\n")

@@ -193,10 +193,26 @@ def test_invalid_cached_file_is_fetched_again(server, tmp_path, capsys):
 
 def test_vocab_entries_are_counted_as_the_tokenizer_reads_them(tmp_path):
     path = tmp_path / "vocab.txt"
-    path.write_text("[PAD]\nx\x85y\na\u2028b\n[UNK]", encoding="utf-8")  # 4 lines; splitlines() would say 6
-    hub.check_vocab(path, {"vocab_size": 4}, exact=True)
-    with pytest.raises(hub.ModelFileError, match="4 entries, but config.json has vocab_size 3"):
-        hub.check_vocab(path, {"vocab_size": 3})
+    path.write_text("[PAD]\nx\x85y\na\u2028b\n[UNK]\n[CLS]\n[SEP]", encoding="utf-8")  # 6 lines; splitlines(): 8
+    hub.check_vocab(path, {"vocab_size": 6}, exact=True)
+    with pytest.raises(hub.ModelFileError, match="6 entries, but config.json has vocab_size 5"):
+        hub.check_vocab(path, {"vocab_size": 5})
+    # A byte-order mark made the first entry "\ufeff[PAD]", and the tokenizer then said [PAD] was
+    # missing, in a traceback; a missing special token is named here, in one line.
+    path.write_text("\ufeff[PAD]\n[UNK]\n[CLS]\n[SEP]\n", encoding="utf-8")
+    with pytest.raises(hub.ModelFileError, match="starts with a byte-order mark"):
+        hub.check_vocab(path, {"vocab_size": 6})
+    path.write_text("[PAD]\n[UNK]\n[CLS]\n", encoding="utf-8")
+    with pytest.raises(hub.ModelFileError, match="missing the special token \\[SEP\\]"):
+        hub.check_vocab(path, {"vocab_size": 6})
+
+
+def test_a_config_with_a_dropout_that_is_not_a_rate_is_one_line(tmp_path):
+    config = json.loads((FIXTURES / "tiny_bert" / "config.json").read_text())
+    for bad in (None, "0.1", 1.5):  # (None was a TypeError deep in the first forward)
+        (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": bad}))
+        with pytest.raises(hub.ModelFileError, match="hidden_dropout_prob must be a number in \\[0, 1\\)"):
+            hub.read_config(tmp_path / "config.json")
 
 
 def test_gzip_encoded_response_is_accepted(server, tmp_path):

@@ -654,6 +654,41 @@ def test_resume_accepts_the_auto_it_was_started_with(data_dir, tmp_path):
     assert args.amp == saved != "auto"  # the run's own (it was refused: "cannot change --amp")
 
 
+def model_copy(folder, edit_config=None, edit_weights=None, tokenizer_config=None):
+    """tests' tiny BERT in `folder`, its config and weights edited."""
+    import hub
+
+    folder.mkdir(parents=True)
+    config = json.loads((TINY / "config.json").read_text())
+    weights = dict(hub.load_safetensors(TINY / "model.safetensors"))
+    (edit_config or (lambda c: None))(config)
+    (edit_weights or (lambda w: None))(weights)
+    (folder / "config.json").write_text(json.dumps(config))
+    hub.save_safetensors({k: v.clone() for k, v in weights.items()}, folder / "model.safetensors")
+    shutil.copy(TINY / "vocab.txt", folder / "vocab.txt")
+    if tokenizer_config is not None:
+        (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    return folder
+
+
+def test_a_model_with_one_token_type_refuses_cross_encoded_pairs(data_dir, tmp_path):
+    def one_type(w):
+        w["embeddings.token_type_embeddings.weight"] = w["embeddings.token_type_embeddings.weight"][:1]
+
+    model = model_copy(tmp_path / "one-type", lambda c: c.update(type_vocab_size=1), one_type)
+    with pytest.raises(SystemExit, match="type_vocab_size 1, but cross-encoded para needs 2"):  # (an IndexError)
+        run(data_dir, tmp_path / "run", "--model", str(model))
+    assert run(data_dir, tmp_path / "bi", "--model", str(model), "--pair-encoding", "bi")["dev"]
+
+
+def test_overwrite_leaves_no_tokenizer_config_of_the_run_before(data_dir, tmp_path):
+    cased = model_copy(tmp_path / "cased", tokenizer_config={"do_lower_case": False})
+    run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1", "--model", str(cased))
+    assert (tmp_path / "run" / "tokenizer" / "tokenizer_config.json").is_file()
+    run(data_dir, tmp_path / "run", "--task", "sst", "--epochs", "1", "--overwrite")  # TINY: none
+    assert not (tmp_path / "run" / "tokenizer" / "tokenizer_config.json").exists()  # predict.py read it
+
+
 def test_bad_model_checkpoint_and_labels_are_one_line_errors(data_dir, tmp_path, monkeypatch):
     def main_error(*argv):
         monkeypatch.setattr(sys, "argv", ["train.py", "--data-dir", str(data_dir), "--task", "sst", *argv])
