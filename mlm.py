@@ -282,6 +282,9 @@ def load_text(args, tokenizer, log=print):
         f"{len(unique)} distinct texts ({len(texts) - len(unique)} duplicates or blank dropped): "
         f"train {len(train)} sequences ({int(train.lengths.sum())} tokens), held out {len(held)} ({n_held} texts)"
     )
+    for name, corpus in (("training", train), ("held-out", held)):  # texts the tokenizer empties (U+200B)
+        if len(corpus) == 0:
+            raise data.DataError(f"the {name} texts hold no tokens ({len(unique)} texts in all): add text")
     return train, held, paths
 
 

@@ -272,6 +272,12 @@ def test_bad_input_is_named(data_dir, tmp_path, capsys):
     bad.write_bytes(b"fine\nnot \xff utf-8\n")
     with pytest.raises(mlm.data.DataError, match=rf"{bad}:2: not UTF-8"):
         run(data_dir, tmp_path / "bad", "--text", str(bad))
+    # Texts the tokenizer empties (a zero-width space) left a corpus without sequences: a traceback
+    empty = tmp_path / "empty.txt"
+    empty.write_text("the movie is good\nthe cat\n\u200b\n", encoding="utf-8")
+    flags = ["--no-task-text", "--text", str(empty), "--holdout", "0.3", "--seed", "0"]
+    with pytest.raises(mlm.data.DataError, match=r"the held-out texts hold no tokens \(3 texts in all\)"):
+        run(data_dir, tmp_path / "empty", *flags)
 
 
 def test_resume_refuses_a_changed_setting(data_dir, tmp_path, capsys):

@@ -78,7 +78,7 @@ def oversized_vocab(path):  # more entries than the embedding has rows: an Index
         (lambda run: truncate(run / "best.pt"), "best.pt: not a best model of a train.py run: truncated or corrupt"),
         (lambda run: wrong_checkpoint(run / "best.pt"), "it has no 'encoder_config', 'num_classes', 'tasks', 'args'"),
         (lambda run: other_model(run / "best.pt"), "best.pt: does not hold a model this code can build"),
-        (lambda run: (run / "tokenizer" / "vocab.txt").write_text("hello\n"), "not a usable vocabulary"),
+        (lambda run: (run / "tokenizer" / "vocab.txt").write_text("hello\n"), "missing the special token"),
         (lambda run: oversized_vocab(run / "tokenizer" / "vocab.txt"), "entries, but config.json has vocab_size"),
     ],
 )
