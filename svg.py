@@ -40,7 +40,7 @@ def nice_ticks(lo, hi, count=5):
     """About `count` round values covering [lo, hi]: a step of 1, 2 or 5 times a power of ten."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"cannot place ticks on [{lo}, {hi}]")
-    if hi <= lo:  # one value: widen the range so that it sits in the middle
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi), 1e-300):  # one value (or two a rounding apart): widen
         pad = abs(lo) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad
     rough = (hi - lo) / count

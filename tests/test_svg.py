@@ -25,6 +25,11 @@ def test_nice_ticks_are_round_and_cover_the_range():
     assert svg.nice_ticks(0, 1000) == [0, 200, 400, 600, 800, 1000]  # step 200: 2 x 10^2
     one = svg.nice_ticks(3, 3)  # a single value lies inside, not on an edge
     assert one[0] < 3 < one[-1]
+    # Two values a rounding apart (overall scores 0.2361... of sst 0/24, para 5/24 and of 1/24, 4/24)
+    # are one value: their ticks, rounded to 12 digits, were all equal, and a chart divided by 0.
+    near = svg.nice_ticks(0.23611111111111108, 0.23611111111111113)
+    assert len(set(near)) > 1 and near[0] < 0.2361111111111111 < near[-1]
+    parse(svg.line_chart({"a": [(1, 0.49999999999999994), (2, 0.5)]}, "t", "x", "y"))
     with pytest.raises(ValueError):
         svg.nice_ticks(0, float("nan"))
 
