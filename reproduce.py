@@ -386,7 +386,10 @@ def run_ensemble(args, name, members, extra=()):
     stamps = [(Path(m) / "metrics.json").stat().st_mtime_ns for m in members]
     digest = hashlib.sha1(json.dumps([flags, stamps]).encode()).hexdigest()[:8]
     out = Path(args.results) / "ensembles" / f"{name}-{digest}"
-    if not finished(out):
+    if not (out / "ensemble.json").is_file():  # ensemble.py writes it last: the folder is complete
+        if out.exists():  # an interrupted one (ensemble.py refuses a folder that is not empty)
+            print(f"removing the incomplete ensemble {out} (interrupted) and combining again", flush=True)
+            files.remove(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         log = Path(args.results) / "logs" / f"{out.name}.log"
         result = stream(["ensemble.py", *flags, "--out", str(out), "--data-dir", str(args.data_dir)], log)

@@ -108,6 +108,13 @@ def test_a_rerun_reuses_every_finished_run(data_dir, reproduced):
     assert again.returncode == 0 and "ran 0 run(s), reused 4" in again.stdout
     assert "mlm.py" not in again.stdout  # the MLM pretraining is reused too
     assert {p: p.stat().st_mtime_ns for p in done} == mtimes
+    # An ensemble interrupted while it wrote (no ensemble.json, its last file) is combined again; it
+    # blocked every rerun ("--out ... already exists") or failed reading the missing file.
+    (folder,) = (results / "ensembles").glob("best-of-each-configuration-[0-9a-f]*")
+    (folder / "ensemble.json").unlink()
+    third = run(data_dir, results, "--only", "sst-loss,head-dropout")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert f"removing the incomplete ensemble {folder}" in third.stdout and (folder / "ensemble.json").is_file()
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(data_dir, tmp_path):
