@@ -161,10 +161,13 @@ def setup_sentence(ablation, rows, seeds):
         for c, s, n in rows
         if n and rank_score(s, ablation.metric) is not None
     ]
-    if not ours:
-        return ""
+    if len(ours) < 2:  # one finished row ranks nothing
+        return f"Here only {ours[0][1]} has finished: nothing to rank yet." if ours else ""
     ours.sort(key=lambda x: -x[0])
     best, label = ours[0][0], ours[0][1]
+    tied = [lab for sc, lab, _ in ours if sc == best]
+    if len(tied) > 1:  # no winner to compare with the reports'
+        return f"Here {' and '.join(tied)} tie ({what} {best:.4f}), so they rank nothing."
     text = f"Here {label} came out best ({what} {best:.4f})"
     by_table = {}  # a report's figures are ranked within the table that gives them
     for c, _, _ in rows:

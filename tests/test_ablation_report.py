@@ -65,6 +65,13 @@ def test_mean_and_sample_std_over_seeds_and_the_sentence_from_the_numbers():
     assert text.startswith("tuning-up-bert setup: Here uniform (Tuning Up) came out best (overall 0.7050)")
     assert "bert-and-beyond setup: Here max-size cycle (BERT and Beyond) came out best (overall 0.6500); " in text
     assert "BERT and Beyond T2 found max-size cycle (BERT and Beyond) best, so we agree" in text
+    # One finished row, or a tie, names no winner and no verdict (it called the first listed best)
+    one = ablation_report.sentence(schedules, [(annealed, {"overall": (0.70, 0.0)}, 1), (uniform, {}, 0)], 1)
+    assert one == "Here only annealed (Tuning Up) has finished: nothing to rank yet."
+    tie = [(annealed, {"overall": (0.70, 0.0)}, 1), (uniform, {"overall": (0.70, 0.0)}, 1)]
+    assert ablation_report.sentence(schedules, tie, 1) == (
+        "Here annealed (Tuning Up) and uniform (Tuning Up) tie (overall 0.7000), so they rank nothing."
+    )
 
 
 def test_a_row_marked_not_ranked_is_shown_but_left_out_of_the_ranking():
