@@ -80,8 +80,9 @@ def metric_blocks(run):
         again = score(task, td.pred, td.gold) if td is not None and td.examples is not None else None
         n = str(len(td.ids)) if td is not None else "–"
         rows.append([TASKS[task].title, metric_name(task), fmt(dev.get(task)), fmt(again), n])
-    rows.append(["course overall: mean(SST, QQP, (r + 1) / 2)", "", fmt(overall(dev) if dev else None), "", ""])
-    rows.append(["plain mean of the three", "", fmt(plain_mean(dev) if dev else None), "", ""])
+    only = f" ({', '.join(dev)} only)" if dev and len(dev) < len(TASK_NAMES) else ""  # a single-task run's
+    rows.append([f"course overall: mean(SST, QQP, (r + 1) / 2){only}", "", fmt(overall(dev) if dev else None), "", ""])
+    rows.append([f"plain mean of the three{only}", "", fmt(plain_mean(dev) if dev else None), "", ""])
     header = ["task", "metric", f"dev ({run.summary_file})", "recomputed from predictions/", "examples"]
     facts = []
     if "best_epoch" in run.summary:

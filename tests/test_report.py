@@ -430,3 +430,14 @@ def test_an_ensemble_is_reported_on_the_files_its_members_recorded(runs, tmp_pat
     report.main([str(tmp_path / "ens")])
     md = (tmp_path / "ens" / "report" / "report.md").read_text()
     assert "Not in this report" not in md and (tmp_path / "ens" / "report" / "sst-confusion.svg").is_file()
+
+
+def test_a_single_task_runs_overall_says_it_covers_one_task(tmp_path):
+    folder = hand_run(tmp_path, SST, PARA)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "dev": {"sst": 0.5}}))
+    report.main([str(folder)])
+    md = (folder / "report" / "report.md").read_text()
+    # (it read "course overall: mean(SST, QQP, (r + 1) / 2)  0.5000", the SST accuracy alone)
+    assert md_row(md, "course overall: mean(SST, QQP, (r + 1) / 2) (sst only)")[2] == "0.5000"
+    assert md_row(md, "plain mean of the three (sst only)")[2] == "0.5000"
