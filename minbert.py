@@ -263,7 +263,8 @@ class BertModel(nn.Module):
             raise hub.ModelFileError(f"{folder / 'config.json'}: {e}") from None
         model = cls(config, attn_impl)
         expected = {k: v.shape for k, v in model.state_dict().items()}
-        model.load_state_dict(from_hf_state_dict(hub.load_weights(folder), expected, source=hub.weights_file(folder)))
+        weights = hub.load_weights(folder)
+        model.load_state_dict(from_hf_state_dict(weights, expected, hub.weights_file(folder), model.state_dict()))
         model.source_dir = folder
         return model
 
@@ -377,7 +378,7 @@ def _rename(name, pairs):
 # Keys a checkpoint may carry that this encoder has no use for: the pre-training heads
 # (masked LM, next sentence prediction), reported when skipped, and the position-id buffer
 # of older Hugging Face versions, which only ever holds 0, 1, 2, ... (we compute it).
-PRETRAINING_HEADS = re.compile(r"^cls\.")
+PRETRAINING_HEADS = re.compile(r"^(cls|classifier)\.")  # BertForPreTraining's, BertFor*Classification's
 POSITION_IDS = "embeddings.position_ids"
 
 
@@ -389,9 +390,11 @@ def normalise_hf_key(key):
     return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
 
 
-def from_hf_state_dict(state, expected, source="checkpoint"):
+def from_hf_state_dict(state, expected, source="checkpoint", fresh=None):
     """Map a Hugging Face BERT state dict onto our names, checking every key and shape
-    against `expected` (our name -> shape) and listing every mismatch in the error."""
+    against `expected` (our name -> shape) and listing every mismatch in the error. A checkpoint
+    without the pooler (BertForMaskedLM has none) takes `fresh`'s, the new model's own, as
+    Hugging Face's from_pretrained does: it is read only by --pooling pooler."""
     ours, unexpected, ignored = {}, [], 0
     for key, tensor in state.items():
         name = normalise_hf_key(key)
@@ -411,6 +414,10 @@ def from_hf_state_dict(state, expected, source="checkpoint"):
         if all(p in ours for p in parts):
             ours[qkv_name] = torch.cat([ours.pop(p) for p in parts], dim=0)
     missing = sorted(set(expected) - set(ours))
+    if fresh is not None and missing and all(k.startswith("pooler.") for k in missing):
+        print(f"{source}: no pooler (a masked-LM checkpoint?): it starts untrained, and only --pooling pooler reads it")
+        ours.update({k: fresh[k] for k in missing})
+        missing = []
     unexpected += sorted(set(ours) - set(expected))
     wrong = [
         f"{k}: checkpoint {tuple(ours[k].shape)}, model {tuple(expected[k])}"
@@ -425,7 +432,7 @@ def from_hf_state_dict(state, expected, source="checkpoint"):
     if problems:  # one line, the first few of each kind: a wrong hidden size makes every shape wrong
         raise hub.ModelFileError(f"{source}: does not match config.json: " + ", ".join(problems))
     if ignored:
-        print(f"{source}: skipped {ignored} pre-training head tensors (cls.*), which the encoder does not use")
+        print(f"{source}: skipped {ignored} head tensors (cls.*, classifier.*), which the encoder does not use")
     return {k: v.float() if v.is_floating_point() else v for k, v in ours.items()}
 
 

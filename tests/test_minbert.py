@@ -203,6 +203,31 @@ def test_prefixed_and_legacy_names_load(tmp_path):
     assert max_diff(run(model, ref), ref) < 1e-5
 
 
+def test_masked_lm_and_classifier_checkpoints_load_their_encoder(tmp_path, capsys):
+    # BertForMaskedLM has no pooler, BertForSequenceClassification a classifier: both were refused
+    # ("does not match config.json"); Hugging Face loads their encoders, as here.
+    folder = tiny_copy(tmp_path)
+    ref = np.load(FIXTURES / "tiny_ref.npz", allow_pickle=False)
+    full = BertModel.from_pretrained(str(folder)).eval()
+
+    def masked_lm(t):
+        for k in list(t):
+            t["bert." + k] = t.pop(k)
+        del t["bert.pooler.dense.weight"], t["bert.pooler.dense.bias"]
+        t["cls.predictions.bias"] = torch.zeros(100)
+        t["classifier.weight"], t["classifier.bias"] = torch.zeros(2, 32), torch.zeros(2)
+
+    rewrite(folder, masked_lm)
+    model = BertModel.from_pretrained(str(folder)).eval()
+    assert "no pooler (a masked-LM checkpoint?)" in capsys.readouterr().out
+    x = model(torch.tensor(ref["input_ids"]), torch.tensor(ref["attention_mask"]), torch.tensor(ref["token_type_ids"]))
+    y = full(torch.tensor(ref["input_ids"]), torch.tensor(ref["attention_mask"]), torch.tensor(ref["token_type_ids"]))
+    assert torch.equal(x["last_hidden_state"], y["last_hidden_state"])  # the encoder, whole
+    rewrite(folder, lambda t: t.pop("bert.encoder.layer.0.output.dense.bias"))
+    with pytest.raises(hub.ModelFileError, match=r"3 missing keys \(layers.0.ffn_out.bias; pooler"):  # still refused
+        BertModel.from_pretrained(str(folder))
+
+
 def test_config_ignores_foreign_fields_and_rejects_unsupported():
     config = BertConfig.from_dict(json.loads((FIXTURES / "tiny_bert" / "config.json").read_text()))
     assert config.hidden_size == 32 and config.vocab_size == 100
