@@ -113,7 +113,7 @@ def parse_run_args(parser, argv, resumable, own_flag):
     return resumed_args(parser, argv, args, resumable, own_flag)
 
 
-def refuse_finished(args, state, max_steps=0, early_stop=0):
+def refuse_finished(args, state, max_steps=0, stopped_early=False):
     """--resume of a run that has finished (metrics.json written) stops here, saying what would let
     it go on: more --epochs; a higher --early-stop when train.py's early stop ended it; when mlm.py's
     --max-steps ended it, nothing on this run (--resume keeps --max-steps, and more epochs would
@@ -127,11 +127,10 @@ def refuse_finished(args, state, max_steps=0, early_stop=0):
         )
     if state["epoch"] >= args.epochs:
         sys.exit(f"{args.resume} is finished ({args.epochs} epochs); to train on, add --epochs N (N > {args.epochs})")
-    best = state.get("best") or {}
-    if early_stop and best and state["epoch"] - best["epoch"] >= early_stop:  # as train.early_stop decides
+    if stopped_early:  # train.py's --early-stop ended it (train.patience_ran_out)
         sys.exit(
-            f"{args.resume} is finished (--early-stop {early_stop}: no better dev score since epoch {best['epoch']}); "
-            "to train on, raise --early-stop (0 = off)"
+            f"{args.resume} is finished (--early-stop {args.early_stop}: no better dev score since epoch "
+            f"{state['best']['epoch']}); to train on, raise --early-stop (0 = off)"
         )
 
 

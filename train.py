@@ -460,10 +460,16 @@ def save_best(run, epoch, path):
         files.save_torch(best, path)
 
 
+def patience_ran_out(best, finished, patience, epochs):
+    """--early-stop's rule after `finished` epochs: the dev overall has not improved for `patience`
+    of them (best: the best epoch so far, or None), and epochs are left to skip."""
+    return bool(patience and best and finished - best["epoch"] >= patience and finished < epochs)
+
+
 def early_stop(run, epoch):
     """--early-stop N: stop when the dev overall has not improved for N epochs."""
     patience = run.args.early_stop
-    if patience and epoch + 1 - run.state["best"]["epoch"] >= patience and epoch + 1 < run.args.epochs:
+    if patience_ran_out(run.state["best"], epoch + 1, patience, run.args.epochs):
         run.log(
             f"early stop: dev overall has not improved for {patience} epoch(s) since epoch {run.state['best']['epoch']}"
         )
@@ -548,7 +554,7 @@ def train_run(args):
         f"tasks {', '.join(run.tasks)}; train rows {rows}"
     )
     # A run resumed after its early stop (stopped in its final predictions) goes straight to them.
-    stopped = args.resume and run.state["best"] and early_stop(run, run.state["epoch"] - 1)
+    stopped = args.resume and early_stop(run, run.state["epoch"] - 1)
     if not stopped and not loop.train_epochs(run, train_step, end_epoch, "train.py"):
         distributed.cleanup()
         return None  # stopped by Ctrl-C, checkpoint saved
@@ -807,11 +813,8 @@ def check_args(parser, args):
     at_least.update({f"{t}_batch_size": 1 for t in TASKS})
     at_least.update(smart_steps=0)
     cli.check_numbers(parser, args, at_least, non_negative=["lr", "weight_decay", "smart", "smart_sigma"])
-    if (
-        not (math.isfinite(args.smart_eta) and args.smart_eta > 0)
-        or args.smart_eps is not None
-        and not args.smart_eps > 0
-    ):
+    eps_ok = args.smart_eps is None or args.smart_eps > 0  # None: the variant's own default
+    if not (math.isfinite(args.smart_eta) and args.smart_eta > 0 and eps_ok):
         parser.error(f"--smart-eta and --smart-eps must be > 0, got {args.smart_eta} and {args.smart_eps}")
     if not 0 < args.layer_lr_decay <= 1:
         parser.error(f"--layer-lr-decay must lie in (0, 1] (1 = off), got {args.layer_lr_decay}")
@@ -884,7 +887,8 @@ def check_init_from(parser, path, out, overwrite):
 def parse_args(argv=None):
     parser = get_parser()
     args, state = cli.parse_run_args(parser, argv, RESUMABLE, own_flag="task")
-    cli.refuse_finished(args, state, early_stop=args.early_stop)
+    stopped = bool(state) and patience_ran_out(state.get("best"), state["epoch"], args.early_stop, args.epochs)
+    cli.refuse_finished(args, state, stopped_early=stopped)
     args.out = args.out or f"runs/{args.task}"
     if args.steps_per_epoch is None and args.schedule in SAMPLED and args.task == "all":
         # Sampling schedules need an epoch length; the others take theirs from the data. A SMART
