@@ -37,6 +37,7 @@ import requests
 import torch
 
 from files import ReadError, atomic_write, load_torch
+from tokenizer import SPECIAL_TOKENS
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HUB_URL = "https://huggingface.co"
@@ -221,7 +222,7 @@ def check_vocab(path, config, exact=False, label=None):
     if text.startswith("\ufeff"):  # its first entry would read "\ufeff[PAD]"
         raise ModelFileError(f"{label}: starts with a byte-order mark; save it as UTF-8 without one")
     entries = {line.rstrip("\r") for line in text.split("\n")}
-    for special in ("[CLS]", "[SEP]", "[UNK]", "[PAD]"):  # what the tokenizer needs
+    for special in SPECIAL_TOKENS:  # what the tokenizer needs
         if special not in entries:
             raise ModelFileError(f"{label}: missing the special token {special}")
     if size > config["vocab_size"] or (exact and size != config["vocab_size"]):

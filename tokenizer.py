@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[UNK]", "[PAD]")  # what every vocabulary must hold (hub.check_vocab)
+
 
 def _normalizer_options(folder):
     """BertNormalizer's options as tokenizer_config.json gives them (Hugging Face's names):
@@ -49,7 +51,7 @@ class BertTokenizer:
         if max_length < 3:
             raise ValueError(f"max_length must be at least 3 ([CLS] a [SEP] b [SEP] needs room), got {max_length}")
         vocab = models.WordPiece.read_file(str(folder / "vocab.txt"))
-        for special in ("[CLS]", "[SEP]", "[UNK]", "[PAD]"):
+        for special in SPECIAL_TOKENS:
             if special not in vocab:
                 raise ValueError(f"{folder / 'vocab.txt'}: missing special token {special}")
         self.wordpiece = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
