@@ -188,9 +188,9 @@ def bar_chart(categories, series, title, y_label):
     values = [v for vs in series.values() for v in vs if v is not None]
     if not values:
         raise ValueError("bar_chart needs at least one value")
-    lo = min(0.0, min(m - s for m, s in values))
+    lo, hi = min(0.0, min(m - s for m, s in values)), max(0.0, max(m + s for m, s in values))  # bars start at 0
     # a shorter plot box: the category names stand slanted below it
-    frame = Frame([0, len(categories)], nice_ticks(lo, max(m + s for m, s in values)), height=HEIGHT - TOP - 150)
+    frame = Frame([0, len(categories)], nice_ticks(lo, hi), height=HEIGHT - TOP - 150)
     body = axes(frame, title, "", y_label, x_tick_labels=["", ""])
     group = 0.8 / len(series)  # the share of a category's width each bar takes
     entries = []

@@ -3,6 +3,7 @@ training needed. The numbers in the tables, the sentence that ranks the rows, th
 written through pages.py into the results folder as it is."""
 
 import json
+import re
 
 import pytest
 
@@ -89,3 +90,8 @@ def test_bar_chart_draws_one_bar_per_value_and_whiskers_for_spread():
     flat = svg.bar_chart(["a", "b", "c"], {"overall": [(0.7, 0.0), (0.6, 0.0), None]}, "t", "score")
     assert doc.count('class="bar"') == 2 and doc.count("<title>overall") == 2 and ">c</text>" in doc
     assert doc.count("<line") == flat.count("<line") + 1  # the one whisker: +- std of the first bar
+    # Only negative values (an sts r below 0): the axis reaches 0, where the bars start; it topped
+    # at -0.35 and the bars were drawn from above the picture (y < 0).
+    neg = svg.bar_chart(["a", "b"], {"sts": [(-0.5, 0.0), (-0.4, 0.05)]}, "t", "r")
+    ys = [float(y) for y in re.findall(r'class="bar" x="[\d.]+" y="(-?[\d.]+)"', neg)]
+    assert len(ys) == 2 and min(ys) >= 0
