@@ -72,6 +72,12 @@ def run_sections(run, mistakes=10):
     return sections + [("Configuration", config_blocks(run))]
 
 
+def only_note(dev, tasks=TASK_NAMES):
+    """' (sst only)' after a mean of `dev`'s scores when it covers fewer of `tasks` than all: a mean
+    over fewer tasks is another quantity, so say which; "" otherwise."""
+    return f" ({', '.join(dev)} only)" if dev and len(dev) < len(tasks) else ""
+
+
 def metric_blocks(run):
     dev = {t: v for t, v in run.summary.get("dev", {}).items() if t in TASKS}
     rows = []
@@ -80,7 +86,7 @@ def metric_blocks(run):
         again = score(task, td.pred, td.gold) if td is not None and td.examples is not None else None
         n = str(len(td.ids)) if td is not None else "–"
         rows.append([TASKS[task].title, metric_name(task), fmt(dev.get(task)), fmt(again), n])
-    only = f" ({', '.join(dev)} only)" if dev and len(dev) < len(TASK_NAMES) else ""  # a single-task run's
+    only = only_note(dev)  # a single-task run's
     rows.append([f"course overall: mean(SST, QQP, (r + 1) / 2){only}", "", fmt(overall(dev) if dev else None), "", ""])
     rows.append([f"plain mean of the three{only}", "", fmt(plain_mean(dev) if dev else None), "", ""])
     header = ["task", "metric", f"dev ({run.summary_file})", "recomputed from predictions/", "examples"]
@@ -270,8 +276,7 @@ def comparison_sections(runs, labels, links):
         flags = " ".join(f"{k}={json.dumps(run.config.get(k))}" for k in keys) or "–"
         seen = run.summary.get("examples_seen")
         means = [fmt(v) for v in numbers[len(TASK_NAMES) : -1]]
-        if dev and len(dev) < len(every):  # a mean over fewer tasks is another quantity: say which
-            means = [f"{m} ({', '.join(dev)} only)" for m in means]
+        means = [m + only_note(dev, every) for m in means]
         cells = [Link(label, link), flags] + [fmt(v) for v in numbers[: len(TASK_NAMES)]] + means
         rows.append(cells + [fmt(numbers[-1], 1), str(sum(seen.values())) if seen else "–"])
         values.append(numbers)
