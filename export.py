@@ -76,13 +76,9 @@ MARK = ".minbert-export"  # in every export: the one kind of folder --overwrite 
 
 
 def read_best(run_dir):
-    """The run's best.pt, checked (raises FileNotFoundError or files.ReadError naming the file), and
-    that the run's tokenizer/vocab.txt, which the export copies, is there."""
-    best, vocab = Path(run_dir) / "best.pt", Path(run_dir) / "tokenizer" / "vocab.txt"
-    for path in (best, vocab):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run of train.py?)")
-    return files.load_torch(best, "best model", keys=("model", "encoder_config", "args", "num_classes", "tasks"))
+    """The run's best.pt, checked, with its tokenizer/vocab.txt, which the export copies (files.load_run_best:
+    raises files.ReadError naming the file)."""
+    return files.load_run_best(run_dir, keys=("model", "encoder_config", "args", "num_classes", "tasks"))
 
 
 def export(run_dir, out, ckpt=None):
@@ -97,7 +93,7 @@ def export(run_dir, out, ckpt=None):
         bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
         bert.load_state_dict({k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")})
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        reason = files.short_reason(e)
         raise files.ReadError(f"{path}: its encoder does not fit its encoder_config ({reason})") from None
     bert.source_dir = run_dir / "tokenizer"  # the run's vocab.txt and tokenizer_config.json go with it
     bert.save_pretrained(out)

@@ -138,6 +138,22 @@ def save_torch(obj, path):
         torch.save(obj, f)
 
 
+def short_reason(error):
+    """An exception's first line (200 characters at most), or its type's name: the "(...)" of a
+    one-line error."""
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
+def load_run_best(run_dir, keys, map_location="cpu"):
+    """A finished train.py run's best.pt (load_torch, with `keys`), once the run's tokenizer/vocab.txt,
+    which every reader of the model needs too, is there: a missing file is a ReadError naming it."""
+    best, vocab = Path(run_dir) / "best.pt", Path(run_dir) / "tokenizer" / "vocab.txt"
+    for needed in (best, vocab):
+        if not needed.is_file():
+            raise ReadError(f"{needed}: no such file (is {run_dir} a finished run of train.py?)")
+    return load_torch(best, "best model of a train.py run", keys=keys, map_location=map_location)
+
+
 def load_torch(path, what="checkpoint", keys=(), map_location="cpu"):
     """torch.load a file this project saved, as plain data only, turning every failure into one
     ReadError line that names the file. keys: entries the dict must have (a wrong file says so).

@@ -20,7 +20,7 @@ import torch
 
 import data
 import hub
-from files import ReadError, load_torch
+from files import ReadError, load_run_best, short_reason
 from heads import HeadConfig, MultitaskBert
 from loop import autocast, to_device
 from minbert import BertConfig, BertModel
@@ -65,10 +65,7 @@ def load_trained(run_dir, device="cpu"):
     Raises files.ReadError naming the file if the run is incomplete or its files are not train.py's."""
     run_dir = Path(run_dir)
     path, vocab = run_dir / "best.pt", run_dir / "tokenizer" / "vocab.txt"
-    for needed in (path, vocab):
-        if not needed.is_file():
-            raise ReadError(f"{needed}: no such file (is {run_dir} a finished run of train.py?)")
-    ckpt = load_torch(path, "best model of a train.py run", keys=CHECKPOINT_KEYS, map_location=device)
+    ckpt = load_run_best(run_dir, CHECKPOINT_KEYS, map_location=device)
     args = ckpt["args"]
     try:
         bert = BertModel(BertConfig.from_dict(ckpt["encoder_config"]))
@@ -76,8 +73,7 @@ def load_trained(run_dir, device="cpu"):
         model = MultitaskBert(bert, ckpt["num_classes"], HeadConfig.from_args(args), tasks=ckpt["tasks"])
         model.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a checkpoint of another kind or version
-        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise ReadError(f"{path}: does not hold a model this code can build ({reason})") from None
+        raise ReadError(f"{path}: does not hold a model this code can build ({short_reason(e)})") from None
     try:  # no more entries than the embedding has rows: a larger vocab.txt would index past them
         hub.check_vocab(vocab, ckpt["encoder_config"])
     except hub.ModelFileError as e:
@@ -85,7 +81,7 @@ def load_trained(run_dir, device="cpu"):
     try:
         tokenizer = build_tokenizer(run_dir / "tokenizer", max_length=args["max_length"])
     except Exception as e:  # tokenizers raises its own exception type for an unreadable vocabulary
-        raise ReadError(f"{vocab}: not a usable vocabulary ({str(e).splitlines()[0][:200]})") from None
+        raise ReadError(f"{vocab}: not a usable vocabulary ({short_reason(e)})") from None
     return model.to(device).eval(), tokenizer, args
 
 
