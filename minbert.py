@@ -2,9 +2,12 @@
 
 Reads top to bottom: config -> attention -> embeddings -> self-attention layer ->
 transformer layer -> model; then the speed pieces the model uses (a cheaper CPU dropout mask,
-padding removal), and the checkpoint names shared with Hugging Face. Shapes use one notation throughout:
-B batch, T tokens, H hidden size, nh attention heads, hs = H // nh head size, and M the
-rows of the token matrix the layers work on: B * T, or N < B * T when padding is removed.
+padding removal), and the checkpoint names shared with Hugging Face. Where a piece has a faster
+version, the plain one comes first and the fast one right after it, with the same values
+(SelfAttention.forward, then forward_rows; BertModel.encode, then encode_fast, which runs by
+default). Shapes use one notation throughout: B batch, T tokens, H hidden size, nh attention
+heads, hs = H // nh head size, and M the rows of the token matrix encode_fast's layers work on:
+B * T, or N < B * T when padding is removed.
 
     model = BertModel.from_pretrained("all-MiniLM-L6-v2")   # or a folder, or "bert-base-uncased"
     tokenizer = build_tokenizer(model.source_dir)          # tokenizer.py
@@ -82,6 +85,12 @@ def attention(q, k, v, mask=None, dropout_p=0.0, training=False):
     return att @ v  # (B, nh, Tq, hs): each query's weighted mix of the values
 
 
+def additive_mask(attention_mask):
+    """(B, T) of 1 (real token) / 0 (padding) -> additive (B, 1, 1, T), broadcast over heads and
+    query positions: 0 for real tokens, the most negative float32 for padding."""
+    return (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+
 class Embeddings(nn.Module):
     """Token + position + segment embeddings, then LayerNorm and dropout."""
 
@@ -113,12 +122,24 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.attn_dropout = config.attention_probs_dropout_prob
-        self.impl = impl  # "sdpa" (fused kernel) or "explicit" (the math written out); same result
+        self.impl = impl  # forward_rows: "sdpa" (fused kernel) or "explicit" (attention()); same result
 
-    def forward(self, x, mask, layout, cls_only=False):
-        # x: (M, H) token rows (see Layout); mask: additive (B, 1, 1, T), 0 for real tokens and
-        # very negative for padding, or None. cls_only: compute the output at the first
-        # position ([CLS]) of each sequence only, (B, H) instead of (M, H).
+    def forward(self, x, mask, layout=None, cls_only=False):
+        # x: (B, T, H); mask: additive (B, 1, 1, T), 0 for real tokens and very negative for
+        # padding, or None. Given a layout, x is token rows instead: forward_rows below.
+        if layout is not None:
+            return self.forward_rows(x, mask, layout, cls_only)
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).split(H, dim=2)  # 3 x (B, T, H)
+        q, k, v = (t.view(B, T, self.nh, self.hs).transpose(1, 2) for t in (q, k, v))  # 3 x (B, nh, T, hs)
+        y = attention(q, k, v, mask, self.attn_dropout, self.training)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, H)  # re-assemble the heads side by side
+        return self.proj(y)  # (B, T, H)
+
+    def forward_rows(self, x, mask, layout, cls_only=False):
+        """forward, faster and with the same values (encode_fast runs it): on the token rows of a
+        Layout, through PyTorch's fused attention kernel, and for the [CLS] positions alone when
+        cls_only. x: (M, H) token rows; returns (M, H), or (B, H) for cls_only."""
         B, T, H = layout.B, layout.T, x.size(-1)
         if cls_only:
             # One query per sequence, but keys and values of every token: slice the fused weight.
@@ -157,22 +178,24 @@ class Layer(nn.Module):
         self.ln2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.p = config.hidden_dropout_prob
 
-    def forward(self, x, mask, layout, cls_only=False):
-        a = self.attn(x, mask, layout, cls_only)  # (M, H), or (B, H) for cls_only
+    def forward(self, x, mask, layout=None, cls_only=False):
+        # x: (B, T, H); on encode_fast's path, token rows (M, H) of a layout (see SelfAttention)
+        a = self.attn(x, mask, layout, cls_only)  # like x, or (B, H) for cls_only
         if cls_only:
             x = x.index_select(0, layout.first)  # (B, H): the residual stream at [CLS]
-        x = self.ln1(x + dropout(a, self.p, self.training))  # (M, H)
-        h = F.gelu(self.ffn_in(x))  # (M, 4H); exact erf GELU, as BERT was trained with
-        return self.ln2(x + dropout(self.ffn_out(h), self.p, self.training))  # (M, H)
+        x = self.ln1(x + dropout(a, self.p, self.training))
+        h = F.gelu(self.ffn_in(x))  # (..., 4H); exact erf GELU, as BERT was trained with
+        return self.ln2(x + dropout(self.ffn_out(h), self.p, self.training))
 
 
 class BertModel(nn.Module):
-    def __init__(self, config, attn_impl="sdpa", unpad=True):
+    def __init__(self, config, attn_impl="sdpa", unpad=True, fast=True):
         super().__init__()
         if attn_impl not in ("sdpa", "explicit"):
             raise ValueError(f"attn_impl must be 'sdpa' or 'explicit', not {attn_impl!r}")
         self.config = config
-        self.unpad = unpad  # skip padded positions in all but attention (Layout); same values
+        self.fast = fast  # encode_fast (the default) or the plain encode; same values
+        self.unpad = unpad  # encode_fast: skip padded positions in all but attention (Layout)
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(Layer(config, attn_impl) for _ in range(config.num_hidden_layers))
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
@@ -222,10 +245,23 @@ class BertModel(nn.Module):
     def encode(self, x, attention_mask, cls_only=False):
         """Run the transformer layers and pooler from embedding-layer output x (B, T, H).
 
-        cls_only=True is for heads that read only the [CLS] vector: the last layer then computes
-        that one position (its keys and values still come from every token), which skips most of
-        the last layer's work, and last_hidden_state is (B, 1, H). The values are the same.
-        Hidden states at padded positions mean nothing; they are zeros when padding was removed."""
+        With self.fast (the default), encode_fast below runs instead: the same values, faster.
+        cls_only=True says the caller reads only the [CLS] vector, which encode_fast uses to skip
+        most of the last layer's work; this plain version computes every position anyway."""
+        if self.fast:
+            return self.encode_fast(x, attention_mask, cls_only)
+        mask = None if attention_mask is None else additive_mask(attention_mask)  # (B, 1, 1, T)
+        for layer in self.layers:
+            x = layer(x, mask)  # (B, T, H)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, H): a dense layer over the [CLS] token
+        return {"last_hidden_state": x, "pooler_output": pooled}
+
+    def encode_fast(self, x, attention_mask, cls_only=False):
+        """encode with the speed pieces below, the same values: no mask when nothing is padded
+        (SDPA then takes its fastest kernel), padding removal (Layout), and with cls_only the
+        last layer computed at [CLS] alone (its keys and values still come from every token),
+        last_hidden_state then (B, 1, H). Hidden states at padded positions mean nothing; they
+        are zeros when padding was removed."""
         B, T, H = x.shape
         mask, keep = None, None
         # The choices below read the mask on the host. On a GPU each question asked of a GPU
@@ -233,8 +269,7 @@ class BertModel(nn.Module):
         host = None if attention_mask is None else attention_mask.cpu()  # (B, T); free on a CPU
         # With no padding in the batch, no mask is needed, and SDPA can take its fastest kernel.
         if host is not None and not bool(host.all()):
-            # (B, T) of 1/0 -> additive (B, 1, 1, T), broadcast over heads and query positions.
-            mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+            mask = additive_mask(attention_mask)  # (B, 1, 1, T)
             real = host.flatten().bool()  # (B * T,)
             # Padding at the end of each row (so [CLS] is real), and enough of it to pay off.
             if self.unpad and bool(host[:, 0].all()) and 1 - real.float().mean() >= UNPAD_MIN:

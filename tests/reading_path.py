@@ -4,8 +4,8 @@ Every function of the project's top-level modules that runs while train.train_st
 steps of `train.py --task all` on the tiny fixture data (several steps, so every task's path is
 seen) is found with sys.setprofile, and counted whole: its lines, and its lines of code (without
 the docstring, comments and blank lines). Speed code is left aside, as the issue asks: AdamW runs
-its one-parameter-at-a-time loop (foreach off), padding removal is off, and the fast CPU dropout
-and the Layout gathers are not counted.
+its one-parameter-at-a-time loop (foreach off), the encoder its plain encode (not encode_fast,
+with padding removal), and the fast CPU dropout is not counted.
 
     python tests/reading_path.py [REPO]          # default: this checkout
 """
@@ -30,7 +30,7 @@ from conftest import TINY, make_course_data  # noqa: E402
 
 import train  # noqa: E402
 
-SPEED = {"minbert.py": {"dropout", "Layout.to_batch", "Layout.from_batch", "Layout.__init__"}}
+SPEED = {"minbert.py": {"dropout"}}
 
 
 def plain_run(folder):
@@ -40,7 +40,7 @@ def plain_run(folder):
         run = train.setup(train.parse_args([*flags, "--epochs", "1", "--steps-per-epoch", "8"]))
     for group in run.optimizer.param_groups:
         group["foreach"] = False
-    run.model.bert.unpad = False
+    run.model.bert.fast = False
     run.model.train()
     return run
 

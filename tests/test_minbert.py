@@ -38,20 +38,25 @@ def max_diff(out, ref, prefix=""):
     return max(hidden.abs().max().item(), pooled.abs().max().item())
 
 
+ENCODERS = [  # (fast, attn_impl, unpad): the plain encode, and encode_fast's variants
+    (False, "sdpa", True),
+    *[(True, impl, unpad) for impl in ("sdpa", "explicit") for unpad in (True, False)],
+]
+
+
 @pytest.mark.parametrize("batch", ["single", "pair"])
-@pytest.mark.parametrize("impl", ["sdpa", "explicit"])
-@pytest.mark.parametrize("unpad", [True, False])
-def test_packaged_model_matches_hugging_face(minilm, batch, impl, unpad, monkeypatch):
+@pytest.mark.parametrize("fast, impl, unpad", ENCODERS)
+def test_packaged_model_matches_hugging_face(minilm, batch, fast, impl, unpad, monkeypatch):
     ref = np.load(FIXTURES / "encoder_ref.npz", allow_pickle=False)
     assert ref[f"{batch}_attention_mask"].min() == 0, "the fixture batch must contain padding"
     if batch == "pair":
         assert ref["pair_token_type_ids"].max() == 1
     monkeypatch.setattr(minbert, "UNPAD_MIN", 0.0)  # remove padding whenever there is any
-    minilm.attn_impl, minilm.unpad = impl, unpad
+    minilm.fast, minilm.attn_impl, minilm.unpad = fast, impl, unpad
     try:
         out = run(minilm, ref, f"{batch}_")
     finally:
-        minilm.attn_impl, minilm.unpad = "sdpa", True
+        minilm.fast, minilm.attn_impl, minilm.unpad = True, "sdpa", True
     assert max_diff(out, ref, f"{batch}_") < TOL
 
 
@@ -285,9 +290,10 @@ def test_cls_only_equals_the_full_encoder_at_cls():
 
 @pytest.mark.parametrize("impl", ["sdpa", "explicit"])
 @pytest.mark.parametrize("cls_only", [False, True])
-def test_padding_removal_gives_the_same_values_and_gradients(impl, cls_only):
-    """Layers run on the real tokens only (minbert.Layout) or on every position: the same hidden
-    states at real positions, the same gradients for every parameter."""
+def test_the_fast_encoder_gives_the_plain_ones_values_and_gradients(impl, cls_only):
+    """encode_fast, with layers on the real tokens only (minbert.Layout) or on every position,
+    and the plain encode: the same hidden states at real positions, the same gradients for every
+    parameter."""
     torch.manual_seed(0)
     config = small_config()
     model = BertModel(config, attn_impl=impl).train()
@@ -296,21 +302,24 @@ def test_padding_removal_gives_the_same_values_and_gradients(impl, cls_only):
     mask[0, 4:], mask[2, 7:], mask[3, 1:] = 0, 0, 0  # 16 of 44 positions are padding; row 3 is [CLS] alone
     direction = torch.randn(32)  # a readout whose gradient is not zero through LayerNorm, as a squared norm's is
     outs, grads = {}, {}
-    for unpad in (True, False):
-        model.unpad = unpad
+    for way in ("unpad", "padded", "plain"):
+        model.fast, model.unpad = way != "plain", way == "unpad"
         model.zero_grad()
         out = model.encode(model.embed(ids), mask, cls_only=cls_only)
         hidden = out["last_hidden_state"]
         real = hidden[:, 0] if cls_only else hidden[mask.bool()]  # (B, H) or (N, H)
         ((real * direction).sum() + out["pooler_output"].sum()).backward()
-        outs[unpad] = real.detach()
-        grads[unpad] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        if unpad and not cls_only:
+        outs[way] = real.detach()
+        grads[way] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        if way == "unpad" and not cls_only:
             assert (hidden[~mask.bool()] == 0).all()  # padded positions were never computed
-    torch.testing.assert_close(outs[True], outs[False], atol=1e-5, rtol=1e-5)
-    assert grads[True].keys() == grads[False].keys() and len(grads[True]) == len(list(model.parameters()))
-    for name in grads[True]:
-        torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-5, rtol=1e-4, msg=name)
+        assert hidden.shape[1] == (1 if cls_only and way != "plain" else 11)  # plain computes every position
+    assert len(grads["plain"]) == len(list(model.parameters()))
+    for way in ("unpad", "padded"):
+        torch.testing.assert_close(outs[way], outs["plain"], atol=1e-5, rtol=1e-5)
+        assert grads[way].keys() == grads["plain"].keys()
+        for name in grads[way]:
+            torch.testing.assert_close(grads[way][name], grads["plain"][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_padding_removal_only_when_it_pays_and_rows_start_real(monkeypatch):
