@@ -136,8 +136,8 @@ def refuse_finished(args, state, max_steps=0, stopped_early=False):
 
 def check_numbers(parser, args, at_least, non_negative):
     """The numeric checks every training script makes: each flag of `at_least` (name -> its lowest
-    value; None, "not given", passes) and of `non_negative` (finite and >= 0); --max-length within
-    BERT's 512 positions; --warmup a fraction of the steps."""
+    value; None, "not given", passes) and of `non_negative` (finite and >= 0); --warmup a fraction
+    of the steps. --max-length is checked against the model's own positions once it is read."""
     for name, low in at_least.items():
         value = getattr(args, name)
         if value is not None and value < low:
@@ -146,8 +146,6 @@ def check_numbers(parser, args, at_least, non_negative):
         value = getattr(args, name)
         if not (math.isfinite(value) and value >= 0):
             parser.error(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
-    if args.max_length > 512:
-        parser.error(f"--max-length {args.max_length}: BERT models have 512 positions at most")
     if not 0 <= args.warmup <= 1:
         parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
 

@@ -17,6 +17,7 @@ from conftest import DEVICE, ROOT, TINY, exact_attention, make_course_data, writ
 import data
 import report
 import train
+from minbert import BertConfig, BertModel
 from tasks import TASKS
 
 
@@ -423,7 +424,6 @@ def test_a_batch_smaller_than_the_processes_is_refused(monkeypatch, capsys):
         (["--bi-head", "concat"], "--bi-head is the head of a bi-encoded pair"),
         (["--pair-encoding", "bi", "--task", "sst", "--para-bi-head", "concat"], "--para-bi-head is the head of"),
         (["--para-encoding", "bi", "--sts-bi-head", "concat"], "--sts-bi-head is the head of a bi-encoded pair"),
-        (["--max-length", "600"], "512 positions"),
         (["--max-length", "4"], "--max-length must be at least 8"),
         (["--lr", "nan"], "--lr must be a number >= 0"),
         (["--lr=-1e-3"], "--lr must be a number >= 0"),
@@ -563,6 +563,20 @@ def test_max_length_is_cut_to_the_model_positions(data_dir, tmp_path, capsys):
     assert args.max_length == 128
     assert train.setup(args).args.max_length == 32  # tiny_bert has 32 positions
     assert "positions: cut at 32" in capsys.readouterr().out
+
+
+def test_max_length_follows_a_model_with_more_than_512_positions(data_dir, tmp_path, capsys):
+    """--max-length is the model's to bound, not BERT's 512: a model with 600 positions takes 600."""
+    config = BertConfig.from_dict({**json.loads((TINY / "config.json").read_text()), "max_position_embeddings": 600})
+    BertModel(config).save_pretrained(tmp_path / "long", vocab_file=TINY / "vocab.txt")
+    flags = ["--data-dir", str(data_dir), "--task", "sts", "--epochs", "1", "--steps-per-epoch", "1"]
+    args = train.parse_args(
+        [*flags, "--model", str(tmp_path / "long"), "--out", str(tmp_path / "a"), "--max-length", "600"]
+    )
+    assert train.setup(args).args.max_length == 600
+    args = train.parse_args([*flags, "--model", str(TINY), "--out", str(tmp_path / "b"), "--max-length", "600"])
+    assert train.setup(args).args.max_length == 32  # tiny_bert's 32
+    assert "--max-length 600 is more than" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
