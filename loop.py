@@ -302,10 +302,6 @@ class Run:
     t_start: float = field(default_factory=time.time)
 
     @property
-    def total_steps(self):
-        return self.schedule.total_steps()
-
-    @property
     def elapsed(self):
         """Seconds the run has taken: before its last resume (state["elapsed"]) and since."""
         return self.state["elapsed"] + time.time() - self.t_start

@@ -407,9 +407,10 @@ def held_out_line(metrics):
 def train_step(run, epoch, step):
     """One optimizer step on the step's batch, masked afresh; returns {"mlm": (loss, hits)} as
     train.train_step does, with no hits: MLM's accuracy is the held-out one (evaluate)."""
-    args = run.args
-    loop.set_lr(run.optimizer, get_lr(run.schedule.global_step(epoch, step), run.total_steps, args.lr, args.warmup))
-    batch = data.pad(run.train.ids, run.train.types, run.schedule.batches(epoch)[step])
+    args, schedule = run.args, run.schedule
+    lr = get_lr(schedule.global_step(epoch, step), schedule.total_steps(), args.lr, args.warmup)
+    loop.set_lr(run.optimizer, lr)
+    batch = data.pad(run.train.ids, run.train.types, schedule.batches(epoch)[step])
     batch, labels = run.masking(batch, seeded(args.seed, epoch, step))  # new masks every epoch
     batch, labels = to_device(batch, run.device), labels.to(run.device)
 
@@ -471,7 +472,7 @@ def pretrain_run(args, log=print):
     n_params = sum(p.numel() for p in run.model.parameters())
     log(
         f"model {args.model}: {n_params / 1e6:.1f}M parameters on {run.device} (amp {args.amp}); "
-        f"{run.schedule.per_epoch} steps per epoch, {run.total_steps} steps in all"
+        f"{run.schedule.per_epoch} steps per epoch, {run.schedule.total_steps()} steps in all"
     )
     if run.state["start"] is None:
         run.state["start"] = evaluate(run)

@@ -271,10 +271,9 @@ def train_step(run, epoch, step):
 
 
 def lr_at(run, epoch, global_step):
-    args = run.args
-    return get_lr(
-        global_step, run.total_steps, args.lr, args.warmup, args.lr_schedule, epoch, args.lr_step_epochs, args.lr_gamma
-    )
+    """The step's learning rate: loop.get_lr with the run's --lr, --warmup and --lr-* flags."""
+    a, total = run.args, run.schedule.total_steps()
+    return get_lr(global_step, total, a.lr, a.warmup, a.lr_schedule, epoch, a.lr_step_epochs, a.lr_gamma)
 
 
 def task_loss(net, model, task, part, args):
