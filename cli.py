@@ -1,7 +1,8 @@
 """The command line that train.py and mlm.py share, and the rules around run folders.
 
 - add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both scripts share,
-  and a --help that prints a default only where it says something (every entry point uses it);
+  and a --help that prints a default only where it says something (train.py, mlm.py, bench.py,
+  ensemble.py and reproduce.py use it);
 - parse_run_args / resumed_args: --config's recipe under the command line; --resume keeps a run's
   settings, taken from its checkpoint: only flags that do not alter what has been trained so far may change;
 - check_numbers: the checks of numeric flags both scripts make, before any work starts;
@@ -54,8 +55,8 @@ def add_running_flags(g):
         "--amp",
         default="auto",
         choices=["auto", "bf16", "fp16", "off"],
-        help="mixed precision (auto: bf16 on a GPU, off on CPU; bf16 on a CPU with native bf16 "
-        "runs the main job about 1.3x faster, see docs/performance.md)",
+        help="mixed precision (auto: bf16 on a GPU with native bf16, else fp16; off on CPU; bf16 "
+        "on a CPU with native bf16 runs the main job about 1.3x faster, see docs/performance.md)",
     )
     g.add_argument("--eval-batch-size", type=int, default=128, help="batch size for evaluation")
     g.add_argument("--log-every", type=int, default=50, help="print progress every N steps")

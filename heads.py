@@ -44,7 +44,8 @@ pair into one vector. Each task keeps its output layer, scale and shift.
 The sentence vector (pooling) is the [CLS] token's last hidden state ("cls"), the mean over real
 tokens ("mean"), or BERT's pooler output, dense + tanh over [CLS] ("pooler", what the course's
 starter code uses). Linear heads can be deeper: head_layers = N puts N - 1 hidden layers
-(linear H -> H + activation) before the output layer (BERT++ Model A).
+(linear + activation, to H: the first from the head's input, then H -> H) before the output
+layer (BERT++ Model A).
 
 --pair-symmetry: a pair's label does not depend on its order, so cross-encoded pairs train on a
 random order of the two sentences (train.py) and predict from both, [CLS] a [SEP] b [SEP] and
@@ -188,7 +189,8 @@ def pool(encoded, attention_mask, pooling):
 
 
 class FeedForward(nn.Module):
-    """dropout + linear to the outputs, after layers - 1 hidden layers of dropout + linear H -> H + activation."""
+    """dropout + linear to the outputs, after layers - 1 hidden layers of dropout + linear + activation
+    (the first in_dim -> H, the others H -> H)."""
 
     def __init__(self, in_dim, out_dim, hidden, dropout, layers=1, activation="relu"):
         super().__init__()

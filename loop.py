@@ -138,8 +138,8 @@ def native_bf16():
 
 def use_tf32(device):
     """TF32 tensor cores for fp32 matmuls on CUDA (products with 10-bit mantissas, ~1e-3
-    relative): a training run's choice. Set by train.py and mlm.py only, never by picking a
-    device, so a test process that compares fp32 values keeps true fp32."""
+    relative): a training run's choice. Set by train.py and mlm.py (and bench.py, to time what
+    they run), never by picking a device, so a test process that compares fp32 values keeps true fp32."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -163,8 +163,7 @@ def keep_freed_memory():
     """glibc gives large freed blocks back to the OS at once, so each step's big temporaries
     (the word-embedding gradient and optimizer buffers, tens of MB each) come back as fresh
     pages, and the first touch of every page is a page fault. Raising glibc's mmap and trim
-    thresholds keeps freed memory in the process for reuse, as jemalloc or tcmalloc would
-    (docs/performance.md has the measured effect)."""
+    thresholds keeps freed memory in the process for reuse, as jemalloc or tcmalloc would."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL("libc.so.6")
@@ -320,7 +319,7 @@ def new_state(data, **job):
     the loop's (every job):
       epoch, step      where the run stands: the next step is `step` of epoch `epoch` (0-based)
       global_step      optimizer steps taken since the start
-      epoch_loss       {task: [the loss of each logged step of this epoch]}
+      epoch_loss       {task: [the loss of every step of this epoch so far]}
       epoch_hits       {task: [correct, counted]} training predictions this epoch (sst, para)
       history          [one entry per finished epoch: its dev scores, losses, ...]
       best             the best epoch so far ({"epoch": ..., and the job's score}), or None
@@ -388,7 +387,8 @@ def train_epochs(run, train_step, end_epoch, command):
 
 
 def run_epoch(run, epoch, stop, train_step, command):
-    """The steps of one epoch, from where a resumed run stopped. Returns False when stopped early."""
+    """The steps of one epoch, from where a resumed run stopped. Returns False when Ctrl-C or
+    SIGTERM stopped it (checkpoint saved)."""
     args, state, schedule = run.args, run.state, run.schedule
     run.log(f"epoch {epoch + 1}/{args.epochs}: {schedule.describe(epoch)}", flush=True)
     run.model.train()

@@ -332,7 +332,7 @@ def dropout(x, p, training):
     probabilities alone are B * nh * T * T entries per layer), and torch draws one random number
     per entry. Here one 64-bit draw gives four 16-bit random integers, four entries' worth, which
     is much faster (docs/performance.md); p is rounded to a multiple of 1/65536. GPUs have a fused kernel.
-    tests/test_minbert.py checks its statistics against F.dropout's."""
+    tests/test_minbert.py checks its keep rate (1 - p), its 1 / (1 - p) scale and its four lanes."""
     if not training or p == 0.0:
         return x
     if x.is_cuda:
@@ -375,9 +375,9 @@ class Layout:
 COMPILED_VARIANTS = 32
 
 # Padding removal costs a scatter and a gather per layer, so it is used only when at least
-# this fraction of the batch is padding: below that it saves no more than it costs
-# (docs/performance.md has the measurements). Length-bucketed training batches have little padding;
-# random-order ones have much.
+# this fraction of the batch is padding. Measured when it was set (MiniLM, CPU, batches 32 x 64
+# and 16 x 128): no gain at 3-6% padding, about even at 10%, 1.2-1.3x at 25%. Length-bucketed
+# training batches have little padding; random-order ones have much.
 UNPAD_MIN = 0.1
 
 

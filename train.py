@@ -17,10 +17,11 @@ The run folder (--out) holds checkpoint.pt (the latest state, for --resume), bes
 best model; predict.py loads it), best-{task}.pt (each task's best epoch, and its predictions in
 best-{task}/ when that is not best.pt's epoch), tokenizer/, metrics.json and predictions/.
 
-Reading order: train() at the bottom of the "training" section is the whole run in a dozen
-lines; train_step() is one optimizer step (the plain path first, what --pcgrad, --grad-accum and
-torchrun add beside it) and end_epoch() the scoring after each epoch, the two pieces of
-fine-tuning that loop.train_epochs runs; setup() builds everything the loop needs.
+Reading order: train_run() at the bottom of the "training" section is the whole run in a
+dozen lines (train() wraps it in the run folder's lock); train_step() is one optimizer step
+(the plain path first, what --pcgrad, --grad-accum and torchrun add beside it) and end_epoch()
+the scoring after each epoch, the two pieces of fine-tuning that loop.train_epochs runs;
+setup() builds everything the loop needs.
 """
 
 import argparse
@@ -538,7 +539,8 @@ def finish(run):
 
 def train(args):
     """The whole run: set up, train epoch by epoch (scoring dev after each), then predict with the
-    best model. Returns the final metrics, or None when stopped early (checkpoint saved).
+    best model. Returns the final metrics (an --early-stop too), or None when Ctrl-C or SIGTERM
+    stopped it (checkpoint saved).
     The run folder is locked meanwhile: a second train.py on it refuses (cli.locked)."""
     with cli.locked(args.out):
         return train_run(args)
