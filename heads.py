@@ -19,20 +19,23 @@ The bi-encoder heads (--bi-head; u, v the two sentence vectors after dropout, W 
   cosine        cos(u, v), or with --bi-projection cos(Wu, Wv), one W shared by both sentences
                 ("Tuning Up BERT" §4.2). sts = (cos + 1) * 2.5; para logit = scale * cos + shift,
                 scale and shift learned (ours: sigmoid(cos) alone stays in [0.27, 0.73]).
-  cosine-fixed  "Tuning Up BERT" §4.2 as written: the same cosine, para logit = cos (so
-                P(paraphrase) = sigmoid(cos), nothing learned after the cosine), sts = (cos + 1) * 2.5.
+  cosine-fixed  "Tuning Up BERT" §4.2 as written (with --bi-projection, which §4.2 always applies):
+                the same cosine, para logit = cos (so P(paraphrase) = sigmoid(cos), nothing learned
+                after the cosine), sts = (cos + 1) * 2.5.
   cosine-layer  cos(f(u), f(v)), f = activation(W x); sts = 5 * sigmoid(scale * cos), para as cosine.
                 Ours: BERT++'s Model E (§4.3.5) with a learned scale, which fixes the failure the
                 report blames (§5: its scores stayed near 2.5).
   bertpp-e      BERT++'s Model E as the report describes it: the same f, para logit = relu(cos)
                 ("a ReLU layer is added to the end", the sigmoid in its loss), sts = 5 * sigmoid(cos).
-  concat        a linear layer over [u, v, |u - v|, u * v] (Sentence-BERT's classifier).
+  concat        a linear layer over [u, v, |u - v|, u * v] (InferSent's features; Sentence-BERT's
+                classifier drops u * v).
   concat-plain  a linear layer over [u; v] ("BERT and Beyond" §3.2, its paraphrase bi-encoder).
   sustech-b1    SUSTech §3.1 B1: a linear layer over W1 u * W2 v (W1, W2 one per sentence, as in the
                 report's own code), trained with the L1 loss: para |sigmoid(logit) - y|, sts
                 |5 * sigmoid(z) - y| (the report: "STS: similar as paraphrase").
   sustech-b2    SUSTech §3.1 B2 (its Tables 1-3): para a linear layer over [u, v, Wu * Wv] with
-                binary cross-entropy; sts 5 * cos(Wu, Wv) with squared error. One W per task.
+                binary cross-entropy (ours: the report names no loss for it); sts 5 * cos(Wu, Wv)
+                with squared error. One W per task.
 where "*" is the element-wise product (the report's "dot product", concatenated as a vector in B2).
 SUSTech's dropout layer comes first, before W; like every head here a dropout also precedes the
 output layer (B2's code has both, B1's only the first).

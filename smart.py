@@ -58,7 +58,7 @@ like the task loss. bf16 has float32's exponent range, nothing underflows, and i
 
 Usage in a training step (`encode_head` runs the encoder from embeddings, then the task head):
 
-    embeds = model.embed(input_ids, token_type_ids)                     # (B, T, H)
+    embeds = model.bert.embed(input_ids, token_type_ids)                # (B, T, H)
     logits = encode_head(embeds)                                        # (B, C)
     loss = F.cross_entropy(logits, labels)
     loss = loss + lam * smart_regularizer(encode_head, embeds, logits, "multiclass")

@@ -742,7 +742,7 @@ def add_optimisation_flags(p):
     g.add_argument("--lr-step-epochs", type=int, default=5, help="--lr-schedule step: epochs between steps")
     g.add_argument("--lr-gamma", type=float, default=0.1, help="--lr-schedule step: factor at each step")
     g.add_argument("--warmup", type=float, default=0.05, help="fraction of all steps spent warming the lr up")
-    g.add_argument("--adam-eps", type=float, default=1e-8, help="AdamW epsilon (the reports: 1e-6 fine-tuning)")
+    g.add_argument("--adam-eps", type=float, default=1e-8, help="AdamW epsilon (SUSTech fine-tunes with 1e-6)")
     g.add_argument("--adam-betas", type=float, nargs=2, default=[0.9, 0.999], metavar=("B1", "B2"), help="AdamW betas")
     g.add_argument(
         "--early-stop", type=int, default=0, metavar="N", help="stop after N epochs without a better dev overall"
