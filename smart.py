@@ -1,7 +1,7 @@
 """SMART's smoothness-inducing adversarial regularizer, as a pure function over a forward callable.
 
 Jiang et al., "SMART: Robust and Efficient Fine-Tuning for Pre-trained Natural Language
-Models through Principled Regularized Optimization" (ACL 2020), eq. 3 and Algorithm 1.
+Models through Principled Regularized Optimization" (ACL 2020): its regularizer R_s and Algorithm 1.
 Fine-tuning minimises L(θ) + λ_s R_s(θ), where x is the embedding-layer output and
 
     R_s(θ) = 1/n Σ_i  max_{||x̃_i - x_i||_p <= ε}  l_s(f(x̃_i; θ), f(x_i; θ))
