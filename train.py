@@ -574,7 +574,11 @@ def train_run(args):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
+    # usage: one line; argparse's own lists all 80-odd flags above each error message
+    usage = "%(prog)s [flags] (python train.py --help lists them)"
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], usage=usage, formatter_class=cli.DefaultsHelpFormatter
+    )
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")

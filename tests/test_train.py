@@ -442,7 +442,9 @@ def test_a_batch_smaller_than_the_processes_is_refused(monkeypatch, capsys):
 def test_every_flag_is_checked_before_work_starts(flags, message, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(flags)
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.splitlines()) == 2  # a one-line usage, then the error (not the 80-odd flags first)
 
 
 def test_resume_refuses_changed_settings_and_extends_epochs(data_dir, tmp_path, capsys):
