@@ -337,7 +337,9 @@ def main():
     if args.encoder_check:
         return encoder_check(args.encoder_check)
     if not has_gpu():
-        sys.exit("error: no NVIDIA GPU here (nvidia-smi lists none); make gpu-check needs a CUDA machine")
+        if not args.plan or args.python:  # a plan for a given python needs its CUDA torch, so the GPU
+            sys.exit("error: no NVIDIA GPU here (nvidia-smi lists none); make gpu-check needs a CUDA machine")
+        print("no NVIDIA GPU here: this is the plan on a GPU machine with nothing installed yet")
     out, mirror = ROOT / args.out, args.data_mirror or None
     python = args.python or str(ROOT / args.venv / "bin" / "python")
     if args.plan and not args.python:  # .venv-cuda would be made with everything in it

@@ -64,6 +64,15 @@ def test_the_plan_starts_from_a_python_without_torch(tmp_path, bare_python):
     assert "- main job on CUDA (1 epoch): " in done.stdout and "tiny" not in done.stdout
 
 
+def test_the_plan_prints_on_a_machine_without_a_gpu(tmp_path, bare_python):
+    # docs/gpu.md: `python3 gpu_check.py --plan` shows what it would run, wherever it is read
+    done = run_check(tmp_path, bare_python, None, "--plan")
+    assert done.returncode == 0, done.stderr
+    assert "no NVIDIA GPU here: this is the plan" in done.stdout and "- main job on CUDA (1 epoch): " in done.stdout
+    done = run_check(tmp_path, bare_python, None, "--plan", "--python", sys.executable)  # probing it needs the GPU
+    assert done.returncode == 1 and "no NVIDIA GPU here" in done.stderr
+
+
 def test_a_gpu_that_torch_cannot_see_is_named(tmp_path, bare_python):
     # nvidia-smi lists a GPU, but the given python's torch is a CPU build (this machine's .venv).
     done = run_check(tmp_path, bare_python, H100, "--python", sys.executable)
