@@ -6,8 +6,8 @@ heads beside it.
 What DIR (--out) holds:
 
     config.json, model.safetensors, vocab.txt   the run's best encoder (best.pt) in the layout of
-      (+ tokenizer_config.json)                 Hugging Face's BertModel: transformers'
-                                                BertModel.from_pretrained(DIR) loads it, and so
+      (+ tokenizer_config.json if the run's     Hugging Face's BertModel: transformers'
+       model had one)                           BertModel.from_pretrained(DIR) loads it, and so
                                                 does minBERT's (or train.py --model DIR)
     heads.safetensors                           the task heads' weights, named as in heads.py
                                                 (sst.out.weight, para.out.bias, ...)
@@ -156,7 +156,7 @@ def load_export(folder):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])  # the first paragraph, whole
     p.add_argument("run", metavar="RUN_DIR", help="run folder written by train.py (holds best.pt and tokenizer/)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model into")
     p.add_argument("--overwrite", action="store_true", help="replace an export already in --out (default: refuse)")
