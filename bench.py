@@ -484,7 +484,7 @@ def machine(device):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
+    p = cli.new_parser(__doc__)
     a = p.add_argument
     a("--encoder", action="store_true", help="encoder speed and memory, ours vs Hugging Face (the default section)")
     a("--overhead", action="store_true", help="step-time overhead of SMART and PCGrad")

@@ -1,8 +1,8 @@
 """The command line that train.py and mlm.py share, and the rules around run folders.
 
-- add_run_folder_flags / add_running_flags / DefaultsHelpFormatter: the flags both scripts share,
-  and a --help that prints a default only where it says something (train.py, mlm.py, bench.py,
-  ensemble.py and reproduce.py use it);
+- new_parser: the parser of train.py, mlm.py, bench.py, ensemble.py and reproduce.py (a bad flag is
+  one line; DefaultsHelpFormatter's --help prints a default only where it says something);
+- add_run_folder_flags / add_running_flags: the flags train.py and mlm.py share;
 - parse_run_args / resumed_args: --config's recipe under the command line; --resume keeps a run's
   settings, taken from its checkpoint: only flags that do not alter what has been trained so far may change;
 - check_numbers: the checks of numeric flags both scripts make, before any work starts;
@@ -35,6 +35,19 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or switch or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A bad flag is one line: argparse's own error prints its usage first, which for train.py
+        lists all 80-odd flags above the message."""
+        self.exit(2, f"{self.prog}: error: {message} (python {self.prog} --help lists the flags)\n")
+
+
+def new_parser(doc):
+    """An entry point's parser: the first line of its docstring `doc` as description, one-line
+    errors, and a --help with the defaults that say something."""
+    return Parser(description=doc.split("\n")[0], formatter_class=DefaultsHelpFormatter)
 
 
 def add_run_folder_flags(p):

@@ -51,7 +51,6 @@ The output folder is a run folder like train.py's (predictions/, metrics.json) p
 (members, weights, scores), so it can itself be ensembled or reported on.
 """
 
-import argparse
 import hashlib
 import itertools
 import json
@@ -555,7 +554,7 @@ def ensemble(args):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
+    p = cli.new_parser(__doc__)
     a = p.add_argument
     a("runs", nargs="+", help="run folders with predictions/{task}-{dev,test}-raw.csv (train.py, synth.py label)")
     a("--out", default="runs/ensemble", help="new folder for the ensemble's predictions, metrics.json, ensemble.json")

@@ -488,7 +488,7 @@ def pretrain_run(args, log=print):
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
+    p = cli.new_parser(__doc__)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--out", default=None, help="run folder (required unless --resume)")

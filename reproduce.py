@@ -23,7 +23,6 @@ stops cleanly, and the same command again runs only what is missing (or, with --
 new seed).
 """
 
-import argparse
 import ctypes
 import functools
 import hashlib
@@ -440,15 +439,8 @@ def write_report(args, runs):
 # command line
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """A bad flag is one line, not the usage text."""
-        print(f"error: {message} (python reproduce.py --help lists the flags)", file=sys.stderr)
-        sys.exit(2)
-
-
 def get_parser():
-    p = Parser(description=__doc__.split("\n")[0], formatter_class=cli.DefaultsHelpFormatter)
+    p = cli.new_parser(__doc__)
     p.add_argument("--quick", action="store_true", help="one seed, the small budget, a subset of the ablations")
     p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 3, --quick 1)")
     p.add_argument("--only", default=None, help="comma-separated ablations (recipes/ablations/NN-<name>.toml)")

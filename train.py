@@ -24,7 +24,6 @@ the scoring after each epoch, the two pieces of fine-tuning that loop.train_epoc
 setup() builds everything the loop needs.
 """
 
-import argparse
 import contextlib
 import json
 import math
@@ -574,11 +573,7 @@ def train_run(args):
 
 
 def get_parser():
-    # usage: one line; argparse's own lists all 80-odd flags above each error message
-    usage = "%(prog)s [flags] (python train.py --help lists them)"
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], usage=usage, formatter_class=cli.DefaultsHelpFormatter
-    )
+    p = cli.new_parser(__doc__)
     a = p.add_argument
     recipes.add_config_flag(p)
     a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
