@@ -96,6 +96,40 @@ def pcgrad_weights(gram, generator=None):
     return A.sum(dim=0)  # (K,)
 
 
+def check_inputs(losses, shared, reduction):
+    """backward's arguments, each refused with its name when it cannot work."""
+    if len(losses) == 0:
+        raise ValueError("pcgrad.backward: losses must hold one scalar loss per task, got none")
+    for k, loss in enumerate(losses):
+        if not torch.is_tensor(loss) or loss.numel() != 1 or not loss.requires_grad:
+            raise ValueError(f"pcgrad.backward: losses[{k}] must be a scalar tensor that requires grad")
+    if len(shared) == 0:
+        raise ValueError("pcgrad.backward: shared_params is empty")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"pcgrad.backward: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def task_gradients(losses, shared, reduce=None):
+    """Each task's gradient of the shared parameters, flat, one row per task: (K, N), N their
+    elements in all; and for each parameter whether any task reached it. Backpropagates each loss
+    in turn and leaves the shared .grad None; `reduce` (backward's) is applied to every row."""
+    N = sum(p.numel() for p in shared)
+    grads = torch.zeros(len(losses), N, dtype=shared[0].dtype, device=shared[0].device)  # (K, N)
+    touched = [False] * len(shared)
+    for k, loss in enumerate(losses):
+        loss.backward()
+        offset = 0
+        for n, p in enumerate(shared):
+            if p.grad is not None:
+                grads[k, offset : offset + p.numel()] = p.grad.flatten()
+                touched[n] = True
+                p.grad = None  # the next task starts from nothing
+            offset += p.numel()
+        if reduce is not None:
+            reduce(grads[k])
+    return grads, touched
+
+
 def backward(losses, shared_params, reduction="sum", generator=None, reduce=None):
     """Backpropagate each task's loss and put PCGrad's combination into the shared params' .grad.
 
@@ -113,36 +147,13 @@ def backward(losses, shared_params, reduction="sum", generator=None, reduce=None
         the gradients of the global batch (distributed.py).
     Memory: K flat copies of the shared gradient, K * 4 bytes per parameter in float32.
     """
-    losses = list(losses)
-    shared = list(shared_params)
-    if len(losses) == 0:
-        raise ValueError("pcgrad.backward: losses must hold one scalar loss per task, got none")
-    for k, loss in enumerate(losses):
-        if not torch.is_tensor(loss) or loss.numel() != 1 or not loss.requires_grad:
-            raise ValueError(f"pcgrad.backward: losses[{k}] must be a scalar tensor that requires grad")
-    if len(shared) == 0:
-        raise ValueError("pcgrad.backward: shared_params is empty")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"pcgrad.backward: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-
+    losses, shared = list(losses), list(shared_params)
+    check_inputs(losses, shared, reduction)
     # Park any gradient already accumulated, so each task's row holds that task's alone.
     previous = [p.grad for p in shared]
     for p in shared:
         p.grad = None
-    N = sum(p.numel() for p in shared)
-    grads = torch.zeros(len(losses), N, dtype=shared[0].dtype, device=shared[0].device)  # (K, N), one row per task
-    touched = [False] * len(shared)
-    for k, loss in enumerate(losses):
-        loss.backward()
-        offset = 0
-        for n, p in enumerate(shared):
-            if p.grad is not None:
-                grads[k, offset : offset + p.numel()] = p.grad.flatten()
-                touched[n] = True
-                p.grad = None  # the next task starts from nothing
-            offset += p.numel()
-        if reduce is not None:
-            reduce(grads[k])
+    grads, touched = task_gradients(losses, shared, reduce)  # (K, N)
 
     # The fast path of `pcgrad`: surgery on the K x K Gram matrix, then one weighted sum of rows.
     # The K x K arithmetic asks K(K-1) yes/no questions: on the host, so a GPU is waited for once.

@@ -180,6 +180,23 @@ def _ascend(delta, grad, eps, eta, norm, variant):
 # The regularizer
 
 
+def check_settings(kind, eps, sigma, eta, steps, norm, variant):
+    """smart_regularizer's settings, each refused with its name when it is out of range; returns
+    ε (eps=None: the variant's DEFAULT_EPS)."""
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"smart_regularizer: kind must be one of {OUTPUT_KINDS}, got {kind!r}")
+    if norm not in NORMS:
+        raise ValueError(f"smart_regularizer: norm must be one of {NORMS}, got {norm!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"smart_regularizer: variant must be one of {VARIANTS}, got {variant!r}")
+    eps = DEFAULT_EPS[variant] if eps is None else eps
+    if not (eps > 0 and sigma >= 0 and eta > 0):
+        raise ValueError(f"smart_regularizer: need eps > 0, sigma >= 0, eta > 0; got {eps}, {sigma}, {eta}")
+    if not (isinstance(steps, int) and steps >= 0):
+        raise ValueError(f"smart_regularizer: steps must be an int >= 0, got {steps!r}")
+    return eps
+
+
 def smart_regularizer(
     forward,
     embeds,
@@ -219,17 +236,7 @@ def smart_regularizer(
     Cost: steps + 1 extra forward passes, steps backward passes here and R_s's share of the
     caller's backward.
     """
-    if kind not in OUTPUT_KINDS:
-        raise ValueError(f"smart_regularizer: kind must be one of {OUTPUT_KINDS}, got {kind!r}")
-    if norm not in NORMS:
-        raise ValueError(f"smart_regularizer: norm must be one of {NORMS}, got {norm!r}")
-    if variant not in VARIANTS:
-        raise ValueError(f"smart_regularizer: variant must be one of {VARIANTS}, got {variant!r}")
-    eps = DEFAULT_EPS[variant] if eps is None else eps
-    if not (eps > 0 and sigma >= 0 and eta > 0):
-        raise ValueError(f"smart_regularizer: need eps > 0, sigma >= 0, eta > 0; got {eps}, {sigma}, {eta}")
-    if not (isinstance(steps, int) and steps >= 0):
-        raise ValueError(f"smart_regularizer: steps must be an int >= 0, got {steps!r}")
+    eps = check_settings(kind, eps, sigma, eta, steps, norm, variant)
     single = torch.is_tensor(embeds)
     xs = (embeds,) if single else tuple(embeds)
 
