@@ -78,12 +78,23 @@ def test_padded_batch_has_about_a_quarter_padding():
     assert full["attention_mask"].all()
 
 
-def test_race_alternates_and_keeps_the_best():
+def test_race_alternates_and_keeps_the_best(monkeypatch):
     calls = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
     best = bench.race(fns, warmup=1, iters=2, rounds=2, device=torch.device("cpu"))
     assert "".join(calls) == "ab" + "aabb" * 2  # warmup, then the implementations take turns
     assert set(best) == {"a", "b"} and all(0 <= s < 1 for s in best.values())
+    # each fn keeps its fastest round: a timer whose rounds take different times
+    rounds = {"a": iter([9.0, 0.3, 0.1, 0.2]), "b": iter([9.0, 0.5, 0.7, 0.6])}  # warmup first
+    monkeypatch.setattr(bench, "seconds_per_iter", lambda fn, iters, device: next(rounds[fn.__name__]))
+
+    def a():
+        pass
+
+    def b():
+        pass
+
+    assert bench.race({"a": a, "b": b}, warmup=1, iters=2, rounds=3, device=torch.device("cpu")) == {"a": 0.1, "b": 0.5}
 
 
 def test_sst_epoch_section_on_toy_data(tmp_path, capsys):

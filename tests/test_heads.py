@@ -201,12 +201,18 @@ def test_sst_loss_option():
         HeadConfig(pooling="mean", head_layers=2, head_activation="gelu"),
     ],
 )
-def test_embed_then_encode_equals_forward(config):
+def test_embed_then_encode_equals_the_encoder_and_head_run_directly(config):
+    """The path SMART takes (embed, then from_embeddings, which forward runs too) against the
+    plain one written out here: the whole encoder on each sequence, pooled, into the head."""
     model = MultitaskBert(tiny_bert(), config=config).eval()
     for task in ("sst", "para", "sts"):
         batch = seqs(2, 5, 1) if task == "sst" else pair_batch(model.encoding[task], 2)
+        sequences = [batch["a"], batch["b"]] if model.encoding[task] == "bi" else [batch]
+        vectors = [pool(model.bert(**s), s["attention_mask"], model.pooling) for s in sequences]
+        expected = model.heads[task](*vectors)
         embeds = model.embed(task, batch)
-        assert torch.equal(model.from_embeddings(task, embeds, batch), model(task, batch))
+        torch.testing.assert_close(model.from_embeddings(task, embeds, batch), expected, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(model(task, batch), expected, atol=1e-6, rtol=1e-5)
 
 
 def test_config_from_args():

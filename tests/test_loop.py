@@ -36,6 +36,22 @@ def test_get_lr_step_multiplies_by_gamma_every_k_epochs_after_warmup():
     assert loop.get_lr(4, 100, 1.0, 0.1, "step", epoch=4, step_epochs=2) == pytest.approx(0.5)  # warming up
 
 
+def test_clip_and_step_clips_the_gradient_norm_then_steps_and_clears():
+    """With SGD at lr 1 the step is minus the gradient the optimizer was given: its norm is the
+    clip when the gradient was longer, the gradient itself when it was shorter or clip is 0."""
+    for clip, grad, moved in (
+        (1.0, [3.0, 4.0], [-0.6, -0.8]),
+        (1.0, [0.3, 0.4], [-0.3, -0.4]),
+        (0.0, [3.0, 4.0], [-3.0, -4.0]),
+    ):
+        w = torch.nn.Parameter(torch.zeros(2))
+        optimizer = torch.optim.SGD([w], lr=1.0)
+        w.grad = torch.tensor(grad)
+        loop.clip_and_step(torch.nn.ParameterList([w]), optimizer, torch.amp.GradScaler("cpu", enabled=False), clip)
+        torch.testing.assert_close(w.detach(), torch.tensor(moved))
+        assert w.grad is None  # cleared for the next step
+
+
 def test_param_groups_decay_matrices_only():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
     decayed, plain = loop.param_groups(model, 0.01)

@@ -3,12 +3,14 @@ traceback, for an incomplete or foreign run folder, an unreadable --input, text 
 UTF-8 and a batch size of 0."""
 
 import io
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import files
 import predict
@@ -50,7 +52,16 @@ def test_predicts_a_line_per_example(run_dir, monkeypatch, capsys):
     assert run_main(monkeypatch, run_dir, "--task", "sst", stdin=b"a fine film .\n\nboring .\n") is None
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[2] for line in lines] == ["a fine film .", "boring ."]
-    assert all(line.split("\t")[0] in "01234" for line in lines)
+    # each line's class and probabilities are the model's own, run here sentence by sentence
+    model, tokenizer, _ = predict.load_trained(run_dir)
+    for line, text in zip(lines, ["a fine film .", "boring ."], strict=True):
+        ids = torch.tensor([tokenizer.encode(text).ids])
+        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+        with torch.no_grad():
+            probs = model("sst", batch).softmax(-1)[0]  # (5,)
+        label, raw = line.split("\t")[:2]
+        assert int(label) == int(probs.argmax())
+        assert json.loads(raw) == pytest.approx(probs.tolist(), abs=1e-4)
 
 
 def truncate(path):

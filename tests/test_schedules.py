@@ -41,6 +41,12 @@ def test_annealed_probabilities_follow_the_formula():
     assert all(math.isclose(last[t], n**0.2 / total) for t, n in sizes.items())
 
 
+def test_uniform_and_proportional_probabilities_by_hand():
+    sizes = {"sst": 100, "para": 300, "sts": 100}
+    assert task_probabilities("uniform", sizes, 0, 3) == pytest.approx({"sst": 1 / 3, "para": 1 / 3, "sts": 1 / 3})
+    assert task_probabilities("proportional", sizes, 2, 3) == pytest.approx({"sst": 0.2, "para": 0.6, "sts": 0.2})
+
+
 @pytest.mark.parametrize("name", SAMPLED)
 def test_sampled_frequencies_match_the_formula(name):
     sizes = {"sst": 100, "para": 300, "sts": 100}

@@ -22,6 +22,7 @@ def test_accuracy_and_pearson_by_hand():
     assert score("para", np.array([1, 0]), np.array([1, 1])) == 0.5
     # preds (1, 2, 3) against gold (1, 3, 2): deviations (-1, 0, 1) and (-1, 1, 0), r = 1 / 2
     assert score("sts", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == pytest.approx(0.5)
+    assert score("sts", [3.0, 2.0, 1.0], [1.0, 3.0, 2.0]) == pytest.approx(-0.5)  # the same, reversed: r keeps its sign
     assert score("sts", [2.0, 2.0, 2.0], [1.0, 3.0, 2.0]) == 0.0  # constant predictions: no correlation
 
 
