@@ -294,6 +294,12 @@ def bench_encoder(args, device):
                 hf = f", HF {row['hf_ex_s']:.1f} ({row['ratio']:.2f}x)" if transformers else ""
                 progress(f"{model_name} {row['padding']} {mode} {B}x{T}: ours {row['ours_ex_s']:.1f} ex/s{hf}")
         del built
+    encoder_table(rows, args, device)
+    return rows
+
+
+def encoder_table(rows, args, device):
+    """bench_encoder's rows as a Markdown table, under a line saying how they were measured."""
     mem = "GPU MiB" if device.type == "cuda" else "peak RSS MiB"
     columns = {
         "model": "model",
@@ -315,7 +321,6 @@ def bench_encoder(args, device):
         "T/2 to T tokens, about 25% padding, as random-order batches padded to their longest row have\n"
     )
     table(rows, columns)
-    return rows
 
 
 # ----------------------------------------------------------------------------
