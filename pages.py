@@ -295,7 +295,11 @@ def comparison_sections(runs, labels, links):
         f"wall time are compared only among the runs with every task ({', '.join(every)}): a mean over fewer "
         "tasks is another quantity, and a run of fewer tasks is quicker."
     )
-    sections = [("Runs", [intro, Table(header, rows, best)])]
+    return [("Runs", [intro, Table(header, rows, best)]), ("Per-epoch curves", comparison_curves(runs, labels))]
+
+
+def comparison_curves(runs, labels):
+    """The comparison's figures: dev overall and each task's metric after every epoch, a line per run."""
     curves = []
     for key, title in (("overall", "overall"), *((t, TASKS[t].title) for t in TASK_NAMES)):
         series = {}
@@ -317,7 +321,7 @@ def comparison_sections(runs, labels, links):
     missing = [label for run, label in zip(runs, labels) if not run.summary.get("epochs")]
     if missing:
         curves.append(f"No per-epoch history for: {', '.join(missing)}.")
-    return sections + [("Per-epoch curves", curves)]
+    return curves
 
 
 # ----------------------------------------------------------------------------
