@@ -329,6 +329,24 @@ def safetensors_entries(f, label):
     the data section, after checking the header against the file: every entry well formed, every
     tensor's bytes inside the data section, and the tensors filling it back to back with nothing
     missing or extra (as the reference implementation checks). Raises ModelFileError otherwise."""
+    header, body_len = safetensors_header(f, label)
+    entries = {
+        name: safetensors_entry(f"{label}: tensor {name[:60]!r}", info, body_len)
+        for name, info in header.items()
+        if name != "__metadata__"
+    }
+    filled = 0
+    for begin, end in sorted((begin, end) for _, _, begin, end in entries.values()):
+        if begin != filled:
+            raise ModelFileError(f"{label}: tensors overlap or leave a gap at byte {filled} of the data section")
+        filled = end
+    if filled != body_len:
+        raise ModelFileError(f"{label}: the tensors fill {filled} of the {body_len}-byte data section (corrupt file)")
+    return entries
+
+
+def safetensors_header(f, label):
+    """The JSON header of an open .safetensors file, and the length of the data section after it."""
     size = os.fstat(f.fileno()).st_size
     f.seek(0)
     if size < 8:
@@ -345,40 +363,32 @@ def safetensors_entries(f, label):
         raise ModelFileError(f"{label}: malformed safetensors header ({reason})") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{label}: malformed safetensors header: not a JSON object")
-    body_len, entries = size - 8 - header_len, {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        where = f"{label}: tensor {name[:60]!r}"
-        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
-            raise ModelFileError(f"{where}: malformed entry {str(info)[:100]}")
-        dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
-            raise ModelFileError(f"{where}: unknown dtype {str(dtype_name)[:40]!r}")
-        # type(d) is int: JSON true would pass isinstance(d, int)
-        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
-            raise ModelFileError(f"{where}: invalid shape {str(shape)[:100]}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
-            raise ModelFileError(f"{where}: invalid data_offsets {str(offsets)[:100]}")
-        begin, end = offsets
-        if not 0 <= begin <= end <= body_len:
-            raise ModelFileError(
-                f"{where}: data_offsets [{begin}, {end}] lie outside the {body_len}-byte data section "
-                "(truncated or corrupt file)"
-            )
-        dtype = _DTYPES[dtype_name]
-        nbytes = math.prod(shape) * dtype.itemsize
-        if end - begin != nbytes:
-            raise ModelFileError(f"{where}: has {end - begin} bytes but shape {shape} {dtype_name} needs {nbytes}")
-        entries[name] = (dtype, shape, begin, end)
-    filled = 0
-    for begin, end in sorted((begin, end) for _, _, begin, end in entries.values()):
-        if begin != filled:
-            raise ModelFileError(f"{label}: tensors overlap or leave a gap at byte {filled} of the data section")
-        filled = end
-    if filled != body_len:
-        raise ModelFileError(f"{label}: the tensors fill {filled} of the {body_len}-byte data section (corrupt file)")
-    return entries
+    return header, size - 8 - header_len
+
+
+def safetensors_entry(where, info, body_len):
+    """One header entry checked: (dtype, shape, begin, end), its bytes inside the data section."""
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+        raise ModelFileError(f"{where}: malformed entry {str(info)[:100]}")
+    dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+        raise ModelFileError(f"{where}: unknown dtype {str(dtype_name)[:40]!r}")
+    # type(d) is int: JSON true would pass isinstance(d, int)
+    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        raise ModelFileError(f"{where}: invalid shape {str(shape)[:100]}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+        raise ModelFileError(f"{where}: invalid data_offsets {str(offsets)[:100]}")
+    begin, end = offsets
+    if not 0 <= begin <= end <= body_len:
+        raise ModelFileError(
+            f"{where}: data_offsets [{begin}, {end}] lie outside the {body_len}-byte data section "
+            "(truncated or corrupt file)"
+        )
+    dtype = _DTYPES[dtype_name]
+    nbytes = math.prod(shape) * dtype.itemsize
+    if end - begin != nbytes:
+        raise ModelFileError(f"{where}: has {end - begin} bytes but shape {shape} {dtype_name} needs {nbytes}")
+    return dtype, shape, begin, end
 
 
 def load_safetensors(path):
