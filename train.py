@@ -585,6 +585,7 @@ def get_parser():
 
     add_data_flags(p)
     add_model_flags(p)
+    add_loss_flags(p)
     add_optimisation_flags(p)
     add_smart_pcgrad_flags(p)
     add_running_flags(p)
@@ -658,6 +659,27 @@ def add_model_flags(p):
     )
     g.add_argument("--head-layers", type=int, default=1, help="layers per head (BERT++ Model A: 2 or more)")
     g.add_argument("--head-activation", default="relu", choices=["relu", "gelu", "tanh"], help="between head layers")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
+    for t in TASKS:
+        g.add_argument(
+            f"--{t}-dropout", type=float, default=None, help=f"dropout before the {t} head (default --dropout)"
+        )
+    g.add_argument(
+        "--encoder-dropout", type=float, default=None, help="override the encoder's dropout (default: config's)"
+    )
+    g.add_argument(
+        "--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math"
+    )
+    g.add_argument(
+        "--unpad",
+        default="on",
+        choices=["on", "off"],
+        help=f"skip padded positions outside attention when a batch is >= {UNPAD_MIN * 100:g}%% padding (same values)",
+    )
+
+
+def add_loss_flags(p):
+    g = p.add_argument_group("losses")
     g.add_argument(
         "--sst-loss",
         default="ce",
@@ -680,23 +702,6 @@ def add_model_flags(p):
         default=0.0,
         metavar="ALPHA",
         help="R-Drop for sentiment: each batch twice, + ALPHA/2 x the two passes' symmetric KL (losses.py; 0 = off)",
-    )
-    g.add_argument("--dropout", type=float, default=0.1, help="dropout before every head")
-    for t in TASKS:
-        g.add_argument(
-            f"--{t}-dropout", type=float, default=None, help=f"dropout before the {t} head (default --dropout)"
-        )
-    g.add_argument(
-        "--encoder-dropout", type=float, default=None, help="override the encoder's dropout (default: config's)"
-    )
-    g.add_argument(
-        "--attn", default="sdpa", choices=["sdpa", "explicit"], help="attention: fused kernel or written-out math"
-    )
-    g.add_argument(
-        "--unpad",
-        default="on",
-        choices=["on", "off"],
-        help=f"skip padded positions outside attention when a batch is >= {UNPAD_MIN * 100:g}%% padding (same values)",
     )
 
 
