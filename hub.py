@@ -35,6 +35,7 @@ from pathlib import Path
 
 import requests
 import torch
+import urllib3  # requests' transport, installed with it: its errors are raised by raw reads
 
 from files import ReadError, atomic_write, load_torch
 from tokenizer import SPECIAL_TOKENS
@@ -49,7 +50,8 @@ class ModelFileError(Exception):
 
 
 class Unreachable(ModelFileError):
-    """The server could not be reached at all (offline, DNS, refused): the caller says what to do instead."""
+    """The server could not be reached, or the connection failed (offline, DNS, refused, timed out):
+    the caller says what to do instead. A server that answers with an HTTP error is a ModelFileError."""
 
 
 # ----------------------------------------------------------------------------
@@ -257,12 +259,27 @@ def _progress(name, done, total, start):
     print(f"\rdownloading {name}: {msg}", end="", file=sys.stderr, flush=True)
 
 
+def arrived(response, size):
+    """The body of a streamed requests `response`, in pieces of at most `size` bytes as they
+    arrive: each read takes what has come (urllib3's read1) where iter_content would wait for a
+    whole piece, so a caller can check a deadline after every read however slowly the bytes come.
+    A connection that breaks mid-body raises requests.ConnectionError, as iter_content would."""
+    read = getattr(response.raw, "read1", response.raw.read)  # read1: urllib3 2
+    try:
+        while chunk := read(size, decode_content=True):
+            yield chunk
+    except urllib3.exceptions.HTTPError as e:  # IncompleteRead, a reset: requests wraps them in iter_content
+        raise requests.ConnectionError(e) from None
+
+
 def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=None):
     """Stream `url` to `dest`. The bytes go to a temporary file that is renamed only when
     complete and, if `check` is given, validated by check(path, label) (files.atomic_write), so an
     interrupted or truncated download never leaves a file behind. timeout bounds each read and
-    deadline the whole download, so a server trickling bytes cannot hold it forever.
-    Raises FileNotFoundError on HTTP 404 and ModelFileError on any other failure."""
+    deadline the whole download, so a server trickling bytes cannot hold it forever: each read
+    takes what has come (read1), and the deadline is checked after every one.
+    Raises FileNotFoundError on HTTP 404, Unreachable when the connection fails, and ModelFileError
+    on any other failure (another HTTP error, a deadline, a file cut short or failing `check`)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     validate = check and (lambda tmp: check(tmp, label=url))
@@ -275,11 +292,12 @@ def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=Non
         ):
             if response.status_code == 404:
                 raise FileNotFoundError(url)
-            response.raise_for_status()
+            if response.status_code >= 400:  # the server answered (401: a gated model), so not "offline"
+                raise ModelFileError(f"{url}: HTTP {response.status_code} {response.reason}")
             total = int(response.headers.get("Content-Length") or 0)
             done = 0
             start = shown = time.time()  # progress appears only for downloads that take over a second
-            for chunk in response.iter_content(chunk_size):
+            for chunk in arrived(response, chunk_size):
                 f.write(chunk)
                 done += len(chunk)
                 if time.time() - shown > 1.0:

@@ -46,6 +46,7 @@ import requests
 import analysis
 import data
 import files
+import hub
 import predictions
 from loop import format_time
 from tasks import TASKS, overall
@@ -203,12 +204,13 @@ class Client:
         headers = {"Authorization": f"Bearer {self._key}"}
         post, deadline = self.local.session.post, time.monotonic() + self.timeout
         with post(self.url, json=body, headers=headers, timeout=self.timeout, stream=True) as response:
-            read = getattr(response.raw, "read1", response.raw.read)  # read1: what has come (urllib3 2)
             content = bytearray()
-            while len(content) <= MAX_REPLY_BYTES and (chunk := read(1 << 16, decode_content=True)):
+            for chunk in hub.arrived(response, 1 << 16):  # what has come, so the deadline is checked
                 content += chunk
                 if time.monotonic() > deadline:
                     raise requests.Timeout(f"reply not complete after {self.timeout} s")
+                if len(content) > MAX_REPLY_BYTES:
+                    break
             return response.status_code, response.headers, response.reason, bytes(content)
 
     def chat(self, prompt, temperature):

@@ -4,6 +4,7 @@ caching, 404, a connection dropped mid-file, no server at all."""
 import gzip
 import json
 import os
+import re
 import signal
 import struct
 import threading
@@ -31,11 +32,15 @@ class Hub:
     def __init__(self):
         self.files, self.requests = {}, []
         self.drop, self.no_length, self.gzip, self.slow = set(), set(), set(), set()
+        self.status = {}  # path -> the HTTP error it is answered with
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.requests.append(self.path)
+                if self.path in owner.status:
+                    self.send_error(owner.status[self.path])
+                    return
                 parts = self.path.strip("/").split("/resolve/main/")
                 body = owner.files.get(parts[0], {}).get(parts[-1]) if len(parts) == 2 else None
                 if body is None:
@@ -231,6 +236,26 @@ def test_slow_server_shows_progress_and_meets_a_deadline(server, tmp_path, capsy
     with pytest.raises(hub.ModelFileError, match=r"big.bin: not complete after 0.5 s"):
         hub.download(f"{server.url}/r/resolve/main/big.bin", tmp_path / "late.bin", chunk_size=100, deadline=0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin"]
+
+
+def test_a_trickling_server_meets_the_deadline_at_the_default_chunk_size(server, tmp_path):
+    """Each read takes what has come, so the deadline is checked as bytes arrive: a 64 KiB read
+    waited for the whole file, however slowly it came."""
+    server.files["r"] = {"huge.bin": bytes(20000)}  # 200 pieces of 100 bytes, 0.05 s apart: 10 s in all
+    server.slow.add("/r/resolve/main/huge.bin")
+    with pytest.raises(hub.ModelFileError, match=r"not complete after 0.5 s") as stop:
+        hub.download(f"{server.url}/r/resolve/main/huge.bin", tmp_path / "huge.bin", deadline=0.5)
+    done = int(re.search(r"\((\d+) bytes\)", str(stop.value)).group(1))
+    assert done < 20000  # stopped at the deadline, not once the whole file was in
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_http_error_is_not_called_unreachable(server, tmp_path):
+    server.files["gated"] = {"config.json": b"{}"}
+    server.status["/gated/resolve/main/config.json"] = 401
+    with pytest.raises(hub.ModelFileError, match=r"config.json: HTTP 401 Unauthorized") as stop:
+        hub.download(f"{server.url}/gated/resolve/main/config.json", tmp_path / "config.json")
+    assert not isinstance(stop.value, hub.Unreachable)  # whose message would say "if this machine is offline"
 
 
 def test_files_orphaned_by_a_kill_are_removed_on_the_next_fetch(server, tmp_path):

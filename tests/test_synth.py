@@ -80,6 +80,9 @@ class FakeOpenAI:
             for name, value in {**headers, "Content-Type": "application/json", "Content-Length": len(data)}.items():
                 handler.send_header(name, str(value))
             handler.end_headers()
+            if step[0] == "cut":  # the reply announced in full, half of it sent, then the connection closes
+                data = data[: len(data) // 2]
+                handler.close_connection = True
             for piece in [data[i : i + 1] for i in range(len(data))] if step[0] == "trickle" else [data]:
                 handler.wfile.write(piece)
                 handler.wfile.flush()
@@ -449,6 +452,16 @@ def test_a_reply_trickling_in_is_cut_at_the_timeout_and_asked_again(server, tmp_
     argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "2", *FAST, "--timeout", "0.3"]
     assert synth.main(argv) == 0  # (it once waited for the whole trickle, and took it)
     assert server.count("sentence a") == 2 and "no reply within --timeout 0.3 s; retry 1/" in capsys.readouterr().out
+    assert as_tuples(records(out)) == expected_records([("a", "sentence a", 1)], 2, "gpt-3.5-turbo")
+
+
+def test_a_reply_cut_short_is_asked_again(server, tmp_path, capsys):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1)])
+    server.script = {"sentence a": [("cut",)]}
+    out = tmp_path / "synth.jsonl"
+    argv = ["paraphrase", "--input", str(src), "--out", str(out), "--n", "2", *FAST]
+    assert synth.main(argv) == 0  # (urllib3's IncompleteRead once escaped as a traceback)
+    assert server.count("sentence a") == 2 and "cannot connect to" in capsys.readouterr().out
     assert as_tuples(records(out)) == expected_records([("a", "sentence a", 1)], 2, "gpt-3.5-turbo")
 
 
