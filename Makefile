@@ -49,7 +49,7 @@ lint: install
 bench: install
 	$(PY) bench.py $(ARGS)
 
-# On an NVIDIA GPU machine, in one command and about 10 minutes (gpu_check.py): the tests on CUDA,
+# On an NVIDIA GPU machine, in one command and 11 minutes at most (gpu_check.py): tests on CUDA,
 # the encoder against the fixtures, bench.py (bf16 with MFU, fp32), one epoch of the main job;
 # logs and summary in gpu-check/. With internet it makes .venv-cuda (TORCH_CUDA_INDEX picks the CUDA
 # build, default https://download.pytorch.org/whl/cu128) and fetches the data. GPU_PYTHON=python3

@@ -38,7 +38,8 @@ class ReproduceError(Exception):
 
 
 def finished(folder):
-    """A run (train.py, mlm.py or ensemble.py) is finished once it has written its metrics.json."""
+    """A train.py or mlm.py run is finished once it has written its metrics.json (an ensemble.py
+    folder: its ensemble.json, which it writes last)."""
     return (Path(folder) / "metrics.json").is_file()
 
 
@@ -73,7 +74,7 @@ def read_metrics(path):
 # ----------------------------------------------------------------------------
 # one table per ablation, our figures beside the report's
 
-COLUMNS = ("sst", "para", "sts", "overall", "plain_mean")
+COLUMNS = (*TASK_NAMES, "overall", "plain_mean")
 HEADER = ["configuration", "sst", "para", "sts", "overall", "plain mean", "report's figure", "time per run"]
 HEDGE = (
     "the smaller 6-layer model (MiniLM, not bert-base), the 13.5k QQP training rows (not 141k) or the short CPU budget"

@@ -11,7 +11,8 @@ command that writes the pages:
     run = analysis.load_results("runs/main"); counts = analysis.confusion_matrix(run.tasks["sst"].gold, ...)
 
 A run folder is what train.py writes (metrics.json, predictions/), or what ensemble.py writes
-(ensemble.json instead of metrics.json); a folder may hold predictions for some tasks only.
+(metrics.json too, and ensemble.json with its members); a folder may hold predictions for some
+tasks only.
 """
 
 import json
@@ -25,7 +26,7 @@ import data
 import predictions
 from tasks import TASK_NAMES, TASKS
 
-SUMMARY_FILES = ("metrics.json", "ensemble.json")  # what train.py, resp. ensemble.py, write beside predictions/
+SUMMARY_FILES = ("metrics.json", "ensemble.json")  # the summary: metrics.json, else an ensemble's ensemble.json
 
 
 class RunError(Exception):
@@ -51,7 +52,7 @@ class TaskDev:
 @dataclass
 class RunResults:
     folder: Path
-    summary_file: str  # "metrics.json" or "ensemble.json"
+    summary_file: str  # "metrics.json", or "ensemble.json" where there is no metrics.json
     summary: dict
     tasks: dict  # task -> TaskDev, for the tasks with dev predictions
     absent: list = field(default_factory=list)  # one sentence per thing the report cannot show

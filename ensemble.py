@@ -591,7 +591,7 @@ def get_parser():
         "--data-dir",
         default=None,
         help="folder with the course dev files (gold labels) and test files (the ids a submission must have); "
-        "default: the files the runs' metrics.json record, if they agree, else data",
+        "default: the files the runs' metrics.json record (an error if they differ), else data",
     )
     for t in TASK_NAMES:
         for split in ("dev", "test"):

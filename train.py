@@ -576,7 +576,7 @@ def get_parser():
     p = cli.new_parser(__doc__)
     a = p.add_argument
     recipes.add_config_flag(p)
-    a("--task", default="all", choices=["sst", "para", "sts", "all"], help="task to train, or all three on one encoder")
+    a("--task", default="all", choices=[*TASK_NAMES, "all"], help="task to train, or all three on one encoder")
     a("--model", default="all-MiniLM-L6-v2", help="encoder: packaged default, a model folder, or a hub id")
     a("--out", default=None, help="run folder (default runs/<task>)")
     cli.add_run_folder_flags(p)

@@ -22,7 +22,7 @@ TINY = FIXTURES / "tiny_bert"  # a tiny random BERT folder (make_fixtures.py), f
 
 
 # Tests run on the CPU. With MINBERT_TEST_DEVICE=cuda (make gpu-check sets it), the tests that take
-# a device run on the GPU instead: the encoder against Hugging Face, AdamW, one training step, train.py.
+# a device run on the GPU instead (make gpu-check runs a selection of them: gpu_check.DEVICE_TESTS).
 DEVICE = torch.device(os.environ.get("MINBERT_TEST_DEVICE", "cpu"))
 # Float32 on a GPU sums in other orders (and SDPA picks other kernels) than on a CPU.
 TOL = 1e-5 if DEVICE.type == "cpu" else 1e-4

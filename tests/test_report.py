@@ -136,6 +136,21 @@ def test_comparison_lists_every_run_with_its_flags_and_marks_the_best(runs, tmp_
     assert len(curve.findall(".//s:polyline", NS)) == 2 and len(curve.findall(".//s:circle", NS)) == 4
 
 
+def test_the_curves_caption_names_the_dev_rows_they_were_scored_on(runs, tmp_path):
+    pages.write_comparison([runs / "a", runs / "b"], tmp_path / "cmp")
+    subset = json.loads((runs / "a" / "metrics.json").read_text())["config"]["eval_subset"]
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert ("each run's --eval-subset rows" in md) == bool(subset) and ("on the full dev sets)" in md) != bool(subset)
+    full = [copy_run(runs, tmp_path / name) for name in ("c", "d")]
+    for folder in full:  # scored on all of dev after every epoch (--eval-subset 0)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics["config"]["eval_subset"] = 0
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    pages.write_comparison(full, tmp_path / "cmp0")
+    md = (tmp_path / "cmp0" / "report.md").read_text()
+    assert "Dev overall after each epoch (on the full dev sets)" in md and "--eval-subset rows" not in md
+
+
 def test_runs_with_the_same_folder_name_are_told_apart_by_their_paths(runs, tmp_path):
     first, second = copy_run(runs, tmp_path / "x" / "run"), copy_run(runs, tmp_path / "y" / "run")
     pages.write_comparison([first, second], tmp_path / "cmp")
