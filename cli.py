@@ -164,9 +164,10 @@ def check_numbers(parser, args, at_least, non_negative):
         parser.error(f"--warmup is a fraction of all steps, in [0, 1]; got {args.warmup}")
 
 
-def check_out(out, resume, overwrite, products):
+def check_out(out, resume, overwrite, products, remove=True):
     """Never destroy a run by accident: an `out` folder holding any of `products` (the files and
-    folders a run writes) needs --resume or --overwrite; --overwrite removes them first."""
+    folders a run writes) needs --resume or --overwrite; --overwrite removes them first (when
+    `remove`: under torchrun only rank 0 does, or the processes would delete each other's)."""
     out = Path(out)
     if resume:
         return
@@ -174,7 +175,7 @@ def check_out(out, resume, overwrite, products):
     if found and not overwrite:
         go_on = f"continue it with --resume {out}, or " if (out / "checkpoint.pt").is_file() else ""
         sys.exit(f"error: {out} already holds a run ({', '.join(found)}): {go_on}replace it with --overwrite")
-    for name in found:
+    for name in found if remove else ():
         files.remove(out / name)  # a planted link goes, never what it points to
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,11 @@ def launched_world():
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def launched_rank():
+    """This process's RANK as torchrun set it (0 alone), known before setup joins the group."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def set_device(device):
     """Make `device` the one every collective below puts its tensors on (setup calls this)."""
     global _device

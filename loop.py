@@ -338,7 +338,7 @@ def new_state(data, **job):
 def start(args, products):
     """The first moves of every run: never replace a run by accident (check_out), choose the device
     and precision, and seed. Returns the device, where the loop's sums over processes go too."""
-    cli.check_out(args.out, args.resume, args.overwrite, products)
+    cli.check_out(args.out, args.resume, args.overwrite, products, remove=distributed.launched_rank() == 0)
     device, args.amp = pick_device(args.device, args.amp)
     distributed.set_device(device)
     use_tf32(device)

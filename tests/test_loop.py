@@ -124,10 +124,26 @@ def test_each_process_resumes_its_own_rng(tmp_path):
     assert torch.equal(torch.rand(4), fresh)
 
 
+def test_overwrite_under_torchrun_is_rank_zeros_to_do(tmp_path, monkeypatch):
+    """Every process runs loop.start. When each removed the old run, one died on a file another had
+    just removed (FileNotFoundError, about one run in three), or could remove rank 0's new files."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    args = argparse.Namespace(out=str(out), resume=None, overwrite=True, device="cpu", amp="off", seed=0)
+    monkeypatch.setenv("RANK", "1")
+    loop.start(args, ("metrics.json",))
+    assert (out / "metrics.json").is_file()
+    monkeypatch.setenv("RANK", "0")
+    loop.start(args, ("metrics.json",))
+    assert not (out / "metrics.json").exists()
+
+
 def test_torchrun_asking_for_more_gpus_than_there_are_says_so():
-    # A 2-process torchrun on a 1-GPU machine: LOCAL_RANK 1 has no GPU (this CPU machine has 0).
-    with pytest.raises(SystemExit, match=r"LOCAL_RANK 1, but torch sees \d+ GPU\(s\): start at most"):
-        loop.take_local_gpu(torch.cuda.device_count() + 1 if torch.cuda.is_available() else 1)
+    # One process more than the machine has GPUs: LOCAL_RANK n on n GPUs (n = 0 on a CPU machine).
+    n = torch.cuda.device_count()
+    with pytest.raises(SystemExit, match=rf"LOCAL_RANK {n}, but torch sees {n} GPU\(s\): start at most {n} per"):
+        loop.take_local_gpu(n)
 
 
 def test_tf32_is_a_training_choice_that_tests_do_not_inherit():

@@ -22,6 +22,7 @@ def minilm():
 
 
 def run(model, ref, prefix=""):
+    model = model.to(DEVICE)  # in place: a model loaded here starts on the CPU
     ids, mask, types = (torch.from_numpy(ref[prefix + k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
     with torch.no_grad():
         out = model(ids.to(DEVICE), mask.to(DEVICE), types.to(DEVICE))
@@ -102,7 +103,7 @@ def test_explicit_attention_equals_sdpa_in_training_without_dropout():
 
 
 def test_dropout_off_in_eval_on_in_train(minilm):
-    ids = torch.tensor([[101, 7592, 2088, 102]])
+    ids = torch.tensor([[101, 7592, 2088, 102]], device=DEVICE)
     with torch.no_grad():
         a, b = minilm(ids)["pooler_output"], minilm(ids)["pooler_output"]
         assert torch.equal(a, b)
