@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 import cli
 import data
+import distributed
 import files
 import hub
 import loop
@@ -548,6 +549,8 @@ def check_args(parser, args):
     for path in args.text or []:
         if not Path(path).is_file():
             parser.error(f"--text {path}: no such file")
+    if distributed.launched_world() > 1:  # it never joins a process group: N copies, one folder
+        parser.error("mlm.py runs in one process; start it with python, not torchrun")
 
 
 def parse_args(argv=None):

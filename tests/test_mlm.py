@@ -330,3 +330,12 @@ def test_a_folder_in_use_is_refused_before_anything_is_replaced(data_dir, tmp_pa
         with pytest.raises(files.LockError, match=f"{out} is in use: process {os.getpid()} "):
             run(data_dir, out, "--max-steps", "1", "--overwrite")
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_mlm_refuses_torchrun(tmp_path, monkeypatch, capsys):
+    """mlm.py never joins a process group: under torchrun each process would train the same model
+    alone, all writing one --out."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit):
+        mlm.parse_args(["--out", str(tmp_path / "m")])
+    assert "mlm.py runs in one process; start it with python, not torchrun" in capsys.readouterr().err
