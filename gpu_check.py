@@ -93,8 +93,7 @@ def make_env(venv):
     transformers (bench.py's reference side; a tool here, never a runtime dependency)."""
     python = venv / "bin" / "python"
     if not python.exists():
-        if sys.version_info[:2] < OLDEST_PYTHON:  # the environment would be made with this python
-            sys.exit(f"error: {sys.executable} is Python {sys.version.split()[0]}; minBERT needs Python >= 3.11")
+        check_python(sys.executable, sys.version.split()[0])  # the environment would be made with it
         setup_step([sys.executable, "-m", "venv", str(venv)], f"make the environment {venv}")
     pip = [str(python), "-m", "pip", "install", "-q"]
     setup_step([*pip, TORCH, "--index-url", CUDA_INDEX], f"install {TORCH} from {CUDA_INDEX} into {venv}")
@@ -135,10 +134,16 @@ def version_tuple(version):
     return tuple(int(p) if p.isdigit() else 0 for p in (parts + ["0"])[:2])
 
 
+def check_python(python, version):
+    """One line for a python older than OLDEST_PYTHON, before anything runs with it."""
+    if version_tuple(version) < OLDEST_PYTHON:
+        oldest = ".".join(map(str, OLDEST_PYTHON))
+        sys.exit(f"error: {python} is Python {version}; minBERT needs Python >= {oldest} (tomllib)")
+
+
 def check_env(python, facts):
     """One clear line for an environment the GPU path cannot use."""
-    if version_tuple(facts["python"]) < OLDEST_PYTHON:
-        sys.exit(f"error: --python {python} is Python {facts['python']}; minBERT needs Python >= 3.11 (tomllib)")
+    check_python(f"--python {python}", facts["python"])
     if "torch" in facts["missing"]:
         sys.exit(f"error: --python {python} has no torch (install a CUDA build, or leave out GPU_PYTHON)")
     if version_tuple(facts["torch"]) < OLDEST_TORCH:
