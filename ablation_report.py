@@ -75,7 +75,7 @@ def read_metrics(path):
 # one table per ablation, our figures beside the report's
 
 COLUMNS = (*TASK_NAMES, "overall", "plain_mean")
-HEADER = ["configuration", "sst", "para", "sts", "overall", "plain mean", "report's figure", "time per run"]
+HEADER = ["configuration", "sst", "para", "sts", "overall", "plain mean", "report's figure", "training time"]
 HEDGE = (
     "the smaller 6-layer model (MiniLM, not bert-base), the 13.5k QQP training rows (not 141k) or the short CPU budget"
 )
@@ -290,7 +290,8 @@ def header(args, chosen, runs):
         "Columns: dev SST-5 accuracy, QQP accuracy, STS Pearson r; overall is the course formula "
         "mean(sst, para, (r + 1) / 2), plain mean the mean of the three as BERT++ and SUSTech report it. The "
         "report's figure: its sst / para / sts → overall (plain: a plain mean), from the table named; the reports "
-        "fine-tune bert-base on 141k QQP rows for far longer. Time per run: train.py's own wall time.",
+        "fine-tune bert-base on 141k QQP rows for far longer. Training time: train.py's own wall time per seed "
+        "(mean over seeds); a row of single-task runs adds up its three runs.",
     ]
 
 

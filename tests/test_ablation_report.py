@@ -96,3 +96,28 @@ def test_bar_chart_draws_one_bar_per_value_and_whiskers_for_spread():
     neg = svg.bar_chart(["a", "b"], {"sts": [(-0.5, 0.0), (-0.4, 0.05)]}, "t", "r")
     ys = [float(y) for y in re.findall(r'class="bar" x="[\d.]+" y="(-?[\d.]+)"', neg)]
     assert len(ys) == 2 and min(ys) >= 0
+
+
+def test_a_row_of_single_task_runs_joins_them_per_seed_and_adds_up_their_training_time(tmp_path):
+    """One run per task, each with its own flags: the row's cells take each task from its own run,
+    its training time is the three runs' together, and a seed missing one of them is left out."""
+
+    class Run:  # what row_stats reads of reproduce's runs: a seed and a folder
+        def __init__(self, task, seed):
+            self.task, self.seed = task, seed
+
+        def folder(self, results):
+            return results / f"{self.task}-seed{self.seed}"
+
+    times = {"sst": 60.0, "para": 120.0, "sts": 30.0}
+    runs = {(task,): [Run(task, 0), Run(task, 1)] for task in times}
+    for task, seed in [(t, 0) for t in times] + [("sst", 1), ("para", 1)]:  # seed 1 has no sts run
+        folder = Run(task, seed).folder(tmp_path)
+        folder.mkdir()
+        metrics = {"dev": {task: 0.5 + seed / 10}, "config": {"epochs": 1, "steps_per_epoch": 3}}
+        (folder / "metrics.json").write_text(json.dumps({**metrics, "wall_time_s": times[task]}))
+    stats, seeds = ablation_report.row_stats(tmp_path, runs, list(runs))
+    assert seeds == 1
+    assert stats["time"] == (210.0, 0.0)
+    assert stats["sst"] == stats["para"] == stats["sts"] == (0.5, 0.0)
+    assert stats["overall"] == pytest.approx(((0.5 + 0.5 + 0.75) / 3, 0.0))
