@@ -224,7 +224,8 @@ def ablation_section(args, ablation, planned, runs):
         took = format_time(read_json(args.mlm_dir / "metrics.json")["wall_time_s"])
         blocks.append(f"MLM pretraining ({args.budget.mlm_steps} steps, once, for every seed) took {took} more.")
     chart = {"overall": [s.get("overall") for _, s, _ in rows], "plain mean": [s.get("plain_mean") for _, s, _ in rows]}
-    if not any(chart["overall"]):  # a single-task table: chart its task
+    if ablation.metric != ("overall",) and any(n and s.get("overall") is None for _, s, n in rows):
+        # a row of runs without all three tasks (single-task rows) has no overall: chart the ranking columns
         chart = {t: [s.get(t) for _, s, _ in rows] for t in ablation.metric}
     if any(v for vs in chart.values() for v in vs):
         doc = svg.bar_chart([c.label for c, _, _ in rows], chart, ablation.title, "dev score (mean ± std over seeds)")

@@ -121,3 +121,23 @@ def test_a_row_of_single_task_runs_joins_them_per_seed_and_adds_up_their_trainin
     assert stats["time"] == (210.0, 0.0)
     assert stats["sst"] == stats["para"] == stats["sts"] == (0.5, 0.0)
     assert stats["overall"] == pytest.approx(((0.5 + 0.5 + 0.75) / 3, 0.0))
+
+
+def test_a_table_with_single_task_rows_charts_its_ranking_columns_not_empty_overall_slots(tmp_path, data_dir):
+    """pair-encoding mixes single-task rows (Tuning Up: a para run and an sts run, no overall) with
+    multitask ones: its chart shows para and sts for every row, not overall bars for some rows only."""
+    flags = ["--data-dir", str(data_dir), "--results", str(tmp_path), "--only", "pair-encoding", "--seeds", "1"]
+    args = reproduce.parse_args(flags)
+    runs = reproduce.plan_runs(args)
+    for run in runs:
+        task = run.flags[run.flags.index("--task") + 1] if "--task" in run.flags else "all"
+        dev = {t: 0.6 for t in ("sst", "para", "sts") if task in (t, "all")}
+        metrics = {"dev": dev, "config": {"epochs": 1, "steps_per_epoch": 3}, "wall_time_s": 60.0}
+        run.folder(tmp_path).mkdir(parents=True)
+        (run.folder(tmp_path) / "metrics.json").write_text(json.dumps(metrics))
+    (ablation,) = reproduce.selected(args)
+    planned = [(row, reproduce.flags_of(args, row)) for row in reproduce.rows_of(ablation, False)]
+    ablation_report.write_report(args, [(ablation, planned)], runs, [])
+    chart = (tmp_path / "charts" / "pair-encoding.svg").read_text()
+    assert chart.count('class="bar"') == 2 * len(planned)  # para and sts, every row
+    assert "<title>para: 0.6000</title>" in chart and "overall" not in chart
