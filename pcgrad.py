@@ -130,6 +130,17 @@ def task_gradients(losses, shared, reduce=None):
     return grads, touched
 
 
+def gram(grads):
+    """The K x K matrix of dot products G_ij = g_i . g_j of the rows of grads (K, N).
+
+    Each entry is a dot product, not one matmul grads @ grads.T: on a GPU, training turns TF32 on
+    (loop.use_tf32), and a float32 matmul then multiplies with 10-bit mantissas, about 1e-3
+    relative error, enough to flip the sign test of nearly orthogonal gradients. A dot product
+    keeps float32's precision, as `pcgrad` has it; K is small, so K^2 of them cost little."""
+    K = len(grads)
+    return torch.stack([torch.dot(g_i, g_j) for g_i in grads for g_j in grads]).view(K, K)
+
+
 def backward(losses, shared_params, reduction="sum", generator=None, reduce=None):
     """Backpropagate each task's loss and put PCGrad's combination into the shared params' .grad.
 
@@ -157,8 +168,11 @@ def backward(losses, shared_params, reduction="sum", generator=None, reduce=None
 
     # The fast path of `pcgrad`: surgery on the K x K Gram matrix, then one weighted sum of rows.
     # The K x K arithmetic asks K(K-1) yes/no questions: on the host, so a GPU is waited for once.
-    weights = pcgrad_weights((grads @ grads.T).cpu(), generator).to(grads.device)  # (K,)
-    combined = (weights / len(losses) if reduction == "mean" else weights) @ grads  # (N,)
+    weights = pcgrad_weights(gram(grads).cpu(), generator).to(grads.device)  # (K,)
+    if reduction == "mean":
+        weights = weights / len(losses)
+    # Row by row, not `weights @ grads`: see gram on TF32.
+    combined = sum(w * g for w, g in zip(weights, grads))  # (N,)
     offset = 0
     for n, p in enumerate(shared):
         grad = combined[offset : offset + p.numel()].view_as(p)  # a view: no copy

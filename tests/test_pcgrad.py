@@ -178,3 +178,31 @@ def test_gram_fast_path_equals_the_explicit_surgery(K):
     fast = pcgrad.pcgrad_weights(G @ G.T, generator=torch.Generator().manual_seed(7)) @ G
     torch.testing.assert_close(fast, explicit, atol=1e-4, rtol=1e-5)
     assert not torch.allclose(explicit, G.sum(0))  # the surgery did change something
+
+
+def tf32(x):
+    """x with the 13 low mantissa bits of each float32 cleared: the 10-bit mantissa of TF32."""
+    return (x.contiguous().view(torch.int32) & -(1 << 13)).view(torch.float32)
+
+
+def test_backward_keeps_float32_precision_where_a_gpu_would_multiply_matrices_in_tf32(monkeypatch):
+    """On a GPU training turns TF32 on (loop.use_tf32): every float32 matrix product (a matmul whose
+    second operand is a matrix, so cuBLAS runs a GEMM) then rounds its inputs to 10-bit mantissas.
+    That rule emulated here on the CPU, backward must still agree with the explicit surgery, which
+    uses dot products only."""
+    real_matmul = torch.Tensor.__matmul__
+
+    def gpu_matmul(a, b):
+        if b.dim() >= 2 and a.dtype == b.dtype == torch.float32:
+            return real_matmul(tf32(a), tf32(b))
+        return real_matmul(a, b)
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(3, 4000, generator=g) + torch.tensor([[0.1], [-0.1], [0.0]])  # (K, N)
+    rows[2] -= 1.5 * rows[0] * (rows[0] @ rows[2]) / (rows[0] @ rows[0])  # tasks 0 and 2 conflict
+    p = torch.zeros(4000, requires_grad=True)
+    monkeypatch.setattr(torch.Tensor, "__matmul__", gpu_matmul)
+    pcgrad.backward([(r * p).sum() for r in rows], [p], generator=torch.Generator().manual_seed(3))
+    explicit = pcgrad.pcgrad(list(rows), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(p.grad, explicit, atol=1e-5, rtol=1e-5)  # TF32: off by up to 5e-3
+    assert not torch.allclose(explicit, rows.sum(0))  # the surgery did change something
