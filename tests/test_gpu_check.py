@@ -33,6 +33,7 @@ def run_check(tmp_path, python, fake_smi=None, *extra):
         smi.write_text(f"#!/bin/sh\n{fake_smi}\n")
         smi.chmod(0o755)
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}  # no real nvidia-smi on this PATH
+    env["CUDA_VISIBLE_DEVICES"] = ""  # as conftest's: a CUDA wheel in .venv on a GPU machine sees none either
     return subprocess.run(
         [str(python), "gpu_check.py", *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

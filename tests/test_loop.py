@@ -4,11 +4,14 @@ loop itself on a toy job (Ctrl-C and resume, early and --max-steps ends)."""
 import argparse
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import DEVICE, ROOT
 
 import files
 import loop
@@ -137,6 +140,16 @@ def test_overwrite_under_torchrun_is_rank_zeros_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "0")
     loop.start(args, ("metrics.json",))
     assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.skipif(DEVICE.type != "cpu", reason="make gpu-check's run: the tests that take a device use the GPU")
+def test_a_cpu_test_run_leaves_auto_on_the_cpu_of_a_gpu_machine():
+    # Tests that give no --device (test_ensemble's per-task bests, at 1e-5 from CPU predictions)
+    # ran train.py's auto, the GPU and bf16, where `make test` ran on a GPU machine.
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == ""  # conftest: GPUs hidden, from subprocesses too
+    code = "import loop; print(*loop.pick_device('auto', 'auto'))"
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert child.stdout.split() == ["cpu", "off"]
 
 
 def test_torchrun_asking_for_more_gpus_than_there_are_says_so():
