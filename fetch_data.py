@@ -92,7 +92,10 @@ def fetch(dest, mirror=None, base_url=BASE_URL, files=None):
     dest, files = Path(dest), files or course_files()
     if dest.exists() and not dest.is_dir():
         raise DataError(f"--dest {dest}: a file, not a folder")
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file on the way (--dest a.csv/data), no permission: one line naming the flag
+        raise DataError(f"--dest {dest}: cannot make the folder ({e.strerror or e})") from None
     if mirror and not Path(mirror).is_dir():
         print(f"mirror folder {mirror} not found; downloading from {base_url}")
         mirror = None

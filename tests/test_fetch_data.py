@@ -143,3 +143,10 @@ def test_course_files_come_from_the_task_table():
     files = fetch_data.course_files()
     assert len(files) == 9 and files["quora-test-student.csv"] == ("para", "test", None)
     assert files["ids-sst-dev.csv"] == ("sst", "dev", (1101,))
+
+
+def test_a_dest_that_cannot_be_made_is_one_line_naming_the_flag(tmp_path):
+    mirror = write_tiny_course(tmp_path / "mirror")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError, match=r"--dest .*a-file/data: cannot make the folder \(Not a directory\)"):
+        fetch_data.fetch(tmp_path / "a-file" / "data", mirror=mirror, files=TINY_FILES)
