@@ -499,6 +499,10 @@ def check_ensemble_out(args):
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EnsembleError(f"--out {out}: already exists and is not an empty folder; choose a new one")
+    dest = out.resolve()
+    for name in args.runs:  # a run folder holds only what train.py (or synth.py label) wrote into it
+        if Path(name).resolve() in dest.parents:
+            raise EnsembleError(f"--out {out} is inside the run {name}: choose a folder outside the runs combined")
     check_distinct(args.runs)
     return out
 

@@ -391,6 +391,14 @@ def test_out_must_be_new_and_runs_distinct(tmp_path, two_runs):
         run_ensemble(tmp_path / "x", [tmp_path / "a", f"{tmp_path / 'a'}/"], data_dir=tmp_path)
 
 
+def test_out_inside_a_run_is_refused_before_anything_is_written(tmp_path, two_runs):
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "a").rglob("*"))
+    argv = [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "a" / "ens"), "--data-dir", str(tmp_path)]
+    with pytest.raises(EnsembleError, match=r"--out .*a/ens is inside the run .*a: choose a folder outside"):
+        ensemble.ensemble(ensemble.parse_args(argv))
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "a").rglob("*")) == before
+
+
 # ----------------------------------------------------------------------------
 # test predictions against the test file, classes against gold, course files from metrics.json,
 # members with dev predictions only (issue 26)
