@@ -304,6 +304,10 @@ def load_task_data(args, tasks, tokenizer, encodings, log=print):
             examples = read_split(args, task, split, log)
             if examples is None:
                 continue
+            if split == "train":
+                train = examples
+            elif split == "dev":
+                refuse_dev_rows(args, task, train, examples)
             if task == "sst" and split == "train":  # labels must be 0..K-1 (num_classes says why not)
                 classes = num_classes(examples, task_path(args, task, split), given=args.num_classes)
             elif task == "sst" and split == "dev":  # the dev labels must be the model's classes
@@ -313,6 +317,19 @@ def load_task_data(args, tasks, tokenizer, encodings, log=print):
                 examples = examples + synth["rows"]
             splits[split][task] = encode(tokenizer, examples, encoding)
     return splits, classes, synth
+
+
+def refuse_dev_rows(args, task, train, dev):
+    """A training file must hold no row of the dev file (--{task}-train naming the dev file, a copy
+    of it, dev appended to train): the dev scores that choose the best epoch would be of examples
+    the model was trained on. Rows are matched by id; the course files share none across splits."""
+    lines = {ex.id: ex.line for ex in train}
+    for ex in dev:
+        if ex.id in lines:
+            raise DataError(
+                f"{task_path(args, task, 'train')}:{lines[ex.id]}: id {ex.id!r} is also row {ex.line} of the dev "
+                f"file {task_path(args, task, 'dev')}: dev data cannot be training data (check --{task}-train)"
+            )
 
 
 def load_sst_synth(args, real, num_classes, log=print):

@@ -259,6 +259,19 @@ def test_bad_flags_and_files_are_named(data_dir, tmp_path, capsys):
         run(data_dir, tmp_path / "run", "--task", "sst", "--sst-train", str(bad))
 
 
+@pytest.mark.parametrize("task", ["sst", "para"])
+def test_dev_rows_are_refused_as_training_rows(data_dir, tmp_path, task):
+    from data import DataError
+
+    dev = data_dir / TASKS[task].files["dev"]
+    train_and_dev = tmp_path / "train-and-dev.csv"  # dev appended to train: its rows keep their ids
+    train_and_dev.write_text((data_dir / TASKS[task].files["train"]).read_text() + dev.read_text().split("\n", 1)[1])
+    for path in (dev, train_and_dev):
+        with pytest.raises(DataError, match=rf"{path}:\d+: id .* is also row 2 of the dev file {dev}: dev data"):
+            run(data_dir, tmp_path / "run", "--task", task, f"--{task}-train", str(path), "--overwrite")
+        assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 # ----------------------------------------------------------------------------
 # SMART, PCGrad and mixed precision inside the loop
 
