@@ -307,7 +307,7 @@ def load_task_data(args, tasks, tokenizer, encodings, log=print):
             if split == "train":
                 train = examples
             elif split == "dev":
-                refuse_dev_rows(args, task, train, examples)
+                refuse_dev_rows(task, train, task_path(args, task, "train"), examples, task_path(args, task, "dev"))
             if task == "sst" and split == "train":  # labels must be 0..K-1 (num_classes says why not)
                 classes = num_classes(examples, task_path(args, task, split), given=args.num_classes)
             elif task == "sst" and split == "dev":  # the dev labels must be the model's classes
@@ -319,7 +319,7 @@ def load_task_data(args, tasks, tokenizer, encodings, log=print):
     return splits, classes, synth
 
 
-def refuse_dev_rows(args, task, train, dev):
+def refuse_dev_rows(task, train, train_path, dev, dev_path):
     """A training file must hold no row of the dev file (--{task}-train naming the dev file, a copy
     of it, dev appended to train): the dev scores that choose the best epoch would be of examples
     the model was trained on. Rows are matched by id; the course files share none across splits."""
@@ -327,8 +327,8 @@ def refuse_dev_rows(args, task, train, dev):
     for ex in dev:
         if ex.id in lines:
             raise DataError(
-                f"{task_path(args, task, 'train')}:{lines[ex.id]}: id {ex.id!r} is also row {ex.line} of the dev "
-                f"file {task_path(args, task, 'dev')}: dev data cannot be training data (check --{task}-train)"
+                f"{train_path}:{lines[ex.id]}: id {ex.id!r} is also row {ex.line} of the dev file {dev_path}: "
+                f"dev data cannot be training data (check --{task}-train)"
             )
 
 
@@ -377,11 +377,14 @@ def file_hashes(paths):
 
 def train_sentences(args):
     """Every sentence of the three training files (both sentences of a pair), and the files read:
-    mlm.py's in-domain text."""
+    mlm.py's in-domain text. A training file holding rows of --data-dir's dev file is refused, as
+    train.py refuses it: pretraining on dev sentences would leak them into the fine-tuned model."""
     sentences, paths = [], []
     for task in TASKS:
-        path = task_path(args, task, "train")
+        path, dev = task_path(args, task, "train"), Path(args.data_dir) / TASKS[task].files["dev"]
         examples = read_examples(path, task, labelled=False)
+        if dev.is_file():
+            refuse_dev_rows(task, examples, path, read_examples(dev, task, labelled=False), dev)
         sentences += [text for ex in examples for text in (ex.text_a, ex.text_b) if text is not None]
         paths.append(path)
     return sentences, paths

@@ -280,6 +280,13 @@ def test_bad_input_is_named(data_dir, tmp_path, capsys):
         run(data_dir, tmp_path / "empty", *flags)
 
 
+def test_dev_sentences_are_refused_as_task_text(data_dir, tmp_path):
+    dev = data_dir / "sts-dev.csv"
+    with pytest.raises(mlm.data.DataError, match=rf"{dev}:2: id .* is also row 2 of the dev file {dev}: dev data"):
+        run(data_dir, tmp_path / "run", "--sts-train", str(dev))
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_resume_refuses_a_changed_setting(data_dir, tmp_path, capsys):
     run(data_dir, tmp_path / "run", "--max-steps", "2")
     with pytest.raises(SystemExit):
