@@ -51,11 +51,15 @@ The output folder is a run folder like train.py's (predictions/, metrics.json) p
 (members, weights, scores), so it can itself be ensembled or reported on.
 """
 
+import errno
 import hashlib
 import itertools
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -464,8 +468,28 @@ def summary(results, args, used):
 
 
 def write_outputs(out, task_runs, results, info):
+    """The ensemble's files, written into a new folder beside `out` and renamed to it once complete:
+    Ctrl-C or a full disk midway never leaves an --out with some tasks' predictions, which a later
+    ensemble.py would take for a run of those tasks alone; and a second ensemble.py that wrote the
+    same --out meanwhile makes the rename fail (the folder is no longer empty) instead of mixing in."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        os.chmod(fresh, 0o755)  # mkdtemp makes it private; give it the permissions of a normal folder
+        write_files(fresh, task_runs, results, info)
+        try:
+            os.rename(fresh, out)  # replaces a missing or empty folder only
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise EnsembleError(f"--out {out}: another process wrote into it meanwhile; choose a new one") from None
+    finally:
+        if fresh.exists():
+            shutil.rmtree(fresh)
+
+
+def write_files(out, task_runs, results, info):
     """predictions/ (course format and raw, as train.py writes them), metrics.json, ensemble.json."""
-    out.mkdir(parents=True, exist_ok=True)
     for t, tr in task_runs.items():
         r = results[t]
         predictions.write(out / "predictions", t, "dev", tr.dev_ids, decide(t, r["dev_raw"]), r["dev_raw"])
@@ -474,7 +498,7 @@ def write_outputs(out, task_runs, results, info):
     metrics = {k: info[k] for k in ("dev", "overall", "plain_mean")}
     metrics["config"] = info["config"]  # the course files it was scored on, as train.py records them
     files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    files.write_text(out / "ensemble.json", json.dumps(info, indent=2) + "\n")  # last: the folder is complete
+    files.write_text(out / "ensemble.json", json.dumps(info, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------

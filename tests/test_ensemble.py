@@ -399,6 +399,36 @@ def test_out_inside_a_run_is_refused_before_anything_is_written(tmp_path, two_ru
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "a").rglob("*")) == before
 
 
+def test_ctrl_c_while_writing_leaves_no_half_written_out(tmp_path, two_runs, monkeypatch):
+    write = ensemble.predictions.write
+
+    def interrupted(folder, task, split, *rest):
+        write(folder, task, split, *rest)
+        if split == "dev":  # the dev predictions are written, the test ones and metrics.json not yet
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ensemble.predictions, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "ens").exists()  # never an ensemble of dev predictions alone
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ens")] == []
+
+
+def test_an_out_written_meanwhile_by_another_process_is_kept(tmp_path, two_runs, monkeypatch):
+    write = ensemble.predictions.write
+
+    def other_process_first(*args):  # the other ensemble.py finishes while this one writes
+        (tmp_path / "ens").mkdir(exist_ok=True)
+        (tmp_path / "ens" / "ensemble.json").write_text("the other's")
+        write(*args)
+
+    monkeypatch.setattr(ensemble.predictions, "write", other_process_first)
+    with pytest.raises(EnsembleError, match=r"--out .*ens: another process wrote into it meanwhile"):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert [p.name for p in (tmp_path / "ens").iterdir()] == ["ensemble.json"]
+    assert (tmp_path / "ens" / "ensemble.json").read_text() == "the other's"
+
+
 # ----------------------------------------------------------------------------
 # test predictions against the test file, classes against gold, course files from metrics.json,
 # members with dev predictions only (issue 26)
