@@ -200,8 +200,8 @@ LOCK = ".lock"  # in the run folder while a process writes into it: "pid host"
 
 
 @contextlib.contextmanager
-def locked(folder, log=print):
-    """Hold FOLDER/.lock while the body runs; a second process asking for it gets LockError.
+def locked(folder, log=print, name=LOCK):
+    """Hold FOLDER/.lock (FOLDER/name) while the body runs; a second process asking for it gets LockError.
 
     The lock appears in one step (a complete temporary file hard-linked to its name; linking fails
     if the name exists), so exactly one process can hold it and it is never seen half-written. It
@@ -213,7 +213,7 @@ def locked(folder, log=print):
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LockError(f"{folder}: cannot make the folder ({e.strerror or e})") from None
-    path, mine = folder / LOCK, f"{os.getpid()} {socket.gethostname()}\n"
+    path, mine = folder / name, f"{os.getpid()} {socket.gethostname()}\n"
     _acquire(path, mine, log)
     try:
         yield path
@@ -224,7 +224,7 @@ def locked(folder, log=print):
 
 
 def _acquire(path, mine, log):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{LOCK}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(mine)
@@ -292,7 +292,7 @@ def _stale(holder):
 
 def _take_over(path, holder, log):
     """Move a stale lock aside (rename is atomic: of two processes taking it over, one moves it)."""
-    aside = path.with_name(f"{LOCK}.stale.{os.getpid()}")
+    aside = path.with_name(f"{path.name}.stale.{os.getpid()}")
     try:
         os.rename(path, aside)
     except FileNotFoundError:

@@ -21,7 +21,8 @@ that echoes the key in its error text cannot make us print it.
 Paraphrases are appended to the JSONL file one source row at a time, and labels to a journal
 in the label folder, so an interrupted run resumes where it stopped; data.read_synth reads the
 paraphrases back for training. Each record names the model that wrote it, and a rerun with
-another --model is refused rather than mixed in. Ctrl-C stops every request at once (exit 130).
+another --model is refused rather than mixed in. One process at a time writes a file or folder (a
+second refuses: files.locked). Ctrl-C stops every request at once (exit 130).
 """
 
 import argparse
@@ -477,14 +478,26 @@ def paraphrase(args, client):
     rows = data.read_examples(args.input, "sst", labelled=True)[: args.limit]
     prompts = {ex.id: PARAPHRASE_PROMPT.format(n=args.n, sentence=ex.text_a.strip()) for ex in rows}
     out = Path(args.out)
-    done = resume_paraphrases(out, args.n, args.model, repair=not args.dry_run)
-    todo = [ex for ex in rows if ex.id not in done]
-    say(f"{args.input}: {len(rows)} rows; {len(rows) - len(todo)} already in {out}, {len(todo)} to go")
     if args.dry_run:  # the price of what is still to go
+        todo = paraphrase_todo(args, rows, out, repair=False)
         # paraphrases are about as long as their source, plus quotes and commas
         completion = sum(args.n * (len(ex.text_a) / 4 + 3) for ex in todo)
         return dry_run(args, [prompts[ex.id] for ex in todo], completion)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # one process per file: two would both ask for the rows still to go and write each id twice
+    with files.locked(out.parent, say, name=f".{out.name}.lock"):
+        return paraphrase_rows(args, client, paraphrase_todo(args, rows, out), prompts, out)
+
+
+def paraphrase_todo(args, rows, out, repair=True):
+    """The rows whose paraphrases are not all in --out yet."""
+    done = resume_paraphrases(out, args.n, args.model, repair)
+    todo = [ex for ex in rows if ex.id not in done]
+    say(f"{args.input}: {len(rows)} rows; {len(rows) - len(todo)} already in {out}, {len(todo)} to go")
+    return todo
+
+
+def paraphrase_rows(args, client, todo, prompts, out):
+    """Ask for the paraphrases of `todo`, appending each row's to --out; returns the rows that failed."""
 
     def work(ex):
         check = lambda reply: check_paraphrases(reply, ex.text_a, args.n)
@@ -509,7 +522,7 @@ def paraphrase(args, client):
 
 SPLITS = ("train", "dev", "test")
 # What label mode writes into --out; anything else there means the folder is not its own.
-LABEL_FOLDER = {"metrics.json", "predictions", *(f"sst-{split}-labels.jsonl" for split in SPLITS)}
+LABEL_FOLDER = {"metrics.json", "predictions", files.LOCK, *(f"sst-{split}-labels.jsonl" for split in SPLITS)}
 LABEL_PREDICTIONS = {f"sst-{split}-{kind}.csv" for split in SPLITS for kind in ("output", "raw")}
 
 
@@ -586,6 +599,14 @@ def label(args, client):
     for ex in rows:  # scored against CLASSES labels: a stray one must stop here, before any request
         if ex.label is not None and not 0 <= ex.label < CLASSES:
             raise data.DataError(f"{path}:{ex.line}: sentiment {ex.label} is not a class 0..{CLASSES - 1} of SST-5")
+    if args.dry_run:
+        return label_rows(args, client, out, path, rows)
+    with files.locked(out, say):  # one process per folder: two would ask for every label twice
+        return label_rows(args, client, out, path, rows)
+
+
+def label_rows(args, client, out, path, rows):
+    """Label the rows not in the journal yet; predictions once all are labelled. The rows that failed."""
     journal = out / f"sst-{args.split}-labels.jsonl"
     labels = read_labels(journal, args.model, repair=not args.dry_run)
     todo = [ex for ex in rows if ex.id not in labels]
@@ -771,7 +792,7 @@ def main(argv=None):
     client = Client(base_url, key, args.model, args.timeout, args.max_retries, args.backoff, args.rpm, stats)
     try:
         failed = (paraphrase if args.mode == "paraphrase" else label)(args, client)
-    except (data.DataError, APIError, OSError) as e:  # OSError: files.WriteError, an unwritable --out
+    except (data.DataError, APIError, files.LockError, OSError) as e:  # OSError: files.WriteError, an unwritable --out
         client.stop.set()
         summary(stats, args, [])
         sys.exit(redact(f"error: {e}"))

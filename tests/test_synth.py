@@ -20,6 +20,7 @@ import pytest
 from conftest import TINY
 
 import data
+import files
 import predictions
 import synth
 from tasks import TASKS
@@ -767,3 +768,22 @@ def test_a_key_an_http_header_cannot_carry_is_one_line(server, tmp_path, monkeyp
     with pytest.raises(SystemExit, match="OPENAI_API_KEY holds a character an HTTP header cannot carry"):
         synth.main(["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), *FAST])
     assert server.requests == [] and "ключ" not in "".join(capfd.readouterr())
+
+
+def test_a_second_process_on_the_same_output_is_refused_before_any_request(server, tmp_path):
+    src = sst_file(tmp_path / "ids-sst-dev.csv", [("a", "sentence a", 1), ("b", "sentence b", 3)])
+    out, folder = tmp_path / "sst-synth.jsonl", tmp_path / "labels"
+    server.labels = {"sentence a": 1, "sentence b": 3}
+    # the other process's lock: this process is alive, so the lock is never taken for stale
+    with files.locked(tmp_path, name=".sst-synth.jsonl.lock"):
+        with pytest.raises(SystemExit, match=r"is in use: process \d+ .* is writing into it"):
+            synth.main(["paraphrase", "--input", str(src), "--out", str(out), *FAST])
+    with files.locked(folder):
+        with pytest.raises(SystemExit, match=r"labels is in use: process \d+ .* is writing into it"):
+            synth.main(["label", "--data-dir", str(tmp_path), "--out", str(folder), *FAST])
+    assert server.requests == [] and not out.exists() and [p.name for p in folder.iterdir()] == []
+    # once the other process is done, both run, and leave no lock behind
+    assert synth.main(["paraphrase", "--input", str(src), "--out", str(out), *FAST]) == 0
+    assert synth.main(["label", "--data-dir", str(tmp_path), "--out", str(folder), *FAST]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if "lock" in p.name) == []
+    assert not (folder / files.LOCK).exists()
