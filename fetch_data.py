@@ -44,7 +44,7 @@ def _download(url, dest):
     try:
         hub.download(url, dest)
     except FileNotFoundError:
-        raise DataError(f"{url}: not found (HTTP 404)") from None
+        raise DataError(f"{hub.without_credentials(url)}: not found (HTTP 404)") from None
     except hub.ModelFileError as e:
         reason = str(e).splitlines()[0]
         raise DataError(
@@ -65,11 +65,11 @@ def fetch_one(name, task, split, counts, dest, mirror, base_url):
         else:
             origin = f"{base_url.rstrip('/')}/{name}"
             _download(origin, incoming)
-            source = f"downloaded from {origin}"
+            source = f"downloaded from {hub.without_credentials(origin)}"
         try:
             rows = check_file(incoming, task, split, counts)
         except DataError as e:  # name where the bad file came from, not its temporary name
-            raise DataError(str(e).replace(str(incoming), str(origin))) from None
+            raise DataError(str(e).replace(str(incoming), hub.without_credentials(str(origin)))) from None
         os.replace(incoming, target)
     finally:
         incoming.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ import json
 import math
 import mmap
 import os
+import re
 import struct
 import sys
 import time
@@ -272,6 +273,12 @@ def arrived(response, size):
         raise requests.ConnectionError(e) from None
 
 
+def without_credentials(url):
+    """The URL to print: a user:password@ before the host (a --base-url or MINBERT_HUB_URL with
+    credentials in it) replaced by [credentials]@, so no message shows the password."""
+    return re.sub(r"^([a-zA-Z][\w+.-]*://)?[^/?#]*@", r"\1[credentials]@", url)
+
+
 def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=None):
     """Stream `url` to `dest`. The bytes go to a temporary file that is renamed only when
     complete and, if `check` is given, validated by check(path, label) (files.atomic_write), so an
@@ -280,9 +287,9 @@ def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=Non
     takes what has come (read1), and the deadline is checked after every one.
     Raises FileNotFoundError on HTTP 404, Unreachable when the connection fails, and ModelFileError
     on any other failure (another HTTP error, a deadline, a file cut short or failing `check`)."""
-    dest = Path(dest)
+    dest, public = Path(dest), without_credentials(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    validate = check and (lambda tmp: check(tmp, label=url))
+    validate = check and (lambda tmp: check(tmp, label=public))
     # identity: the Content-Length then counts the file's own bytes, which is what we compare
     headers = {"Accept-Encoding": "identity"}
     try:
@@ -291,9 +298,9 @@ def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=Non
             atomic_write(dest, "wb", check=validate) as f,
         ):
             if response.status_code == 404:
-                raise FileNotFoundError(url)
+                raise FileNotFoundError(public)
             if response.status_code >= 400:  # the server answered (401: a gated model), so not "offline"
-                raise ModelFileError(f"{url}: HTTP {response.status_code} {response.reason}")
+                raise ModelFileError(f"{public}: HTTP {response.status_code} {response.reason}")
             total = int(response.headers.get("Content-Length") or 0)
             done = 0
             start = shown = time.time()  # progress appears only for downloads that take over a second
@@ -304,20 +311,20 @@ def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=Non
                     _progress(dest.name, done, total, start)
                     shown = time.time()
                 if time.time() - start > deadline:
-                    raise ModelFileError(f"{url}: not complete after {deadline} s ({done} bytes); giving up")
+                    raise ModelFileError(f"{public}: not complete after {deadline} s ({done} bytes); giving up")
             if shown > start:
                 _progress(dest.name, done, total, start)
                 print(file=sys.stderr)
             # A server that closes the connection early can look like a normal end of stream. A server
             # may compress anyway: Content-Length then counts the bytes on the wire, which urllib3 counts.
             if total and response.raw.tell() != total:
-                raise ModelFileError(f"{url}: connection closed after {response.raw.tell()} of {total} bytes")
+                raise ModelFileError(f"{public}: connection closed after {response.raw.tell()} of {total} bytes")
     except FileNotFoundError:
         raise  # the 404 above: the caller decides whether the file was optional
     except ModelFileError as e:
         raise ModelFileError(f"could not download {e} (not cached)") from None
     except (requests.RequestException, OSError) as e:
-        raise Unreachable(f"could not download {url}: {e}") from None
+        raise Unreachable(f"could not download {public}: {str(e).replace(url, public)}") from None
     return dest
 
 

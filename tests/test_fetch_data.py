@@ -150,3 +150,19 @@ def test_a_dest_that_cannot_be_made_is_one_line_naming_the_flag(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(DataError, match=r"--dest .*a-file/data: cannot make the folder \(Not a directory\)"):
         fetch_data.fetch(tmp_path / "a-file" / "data", mirror=mirror, files=TINY_FILES)
+
+
+def test_credentials_in_the_base_url_are_never_printed(tmp_path, server, capsys):
+    base_url, _ = server
+    with_password = base_url.replace("http://", "http://alice:s3cret-pw@")
+    fetch_data.fetch(tmp_path / "data", base_url=with_password, files=TINY_FILES)
+    missing = {"sts-dev.csv": ("sts", "dev", (1,))}
+    with pytest.raises(DataError) as not_found:
+        fetch_data.fetch(tmp_path / "data", base_url=with_password, files=missing)
+    with socket.socket() as s:  # a port that nothing listens on: offline
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DataError) as offline:
+        fetch_data.fetch(tmp_path / "x", base_url=f"http://alice:s3cret-pw@127.0.0.1:{port}", files=missing)
+    shown = capsys.readouterr().out + str(not_found.value) + str(offline.value)
+    assert "s3cret-pw" not in shown and shown.count("[credentials]@") == 5  # 3 downloads, 2 errors
