@@ -73,6 +73,8 @@ def load_results(folder, data_dir=None):
     if summary_path is None:
         raise RunError(f"{folder}: no metrics.json (nor ensemble.json): is this a run folder of train.py?")
     summary = read_json(summary_path)
+    if isinstance(summary, dict) and isinstance(summary.get("config"), dict) and "mask_prob" in summary["config"]:
+        raise RunError(f"{folder}: an mlm.py run (pretraining, no task predictions); fine-tune its encoder first")
     check_summary(summary_path, summary)
     pred_dir = folder / "predictions"
     if not pred_dir.is_dir():

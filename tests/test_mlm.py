@@ -15,6 +15,7 @@ from conftest import DEVICE, ROOT, TINY, exact_attention, make_course_data
 
 import files
 import mlm
+import report
 import train
 from tokenizer import build_tokenizer
 
@@ -135,6 +136,8 @@ def test_tiny_run_lowers_held_out_loss_and_fine_tunes(data_dir, tmp_path):
     last = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
     again = mlm.load_model(out / "encoder").state_dict()
     assert again.keys() == last.keys() and all(torch.equal(again[k], v) for k, v in last.items())
+    with pytest.raises(SystemExit, match=f"^error: {re.escape(str(out))}: an mlm.py run .*fine-tune its encoder"):
+        report.main([str(out)])  # its page is a fine-tuning run's, which the MLM run is not
     args = ["--model", str(out / "encoder"), "--data-dir", str(data_dir), "--out", str(tmp_path / "ft")]
     result = train.train(train.parse_args(args + ["--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8"]))
     assert set(result["dev"]) == {"sst", "para", "sts"}
