@@ -381,6 +381,11 @@ def train_epochs(run, train_step, end_epoch, command):
             stop_early = end_epoch(run, epoch)
             run.state["epoch"], run.state["step"] = epoch + 1, 0
             checkpoint(run)
+            # Ctrl-C while the epoch was scored: stop here, not after the next step (or, after the
+            # last epoch, not after the final predictions); a resume goes on from this epoch's end.
+            if stop_agreed(run, stop, at_log=True):
+                say_saved(run, command)
+                return False
             if stop_early:
                 break
     return True
@@ -418,9 +423,13 @@ def run_epoch(run, epoch, stop, train_step, command):
             record_losses(run, pending, running)
             checkpoint(run)
             if stopping:
-                run.log(f"saved {run.out / 'checkpoint.pt'}; continue with: python {command} --resume {run.out}")
+                say_saved(run, command)
                 return False
     return True
+
+
+def say_saved(run, command):
+    run.log(f"saved {run.out / 'checkpoint.pt'}; continue with: python {command} --resume {run.out}")
 
 
 def clip_and_step(model, optimizer, scaler, clip):

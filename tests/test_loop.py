@@ -259,3 +259,24 @@ def test_the_loop_ends_early_when_asked_or_out_of_steps(tmp_path):
     short = toy_run(tmp_path / "short", total=4)  # as mlm.py's --max-steps: epoch 2 has 1 step, epoch 3 none
     assert loop.train_epochs(short, toy_step, toy_end, "toy.py")
     assert len(short.state["history"]) == 2 and short.state["global_step"] == 4
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["middle-epoch", "last-epoch"])
+def test_ctrl_c_while_an_epoch_is_scored_stops_after_its_checkpoint(tmp_path, capsys, last):
+    # The flag was only read after the next step: one more step after a middle epoch, and after the
+    # last one the run went on into its final predictions (minutes on the full dev sets) and exited 0.
+    def end_with_ctrl_c(run, epoch):
+        if epoch == (2 if last else 0):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the epoch is scored
+        return toy_end(run, epoch)
+
+    cut = toy_run(tmp_path / "cut")
+    assert not loop.train_epochs(cut, toy_step, end_with_ctrl_c, "toy.py")
+    assert f"continue with: python toy.py --resume {tmp_path / 'cut'}" in capsys.readouterr().out
+    saved = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["state"]
+    assert (saved["epoch"], saved["step"]) == ((3 if last else 1), 0)  # the epoch's end, no step after it
+    full = toy_run(tmp_path / "full")
+    assert loop.train_epochs(full, toy_step, toy_end, "toy.py")
+    resumed = toy_run(tmp_path / "cut", resume=str(tmp_path / "cut"))
+    assert loop.train_epochs(resumed, toy_step, toy_end, "toy.py")
+    assert resumed.state["history"] == full.state["history"]
