@@ -186,12 +186,22 @@ def check_out(out, resume, overwrite, products, remove=True):
         sys.exit(f"error: --out {out}: cannot write there ({e.strerror or e})")
 
 
+# atomic_write's temporary files of what a run writes big: checkpoint.pt and best*.pt (the model,
+# with the Adam moments in checkpoint.pt) and mlm.py's encoder weights
+RUN_TEMPORARIES = (".*.pt.*.tmp", "encoder/.model.safetensors.*.tmp")
+
+
+@contextlib.contextmanager
 def locked(out):
     """files.locked(out) for the process that writes the run (torchrun's rank 0; the other ranks
-    write nothing): a second train.py or mlm.py on the same folder refuses while this one runs."""
+    write nothing): a second train.py or mlm.py on the same folder refuses while this one runs.
+    Holding it, it removes the temporary files a run killed mid-write left (files.remove_leftovers)."""
     if os.environ.get("RANK", "0") != "0":
-        return contextlib.nullcontext()
-    return files.locked(out)
+        yield None
+        return
+    with files.locked(out) as lock:
+        files.remove_leftovers(out, RUN_TEMPORARIES)
+        yield lock
 
 
 # What a full GPU is told, instead of a traceback from deep inside the first step.

@@ -17,7 +17,8 @@ repairs), and gpu_check.py's step logs, which run without the project's environm
 
 Folders inside a run are made with `make_folder`, which replaces a planted link to a folder as
 atomic_write replaces a linked file. A run holds `locked(folder)` for its whole life, so a second
-process writing into the same folder refuses instead of mixing its files with the first's.
+process writing into the same folder refuses instead of mixing its files with the first's; the
+holder removes the temporary files a killed writer left there (`remove_leftovers`).
 """
 
 import contextlib
@@ -103,6 +104,18 @@ def remove(path):
         shutil.rmtree(path)  # removes links inside it, never their targets
     else:
         path.unlink()
+
+
+def remove_leftovers(folder, patterns, log=print):
+    """Delete atomic_write's temporary files matching `patterns` (globs under `folder`). A process
+    killed mid-write (SIGKILL, a power cut) never runs the cleanup of atomic_write, and each such
+    kill during a run's checkpoint.pt write would keep a file as big as the model and its optimizer.
+    Only the holder of the folder's lock may call it: no other process is writing those files."""
+    for pattern in patterns:
+        for path in sorted(Path(folder).glob(pattern)):
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+                log(f"removed {path}, left by a write that was killed")
 
 
 def write_text(path, text):

@@ -804,3 +804,17 @@ def test_training_accuracy_is_the_accuracy_on_the_batches_seen(data_dir, tmp_pat
     assert metrics["epochs"][0]["train_acc"] == {"sst": pytest.approx(expected["sst"])}
     both = run(data_dir, tmp_path / "all", "--no-report")
     assert all(set(e["train_acc"]) == {"sst", "para"} for e in both["epochs"])  # no accuracy for sts
+
+
+def test_temporary_files_of_a_killed_checkpoint_write_are_removed_on_the_next_start(data_dir, tmp_path, capsys):
+    # kill -9 while checkpoint.pt or best.pt was written left its temporary file (as big as the
+    # model and its Adam moments: 1.3 GB for bert-base) in the run folder for good, once per kill.
+    out = tmp_path / "run"
+    run(data_dir, out, "--task", "sst", "--epochs", "1")
+    killed = [out / ".checkpoint.pt.k1ll3d.tmp", out / ".best-sst.pt.x7y8z9.tmp"]
+    for path in [*killed, out / "notes.tmp"]:
+        path.write_bytes(b"half a checkpoint")
+    train.train(train.parse_args(["--resume", str(out), "--epochs", "2"]))
+    assert not any(path.exists() for path in killed)
+    assert (out / "notes.tmp").is_file()  # not atomic_write's: not ours to remove
+    assert f"removed {killed[0]}" in capsys.readouterr().out
