@@ -128,3 +128,6 @@ if __name__ == "__main__":
         fetch(args.dest, mirror=args.mirror, base_url=args.base_url)
     except DataError as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:  # one line, as train.py's; exit 130 so that `make` stops too
+        print("\nstopped (Ctrl-C); run it again to go on: the files in place that validate are kept", file=sys.stderr)
+        sys.exit(130)

@@ -1,12 +1,18 @@
 """Tests for fetch_data.py (`make data`): from a mirror folder and from a local HTTP server,
 validation before a file takes its real name, and optional test files."""
 
+import contextlib
 import functools
 import http.server
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
+from conftest import ROOT, serve
 
 import fetch_data
 from data import DataError
@@ -166,3 +172,36 @@ def test_credentials_in_the_base_url_are_never_printed(tmp_path, server, capsys)
         fetch_data.fetch(tmp_path / "x", base_url=f"http://alice:s3cret-pw@127.0.0.1:{port}", files=missing)
     shown = capsys.readouterr().out + str(not_found.value) + str(offline.value)
     assert "s3cret-pw" not in shown and shown.count("[credentials]@") == 5  # 3 downloads, 2 errors
+
+
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """A download that never ends: a byte every 50 ms of an announced megabyte."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client hung up
+            for _ in range(1 << 20):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_ctrl_c_during_a_download_is_one_line_and_exit_130(tmp_path):
+    # `make data` printed KeyboardInterrupt's traceback from deep inside socket.recv_into.
+    dest = tmp_path / "data"
+    with serve(Trickle) as url:
+        argv = [sys.executable, "fetch_data.py", "--dest", str(dest), "--base-url", url]
+        child = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(dest.glob(".*.tmp")):  # downloading
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "Traceback" not in err, err
+    assert "stopped (Ctrl-C)" in err
+    assert not list(dest.iterdir())  # nothing half-downloaded is left
