@@ -38,8 +38,8 @@ class ReproduceError(Exception):
 
 
 def finished(folder):
-    """A train.py or mlm.py run is finished once it has written its metrics.json (an ensemble.py
-    folder: its ensemble.json, which it writes last)."""
+    """A train.py, mlm.py or ensemble.py run is finished once its metrics.json is in place (train.py
+    and mlm.py write it last; ensemble.py renames its whole folder in once complete)."""
     return (Path(folder) / "metrics.json").is_file()
 
 

@@ -194,8 +194,8 @@ class Progress:
 
 
 class StopFlag:
-    """Ctrl-C (or SIGTERM) during training asks to stop after the current step, so the
-    checkpoint holds a consistent state; a second Ctrl-C stops at once."""
+    """Ctrl-C (or SIGTERM) during training asks to stop after the current step (or the epoch's
+    scoring), so the checkpoint holds a consistent state; a second Ctrl-C stops at once."""
 
     def __init__(self):
         self.requested = False
@@ -208,7 +208,10 @@ class StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping after this step (Ctrl-C again to stop at once)...", flush=True)
+        print(
+            "\nstopping once this step (or the epoch's scoring) is done and saved (Ctrl-C again to stop at once)...",
+            flush=True,
+        )
 
     def __exit__(self, *exc):
         for s, handler in self.old.items():
