@@ -96,6 +96,7 @@ def fetch(dest, mirror=None, base_url=BASE_URL, files=None):
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file on the way (--dest a.csv/data), no permission: one line naming the flag
         raise DataError(f"--dest {dest}: cannot make the folder ({e.strerror or e})") from None
+    hub.remove_orphans(dest)  # temporary files of a fetch killed mid-file (kill -9), as the model cache's
     if mirror and not Path(mirror).is_dir():
         print(f"mirror folder {mirror} not found; downloading from {base_url}")
         mirror = None

@@ -4,6 +4,7 @@ validation before a file takes its real name, and optional test files."""
 import contextlib
 import functools
 import http.server
+import os
 import signal
 import socket
 import subprocess
@@ -205,3 +206,16 @@ def test_ctrl_c_during_a_download_is_one_line_and_exit_130(tmp_path):
     assert child.returncode == 130 and "Traceback" not in err, err
     assert "stopped (Ctrl-C)" in err
     assert not list(dest.iterdir())  # nothing half-downloaded is left
+
+
+def test_temporary_files_of_a_killed_fetch_are_removed_once_no_writer_is_left(tmp_path):
+    """kill -9 mid-file leaves atomic_write's temporary file; the next fetch removes one untouched
+    for 5 minutes (hub.remove_orphans) and keeps a fresh one, which a fetch running beside may own."""
+    mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
+    dest.mkdir()
+    old, fresh = dest / ".ids-sst-train.csv.123.incoming.abcd.tmp", dest / ".sts-dev.csv.456.incoming.ef.tmp"
+    old.write_text("half a file")
+    fresh.write_text("being written")
+    os.utime(old, (time.time() - 600, time.time() - 600))
+    fetch_data.fetch(dest, mirror=mirror, files=TINY_FILES)
+    assert not old.exists() and fresh.exists()
