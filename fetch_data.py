@@ -71,8 +71,9 @@ def fetch_one(name, task, split, counts, dest, mirror, base_url):
         except DataError as e:  # name where the bad file came from, not its temporary name
             raise DataError(str(e).replace(str(incoming), hub.without_credentials(str(origin)))) from None
         os.replace(incoming, target)
-    finally:
+    finally:  # the incoming name is this process's, so its bytes so far would never be asked for again
         incoming.unlink(missing_ok=True)
+        hub.discard(hub.partial_path(incoming))
     return f"{name}: {source} ({rows:,} rows)"
 
 
@@ -96,7 +97,8 @@ def fetch(dest, mirror=None, base_url=BASE_URL, files=None):
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file on the way (--dest a.csv/data), no permission: one line naming the flag
         raise DataError(f"--dest {dest}: cannot make the folder ({e.strerror or e})") from None
-    hub.remove_orphans(dest)  # temporary files of a fetch killed mid-file (kill -9), as the model cache's
+    for pattern in (".*.tmp", ".*.incoming.partial*"):  # of a fetch killed mid-file (kill -9)
+        hub.remove_orphans(dest, pattern=pattern)
     if mirror and not Path(mirror).is_dir():
         print(f"mirror folder {mirror} not found; downloading from {base_url}")
         mirror = None

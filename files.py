@@ -43,6 +43,10 @@ class LockError(Exception):
     """Another process is writing into the folder (or its lock cannot be made); the message says which."""
 
 
+class LockHeld(LockError):
+    """The lock is held by a process that runs (or may: one on another host)."""
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", encoding="utf-8", newline=None, check=None):
     """Open a temporary file for writing; on success it replaces `path` in one rename.
@@ -251,7 +255,7 @@ def _acquire(path, mine, log):
                     raise LockError(f"{path}: not a lock ('pid host'); delete it if no process writes here") from None
                 if holder and not _stale(holder):
                     pid, host = holder.split()
-                    raise LockError(
+                    raise LockHeld(
                         f"{path.parent} is in use: process {pid} on {host} is writing into it (lock {path}); "
                         f"wait for it to end, or if it no longer runs, delete {path}"
                     ) from None

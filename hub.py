@@ -18,6 +18,7 @@ truncated or corrupt download fails loudly instead of loading garbage.
 A download is checked before it enters the cache (config.json a BERT config, vocab.txt exactly
 the config's vocab_size, the safetensors header consistent with its data section, the size the
 server announced), since a connection that closes early can look like a normal end of file.
+An interrupted download goes on from the bytes it had (download, receive).
 
     python hub.py bert-base-uncased      # download (or find) a model and print its folder
 """
@@ -38,7 +39,8 @@ import requests
 import torch
 import urllib3  # requests' transport, installed with it: its errors are raised by raw reads
 
-from files import ReadError, atomic_write, load_torch
+import files
+from files import ReadError, load_torch
 from tokenizer import SPECIAL_TOKENS
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -166,11 +168,12 @@ def fetch_model(repo_id, folder, base_url, revision):
     return check_model_dir(folder, exact_vocab=True)
 
 
-def remove_orphans(folder, min_age=300):
+def remove_orphans(folder, min_age=300, pattern=".*.tmp"):
     """Remove temporary files that a killed download left in a cache folder (files.atomic_write
     names them .NAME.XXXX.tmp). A live download writes to its file at least every 30 s (the read
-    timeout ends one that stalls), so one untouched for min_age seconds has no writer left."""
-    for tmp in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else ():
+    timeout ends one that stalls), so one untouched for min_age seconds has no writer left.
+    (A download's .NAME.partial is not one of them: the next download of NAME goes on from it.)"""
+    for tmp in Path(folder).glob(pattern) if Path(folder).is_dir() else ():
         with contextlib.suppress(FileNotFoundError):
             if time.time() - tmp.stat().st_mtime > min_age:
                 tmp.unlink()
@@ -250,8 +253,8 @@ def check_weights(path, label=None):
 # downloading
 
 
-def _progress(name, done, total, start):
-    rate = done / max(time.time() - start, 1e-9)
+def _progress(name, done, total, start, had=0):
+    rate = (done - had) / max(time.time() - start, 1e-9)  # had: bytes an earlier try brought
     if total:
         eta = (total - done) / max(rate, 1e-9)
         msg = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB ({rate / 1e6:.1f} MB/s, ETA {eta:.0f}s)"
@@ -280,52 +283,131 @@ def without_credentials(url):
 
 
 def download(url, dest, timeout=30, chunk_size=1 << 16, deadline=3600, check=None):
-    """Stream `url` to `dest`. The bytes go to a temporary file that is renamed only when
-    complete and, if `check` is given, validated by check(path, label) (files.atomic_write), so an
-    interrupted or truncated download never leaves a file behind. timeout bounds each read and
-    deadline the whole download, so a server trickling bytes cannot hold it forever: each read
-    takes what has come (read1), and the deadline is checked after every one.
+    """Stream `url` to `dest`, going on where an interrupted download stopped.
+
+    The bytes wait in .NAME.partial beside dest, which they replace in one rename only when
+    complete and, if `check` is given, validated by check(path, label): an interrupted or truncated
+    download never leaves a file under dest's name. The next call asks only for the missing bytes
+    (receive). A partial file that fails `check` is deleted: its bytes are wrong, not missing.
+    One process at a time downloads a file (one_download); another waits, and takes what it brought.
+    timeout bounds each read and deadline the whole download, so a server trickling bytes cannot
+    hold it forever: each read takes what has come (read1), and the deadline is checked after each.
     Raises FileNotFoundError on HTTP 404, Unreachable when the connection fails, and ModelFileError
     on any other failure (another HTTP error, a deadline, a file cut short or failing `check`)."""
     dest, public = Path(dest), without_credentials(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    validate = check and (lambda tmp: check(tmp, label=public))
-    # identity: the Content-Length then counts the file's own bytes, which is what we compare
-    headers = {"Accept-Encoding": "identity"}
+    partial = partial_path(dest)
     try:
-        with (
-            requests.get(url, stream=True, timeout=timeout, headers=headers) as response,
-            atomic_write(dest, "wb", check=validate) as f,
-        ):
-            if response.status_code == 404:
-                raise FileNotFoundError(public)
-            if response.status_code >= 400:  # the server answered (401: a gated model), so not "offline"
-                raise ModelFileError(f"{public}: HTTP {response.status_code} {response.reason}")
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            start = shown = time.time()  # progress appears only for downloads that take over a second
-            for chunk in arrived(response, chunk_size):
-                f.write(chunk)
-                done += len(chunk)
-                if time.time() - shown > 1.0:
-                    _progress(dest.name, done, total, start)
-                    shown = time.time()
-                if time.time() - start > deadline:
-                    raise ModelFileError(f"{public}: not complete after {deadline} s ({done} bytes); giving up")
-            if shown > start:
-                _progress(dest.name, done, total, start)
-                print(file=sys.stderr)
-            # A server that closes the connection early can look like a normal end of stream. A server
-            # may compress anyway: Content-Length then counts the bytes on the wire, which urllib3 counts.
-            if total and response.raw.tell() != total:
-                raise ModelFileError(f"{public}: connection closed after {response.raw.tell()} of {total} bytes")
+        with one_download(dest, deadline) as waited:
+            if waited and dest.is_file():  # the process this one waited for brought it
+                return dest
+            receive(url, partial, public, timeout, chunk_size, deadline)
+            if check is not None:
+                try:
+                    check(partial, label=public)
+                except ModelFileError:
+                    discard(partial)
+                    raise
+            os.replace(partial, dest)
+            etag_file(partial).unlink(missing_ok=True)
     except FileNotFoundError:
-        raise  # the 404 above: the caller decides whether the file was optional
+        raise  # the 404: the caller decides whether the file was optional
+    except files.LockError as e:  # a cache folder where no lock can be made (read-only, say)
+        raise ModelFileError(f"could not download {public}: {e}") from None
     except ModelFileError as e:
         raise ModelFileError(f"could not download {e} (not cached)") from None
     except (requests.RequestException, OSError) as e:
         raise Unreachable(f"could not download {public}: {str(e).replace(url, public)}") from None
     return dest
+
+
+@contextlib.contextmanager
+def one_download(dest, deadline):
+    """Hold a lock beside `dest` while it is downloaded (files.locked), so two processes (torchrun's,
+    say) never append to one partial file; yields whether another process held it first, which
+    this one then waited for (at most `deadline` seconds)."""
+    start, waited = time.time(), False
+    with contextlib.ExitStack() as stack:
+        while True:
+            try:
+                stack.enter_context(files.locked(dest.parent, log=_say, name=f".{dest.name}.lock"))
+                break
+            except files.LockHeld as e:
+                if time.time() - start > deadline:
+                    raise ModelFileError(f"{dest.name}: still locked after {deadline} s ({e})") from None
+                if not waited:
+                    _say(f"{dest.name}: another process is downloading it; waiting ({e})")
+                waited = True
+                time.sleep(0.5)
+        yield waited
+
+
+def _say(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def partial_path(dest):
+    return dest.with_name(f".{dest.name}.partial")
+
+
+def etag_file(partial):
+    return partial.with_name(partial.name + ".etag")
+
+
+def discard(partial):
+    partial.unlink(missing_ok=True)
+    etag_file(partial).unlink(missing_ok=True)
+
+
+def receive(url, partial, public, timeout, chunk_size, deadline):
+    """Bring the bytes of `url` into `partial`. With bytes there already it asks for the rest: an
+    HTTP Range request, If-Range the ETag of the reply that sent the first bytes, so the server
+    sends the rest of the same file (206) or, when the file changed meanwhile, all of the new
+    one (200), which starts over. Without a saved ETag it starts over."""
+    have = partial.stat().st_size if partial.is_file() and etag_file(partial).is_file() else 0
+    # identity: the Content-Length then counts the file's own bytes, which is what we compare
+    headers = {"Accept-Encoding": "identity"}
+    if have:
+        headers.update({"Range": f"bytes={have}-", "If-Range": etag_file(partial).read_text()})
+    with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
+        if response.status_code == 404:
+            raise FileNotFoundError(public)
+        if response.status_code == 416:  # nothing after byte `have`: every byte is in already
+            return
+        if response.status_code >= 400:  # the server answered (401: a gated model), so not "offline"
+            raise ModelFileError(f"{public}: HTTP {response.status_code} {response.reason}")
+        if response.status_code != 206 or not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+            have = 0  # the whole file: its ETag is what a later Range request must match
+            discard(partial)
+            if response.headers.get("ETag"):
+                files.write_text(etag_file(partial), response.headers["ETag"])
+        with open(partial, "ab" if have else "wb") as f:
+            stream(response, f, partial, have, public, chunk_size, deadline)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty file
+
+
+def stream(response, f, partial, have, public, chunk_size, deadline):
+    """The reply's body into the open file f after its `have` bytes, with progress after a second."""
+    length = int(response.headers.get("Content-Length") or 0)
+    total, done = (have + length if length else 0), have
+    name = partial.name.removeprefix(".").removesuffix(".partial")
+    start = shown = time.time()  # progress appears only for downloads that take over a second
+    for chunk in arrived(response, chunk_size):
+        f.write(chunk)
+        done += len(chunk)
+        if time.time() - shown > 1.0:
+            _progress(name, done, total, start, have)
+            shown = time.time()
+        if time.time() - start > deadline:
+            raise ModelFileError(f"{public}: not complete after {deadline} s ({done} bytes); giving up")
+    if shown > start:
+        _progress(name, done, total, start, have)
+        print(file=sys.stderr)
+    # A server that closes the connection early can look like a normal end of stream. A server
+    # may compress anyway: Content-Length then counts the bytes on the wire, which urllib3 counts.
+    if length and response.raw.tell() != length:
+        raise ModelFileError(f"{public}: connection closed after {have + response.raw.tell()} of {total} bytes")
 
 
 # ----------------------------------------------------------------------------
@@ -456,7 +538,7 @@ def save_safetensors(tensors, path, metadata=None):
     header["__metadata__"] = metadata or {"format": "pt"}
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # pad so the data section starts 8-byte aligned, as the reference writer does
-    with atomic_write(path, "wb") as f:
+    with files.atomic_write(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for raw in buffers:

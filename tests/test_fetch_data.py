@@ -199,7 +199,7 @@ def test_ctrl_c_during_a_download_is_one_line_and_exit_130(tmp_path):
         argv = [sys.executable, "fetch_data.py", "--dest", str(dest), "--base-url", url]
         child = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         deadline = time.time() + 60
-        while time.time() < deadline and not any(dest.glob(".*.tmp")):  # downloading
+        while time.time() < deadline and not any(dest.glob(".*.partial")):  # downloading
             time.sleep(0.02)
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)
@@ -214,8 +214,10 @@ def test_temporary_files_of_a_killed_fetch_are_removed_once_no_writer_is_left(tm
     mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
     dest.mkdir()
     old, fresh = dest / ".ids-sst-train.csv.123.incoming.abcd.tmp", dest / ".sts-dev.csv.456.incoming.ef.tmp"
-    old.write_text("half a file")
-    fresh.write_text("being written")
-    os.utime(old, (time.time() - 600, time.time() - 600))
+    partial = dest / "..sts-dev.csv.789.incoming.partial"  # hub.download's bytes so far, of that process
+    for path in (old, fresh, partial):
+        path.write_text("half a file")
+    for path in (old, partial):
+        os.utime(path, (time.time() - 600, time.time() - 600))
     fetch_data.fetch(dest, mirror=mirror, files=TINY_FILES)
-    assert not old.exists() and fresh.exists()
+    assert not old.exists() and not partial.exists() and fresh.exists()

@@ -2,6 +2,7 @@
 caching, 404, a connection dropped mid-file, no server at all."""
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -27,17 +28,20 @@ class Hub:
     Paths in `drop` are announced in full but cut off halfway, then the connection closes; paths
     in `no_length` are sent without a Content-Length (and with `drop`, cut off unannounced); paths
     in `gzip` are sent gzip-encoded whatever the client asked; paths in `slow` trickle out 100
-    bytes every 0.05 s."""
+    bytes every 0.05 s. Like the hub, it sends an ETag (the content's hash) and answers a
+    "Range: bytes=N-" request with the bytes from N on (206), if its If-Range is that ETag; paths
+    in `no_range` ignore Range. `ranges` records each request's Range header (None without)."""
 
     def __init__(self):
-        self.files, self.requests = {}, []
-        self.drop, self.no_length, self.gzip, self.slow = set(), set(), set(), set()
+        self.files, self.requests, self.ranges = {}, [], []
+        self.drop, self.no_length, self.gzip, self.slow, self.no_range = set(), set(), set(), set(), set()
         self.status = {}  # path -> the HTTP error it is answered with
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.requests.append(self.path)
+                owner.ranges.append(self.headers.get("Range"))
                 if self.path in owner.status:
                     self.send_error(owner.status[self.path])
                     return
@@ -46,7 +50,18 @@ class Hub:
                 if body is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
+                etag, asked = f'"{hashlib.sha1(body).hexdigest()}"', self.headers.get("Range")
+                if asked and self.path not in owner.no_range and self.headers.get("If-Range", etag) == etag:
+                    first = int(asked.removeprefix("bytes=").removesuffix("-"))
+                    if first >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {first}-{len(body) - 1}/{len(body)}")
+                    body = body[first:]
+                else:
+                    self.send_response(200)
+                self.send_header("ETag", etag)
                 if self.path in owner.gzip:
                     body = gzip.compress(body)
                     self.send_header("Content-Encoding", "gzip")
@@ -117,16 +132,68 @@ def test_404_says_what_is_missing(server, tmp_path):
         BertModel.from_pretrained("no-weights", cache_dir=tmp_path, base_url=server.url)
 
 
-def test_dropped_connection_leaves_no_file(server, tmp_path):
+def test_a_dropped_connection_leaves_no_file_and_the_next_call_asks_for_the_rest(server, tmp_path):
     server.add_model("flaky", FIXTURES / "tiny_bert")
-    server.drop.add("/flaky/resolve/main/model.safetensors")
+    path, size = "/flaky/resolve/main/model.safetensors", (FIXTURES / "tiny_bert" / "model.safetensors").stat().st_size
+    server.drop.add(path)
     with pytest.raises(hub.ModelFileError, match="could not download .*model.safetensors"):
         BertModel.from_pretrained("flaky", cache_dir=tmp_path, base_url=server.url)
-    left = sorted(p.name for p in (tmp_path / "flaky").iterdir())
-    assert left == ["config.json", "vocab.txt"]  # no partial weights, no temporary file
+    folder = tmp_path / "flaky"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["config.json", "vocab.txt"]
+    assert (folder / ".model.safetensors.partial").stat().st_size == size // 2  # kept for the next call
     server.drop.clear()  # the network recovers: the next call completes the download
     model = BertModel.from_pretrained("flaky", cache_dir=tmp_path, base_url=server.url)
     assert torch.equal(tiny_outputs(model), tiny_outputs(BertModel.from_pretrained(str(FIXTURES / "tiny_bert"))))
+    assert server.ranges[-1] == f"bytes={size // 2}-"  # only the missing half was sent again
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "vocab.txt"]
+
+
+def test_a_partial_download_starts_over_when_the_file_changed_or_the_server_ignores_ranges(server, tmp_path):
+    old, new = bytes(range(200)) * 10, bytes(reversed(range(200))) * 10
+    url, dest = f"{server.url}/r/resolve/main/w.bin", tmp_path / "w.bin"
+    server.files["r"] = {"w.bin": old}
+    server.drop.add("/r/resolve/main/w.bin")
+    with pytest.raises(hub.ModelFileError, match="could not download .*w.bin: .*1000 bytes read"):
+        hub.download(url, dest)
+    server.drop.clear()
+    server.files["r"]["w.bin"] = new  # a new revision: the ETag differs, so the server sends it whole
+    hub.download(url, dest)
+    assert dest.read_bytes() == new and server.ranges[-1] == "bytes=1000-"
+    server.files["r"]["w.bin"], server.drop = old, {"/r/resolve/main/w.bin"}
+    with pytest.raises(hub.ModelFileError):
+        hub.download(url, tmp_path / "v.bin")
+    server.drop.clear()
+    server.no_range.add("/r/resolve/main/w.bin")  # a server without Range: a 200 with the whole file
+    hub.download(url, tmp_path / "v.bin")
+    assert (tmp_path / "v.bin").read_bytes() == old
+
+
+def test_a_partial_file_that_fails_its_check_is_deleted(server, tmp_path):
+    server.files["r"] = {"config.json": b"{ not json"}
+    with pytest.raises(hub.ModelFileError, match="config.json: not valid JSON"):
+        hub.download(f"{server.url}/r/resolve/main/config.json", tmp_path / "config.json", check=hub._check_json)
+    assert not list(tmp_path.iterdir())  # its bytes are wrong, not missing: nothing to go on from
+
+
+def test_a_lock_that_cannot_be_taken_is_one_error_at_once_not_a_wait(server, tmp_path):
+    server.files["r"] = {"config.json": b"{}"}
+    (tmp_path / ".config.json.lock").write_text("not a pid and host")  # nobody holds it: no one to wait for
+    with pytest.raises(hub.ModelFileError, match=r"could not download .*config.json: .*not a lock"):
+        hub.download(f"{server.url}/r/resolve/main/config.json", tmp_path / "config.json", deadline=30)
+
+
+def test_two_downloads_of_one_file_at_once_fetch_it_once(server, tmp_path):
+    """torchrun's processes resolve the model together: one downloads, the others wait for it."""
+    server.files["r"] = {"big.bin": bytes(range(256)) * 8}
+    server.slow.add("/r/resolve/main/big.bin")
+    url, dest = f"{server.url}/r/resolve/main/big.bin", tmp_path / "big.bin"
+    threads = [threading.Thread(target=hub.download, args=(url, dest)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert server.requests.count("/r/resolve/main/big.bin") == 1
+    assert dest.read_bytes() == bytes(range(256)) * 8 and sorted(p.name for p in tmp_path.iterdir()) == ["big.bin"]
 
 
 def test_offline_error_suggests_a_local_folder(tmp_path):
@@ -235,7 +302,9 @@ def test_slow_server_shows_progress_and_meets_a_deadline(server, tmp_path, capsy
     assert "downloading big.bin: 0.0/0.0 MB" in capsys.readouterr().err
     with pytest.raises(hub.ModelFileError, match=r"big.bin: not complete after 0.5 s"):
         hub.download(f"{server.url}/r/resolve/main/big.bin", tmp_path / "late.bin", chunk_size=100, deadline=0.5)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin"]
+    assert not (tmp_path / "late.bin").exists()  # its bytes so far wait in .late.bin.partial
+    hub.download(f"{server.url}/r/resolve/main/big.bin", tmp_path / "late.bin", chunk_size=100)
+    assert (tmp_path / "late.bin").read_bytes() == bytes(3000) and server.ranges[-1] is not None
 
 
 def test_a_trickling_server_meets_the_deadline_at_the_default_chunk_size(server, tmp_path):
@@ -247,7 +316,7 @@ def test_a_trickling_server_meets_the_deadline_at_the_default_chunk_size(server,
         hub.download(f"{server.url}/r/resolve/main/huge.bin", tmp_path / "huge.bin", deadline=0.5)
     done = int(re.search(r"\((\d+) bytes\)", str(stop.value)).group(1))
     assert done < 20000  # stopped at the deadline, not once the whole file was in
-    assert not list(tmp_path.iterdir())
+    assert not (tmp_path / "huge.bin").exists()
 
 
 def test_an_http_error_is_not_called_unreachable(server, tmp_path):
@@ -258,26 +327,40 @@ def test_an_http_error_is_not_called_unreachable(server, tmp_path):
     assert not isinstance(stop.value, hub.Unreachable)  # whose message would say "if this machine is offline"
 
 
-def test_files_orphaned_by_a_kill_are_removed_on_the_next_fetch(server, tmp_path):
+def test_a_download_killed_halfway_goes_on_from_its_bytes_on_the_next_fetch(server, tmp_path):
     server.add_model("k", FIXTURES / "tiny_bert")
     server.slow.add("/k/resolve/main/model.safetensors")
     folder = tmp_path / "k"
     pid = os.fork()
-    if pid == 0:  # the child downloads, and is killed halfway
+    if pid == 0:  # the child downloads, and is killed halfway (SIGKILL: no cleanup runs)
         try:
             hub.resolve_model_dir("k", cache_dir=tmp_path, base_url=server.url)
         finally:
             os._exit(0)
-    deadline = time.time() + 60
-    while not list(folder.glob(".model.safetensors.*.tmp")) and time.time() < deadline:
+    partial, deadline = folder / ".model.safetensors.partial", time.time() + 60
+    while not (partial.is_file() and partial.stat().st_size >= 1000) and time.time() < deadline:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    (orphan,) = folder.glob(".model.safetensors.*.tmp")
-    live = folder / ".vocab.txt.another-download.tmp"  # a download in progress elsewhere: recently written
-    live.write_bytes(b"x")
-    os.utime(orphan, (time.time() - 3600, time.time() - 3600))  # an hour later
+    had = partial.stat().st_size
+    assert (folder / ".model.safetensors.lock").is_file()  # the killed process's: stale, taken over
     server.slow.clear()
+    hub.resolve_model_dir("k", cache_dir=tmp_path, base_url=server.url)
+    assert server.ranges[-1] == f"bytes={had}-"
+    weights = (FIXTURES / "tiny_bert" / "model.safetensors").read_bytes()
+    assert (folder / "model.safetensors").read_bytes() == weights
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "vocab.txt"]
+
+
+def test_temporary_files_orphaned_by_a_kill_are_removed_on_the_next_fetch(server, tmp_path):
+    server.add_model("k", FIXTURES / "tiny_bert")
+    folder = tmp_path / "k"
+    folder.mkdir()
+    orphan = folder / ".model.safetensors.partial.etag.abcd.tmp"  # atomic_write's, of a killed process
+    live = folder / ".vocab.txt.another-download.tmp"  # a download in progress elsewhere: recently written
+    orphan.write_bytes(b"x")
+    live.write_bytes(b"x")
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))  # an hour old
     hub.resolve_model_dir("k", cache_dir=tmp_path, base_url=server.url)
     assert not orphan.exists() and live.exists()
 
