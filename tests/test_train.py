@@ -265,9 +265,11 @@ def test_dev_rows_are_refused_as_training_rows(data_dir, tmp_path, task):
 
     dev = data_dir / TASKS[task].files["dev"]
     train_and_dev = tmp_path / "train-and-dev.csv"  # dev appended to train: its rows keep their ids
-    train_and_dev.write_text((data_dir / TASKS[task].files["train"]).read_text() + dev.read_text().split("\n", 1)[1])
-    for path in (dev, train_and_dev):
-        with pytest.raises(DataError, match=rf"{path}:\d+: id .* is also row 2 of the dev file {dev}: dev data"):
+    train_text = (data_dir / TASKS[task].files["train"]).read_text()
+    train_and_dev.write_text(train_text + dev.read_text().split("\n", 1)[1])
+    # the message names the row's line in the training file: dev's first row follows train's last line
+    for path, line in ((dev, 2), (train_and_dev, len(train_text.splitlines()) + 1)):
+        with pytest.raises(DataError, match=rf"{path}:{line}: id .* is also row 2 of the dev file {dev}: dev data"):
             run(data_dir, tmp_path / "run", "--task", task, f"--{task}-train", str(path), "--overwrite")
         assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
