@@ -391,6 +391,19 @@ def test_out_must_be_new_and_runs_distinct(tmp_path, two_runs):
         run_ensemble(tmp_path / "x", [tmp_path / "a", f"{tmp_path / 'a'}/"], data_dir=tmp_path)
 
 
+def test_out_naming_a_file_is_refused_and_the_file_kept(tmp_path, two_runs):
+    (tmp_path / "ens").write_text("mine")
+    with pytest.raises(EnsembleError, match=r"--out .*ens: already exists and is not an empty folder"):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert (tmp_path / "ens").read_text() == "mine"
+
+
+def test_out_is_readable_by_others_like_a_folder_mkdir_makes(tmp_path, two_runs):
+    run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    # written into a mkdtemp folder (mode 0o700) and renamed: others must still read and enter it
+    assert (tmp_path / "ens").stat().st_mode & 0o755 == 0o755
+
+
 def test_out_inside_a_run_is_refused_before_anything_is_written(tmp_path, two_runs):
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "a").rglob("*"))
     argv = [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "a" / "ens"), "--data-dir", str(tmp_path)]
