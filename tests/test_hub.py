@@ -443,3 +443,22 @@ def test_bad_model_folder_is_one_clear_line(tmp_path, breakage, message):
     with pytest.raises(hub.ModelFileError) as e:
         BertModel.from_pretrained(str(folder))
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)[:300]
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://alice:p@ss@host/x", "https://[credentials]@host/x"),  # an unescaped @ in the password
+        ("ftp://u:pw@h:8/x", "ftp://[credentials]@h:8/x"),
+        ("u:pw@host/x", "[credentials]@host/x"),  # no scheme
+        ("http://host/a@b", "http://host/a@b"),  # an @ in the path, the query or the fragment is no password
+        ("http://host?q=a@b", "http://host?q=a@b"),
+        ("http://host#f@g", "http://host#f@g"),
+        ("http://h/x", "http://h/x"),
+    ],
+)
+def test_without_credentials_blanks_user_and_password_only(url, shown):
+    import synth  # synth.py has its own copy of the function
+
+    assert hub.without_credentials(url) == shown
+    assert synth.without_credentials(url) == shown
