@@ -159,6 +159,25 @@ def test_backward_adds_to_an_accumulated_gradient_and_supports_mean():
     torch.testing.assert_close(trunk.weight.grad, 1 + expected[: trunk.weight.numel()].view_as(trunk.weight))
 
 
+def test_backward_keeps_the_accumulated_gradient_of_a_parameter_no_task_reaches():
+    losses, shared, _, _, unused = toy_setup()
+    earlier = torch.full_like(unused.weight, 0.5)  # from an earlier micro-batch that did reach it
+    unused.weight.grad = earlier.clone()
+    pcgrad.backward(losses(), shared, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(unused.weight.grad, earlier)  # neither dropped nor touched
+    assert unused.bias.grad is None
+
+
+def test_gram_fast_path_gives_no_nan_when_a_squared_norm_underflows():
+    tiny = vec(-1e-30, 0)  # ||tiny||^2 underflows to 0 in float32, yet g·tiny < 0
+    grads = torch.stack([vec(1, 0), tiny])
+    G = pcgrad.gram(grads)
+    assert G[1, 1] == 0 and G[0, 1] < 0
+    weights = pcgrad.pcgrad_weights(G)
+    assert torch.isfinite(weights).all()
+    torch.testing.assert_close(weights @ grads, surgery([vec(1, 0), tiny]))
+
+
 def test_backward_rejects_bad_input():
     losses, shared, *_ = toy_setup()
     with pytest.raises(ValueError, match="got none"):
