@@ -141,3 +141,25 @@ def test_a_table_with_single_task_rows_charts_its_ranking_columns_not_empty_over
     chart = (tmp_path / "charts" / "pair-encoding.svg").read_text()
     assert chart.count('class="bar"') == 2 * len(planned)  # para and sts, every row
     assert "<title>para: 0.6000</title>" in chart and "overall" not in chart
+
+
+def test_a_table_with_only_some_rows_finished_still_charts_them(tmp_path, data_dir):
+    """sst-loss with only its ce row's run finished (one seed): the ce row has its cells and bars
+    (overall and plain mean), the dual row says not finished and has none, and one seed is no '(1 seeds)'."""
+    flags = ["--data-dir", str(data_dir), "--results", str(tmp_path), "--quick", "--only", "sst-loss", "--seeds", "1"]
+    args = reproduce.parse_args(flags)
+    runs = reproduce.plan_runs(args)
+    assert len(runs) == 2
+    for run in runs:
+        if "dual" not in run.flags:
+            metrics = {"dev": {"sst": 0.5, "para": 0.75, "sts": 0.5}, "config": {"epochs": 1, "steps_per_epoch": 3}}
+            run.folder(tmp_path).mkdir(parents=True)
+            (run.folder(tmp_path) / "metrics.json").write_text(json.dumps({**metrics, "wall_time_s": 60.0}))
+    (ablation,) = reproduce.selected(args)
+    planned = [(row, reproduce.flags_of(args, row)) for row in reproduce.rows_of(ablation, True)]
+    path = ablation_report.write_report(args, [(ablation, planned)], runs, [])
+    cells = {line.strip("| ").split(" | ")[0]: line for line in path.read_text().splitlines() if "| ce" in line}
+    assert list(cells) == ["ce"] and "0.5000" in cells["ce"]
+    assert "| dual | not finished |" in path.read_text()
+    chart = (tmp_path / "charts" / "sst-loss.svg").read_text()
+    assert chart.count('class="bar"') == 2  # overall and plain mean of the ce row
