@@ -256,6 +256,9 @@ def test_symmetric_kl_and_rdrop_loss_by_hand():
     assert losses.symmetric_kl(a, b).item() == pytest.approx((kl_ab + kl_ba) / 2)
     assert losses.symmetric_kl(b, a).item() == pytest.approx((kl_ab + kl_ba) / 2)
     assert losses.symmetric_kl(a + 3.0, a).item() == pytest.approx(0.0, abs=1e-7)  # the same distribution
+    # a batch: the mean over its rows, not their sum (a second, identical row halves it)
+    two_a, two_b = torch.cat([a, a]), torch.cat([b, a])
+    assert losses.symmetric_kl(two_a, two_b).item() == pytest.approx((kl_ab + kl_ba) / 4)
     l1, l2 = torch.tensor(1.0), torch.tensor(2.0)
     assert losses.rdrop_loss(l1, l2, a, b, alpha=4.0).item() == pytest.approx(1.5 + 2 * (kl_ab + kl_ba) / 2)
 
