@@ -188,6 +188,11 @@ def test_sst_loss_option():
     preds, probs = dual.predict("sst", logits)
     s = torch.sigmoid(logits)
     assert torch.equal(preds, logits.argmax(-1)) and torch.allclose(probs, s / s.sum(-1, keepdim=True))
+    # dual-mean trains the same sigmoids (its loss a fifth of dual's): the same probabilities
+    dual_mean = MultitaskBert(tiny_bert(), config=HeadConfig(sst_loss="dual-mean"))
+    assert torch.allclose(dual_mean.loss("sst", logits, labels), dual_objective_loss(logits, labels) / 5)
+    assert torch.allclose(dual_mean.predict("sst", logits)[1], s / s.sum(-1, keepdim=True))
+    assert not torch.allclose(s / s.sum(-1, keepdim=True), logits.softmax(-1))  # so softmax would differ
 
 
 @pytest.mark.parametrize(
