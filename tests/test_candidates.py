@@ -168,6 +168,19 @@ def test_ema_is_the_decay_weighted_mean_of_the_steps_weights():
     assert layer.weight.item() == 7.0  # its own weights back after the block
 
 
+def test_ema_state_loads_only_into_the_same_model_and_decay():
+    layer = torch.nn.Linear(2, 1)
+    saved = EMA(layer, decay=0.9)
+    saved.update(layer)
+    again = EMA(layer, decay=0.9)
+    again.load_state_dict(saved.state_dict())
+    assert again.updates == 1
+    for other in (EMA(layer, decay=0.99), EMA(torch.nn.Linear(3, 1), decay=0.9)):
+        with pytest.raises(ValueError, match="does not fit this model and --ema"):
+            other.load_state_dict(saved.state_dict())
+        assert other.updates == 0
+
+
 def test_ema_weights_are_scored_kept_and_checkpointed(data_dir, tmp_path):
     metrics = run(data_dir, tmp_path / "ema", "--ema", "0.9", "--epochs", "1")
     ckpt = torch.load(tmp_path / "ema" / "checkpoint.pt", weights_only=True)
