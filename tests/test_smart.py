@@ -410,6 +410,8 @@ def test_regularizer_rejects_bad_arguments():
         (dict(steps=-1), "steps"),
         (dict(steps=1.5), "steps"),
         (dict(eps=0.0), "eps"),
+        (dict(sigma=-1e-5), r"need eps > 0, sigma >= 0, eta > 0; got .*, -1e-05, "),  # a negative std
+        (dict(eta=0.0), r"need eps > 0, sigma >= 0, eta > 0; got .*, 0.0$"),
     ]
     for bad, match in bad_arguments:
         args = dict(kind="multiclass") | bad
