@@ -24,6 +24,7 @@ def test_accuracy_and_pearson_by_hand():
     assert score("sts", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == pytest.approx(0.5)
     assert score("sts", [3.0, 2.0, 1.0], [1.0, 3.0, 2.0]) == pytest.approx(-0.5)  # the same, reversed: r keeps its sign
     assert score("sts", [2.0, 2.0, 2.0], [1.0, 3.0, 2.0]) == 0.0  # constant predictions: no correlation
+    assert score("sts", [1.0, 3.0, 2.0], [2.0, 2.0, 2.0]) == 0.0  # constant gold (a tiny dev slice): 0, not NaN
 
 
 def test_overall_is_the_course_formula_and_plain_mean_is_not():
@@ -32,3 +33,4 @@ def test_overall_is_the_course_formula_and_plain_mean_is_not():
     assert plain_mean(metrics) == pytest.approx((0.5 + 0.8 + 0.6) / 3)
     assert overall({"sts": -1.0}) == 0.0 and overall({"sst": 0.4}) == 0.4  # only the tasks present
     assert not math.isnan(overall({"sst": 0.4, "sts": 0.0}))
+    assert plain_mean({"sst": 0.4, "sts": -0.2}) == pytest.approx(0.1)  # the mean of the tasks present
