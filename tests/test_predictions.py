@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import predictions
+from data import Example
 from predictions import PredictionFileError
 
 
@@ -111,3 +112,37 @@ def test_raw_and_output_files_must_agree(tmp_path):
     (tmp_path / "sst-dev-output.csv").write_text("id \t Predicted_Sentiment \na , 0 \nb , 3 \n")  # 3 classes only
     with pytest.raises(PredictionFileError, match=r"sst-dev-output\.csv:3: expected a class 0\.\.2, found '3'"):
         predictions.read(tmp_path, "sst", "dev")
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        # sst: each row a probability distribution over at least two classes
+        ("sst-dev-raw.csv", "id\tp0\tp1\nx\t1.5\t-0.5\n", r":2: not a probability distribution: '1.5 -0.5'"),
+        ("sst-dev-raw.csv", "id\tp0\tp1\nx\t0.5\t0.6\n", r":2: not a probability distribution: '0.5 0.6'"),
+        ("sst-dev-raw.csv", "id\tp0\nx\t1.0\n", r":1: expected a header 'id<TAB>p0<TAB>p1 ... p\(K-1\)'"),
+        ("para-dev-raw.csv", "id\tprob\nx\t1.5\n", r":2: not a probability: '1.5'"),
+    ],
+)
+def test_raw_values_outside_their_task_s_range_name_the_line(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(PredictionFileError, match=rf"{name}{message}"):
+        predictions.read_raw(path)
+
+
+def test_an_output_file_needs_ids_and_its_task_s_column(tmp_path):
+    path = tmp_path / "para-dev-output.csv"
+    path.write_text("id \t Predicted_Is_Paraphrase \n , 1 \n")
+    with pytest.raises(PredictionFileError, match=r"para-dev-output\.csv:2: expected 'id , value', found ' , 1 '"):
+        predictions.read_output(path)
+    path.write_text("id \t Predicted_Sentiment \na , 1 \n")  # sst's column in a para file
+    with pytest.raises(PredictionFileError, match=r":1: expected a header 'id \\t Predicted_Is_Paraphrase'"):
+        predictions.read_output(path)
+
+
+def test_gold_labels_must_be_below_the_raw_file_s_classes():
+    gold = [Example("a", "x", None, 2, line=2), Example("b", "y", None, 3, line=3)]
+    predictions.check_gold(gold[:1], 3, "dev.csv", "sst-dev-raw.csv")  # classes 0..2: fine
+    with pytest.raises(PredictionFileError, match=r"dev\.csv:3: sentiment 3 is not one of the 3 classes"):
+        predictions.check_gold(gold, 3, "dev.csv", "sst-dev-raw.csv")
