@@ -156,3 +156,19 @@ def test_every_collective_uses_the_run_device():
     # (distributed.gather is torch's all_gather_object: under NCCL it uses the GPU that setup
     # bound to the group, and it cannot run on meta, which holds no bytes to unpickle.)
     mp.spawn(collectives_on, args=(free_port(),), nprocs=2)
+
+
+def test_shard_strides_and_local_weight_rescales_uneven_slices(monkeypatch):
+    """7 examples over 3 processes, by hand: strided slices of 3, 2, 2; each local mean weighted by
+    n_r * world / n, so DDP's average over processes of weight * local mean is the global mean."""
+    monkeypatch.setattr(distributed, "world", lambda: 3)
+    values = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    slices, averaged = [], 0.0
+    for r in range(3):
+        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+        part = distributed.shard(list(range(7)))
+        slices.append(part)
+        averaged += distributed.local_weight(len(part), 7) * values[part].mean().item() / 3
+    assert slices == [[0, 3, 6], [1, 4], [2, 5]]
+    assert distributed.local_weight(3, 7) == pytest.approx(9 / 7)
+    assert averaged == pytest.approx(values.mean().item())
