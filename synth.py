@@ -34,7 +34,6 @@ import math
 import os
 import queue
 import random
-import re
 import sys
 import threading
 import time
@@ -107,11 +106,6 @@ def url_credentials(url):
     except ValueError:  # a malformed URL: requests refuses it with a message of our own
         return []
     return found + [urllib.parse.unquote(x) for x in found]
-
-
-def without_credentials(url):
-    """The URL to show: any user:password@ before the host replaced by [credentials]@."""
-    return re.sub(r"^([a-zA-Z][\w+.-]*://)?[^/?#]*@", r"\1[credentials]@", url)
 
 
 def redact(text):
@@ -188,7 +182,7 @@ class Client:
 
     def __init__(self, base_url, key, model, timeout, max_retries, backoff, rpm, stats):
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.shown_url = without_credentials(self.url)
+        self.shown_url = hub.without_credentials(self.url)
         self._key = key
         self.model, self.timeout, self.max_retries, self.backoff = model, timeout, max_retries, backoff
         self.stop = threading.Event()
