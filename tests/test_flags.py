@@ -5,6 +5,8 @@ import pytest
 import torch
 from conftest import TINY
 
+import pcgrad
+import smart
 import train
 from minbert import BertModel
 
@@ -38,3 +40,74 @@ def test_attn_unpad_and_compile_reach_the_encoder(data_dir, tmp_path, monkeypatc
     assert run.model.bert.unpad is False and compiled == [run.model.bert]
     plain = setup_run(data_dir, tmp_path / "b")
     assert plain.model.bert.attn_impl == "sdpa" and plain.model.bert.unpad is True and len(compiled) == 1
+
+
+def test_batch_sizes_batching_and_max_length_reach_the_data(data_dir, tmp_path):
+    flags = ["--batch-size", "4", "--sst-batch-size", "3", "--sts-batch-size", "6", "--batching", "random"]
+    run = setup_run(data_dir, tmp_path / "a", *flags, "--max-length", "8")
+    assert {t: len(next(s)) for t, s in run.streams.items()} == {"sst": 3, "para": 4, "sts": 6}  # 48 rows each
+    assert not any(s.bucket for s in run.streams.values())  # the order batch_order makes without buckets
+    assert max(d.lengths.max() for d in run.splits["train"].values()) == 8  # the toy pairs run to 20 tokens
+    plain = setup_run(data_dir, tmp_path / "b")
+    assert all(s.bucket for s in plain.streams.values())
+    assert max(d.lengths.max() for d in plain.splits["train"].values()) > 8
+
+
+def test_eval_subset_scores_that_many_dev_rows_chosen_by_the_seed(data_dir, tmp_path):
+    subsets = [setup_run(data_dir, tmp_path / str(s), "--eval-subset", "5", "--seed", str(s)).dev for s in (0, 1)]
+    assert all(len(d) == 5 for d in subsets[0].values())  # of the 24 toy dev rows
+    assert any(subsets[0][t].example_ids != subsets[1][t].example_ids for t in subsets[0])
+
+
+def test_lr_warmup_and_schedule_reach_the_step_lr(data_dir, tmp_path):
+    # 4 steps, warmup 0.5: 2 steps up (lr/2, lr), then linear decay (lr, lr/2) or constant.
+    flags = ["--lr", "0.01", "--warmup", "0.5", "--epochs", "1", "--steps-per-epoch", "4"]
+    linear = setup_run(data_dir, tmp_path / "a", *flags)
+    assert [train.lr_at(linear, 0, s) for s in range(4)] == pytest.approx([0.005, 0.01, 0.01, 0.005])
+    constant = setup_run(data_dir, tmp_path / "b", *flags, "--lr-schedule", "constant")
+    assert [train.lr_at(constant, 0, s) for s in range(4)] == pytest.approx([0.005, 0.01, 0.01, 0.01])
+    train.train_step(constant, 0, 3)
+    assert constant.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def first_part(run, task):
+    return next(train.task_batches(run, task, last_task=True))
+
+
+def test_task_weights_scale_the_loss_that_is_backpropagated(data_dir, tmp_path):
+    run = setup_run(data_dir, tmp_path, "--sst-weight", "2", "--para-weight", "3", "--sts-weight", "0.5")
+    for task, weight in {"sst": 2.0, "para": 3.0, "sts": 0.5}.items():
+        part = first_part(run, task)
+        loss, out = train.task_loss(run.net, run.model, task, part, run.args)
+        assert train.log_part(run, {}, task, loss, out, part).item() == pytest.approx(weight * loss.item())
+
+
+def test_smart_flags_reach_the_regularizer(data_dir, tmp_path, monkeypatch):
+    # smart.py's own tests check what each setting does; here: that train.py hands each one over,
+    # applies the regularizer to --smart-tasks only, and weighs it by --smart.
+    seen = []
+    monkeypatch.setattr(smart, "smart_regularizer", lambda *a, **k: seen.append(k) or torch.tensor(1.0))
+    flags = ["--smart", "2", "--smart-tasks", "para", "--smart-eps", "0.01", "--smart-sigma", "0.02"]
+    flags += ["--smart-eta", "0.03", "--smart-steps", "2", "--smart-norm", "l2", "--smart-variant", "normalize"]
+    run = setup_run(data_dir, tmp_path, *flags, "--dropout", "0", "--encoder-dropout", "0")
+    for task in ("sst", "para"):
+        part = first_part(run, task)
+        loss, _ = train.task_loss(run.net, run.model, task, part, run.args)
+        plain = run.model.loss(task, run.model(task, part.batch), part.batch["labels"])
+        assert loss.item() == pytest.approx(plain.item() + (2.0 if task == "para" else 0.0), abs=1e-5)
+    assert len(seen) == 1  # para's; sst is not among --smart-tasks
+    hyper = {k: seen[0][k] for k in ("eps", "sigma", "eta", "steps", "norm", "variant")}
+    assert hyper == {"eps": 0.01, "sigma": 0.02, "eta": 0.03, "steps": 2, "norm": "l2", "variant": "normalize"}
+
+
+@pytest.mark.parametrize("extra", [[], ["--schedule", "summed", "--pcgrad", "--pcgrad-reduction", "mean"]])
+def test_clip_and_pcgrad_reduction_reach_the_step(data_dir, tmp_path, monkeypatch, extra):
+    clips, reductions, clip, backward = [], [], torch.nn.utils.clip_grad_norm_, pcgrad.backward
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda p, norm, **k: clips.append(norm) or clip(p, norm, **k)
+    )
+    monkeypatch.setattr(pcgrad, "backward", lambda *a, **k: reductions.append(a[2]) or backward(*a, **k))
+    run = setup_run(data_dir, tmp_path, "--clip", "0.5", *extra)
+    train.train_step(run, 0, 0)
+    assert clips == [0.5]
+    assert reductions == (["mean"] if extra else [])
