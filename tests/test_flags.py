@@ -111,3 +111,20 @@ def test_clip_and_pcgrad_reduction_reach_the_step(data_dir, tmp_path, monkeypatc
     train.train_step(run, 0, 0)
     assert clips == [0.5]
     assert reductions == (["mean"] if extra else [])
+
+
+def test_seed_orders_the_tasks_and_the_batches(data_dir, tmp_path):
+    runs = [setup_run(data_dir, tmp_path / str(s), "--seed", str(s), "--steps-per-epoch", "20") for s in (0, 1)]
+    tasks = [[r.schedule.tasks_for_step(0, s) for s in range(20)] for r in runs]  # annealed: a draw per step
+    assert tasks[0] != tasks[1]
+    batches = [[next(r.streams["sst"]) for _ in range(3)] for r in runs]
+    assert batches[0] != batches[1]
+
+
+def test_overfit_batch_makes_an_epoch_one_batch_per_task(data_dir, tmp_path):
+    flags = ["--schedule", "round-robin", "--batch-size", "8"]
+    run = setup_run(data_dir, tmp_path / "a", *flags, "--overfit-batch")
+    assert run.schedule.steps_in_epoch(0) == 3  # sst, para, sts: their one fixed batch each
+    assert setup_run(data_dir, tmp_path / "b", *flags).schedule.steps_in_epoch(0) == 18  # 48 rows / 8, in turn
+    first = next(run.streams["sst"])
+    assert all(next(run.streams["sst"]) == first for _ in range(7))
