@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import TINY
 
+import mlm
 import pcgrad
 import smart
 import train
@@ -128,3 +129,48 @@ def test_overfit_batch_makes_an_epoch_one_batch_per_task(data_dir, tmp_path):
     assert setup_run(data_dir, tmp_path / "b", *flags).schedule.steps_in_epoch(0) == 18  # 48 rows / 8, in turn
     first = next(run.streams["sst"])
     assert all(next(run.streams["sst"]) == first for _ in range(7))
+
+
+# ----------------------------------------------------------------------------
+# mlm.py
+
+
+def mlm_setup(data_dir, out, *flags):
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--out", str(out), "--device", "cpu", "--amp", "off"]
+    return mlm.setup(mlm.parse_args([*argv, "--batch-size", "8", *flags]), log=lambda *a, **k: None)
+
+
+def test_mlm_optimizer_flags_reach_adamw(data_dir, tmp_path):
+    run = mlm_setup(data_dir, tmp_path, "--eps", "1e-6", "--weight-decay", "0.5", "--lr", "0.1")
+    assert {g["eps"] for g in run.optimizer.param_groups} == {1e-6}
+    matrix = next(p for p in run.model.parameters() if p.dim() == 2)
+    before = matrix.detach().clone()
+    for p in run.model.parameters():
+        p.grad = torch.zeros_like(p)
+    run.optimizer.step()  # a zero gradient: the decoupled decay alone, p * (1 - lr * wd)
+    assert torch.allclose(matrix, before * (1 - 0.1 * 0.5))
+
+
+def test_mlm_epochs_warmup_and_clip_reach_the_steps(data_dir, tmp_path, monkeypatch):
+    clips, clip = [], torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda p, norm, **k: clips.append(norm) or clip(p, norm, **k)
+    )
+    run = mlm_setup(data_dir, tmp_path, "--epochs", "2", "--warmup", "0.5", "--clip", "0.25", "--lr", "0.01")
+    per_epoch = run.schedule.per_epoch
+    assert per_epoch > 1 and run.schedule.total_steps() == 2 * per_epoch
+    mlm.train_step(run, 0, 0)  # the first of per_epoch warmup steps
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 / per_epoch)
+    assert clips == [0.25]
+
+
+def test_mlm_seed_splits_orders_and_masks(data_dir, tmp_path, monkeypatch):
+    runs = [mlm_setup(data_dir, tmp_path / str(s), "--seed", str(s), "--holdout", "0.2") for s in (0, 1)]
+    held = [{tuple(x) for x in r.held.ids} for r in runs]
+    assert held[0] != held[1]  # other texts held out
+    assert [r.schedule.seed for r in runs] == [0, 1]  # the batch order of each epoch
+    drawn = []
+    masking = runs[1].masking
+    monkeypatch.setattr(runs[1], "masking", lambda batch, g: drawn.append(g.initial_seed()) or masking(batch, g))
+    mlm.train_step(runs[1], 0, 2)
+    assert drawn == [mlm.seeded(1, 0, 2).initial_seed()]  # step 2's masks: from the seed, the epoch, the step
