@@ -174,3 +174,28 @@ def test_mlm_seed_splits_orders_and_masks(data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(runs[1], "masking", lambda batch, g: drawn.append(g.initial_seed()) or masking(batch, g))
     mlm.train_step(runs[1], 0, 2)
     assert drawn == [mlm.seeded(1, 0, 2).initial_seed()]  # step 2's masks: from the seed, the epoch, the step
+
+
+def test_amp_runs_the_training_forward_under_autocast(data_dir, tmp_path, monkeypatch):
+    dtypes, task_loss = [], train.task_loss
+
+    def record(net, model, task, part, args):
+        loss, out = task_loss(net, model, task, part, args)
+        dtypes.append(out.dtype)  # the head's linear layer, in bf16 under autocast
+        return loss, out
+
+    monkeypatch.setattr(train, "task_loss", record)
+    flags = ["--task", "sst", "--dropout", "0"]
+    argv = ["--model", str(TINY), "--data-dir", str(data_dir), "--device", "cpu", *flags]
+    for out, amp in (("a", "bf16"), ("b", "off")):
+        run = train.setup(train.parse_args([*argv, "--out", str(tmp_path / out), "--amp", amp]))
+        train.train_step(run, 0, 0)
+    assert dtypes == [torch.bfloat16, torch.float32]
+
+
+def test_pcgrad_visits_the_tasks_in_an_order_drawn_from_the_seed(data_dir, tmp_path, monkeypatch):
+    seeds, backward = [], pcgrad.backward
+    monkeypatch.setattr(pcgrad, "backward", lambda *a, **k: seeds.append(a[3].initial_seed()) or backward(*a, **k))
+    run = setup_run(data_dir, tmp_path, "--schedule", "summed", "--pcgrad", "--seed", "3")
+    train.train_step(run, 0, 1)
+    assert seeds == [3 * 1_000_003 + 1]  # (seed, global step): the same order on every process and on resume
