@@ -19,7 +19,7 @@ from pathlib import Path
 
 import hub
 from data import DataError, read_rows
-from files import copy_file
+from files import copy_file, remove_leftovers
 from tasks import SPLITS, TASKS
 
 BASE_URL = "https://raw.githubusercontent.com/gpoesia/minbert-default-final-project/main/data"
@@ -97,8 +97,8 @@ def fetch(dest, mirror=None, base_url=BASE_URL, files=None):
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file on the way (--dest a.csv/data), no permission: one line naming the flag
         raise DataError(f"--dest {dest}: cannot make the folder ({e.strerror or e})") from None
-    for pattern in (".*.tmp", ".*.incoming.partial*"):  # of a fetch killed mid-file (kill -9)
-        hub.remove_orphans(dest, pattern=pattern)
+    # what a fetch killed mid-file (kill -9) left: atomic_write's files and hub.download's partial ones
+    remove_leftovers(dest, [".*.tmp", ".*.incoming.partial*"], min_age=300)
     if mirror and not Path(mirror).is_dir():
         print(f"mirror folder {mirror} not found; downloading from {base_url}")
         mirror = None

@@ -28,6 +28,7 @@ import pickle
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -110,16 +111,18 @@ def remove(path):
         path.unlink()
 
 
-def remove_leftovers(folder, patterns, log=print):
-    """Delete atomic_write's temporary files matching `patterns` (globs under `folder`). A process
-    killed mid-write (SIGKILL, a power cut) never runs the cleanup of atomic_write, and each such
-    kill during a run's checkpoint.pt write would keep a file as big as the model and its optimizer.
-    Only the holder of the folder's lock may call it: no other process is writing those files."""
+def remove_leftovers(folder, patterns, min_age=0, log=print):
+    """Delete the temporary files matching `patterns` (globs under `folder`) that a process killed
+    mid-write (SIGKILL, a power cut) left: it never ran atomic_write's cleanup, and each kill during
+    a run's checkpoint.pt write kept a file as big as the model and its optimizer. Only files no
+    process writes any more: the caller holds the folder's lock (min_age 0: a run's own files), or
+    the file is untouched for min_age seconds (a live download writes at least every 30 s)."""
     for pattern in patterns:
-        for path in sorted(Path(folder).glob(pattern)):
-            if path.is_file() or path.is_symlink():
-                path.unlink(missing_ok=True)
-                log(f"removed {path}, left by a write that was killed")
+        for path in sorted(Path(folder).glob(pattern)) if Path(folder).is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another process
+                if (path.is_file() or path.is_symlink()) and time.time() - path.lstat().st_mtime >= min_age:
+                    path.unlink()
+                    log(f"removed {path}, left by a write that was killed")
 
 
 def write_text(path, text):

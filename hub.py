@@ -122,7 +122,8 @@ def download_model(repo_id, cache_dir=None, base_url=None, revision="main"):
     validates is fetched again."""
     base_url = (base_url or os.environ.get("MINBERT_HUB_URL") or HUB_URL).rstrip("/")
     folder = Path(cache_dir or default_cache_dir()) / repo_id.replace("/", "--")
-    remove_orphans(folder)
+    # atomic_write's files of a killed download (not a .NAME.partial: the next download goes on from it)
+    files.remove_leftovers(folder, [".*.tmp"], min_age=300, log=_say)
     try:
         return check_model_dir(folder, exact_vocab=True)
     except ModelFileError:
@@ -166,17 +167,6 @@ def fetch_model(repo_id, folder, base_url, revision):
     if not any(fetch(name, check_weights, required=False) for name in WEIGHT_FILES):
         raise ModelFileError(f"{repo_id}: no weights at {base_url} (tried {', '.join(WEIGHT_FILES)})")
     return check_model_dir(folder, exact_vocab=True)
-
-
-def remove_orphans(folder, min_age=300, pattern=".*.tmp"):
-    """Remove temporary files that a killed download left in a cache folder (files.atomic_write
-    names them .NAME.XXXX.tmp). A live download writes to its file at least every 30 s (the read
-    timeout ends one that stalls), so one untouched for min_age seconds has no writer left.
-    (A download's .NAME.partial is not one of them: the next download of NAME goes on from it.)"""
-    for tmp in Path(folder).glob(pattern) if Path(folder).is_dir() else ():
-        with contextlib.suppress(FileNotFoundError):
-            if time.time() - tmp.stat().st_mtime > min_age:
-                tmp.unlink()
 
 
 # ----------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def test_ctrl_c_during_a_download_is_one_line_and_exit_130(tmp_path):
 
 def test_temporary_files_of_a_killed_fetch_are_removed_once_no_writer_is_left(tmp_path):
     """kill -9 mid-file leaves atomic_write's temporary file; the next fetch removes one untouched
-    for 5 minutes (hub.remove_orphans) and keeps a fresh one, which a fetch running beside may own."""
+    for 5 minutes (files.remove_leftovers) and keeps a fresh one, which a fetch running beside may own."""
     mirror, dest = write_tiny_course(tmp_path / "mirror"), tmp_path / "data"
     dest.mkdir()
     old, fresh = dest / ".ids-sst-train.csv.123.incoming.abcd.tmp", dest / ".sts-dev.csv.456.incoming.ef.tmp"
