@@ -57,9 +57,7 @@ import itertools
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,10 +470,7 @@ def write_outputs(out, task_runs, results, info):
     Ctrl-C or a full disk midway never leaves an --out with some tasks' predictions, which a later
     ensemble.py would take for a run of those tasks alone; and a second ensemble.py that wrote the
     same --out meanwhile makes the rename fail (the folder is no longer empty) instead of mixing in."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        os.chmod(fresh, 0o755)  # mkdtemp makes it private; give it the permissions of a normal folder
+    with files.folder_beside(out) as fresh:
         write_files(fresh, task_runs, results, info)
         try:
             os.rename(fresh, out)  # replaces a missing or empty folder only
@@ -483,9 +478,6 @@ def write_outputs(out, task_runs, results, info):
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             raise EnsembleError(f"--out {out}: another process wrote into it meanwhile; choose a new one") from None
-    finally:
-        if fresh.exists():
-            shutil.rmtree(fresh)
 
 
 def write_files(out, task_runs, results, info):

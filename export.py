@@ -29,9 +29,7 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import files
@@ -127,10 +125,7 @@ def check_export_out(run_dir, out, overwrite):
 def write_in_place(run_dir, out, ckpt):
     """Export into a new folder beside `out`, then swap it in: a failure leaves `out` as it was."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        os.chmod(fresh, 0o755)  # mkdtemp makes it private; give it the permissions of a normal folder
+    with files.folder_beside(out) as fresh:
         meta = export(run_dir, fresh, ckpt)
         if out.is_dir():  # an earlier export (check_export_out said so)
             old = fresh.with_name(fresh.name + ".old")
@@ -139,9 +134,6 @@ def write_in_place(run_dir, out, ckpt):
             files.remove(old)  # (a link to an earlier export: the link only)
         else:
             os.rename(fresh, out)
-    finally:
-        if fresh.exists():
-            shutil.rmtree(fresh)
     return meta
 
 

@@ -102,6 +102,22 @@ def make_folder(path):
     return path
 
 
+@contextlib.contextmanager
+def folder_beside(path):
+    """A new, empty folder beside `path` (on its file system, so it can be renamed to `path` in one
+    step), with a normal folder's permissions: a folder's files are written there and renamed in
+    once complete, as atomic_write does for one file. Removed on exit unless renamed away."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        os.chmod(fresh, 0o755)  # mkdtemp makes it private
+        yield fresh
+    finally:
+        if fresh.exists():
+            shutil.rmtree(fresh)
+
+
 def remove(path):
     """Delete a file, a link (never what it points to) or a whole folder."""
     path = Path(path)
