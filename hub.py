@@ -366,7 +366,11 @@ def receive(url, partial, public, timeout, chunk_size, deadline):
             return
         if response.status_code >= 400:  # the server answered (401: a gated model), so not "offline"
             raise ModelFileError(f"{public}: HTTP {response.status_code} {response.reason}")
-        if response.status_code != 206 or not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+        sent = response.headers.get("Content-Range", "")
+        if response.status_code == 206 and not sent.startswith(f"bytes {have}-"):
+            discard(partial)  # a part, but not the rest: neither goes on from the bytes here nor starts over
+            raise ModelFileError(f"{public}: asked for the bytes from {have} on, the server sent {sent!r}")
+        if response.status_code != 206:
             have = 0  # the whole file: its ETag is what a later Range request must match
             discard(partial)
             if response.headers.get("ETag"):

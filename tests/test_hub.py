@@ -35,6 +35,7 @@ class Hub:
     def __init__(self):
         self.files, self.requests, self.ranges = {}, [], []
         self.drop, self.no_length, self.gzip, self.slow, self.no_range = set(), set(), set(), set(), set()
+        self.wrong_range = set()  # paths answering any Range request with the bytes from 0 on (a 206)
         self.status = {}  # path -> the HTTP error it is answered with
         owner = self
 
@@ -52,7 +53,7 @@ class Hub:
                     return
                 etag, asked = f'"{hashlib.sha1(body).hexdigest()}"', self.headers.get("Range")
                 if asked and self.path not in owner.no_range and self.headers.get("If-Range", etag) == etag:
-                    first = int(asked.removeprefix("bytes=").removesuffix("-"))
+                    first = 0 if self.path in owner.wrong_range else int(asked.removeprefix("bytes=").removesuffix("-"))
                     if first >= len(body):
                         self.send_error(416)
                         return
@@ -166,6 +167,24 @@ def test_a_partial_download_starts_over_when_the_file_changed_or_the_server_igno
     server.no_range.add("/r/resolve/main/w.bin")  # a server without Range: a 200 with the whole file
     hub.download(url, tmp_path / "v.bin")
     assert (tmp_path / "v.bin").read_bytes() == old
+
+
+def test_a_206_that_is_not_the_rest_is_refused_and_the_next_call_starts_over(server, tmp_path):
+    body = bytes(range(200)) * 10
+    url, dest, path = f"{server.url}/r/resolve/main/w.bin", tmp_path / "w.bin", "/r/resolve/main/w.bin"
+    server.files["r"] = {"w.bin": body}
+    server.drop.add(path)
+    with pytest.raises(hub.ModelFileError):
+        hub.download(url, dest)
+    server.drop.clear()
+    server.wrong_range.add(path)  # the first 2000 bytes again, as "the rest": appended, a 3000-byte file
+    with pytest.raises(
+        hub.ModelFileError, match=r"asked for the bytes from 1000 on, the server sent 'bytes 0-1999/2000'"
+    ):
+        hub.download(url, dest)
+    assert not dest.exists()
+    hub.download(url, dest)  # nothing kept to go on from: a plain request, the whole file
+    assert dest.read_bytes() == body and server.ranges[-1] is None
 
 
 def test_a_partial_file_that_fails_its_check_is_deleted(server, tmp_path):
