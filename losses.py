@@ -96,9 +96,10 @@ def dual_probabilities(logits):
     return s / s.sum(-1, keepdim=True)
 
 
-def symmetric_kl(logits_a, logits_b):
-    """(KL(P_a || P_b) + KL(P_b || P_a)) / 2 of the softmax distributions, averaged over the batch.
-    logits (B, K)."""
+def rdrop_kl(logits_a, logits_b):
+    """R-Drop's consistency term: (KL(P_a || P_b) + KL(P_b || P_a)) / 2 of the softmax distributions,
+    averaged over the batch, with the gradient through both sides. logits (B, K). (smart.symmetric_kl,
+    SMART's l_s, is the sum of the two KLs, with the distribution inside each expectation detached.)"""
     log_a, log_b = logits_a.float().log_softmax(-1), logits_b.float().log_softmax(-1)  # (B, K)
     kl_ab = (log_a.exp() * (log_a - log_b)).sum(-1)  # (B,)
     kl_ba = (log_b.exp() * (log_b - log_a)).sum(-1)
@@ -107,8 +108,8 @@ def symmetric_kl(logits_a, logits_b):
 
 def rdrop_loss(loss_a, loss_b, logits_a, logits_b, alpha):
     """R-Drop's loss, halved (the module docstring): the mean of the two passes' losses plus
-    alpha / 2 times their symmetric KL."""
-    return (loss_a + loss_b) / 2 + alpha / 2 * symmetric_kl(logits_a, logits_b)
+    alpha / 2 times rdrop_kl of their logits."""
+    return (loss_a + loss_b) / 2 + alpha / 2 * rdrop_kl(logits_a, logits_b)
 
 
 def pearson_loss(scores, labels, eps=1e-12):

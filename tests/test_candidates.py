@@ -262,16 +262,16 @@ def test_layer_lr_decay_scales_every_group_with_the_schedule(data_dir, tmp_path)
 # --rdrop and --label-smoothing (sentiment)
 
 
-def test_symmetric_kl_and_rdrop_loss_by_hand():
+def test_rdrop_kl_and_rdrop_loss_by_hand():
     a, b = torch.tensor([[0.5, 0.5]]).log(), torch.tensor([[0.25, 0.75]]).log()
     kl_ab = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)  # = 0.5 ln(4/3)
     kl_ba = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
-    assert losses.symmetric_kl(a, b).item() == pytest.approx((kl_ab + kl_ba) / 2)
-    assert losses.symmetric_kl(b, a).item() == pytest.approx((kl_ab + kl_ba) / 2)
-    assert losses.symmetric_kl(a + 3.0, a).item() == pytest.approx(0.0, abs=1e-7)  # the same distribution
+    assert losses.rdrop_kl(a, b).item() == pytest.approx((kl_ab + kl_ba) / 2)
+    assert losses.rdrop_kl(b, a).item() == pytest.approx((kl_ab + kl_ba) / 2)
+    assert losses.rdrop_kl(a + 3.0, a).item() == pytest.approx(0.0, abs=1e-7)  # the same distribution
     # a batch: the mean over its rows, not their sum (a second, identical row halves it)
     two_a, two_b = torch.cat([a, a]), torch.cat([b, a])
-    assert losses.symmetric_kl(two_a, two_b).item() == pytest.approx((kl_ab + kl_ba) / 4)
+    assert losses.rdrop_kl(two_a, two_b).item() == pytest.approx((kl_ab + kl_ba) / 4)
     l1, l2 = torch.tensor(1.0), torch.tensor(2.0)
     assert losses.rdrop_loss(l1, l2, a, b, alpha=4.0).item() == pytest.approx(1.5 + 2 * (kl_ab + kl_ba) / 2)
 
@@ -312,7 +312,7 @@ def test_rdrop_is_two_dropout_passes_and_their_kl(data_dir):
     twice = model("sst", {k: torch.cat([v, v]) for k, v in batch.items()})
     a, b = twice.chunk(2)
     ce = (F.cross_entropy(a, batch["labels"]) + F.cross_entropy(b, batch["labels"])) / 2
-    assert loss.item() == pytest.approx((ce + 2 / 2 * losses.symmetric_kl(a, b)).item(), rel=1e-6)
+    assert loss.item() == pytest.approx((ce + 2 / 2 * losses.rdrop_kl(a, b)).item(), rel=1e-6)
     assert torch.allclose(out, a, atol=1e-6)
     args.rdrop = 0.0  # off: one pass and its plain gradient, which R-Drop changed
     _, _, plain = sst_grads(args, model, batch)
