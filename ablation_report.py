@@ -11,7 +11,6 @@ REPORT.html.
     python reproduce.py --data-dir data --report-only    # the page from the runs finished so far
 """
 
-import json
 import os
 import platform
 import re
@@ -24,6 +23,7 @@ import numpy as np
 
 import pages
 import svg
+from analysis import read_json
 from loop import format_time
 from tasks import TASK_NAMES, overall, plain_mean
 
@@ -41,13 +41,6 @@ def finished(folder):
     """A train.py, mlm.py or ensemble.py run is finished once its metrics.json is in place (train.py
     and mlm.py write it last; ensemble.py renames its whole folder in once complete)."""
     return (Path(folder) / "metrics.json").is_file()
-
-
-def read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ReproduceError(f"{path}: cannot read it ({e})") from None
 
 
 def read_metrics(path):

@@ -94,7 +94,8 @@ def load_results(folder, data_dir=None):
 
 
 def read_json(path):
-    """A JSON file; NaN and Infinity, which Python's json accepts but no chart can place, are errors."""
+    """A run's JSON file (metrics.json, ensemble.json), for report.py and reproduce.py's page alike;
+    NaN and Infinity, which Python's json accepts but no chart can place, are errors."""
 
     def refuse(name):
         raise RunError(f"{path}: holds {name}, which is not a number (a run that diverged? the file was edited?)")
@@ -105,7 +106,9 @@ def read_json(path):
         return value
 
     try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse, parse_float=finite)
+        return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=refuse, parse_float=finite)
+    except OSError as e:
+        raise RunError(f"{path}: cannot read it ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{path}: not valid JSON ({e})") from None
 

@@ -43,7 +43,8 @@ import cli
 import data
 import files
 import recipes
-from ablation_report import SYNTH_SKIPPED, ReproduceError, finished, read_json, read_metrics, run_values
+from ablation_report import SYNTH_SKIPPED, ReproduceError, finished, read_metrics, run_values
+from analysis import RunError, read_json
 from loop import format_time
 from recipes import Ref
 from tasks import TASK_NAMES, TASKS
@@ -534,7 +535,7 @@ def main():
         where = f" in {e}" if isinstance(e, Stopped) else ""
         print(f"\nstopped{where}: run the same command again to continue (finished runs are reused)", file=sys.stderr)
         sys.exit(130)
-    except (ReproduceError, files.WriteError) as e:
+    except (ReproduceError, RunError, files.WriteError) as e:  # RunError: a run's JSON file unreadable
         sys.exit(f"error: {e}")
 
 
