@@ -43,7 +43,7 @@ def finished(folder):
     return (Path(folder) / "metrics.json").is_file()
 
 
-def read_metrics(path):
+def read_train_metrics(path):
     """A finished train.py run's metrics.json, checked for what the plan and the tables read from it:
     anything else is one error naming the file, never a KeyError."""
     metrics = read_json(path)
@@ -123,7 +123,7 @@ def row_stats(results, runs_by_flags, flag_sets):
     for flags in flag_sets:
         for run in runs_by_flags.get(flags, []):
             if finished(run.folder(results)):
-                per_seed.setdefault(run.seed, []).append(read_metrics(run.folder(results) / "metrics.json"))
+                per_seed.setdefault(run.seed, []).append(read_train_metrics(run.folder(results) / "metrics.json"))
     found = [
         {"dev": {t: v for m in ms for t, v in m["dev"].items()}, "wall_time_s": sum(m["wall_time_s"] for m in ms)}
         for ms in per_seed.values()

@@ -93,8 +93,8 @@ class Member:
     config: dict  # its metrics.json's config: the course files it was scored on (analysis.recorded_file)
 
 
-def read_metrics(folder):
-    """A run's metrics.json as a dict ({} if it has none)."""
+def read_member_metrics(folder):
+    """A member run's metrics.json as a dict ({} if it has none)."""
     path = folder / "metrics.json"
     if not path.is_file():
         return {}
@@ -112,7 +112,7 @@ def load_member(name):
     folder = Path(name)
     if not folder.is_dir():
         raise EnsembleError(f"{name}: no such run folder")
-    metrics = read_metrics(folder)
+    metrics = read_member_metrics(folder)
     raw = {}
     for task in TASK_NAMES:
         for split in ("dev", "test"):

@@ -43,7 +43,7 @@ import cli
 import data
 import files
 import recipes
-from ablation_report import SYNTH_SKIPPED, ReproduceError, finished, read_metrics, run_values
+from ablation_report import SYNTH_SKIPPED, ReproduceError, finished, read_train_metrics, run_values
 from analysis import RunError, read_json
 from loop import format_time
 from recipes import Ref
@@ -248,7 +248,7 @@ def measured(results):
     units = seconds = 0.0
     evals = []
     for path in Path(results).glob("runs/*/seed*/metrics.json"):
-        metrics = read_metrics(path)
+        metrics = read_train_metrics(path)
         log = Path(results) / "logs" / f"{path.parent.parent.name}-{path.parent.name}.log"
         scoring = final_eval_seconds(log)
         if scoring is not None and metrics["config"]["task"] == "all":
@@ -402,7 +402,7 @@ def ensembles(args, runs):
     configuration's best seed (chosen on all of dev, and chosen on one half and scored on the
     other) and of the seeds of the configuration most tables share. Returns [(label, metrics, ref)]."""
     results, rows = Path(args.results), []
-    done = [(r, read_metrics(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
+    done = [(r, read_train_metrics(r.folder(results) / "metrics.json")) for r in finished_runs(results, runs)]
     complete = [(r, m) for r, m in done if all(t in m["dev"] for t in TASK_NAMES)]
     if not complete:
         return rows

@@ -526,7 +526,8 @@ def own_name(name, names):
     return name in names or any(name.startswith(f".{n}.") and name.endswith(".tmp") for n in names)
 
 
-def read_metrics(path):
+def read_label_metrics(path):
+    """The metrics.json in label mode's --out as a dict: a JSON object, else DataError."""
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, not UTF-8
@@ -555,7 +556,7 @@ def check_label_folder(out, model):
                 "(a train.py run?): label into a new folder"
             )
     if (out / "metrics.json").exists():
-        metrics = read_metrics(out / "metrics.json")
+        metrics = read_label_metrics(out / "metrics.json")
         if metrics.get("source") != "synth.py label":
             raise data.DataError(f"{out / 'metrics.json'}: not written by synth.py label: label into a new folder")
         if metrics.get("model") != model:
@@ -635,7 +636,7 @@ def write_label_results(args, out, rows, labels):
     preds = np.array([labels[i] for i in ids], dtype=np.int64)  # (N,)
     predictions.write(out / "predictions", "sst", args.split, ids, preds, np.eye(CLASSES)[preds])
     metrics_path = out / "metrics.json"
-    metrics = read_metrics(metrics_path) if metrics_path.exists() else {}
+    metrics = read_label_metrics(metrics_path) if metrics_path.exists() else {}
     metrics.update(source="synth.py label", model=args.model)
     metrics.setdefault("config", {})[args.split] = vars(args)
     if all(ex.label is not None for ex in rows):  # the test split has no gold labels
