@@ -221,8 +221,9 @@ def least_squares(x, y):
     return float(slope), float(y.mean() - slope * x.mean())
 
 
-def num_classes(td):
-    """Classes of a classification task: the columns of the probabilities, or 2 for paraphrase."""
+def confusion_size(td):
+    """K of a classification task's confusion matrix: the columns of the probabilities (2 for
+    paraphrase), or more where a prediction or a gold label lies beyond them."""
     k = td.raw.shape[1] if td.raw.ndim == 2 else 2
     top = int(max(td.pred.max(), td.gold.max())) + 1
     return max(k, top)

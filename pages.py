@@ -158,7 +158,7 @@ def confusion_blocks(run):
         td = run.tasks.get(task)
         if td is None or td.examples is None:
             continue
-        k = analysis.num_classes(td)
+        k = analysis.confusion_size(td)
         counts = analysis.confusion_matrix(td.gold, td.pred, k)
         labels = [str(c) for c in range(k)]
         chart = svg.heatmap(counts, labels, f"{TASKS[task].title}: confusion matrix")
