@@ -298,5 +298,5 @@ def write_report(args, chosen, runs, ensemble_rows):
     sections.append(ensemble_section(ensemble_rows))
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    pages.write_files(results, "Reproducing the reports at CPU scale", sections, "REPORT.html", "REPORT.md")
+    pages.write_page_files(results, "Reproducing the reports at CPU scale", sections, "REPORT.html", "REPORT.md")
     return results / "REPORT.md"

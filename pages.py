@@ -413,10 +413,10 @@ def to_markdown(title, sections):
 def write_page(folder, title, sections):
     """index.html, report.md and the SVG files in `folder`; returns the path of index.html."""
     folder = files.make_folder(folder)  # a planted link (report -> /elsewhere) is replaced, not followed
-    return write_files(folder, title, sections)
+    return write_page_files(folder, title, sections)
 
 
-def write_files(folder, title, sections, html_name="index.html", md_name="report.md"):
+def write_page_files(folder, title, sections, html_name="index.html", md_name="report.md"):
     """The SVG files (a figure's name may start with a subfolder: charts/x.svg), the Markdown and the
     HTML of one page in `folder`, as it is (reproduce.py's results folder may well be a link to a
     bigger disk); returns the path of the HTML page."""
