@@ -289,7 +289,7 @@ def header(args, chosen, runs):
     ]
 
 
-def write_report(args, chosen, runs, ensemble_rows):
+def write_ablation_report(args, chosen, runs, ensemble_rows):
     """results/REPORT.md and REPORT.html (with charts/*.svg), through pages.py; returns REPORT.md's path.
     chosen: [(ablation, [(row, its command lines)])], runs: the planned runs (reproduce.PlannedRun),
     ensemble_rows: reproduce.ensembles'. From args: results, quick, seeds, model, budget, synth, mlm_dir."""

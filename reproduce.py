@@ -430,10 +430,10 @@ def ensembles(args, runs):
     return rows
 
 
-def write_report(args, runs):
-    """The page of the finished runs (ablation_report.py), after any ensemble still to combine."""
+def ensemble_and_report(args, runs):
+    """Any ensemble still to combine, then the page of the finished runs (ablation_report.py)."""
     chosen = [(a, [(row, flags_of(args, row)) for row in rows_of(a, args.quick)]) for a in selected(args)]
-    return ablation_report.write_report(args, chosen, runs, ensembles(args, runs))
+    return ablation_report.write_ablation_report(args, chosen, runs, ensembles(args, runs))
 
 
 # ----------------------------------------------------------------------------
@@ -516,7 +516,7 @@ def reproduce(args):
             pretrain(args, args.budget)
         ran = train_runs(args, runs)
         print(f"\nran {ran} run(s), reused {len(runs) - ran}", flush=True)
-    print(f"wrote {write_report(args, runs)} and REPORT.html", flush=True)
+    print(f"wrote {ensemble_and_report(args, runs)} and REPORT.html", flush=True)
 
 
 def interrupt(signum, frame):

@@ -33,7 +33,7 @@ def test_the_tables_show_the_mean_and_std_of_the_seeds_metrics_json(tmp_path, da
         (run.folder(results) / "metrics.json").write_text(json.dumps(metrics))
     (ablation,) = reproduce.selected(args)
     chosen = [(ablation, [(row, reproduce.flags_of(args, row)) for row in reproduce.rows_of(ablation, True)])]
-    path = ablation_report.write_report(args, chosen, runs, [])
+    path = ablation_report.write_ablation_report(args, chosen, runs, [])
     assert path == results / "REPORT.md" and results.is_symlink() and (disk / "REPORT.html").is_file()
     cells = [line.strip("| ").split(" | ") for line in path.read_text().splitlines() if "seeds)" in line]
     rows = {row[0]: row[1:] for row in cells}
@@ -137,7 +137,7 @@ def test_a_table_with_single_task_rows_charts_its_ranking_columns_not_empty_over
         (run.folder(tmp_path) / "metrics.json").write_text(json.dumps(metrics))
     (ablation,) = reproduce.selected(args)
     planned = [(row, reproduce.flags_of(args, row)) for row in reproduce.rows_of(ablation, False)]
-    ablation_report.write_report(args, [(ablation, planned)], runs, [])
+    ablation_report.write_ablation_report(args, [(ablation, planned)], runs, [])
     chart = (tmp_path / "charts" / "pair-encoding.svg").read_text()
     assert chart.count('class="bar"') == 2 * len(planned)  # para and sts, every row
     assert "<title>para: 0.6000</title>" in chart and "overall" not in chart
@@ -157,7 +157,7 @@ def test_a_table_with_only_some_rows_finished_still_charts_them(tmp_path, data_d
             (run.folder(tmp_path) / "metrics.json").write_text(json.dumps({**metrics, "wall_time_s": 60.0}))
     (ablation,) = reproduce.selected(args)
     planned = [(row, reproduce.flags_of(args, row)) for row in reproduce.rows_of(ablation, True)]
-    path = ablation_report.write_report(args, [(ablation, planned)], runs, [])
+    path = ablation_report.write_ablation_report(args, [(ablation, planned)], runs, [])
     cells = {line.strip("| ").split(" | ")[0]: line for line in path.read_text().splitlines() if "| ce" in line}
     assert list(cells) == ["ce"] and "0.5000" in cells["ce"]
     assert "| dual | not finished |" in path.read_text()
