@@ -694,7 +694,8 @@ def dry_run(args, prompts, completion_tokens):
     return []
 
 
-def summary(stats, args, failed):
+def print_totals(stats, args, failed):
+    """The end of a run: requests, retries, rejections, tokens and their cost, then what failed."""
     counts = stats.counts
     reasons = ", ".join(f"{why}: {k}" for why, k in stats.reasons.most_common())
     say(
@@ -789,17 +790,17 @@ def main(argv=None):
         failed = (paraphrase if args.mode == "paraphrase" else label)(args, client)
     except (data.DataError, APIError, files.LockError, OSError) as e:  # OSError: files.WriteError, an unwritable --out
         client.stop.set()
-        summary(stats, args, [])
+        print_totals(stats, args, [])
         sys.exit(redact(f"error: {e}"))
     except KeyboardInterrupt:
         client.stop.set()  # before anything else: no worker sends another request
-        summary(stats, args, [])
+        print_totals(stats, args, [])
         say("interrupted: what was written is kept; run the same command again to resume", file=sys.stderr)
         return 130
     finally:
         client.stop.set()
     if not args.dry_run:
-        summary(stats, args, failed)
+        print_totals(stats, args, failed)
     return 1 if failed else 0
 
 
