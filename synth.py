@@ -132,8 +132,8 @@ class Rejected(ValueError):
     """A reply broke the reply contract (not a JSON array of the right length and kind)."""
 
 
-class Stopped(Exception):
-    """The run is stopping (Ctrl-C or an error elsewhere): a worker sends nothing more."""
+class ClientStopped(Exception):
+    """The client was told to stop (Ctrl-C or an error elsewhere set its `stop`): a worker sends nothing more."""
 
 
 # ----------------------------------------------------------------------------
@@ -214,7 +214,7 @@ class Client:
         for attempt in range(self.max_retries + 1):
             self.limit.wait()
             if self.stop.is_set():
-                raise Stopped
+                raise ClientStopped
             self.stats.add(requests=1)
             wait = None
             try:
@@ -241,7 +241,7 @@ class Client:
             self.stats.add(retries=1)
             say(f"  {problem}; retry {attempt + 1}/{self.max_retries} in {wait:.3g} s")
             if self.stop.wait(wait):
-                raise Stopped
+                raise ClientStopped
 
     def read_reply(self, content):
         """The text of a chat completion; its token counts go to self.stats."""
@@ -367,7 +367,7 @@ def run_jobs(work, items, workers, unit, stop):
                 return
             try:
                 finished.put((item, work(item), None))
-            except Exception as e:  # APIError, Stopped, a bug: the main thread decides
+            except Exception as e:  # APIError, ClientStopped, a bug: the main thread decides
                 finished.put((item, None, e))
 
     for _ in range(min(workers, len(items))):
