@@ -376,12 +376,12 @@ def receive(url, partial, public, timeout, chunk_size, deadline):
             if response.headers.get("ETag"):
                 files.write_text(etag_file(partial), response.headers["ETag"])
         with open(partial, "ab" if have else "wb") as f:
-            stream(response, f, partial, have, public, chunk_size, deadline)
+            write_body(response, f, partial, have, public, chunk_size, deadline)
             f.flush()
             os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty file
 
 
-def stream(response, f, partial, have, public, chunk_size, deadline):
+def write_body(response, f, partial, have, public, chunk_size, deadline):
     """The reply's body into the open file f after its `have` bytes, with progress after a second."""
     length = int(response.headers.get("Content-Length") or 0)
     total, done = (have + length if length else 0), have

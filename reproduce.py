@@ -299,7 +299,7 @@ def dies_with_us():
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
-def stream(cmd, log):
+def run_logged(cmd, log):
     """Run `cmd`, copying its output line by line to our stdout and to `log`. The child runs in
     its own session, so Ctrl-C in the terminal reaches only us; we pass it on once, and train.py
     or mlm.py then saves a checkpoint and exits 130. If we are killed, the child is told to stop
@@ -338,7 +338,7 @@ def run_process(script, folder, new_flags, log):
     else:
         cmd = [script, *new_flags, "--out", str(folder), "--overwrite"]
     log.parent.mkdir(parents=True, exist_ok=True)
-    check_exit(script, folder, log, *stream(cmd, log))
+    check_exit(script, folder, log, *run_logged(cmd, log))
 
 
 def check_exit(script, folder, log, code, last, interrupted):
@@ -392,7 +392,7 @@ def run_ensemble(args, name, members, extra=()):
             files.remove(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         log = Path(args.results) / "logs" / f"{out.name}.log"
-        result = stream(["ensemble.py", *flags, "--out", str(out), "--data-dir", str(args.data_dir)], log)
+        result = run_logged(["ensemble.py", *flags, "--out", str(out), "--data-dir", str(args.data_dir)], log)
         check_exit("ensemble.py", out, log, *result)
     return out
 

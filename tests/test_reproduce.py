@@ -243,7 +243,7 @@ def wait_gone(pid, bound=60):
 
 
 QUIET = "import os, sys, time\nprint(os.getpid(), flush=True)\ntime.sleep(300)\n"  # silent after its first line
-PARENT = "import sys, reproduce\nreproduce.stream([sys.argv[1]], reproduce.Path(sys.argv[2]))\n"
+PARENT = "import sys, reproduce\nreproduce.run_logged([sys.argv[1]], reproduce.Path(sys.argv[2]))\n"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
