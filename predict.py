@@ -85,7 +85,7 @@ def load_trained(run_dir, device="cpu"):
     return model.to(device).eval(), tokenizer, args
 
 
-def read_lines(lines, task):
+def examples_from_lines(lines, task):
     """Examples from raw text lines (bytes or str): one sentence, or two tab-separated sentences
     for a pair. Raises ValueError("line N: ...")."""
     examples = []
@@ -117,9 +117,9 @@ def read_input(name, task):
     not UTF-8 is reported with its line instead of reaching the tokenizer."""
     try:
         if name == "-":
-            return read_lines(sys.stdin.buffer, task)
+            return examples_from_lines(sys.stdin.buffer, task)
         with open(name, "rb") as f:
-            return read_lines(f, task)
+            return examples_from_lines(f, task)
     except OSError as e:
         raise ValueError(e.strerror or str(e)) from None
 
