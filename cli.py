@@ -6,7 +6,7 @@
 - parse_run_args / resumed_args: --config's recipe under the command line; --resume keeps a run's
   settings, taken from its checkpoint: only flags that do not alter what has been trained so far may change;
 - check_numbers: the checks of numeric flags both scripts make, before any work starts;
-- check_out / locked: an existing run is never replaced without --overwrite; one process per folder;
+- check_out / run_folder_locked: an existing run is never replaced without --overwrite; one process per folder;
 - run_command: an entry point's main (one-line errors, exit 130 after Ctrl-C).
 """
 
@@ -192,7 +192,7 @@ RUN_TEMPORARIES = (".*.pt.*.tmp", "encoder/.model.safetensors.*.tmp")
 
 
 @contextlib.contextmanager
-def locked(out):
+def run_folder_locked(out):
     """files.locked(out) for the process that writes the run (torchrun's rank 0; the other ranks
     write nothing): a second train.py or mlm.py on the same folder refuses while this one runs.
     Holding it, it removes the temporary files a run killed mid-write left (files.remove_leftovers)."""

@@ -464,8 +464,8 @@ def finish(run):
 def pretrain(args, log=print):
     """The whole run: set up, score the held-out text once before training, train epoch by epoch
     (scoring after each), then write metrics.json. Returns the metrics, or None when stopped early.
-    The run folder is locked meanwhile: a second mlm.py or train.py on it refuses (cli.locked)."""
-    with cli.locked(args.out):
+    The run folder is locked meanwhile: a second mlm.py or train.py on it refuses (cli.run_folder_locked)."""
+    with cli.run_folder_locked(args.out):
         return pretrain_run(args, log)
 
 

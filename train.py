@@ -540,8 +540,8 @@ def train(args):
     """The whole run: set up, train epoch by epoch (scoring dev after each), then predict with the
     best model. Returns the final metrics (an --early-stop too), or None when Ctrl-C or SIGTERM
     stopped it (checkpoint saved).
-    The run folder is locked meanwhile: a second train.py on it refuses (cli.locked)."""
-    with cli.locked(args.out):
+    The run folder is locked meanwhile: a second train.py on it refuses (cli.run_folder_locked)."""
+    with cli.run_folder_locked(args.out):
         return train_run(args)
 
 
