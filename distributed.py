@@ -23,10 +23,10 @@ import time
 import torch
 import torch.distributed as dist
 
-_device = torch.device("cpu")  # the run's device, where collectives put their tensors (setup sets it)
+_device = torch.device("cpu")  # the run's device, where collectives put their tensors (join_group sets it)
 
 
-def setup(device_type):
+def join_group(device_type):
     """Join the process group if started by torchrun; returns (rank, world_size, device).
     Each process takes its own GPU (LOCAL_RANK) before it joins, and the NCCL group is bound to
     it, so no process opens a context on cuda:0 that it does not use."""
@@ -42,17 +42,17 @@ def setup(device_type):
 
 
 def launched_world():
-    """The number of processes torchrun started (WORLD_SIZE), known before setup joins the group."""
+    """The number of processes torchrun started (WORLD_SIZE), known before join_group joins the group."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def launched_rank():
-    """This process's RANK as torchrun set it (0 alone), known before setup joins the group."""
+    """This process's RANK as torchrun set it (0 alone), known before join_group joins the group."""
     return int(os.environ.get("RANK", "0"))
 
 
 def set_device(device):
-    """Make `device` the one every collective below puts its tensors on (setup calls this)."""
+    """Make `device` the one every collective below puts its tensors on (join_group calls this)."""
     global _device
     _device = torch.device(device)
 
@@ -107,7 +107,7 @@ def all_mean_(tensor):
 
 def gather(obj):
     """A list of every process's obj (in rank order); [obj] for one process. torch pickles obj
-    into a tensor on the group's device: under NCCL the GPU setup bound to this process."""
+    into a tensor on the group's device: under NCCL the GPU join_group bound to this process."""
     if not active():
         return [obj]
     out = [None] * world()

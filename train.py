@@ -161,7 +161,7 @@ class TrainRun(loop.Run):
 def setup(args):
     t_start = time.time()
     device = loop.start(args, RUN_PRODUCTS)
-    rank, world, device = distributed.setup(device.type)
+    rank, world, device = distributed.join_group(device.type)
     log = print if rank == 0 else lambda *a, **k: None  # only rank 0 prints and writes
     tasks = list(TASK_NAMES) if args.task == "all" else [args.task]
     out = Path(args.out)

@@ -153,7 +153,7 @@ def free_port():
 
 
 def test_every_collective_uses_the_run_device():
-    # (distributed.gather is torch's all_gather_object: under NCCL it uses the GPU that setup
+    # (distributed.gather is torch's all_gather_object: under NCCL it uses the GPU that join_group
     # bound to the group, and it cannot run on meta, which holds no bytes to unpickle.)
     mp.spawn(collectives_on, args=(free_port(),), nprocs=2)
 
