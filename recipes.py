@@ -46,7 +46,7 @@ class RecipeError(Exception):
     """A recipe that cannot be used; the message starts with "FILE:LINE:"."""
 
 
-def read(path):
+def read_toml(path):
     """The file's table of keys and its text; a TOML syntax error names the file and line."""
     path = Path(path)
     try:
@@ -141,7 +141,7 @@ def apply(parser, argv):
     path = probe.parse_known_args(argv)[0].config
     if path is None:
         return None
-    table, text = read(path)
+    table, text = read_toml(path)
     parser.set_defaults(**flag_values(parser, table, path, text))
     return {"file": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest(), "text": text}
 
@@ -245,7 +245,7 @@ def read_row(row, path, text, i):
     recipe = CPU_RECIPES / f"{row['base']}.toml"
     if not recipe.is_file():
         raise RecipeError(f"{path}:{line_of(text, 'base', start)}: {where}base = {row['base']!r}: no {recipe}")
-    base, _ = read(recipe)
+    base, _ = read_toml(recipe)
     over = row.get("set", {})
     settings = {k: v for k, v in base.items() if k != "out"} | over
     changed = tuple(sorted(k for k, v in over.items() if base.get(k) != v))
@@ -261,7 +261,7 @@ def read_row(row, path, text, i):
 
 
 def read_ablation(path):
-    table, text = read(path)
+    table, text = read_toml(path)
     check_keys(table, TABLE_KEYS, path, text)
     rows = tuple(read_row(r, path, text, i) for i, r in enumerate(table.get("row", [])))
     if not rows or "title" not in table:

@@ -367,7 +367,7 @@ def train_runs(args, runs):
     return len(todo)
 
 
-def pretrain(args, budget):
+def run_mlm(args, budget):
     """mlm.py on the task text with the budget's steps (once, seed 0); returns its folder."""
     folder, flags = mlm_folder(args, budget)
     if finished(folder):
@@ -513,7 +513,7 @@ def reproduce(args):
         return
     if not args.report_only:
         if args.mlm_dir and not finished(args.mlm_dir):
-            pretrain(args, args.budget)
+            run_mlm(args, args.budget)
         ran = train_runs(args, runs)
         print(f"\nran {ran} run(s), reused {len(runs) - ran}", flush=True)
     print(f"wrote {ensemble_and_report(args, runs)} and REPORT.html", flush=True)
