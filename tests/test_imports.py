@@ -55,3 +55,31 @@ def test_imports_flow_one_way_with_no_cycles():
     assert cycles(graph) == []
     between = {(a, b) for a in ENTRY_POINTS for b in graph[a] if b in ENTRY_POINTS}
     assert between == ALLOWED
+
+
+# The names every entry point defines for itself, one meaning each: the CLI's (main, get_parser,
+# parse_args, check_args) and what loop.train_epochs calls on train.py and mlm.py alike.
+PROTOCOL = {"main", "get_parser", "parse_args", "check_args", "setup", "train_step", "evaluate", "end_epoch", "finish"}
+# One concept in two places: train.py's "running" flag group is cli.py's shared one plus its own three.
+SAME_CONCEPT = {"add_running_flags"}
+
+
+def defined_in_several(root):
+    """{name: [modules]} of the module-level functions and classes that more than one module defines."""
+    where = {}
+    for path in sorted(root.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                where.setdefault(node.name, []).append(path.stem)
+    return {name: modules for name, modules in where.items() if len(modules) > 1}
+
+
+def test_the_name_scan_finds_a_name_defined_twice(tmp_path):
+    (tmp_path / "a.py").write_text("def read(path):\n    pass\n\nclass Run:\n    pass\n")
+    (tmp_path / "b.py").write_text("def read(folder, task):\n    pass\n\ndef write():\n    pass\n")
+    assert defined_in_several(tmp_path) == {"read": ["a", "b"]}
+
+
+def test_one_name_one_meaning():
+    """ARCHITECTURE's "never one name for two things", for the modules' top-level names."""
+    assert set(defined_in_several(ROOT)) <= PROTOCOL | SAME_CONCEPT
