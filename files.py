@@ -342,3 +342,45 @@ def _take_over(path, holder, log):
                 os.link(aside, path)
     finally:
         aside.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------
+# whose folder: the tools never write into a run folder they did not create
+
+# What marks a run folder: train.py's and mlm.py's checkpoints, the metrics.json that train.py,
+# mlm.py, ensemble.py and synth.py label write, the lock of a run still being written.
+RUN_MARKS = ("metrics.json", "checkpoint.pt", "best.pt", LOCK)
+
+
+def run_folder_of(path, itself=False):
+    """(the nearest run folder that `path` lies inside, the mark found there), or None. With
+    `itself`, `path` counts too (an output folder that must not be a run's, as against one the
+    tool wrote before: synth.py label's --out is a run folder of its own)."""
+    path = Path(path).resolve()
+    for folder in [path, *path.parents][0 if itself else 1 :]:
+        mark = next((m for m in RUN_MARKS if _holds(folder, m)), None)
+        if mark:
+            return folder, mark
+    return None
+
+
+def _holds(folder, mark):
+    """Whether `folder` holds `mark`; a .lock only as `locked` writes it ("pid host"): other programs'
+    .lock files (pytest's, in the folder holding its tmp_path folders) mark no run."""
+    if mark != LOCK:
+        return os.path.lexists(folder / mark)  # a link, even a broken one, counts
+    try:
+        return bool(_read(folder / mark))
+    except OSError:  # a folder named .lock, one we may not read
+        return False
+
+
+def in_a_run(path, flag, itself=False):
+    """Why a tool must not write to `path`, given as `flag` (None when it may): it lies inside a
+    run folder (is one, with `itself`), which holds only what its own run wrote."""
+    found = run_folder_of(path, itself)
+    if found is None:
+        return None
+    folder, mark = found
+    where = "is the run" if folder == Path(path).resolve() else "is inside the run"
+    return f"{flag} {path} {where} {folder}: choose a folder outside it (a run's folder: it holds {mark})"

@@ -172,3 +172,32 @@ def test_a_file_system_without_hard_links_still_gets_one_holder(tmp_path, monkey
         with pytest.raises(files.LockError, match="is in use"), files.locked(tmp_path / "run"):
             pass
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
+
+
+@pytest.mark.parametrize("mark", files.RUN_MARKS)
+def test_a_path_inside_a_run_folder_is_refused_with_the_folder_and_its_mark_named(tmp_path, mark):
+    run = tmp_path / "runs" / "all"
+    run.mkdir(parents=True)
+    files.write_text(run / mark, "4242 elsewhere\n" if mark == files.LOCK else "{}")  # (another host's lock)
+    deep = run / "predictions" / "ens"  # any depth below the run, whether it exists yet or not
+    assert files.in_a_run(deep, "--out") == (
+        f"--out {deep} is inside the run {run}: choose a folder outside it (a run's folder: it holds {mark})"
+    )
+    # the run folder itself is the tool's own unless `itself` (synth.py label's --out is a run folder)
+    assert files.in_a_run(run, "--out") is None
+    assert files.in_a_run(run, "--results", itself=True).startswith(f"--results {run} is the run {run}: ")
+    # beside the run, or in the folder holding the runs: no run's folder
+    assert files.in_a_run(tmp_path / "runs" / "ens", "--out") is None
+    assert files.in_a_run(tmp_path / "runs", "--out", itself=True) is None
+
+
+def test_a_running_runs_lock_marks_its_folder_and_a_link_is_followed_to_where_it_writes(tmp_path):
+    run = tmp_path / "run"
+    with files.locked(run):  # a run still being written: no metrics.json nor checkpoint yet
+        assert files.in_a_run(run / "x", "--out").endswith("(a run's folder: it holds .lock)")
+    assert files.in_a_run(run / "x", "--out") is None
+    (run / files.LOCK).write_text("4242\n")  # another program's lock file (pytest's holds its pid)
+    assert files.in_a_run(run / "x", "--out") is None
+    (run / "checkpoint.pt").write_bytes(b"")
+    (tmp_path / "link").symlink_to(run)
+    assert f"is inside the run {run}:" in files.in_a_run(tmp_path / "link" / "x", "--out")
