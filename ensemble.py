@@ -519,6 +519,8 @@ def check_ensemble_out(args):
     for name in args.runs:  # a run folder holds only what train.py (or synth.py label) wrote into it
         if Path(name).resolve() in dest.parents:
             raise EnsembleError(f"--out {out} is inside the run {name}: choose a folder outside the runs combined")
+    if problem := files.in_a_run(out, "--out"):  # a run not combined
+        raise EnsembleError(problem)
     check_distinct(args.runs)
     return out
 

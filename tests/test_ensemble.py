@@ -412,6 +412,17 @@ def test_out_inside_a_run_is_refused_before_anything_is_written(tmp_path, two_ru
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "a").rglob("*")) == before
 
 
+def test_out_inside_a_run_not_combined_is_refused_too(tmp_path, two_runs):
+    ids, y = two_runs
+    write_run(tmp_path / "c", {("sts", "dev"): (ids, y)}, {"dev": {"sts": 1.0}})  # a finished run, not a member
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "c").rglob("*"))
+    argv = [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c" / "ens"), "--data-dir", str(tmp_path)]
+    message = rf"--out .*c/ens is inside the run {tmp_path.resolve() / 'c'}: choose a folder outside it"
+    with pytest.raises(EnsembleError, match=message):
+        ensemble.ensemble(ensemble.parse_args(argv))
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "c").rglob("*")) == before
+
+
 def test_ctrl_c_while_writing_leaves_no_half_written_out(tmp_path, two_runs, monkeypatch):
     write = ensemble.predictions.write
 
