@@ -21,8 +21,9 @@ What DIR (--out) holds:
 `load_export(DIR)` rebuilds the whole multitask model from those files alone.
 
 Nothing is deleted before everything is checked: RUN must be a finished run, DIR must be neither
-RUN nor a folder holding it nor inside it, and a DIR already there is replaced (--overwrite) only
-if it is an export. The new export is written beside DIR and swapped in once complete.
+RUN nor a folder holding it nor inside it (nor inside any other run folder), and a DIR already
+there is replaced (--overwrite) only if it is an export. The new export is written beside DIR and
+swapped in once complete.
 """
 
 import argparse
@@ -114,6 +115,8 @@ def check_export_out(run_dir, out, overwrite):
         return f"--out {out} holds the run {run_dir} itself: choose a folder outside it"
     if run in dest.parents:
         return f"--out {out} is inside the run {run_dir}: a run folder holds only what train.py wrote"
+    if problem := files.in_a_run(out, "--out"):  # another run's folder
+        return problem
     if dest.is_dir() and any(dest.iterdir()):
         if not overwrite:
             return f"--out {out} is not empty: replace it with --overwrite, or choose another folder"

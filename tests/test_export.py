@@ -97,6 +97,15 @@ def test_command_line_refuses_a_full_folder_and_names_a_missing_run(trained, tmp
     assert code.startswith("error: ") and "best.pt" in code  # sys.exit("error: ...") prints it, exit status 1
 
 
+def test_an_out_inside_another_run_is_refused_and_that_run_left_as_it_was(trained, monkeypatch, capsys):
+    other = trained["bi"]  # a train.py run, but not the one exported
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    out = other / "exported"
+    code = cli(monkeypatch, trained["cross"], "--out", out)
+    assert code.startswith(f"error: --out {out} is inside the run {other.resolve()}: choose a folder outside it")
+    assert "\n" not in code and {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+
+
 def test_nothing_is_deleted_that_is_not_an_earlier_export(trained, tmp_path, monkeypatch, capsys):
     run_dir = trained["cross"]
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
