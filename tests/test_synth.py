@@ -588,7 +588,7 @@ def test_label_refuses_an_out_it_did_not_write(server, tmp_path, data_dir):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    before, before_all = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}, list(run.rglob("*"))
     argv = ["label", "--data-dir", str(data_dir), *FAST]
     with pytest.raises(SystemExit, match=r"synth\.py label did not write this; .*run is not a folder of its own"):
         synth.main([*argv, "--out", str(run)])
@@ -606,6 +606,15 @@ def test_label_refuses_an_out_it_did_not_write(server, tmp_path, data_dir):
     with pytest.raises(SystemExit, match=r"linked/predictions: synth\.py label did not write this"):
         synth.main([*argv, "--out", str(linked)])
     assert server.requests == [] and {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+    # nor a new folder or file inside the run, in either mode (dry runs included: the flag is wrong)
+    para = ["paraphrase", "--input", str(data_dir / TASKS["sst"].files["train"]), *FAST]
+    for command, out in ((argv, run / "llm"), (para, run / "more" / "para.jsonl")):
+        for dry in ([], ["--dry-run"]):
+            message = rf"--out {out} is inside the run {run.resolve()}: choose a folder outside it"
+            with pytest.raises(SystemExit, match=message):
+                synth.main([*command, "--out", str(out), *dry])
+    assert server.requests == [] and sorted(run.rglob("*")) == sorted(before_all)
 
 
 def test_paraphrase_never_repairs_a_file_it_did_not_write(server, tmp_path):
