@@ -486,6 +486,8 @@ def parse_args(argv=None):
         parser.error(f"--synth {args.synth}: no such file")
     if not Path(args.data_dir).is_dir():
         parser.error(f"--data-dir {args.data_dir}: no such folder (make data fetches the course files)")
+    if problem := files.in_a_run(args.results, "--results", itself=True):  # a run's folder is no results folder
+        parser.error(problem)
     mlm_needed = any(r.mlm for a in selected(args) for r in rows_of(a, args.quick))
     args.mlm_dir = mlm_folder(args, args.budget)[0] if mlm_needed else None
     return args

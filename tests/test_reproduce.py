@@ -205,6 +205,20 @@ def test_bad_flags_are_one_line_errors(data_dir, tmp_path, capsys, extra, messag
     assert not (tmp_path / "results").exists()
 
 
+def test_results_inside_a_run_or_a_run_itself_are_refused(data_dir, reproduced, capsys):
+    results, _ = reproduced
+    run = next((results / "runs").glob("*/seed0/best.pt")).parent  # one of its train.py runs
+    before = sorted(run.rglob("*"))
+    for folder, where in ((run / "results", "is inside the run"), (run, "is the run")):
+        with pytest.raises(SystemExit) as stop:
+            reproduce.parse_args(argv(data_dir, folder))
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1, err
+        assert f"error: --results {folder} {where} {run.resolve()}: choose a folder outside it" in err
+    assert sorted(run.rglob("*")) == before
+    assert reproduce.parse_args(argv(data_dir, results)).results == str(results)  # its own folder: a rerun
+
+
 def test_a_failing_run_is_one_error_naming_its_folder_and_log(data_dir, tmp_path, monkeypatch):
     bad = tmp_path / "data"
     bad.mkdir()
