@@ -26,6 +26,7 @@ from pathlib import Path
 
 import analysis
 import data
+import files
 import pages
 import predictions
 
@@ -37,7 +38,8 @@ def default_out(run_dirs):
 
 def comparison_problem(run_dirs, out):
     """Why the comparison of `run_dirs` must not go to `out` (None when it may): a run given twice,
-    or an `out` in a run folder, where it could replace the run's own report/ (written just before)."""
+    or an `out` in a run folder, where it could replace the run's own report/ (written just before);
+    nor in any other run's folder."""
     resolved = [Path(d).resolve() for d in run_dirs]
     for d, r in zip(run_dirs, resolved):
         if resolved.count(r) > 1:
@@ -46,7 +48,7 @@ def comparison_problem(run_dirs, out):
     for d, r in zip(run_dirs, resolved):
         if dest == r or r in dest.parents:
             return f"--out {out} is inside the run {d}: choose a folder outside the runs compared"
-    return None
+    return files.in_a_run(out, "--out")  # nor in a run not compared
 
 
 def get_parser():

@@ -212,9 +212,11 @@ def test_a_comparison_never_goes_into_a_run_it_compares(runs, tmp_path, capsys):
         ([a, b, "--out", a / "report"], f"--out {a / 'report'} is inside the run {a}"),  # it replaced a's page
         ([a, b, "--out", b], f"--out {b} is inside the run {b}"),
         ([a, a], f"{a} is given twice"),  # (its default --out was a/comparison)
+        ([a, b, "--out", runs / "b" / "cmp"], f"--out {runs / 'b' / 'cmp'} is inside the run {(runs / 'b').resolve()}"),
     ]:
         assert message in error_of([str(x) for x in argv], capsys)
     assert (a / "report" / "report.md").read_text() == own and not (a / "comparison").exists()
+    assert not (runs / "b" / "cmp").exists()  # a run not compared is no place for the page either
 
 
 def test_predictions_from_another_dev_file_are_an_error(runs, tmp_path, capsys):
