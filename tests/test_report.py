@@ -2,6 +2,7 @@
 hand-made run folders: every file is written, the figures hold what the run's files say, bad input
 gets a one-line error."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -225,7 +226,7 @@ def test_predictions_from_another_dev_file_are_an_error(runs, tmp_path, capsys):
     lines = (other / "ids-sst-dev.csv").read_text().splitlines()
     (other / "ids-sst-dev.csv").write_text("\n".join(lines[:1] + [x.replace("\tsdev", "\tzz") for x in lines[1:]]))
     message = error_of([str(runs / "a"), "--data-dir", str(other)], capsys)
-    assert "24 of 24 ids (first 'sdev" in message and "ids-sst-dev.csv" in message
+    assert "24 of 24 ids (first 'sdev" in message and f"are not in {other / 'ids-sst-dev.csv'}" in message
 
 
 def test_missing_dev_files_degrade_and_data_dir_finds_them(runs, tmp_path, capsys):
@@ -317,6 +318,8 @@ def test_most_confident_mistakes_come_first_and_their_sentences_are_escaped(tmp_
     assert analysis.confident_mistakes(run.tasks["sst"], 10) == [0, 3, 2]
     assert analysis.confident_mistakes(run.tasks["sst"], 2) == [0, 3]
     assert analysis.confident_mistakes(run.tasks["para"], 10) == [2, 3, 1]
+    # x0, right at 0.7, is more confident than x1: it is passed over, not counted among the 3
+    assert analysis.confident_mistakes(run.tasks["para"], 3) == [2, 3, 1]
     report.main([str(folder), "--mistakes", "2"])
     md = (folder / "report" / "report.md").read_text()
     assert md_row(md, "x0") == ["x0", "&lt;b&gt;bold&lt;/b&gt; &amp; a \\| pipe", "0", "1", "0.900", "0.100"]
@@ -333,10 +336,63 @@ def test_per_class_precision_recall_f1_by_hand():
     assert (p1, r1, s1) == (pytest.approx(4 / 5), pytest.approx(4 / 6), 6)
     assert f0 == pytest.approx(2 * 0.6 * 0.75 / 1.35)
     assert analysis.per_class([[0, 0], [1, 0]])[0][:3] == (0.0, 0.0, 0.0)  # no 0 / 0
+    # class 1: one example, never predicted: precision 0 / 0 is 0, not nan (nor is class 0's recall)
+    assert analysis.per_class([[0, 0], [1, 0]]) == [(0.0, 0.0, 0.0, 0), (0.0, 0.0, 0.0, 1)]
 
 
 def test_confusion_matrix_by_hand():
     assert analysis.confusion_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_least_squares_by_hand():
+    assert analysis.least_squares([0, 1, 2], [1, 3, 5]) == (2.0, 1.0)  # on the line y = 2x + 1 (lists too)
+    # means 1.5 and 1.5; sum dx*dy = 2.25 - 0.25 - 0.25 + 2.25 = 4, sum dx^2 = 5: slope 0.8, 1.5 - 0.8 * 1.5 = 0.3
+    assert analysis.least_squares([0, 1, 2, 3], [0, 2, 1, 3]) == pytest.approx((0.8, 0.3))
+    # every gold score the same (a tiny dev set): a flat line through the mean, not a division by 0
+    assert analysis.least_squares([2, 2, 2], [1, 2, 4]) == (0.0, pytest.approx(7 / 3))
+
+
+def test_confusion_matrices_have_every_class_even_one_never_seen(tmp_path):
+    folder = hand_run(tmp_path, SST, PARA)  # sst gold 0 1 2 1, predicted 1 1 0 0: no 3 or 4 anywhere
+    run = analysis.load_results(folder)
+    assert analysis.num_classes(run.tasks["sst"]) == 5  # the five columns of the probabilities
+    report.main([str(folder)])
+    assert len(svg_file(folder / "report" / "sst-confusion.svg").findall(".//s:rect[@class='cell']", NS)) == 25
+    # para where every gold label and prediction is 0: still paraphrase or not, 2 x 2
+    para = run.tasks["para"]
+    no_pairs = dataclasses.replace(
+        para,
+        pred=np.zeros(4, dtype=int),
+        raw=np.full(4, 0.25),
+        examples=[dataclasses.replace(ex, label=0) for ex in para.examples],
+    )
+    assert analysis.num_classes(no_pairs) == 2
+
+
+def test_confidence_is_the_probability_of_the_predicted_class_or_the_error(tmp_path):
+    run = analysis.load_results(hand_run(tmp_path, SST, PARA))
+    # sst: the probability of the argmax; para: P(paraphrase) where 1 was predicted, 1 - P where 0
+    assert analysis.confidence(run.tasks["sst"]) == pytest.approx([0.9, 0.7, 0.6, 0.8])
+    assert analysis.confidence(run.tasks["para"]) == pytest.approx([0.7, 0.55, 0.95, 0.95])
+    # sts: the size of the error; every prediction counts as a mistake, the largest first
+    ids, pred, raw = ["s0", "s1", "s2"], np.array([1.0, 5.0, 2.5]), np.array([1.0, 5.6, 2.5])  # 5.6 scored as 5
+    examples = [data.Example(i, "a", "b", gold) for i, gold in zip(ids, (1.5, 1.0, 2.5))]
+    sts = analysis.TaskDev("sts", ids, pred, raw, Path("sts-dev.csv"), examples)
+    assert analysis.confidence(sts) == pytest.approx([0.5, 4.0, 0.0])  # the error of what was scored
+    assert analysis.confident_mistakes(sts, 2) == [1, 0] and analysis.confident_mistakes(sts, 5) == [1, 0, 2]
+
+
+def test_predictions_for_part_of_the_dev_file_in_another_order_are_joined_by_id(tmp_path):
+    folder = hand_run(tmp_path, SST, PARA)
+    ids, probs = ["x3", "x0", "x1"], np.array([SST[3], SST[0], SST[1]])  # x2 has no prediction
+    predictions.write(folder / "predictions", "sst", "dev", ids, probs.argmax(1), probs)
+    run = analysis.load_results(folder)
+    dev = tmp_path / "hand-data"
+    assert run.absent[0] == f"sst: predictions for 3 of the 4 examples of {dev / 'ids-sst-dev.csv'}"
+    assert not any(note.startswith("para:") for note in run.absent)  # all 4 of para's
+    sst = run.tasks["sst"]
+    assert [ex.id for ex in sst.examples] == ids and sst.gold.tolist() == [1, 0, 1]  # dev gold: 0 1 2 1
+    assert analysis.confusion_matrix(sst.gold, sst.pred, 5)[1].tolist() == [1, 1, 0, 0, 0]  # x3 as 0, x1 as 1
 
 
 def test_bad_flags(runs, capsys):
@@ -367,6 +423,8 @@ def replace_in(path, old, new):
         ("predictions/para-dev-output.csv", b"x1 , 0 ", b"x1 , 0.7 ", r"para-dev-output\.csv:3: expected 0 or 1"),
         ("predictions/sst-dev-raw.csv", b"x1\t", b"x\xff1\t", r"sst-dev-raw\.csv:3: not UTF-8 text \(byte 0xff"),
         ("metrics.json", b'"dev": {}', b'"dev": {}, "best_epoch": 1, "epochs": null', r"'epochs' should be a list"),
+        ("metrics.json", b'"dev": {}', b'"dev": {}, "epochs": [{"dev": {}}]', r"epochs\[0\] should be an object with"),
+        ("metrics.json", b'"dev": {}', b'"dev": {}, "epochs": [3]', r"epochs\[0\] should be an object with an integer"),
         ("metrics.json", b'"dev": {}', b'"dev": {"sst": NaN}', r"metrics\.json: holds NaN, which is not a number"),
         ("metrics.json", b'"dev": {}', b'"dev": {"sst": 1e400}', r"metrics\.json: holds 1e400, a number beyond"),
         ("../hand-data/ids-sst-dev.csv", b"plain one\t1", b"plain one\t7", r"ids-sst-dev\.csv:3: sentiment 7 is not"),
@@ -435,6 +493,9 @@ def test_recorded_course_files_of_train_synth_and_ensemble_runs():
     assert analysis.recorded_file({"data_dir": "d"}, "para", "test") == Path("d/quora-test-student.csv")
     assert analysis.recorded_file({"data_dir": "d", "sst_dev": "my.csv"}, "sst", "dev") == Path("my.csv")
     assert analysis.recorded_file({"data_dir": "d", "sst_test": "none"}, "sst", "test") is None
+    # an empty entry names no file: --sst-dev "" is the --data-dir's file, --data-dir "" none (not "./")
+    assert analysis.recorded_file({"data_dir": "d", "sst_dev": ""}, "sst", "dev") == Path("d/ids-sst-dev.csv")
+    assert analysis.recorded_file({"data_dir": ""}, "sst", "dev") is None
     synth = {"dev": {"input": None, "data_dir": "e"}, "test": {"input": "t.csv", "data_dir": "e"}}
     assert analysis.recorded_file(synth, "sst", "dev") == Path("e/ids-sst-dev.csv")
     assert analysis.recorded_file(synth, "sst", "test") == Path("t.csv")
