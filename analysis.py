@@ -1,6 +1,6 @@
 """What a run learned, in numbers: its dev predictions joined with the dev sentences, confusion
-matrices, per-class precision / recall / F1, the least-squares line through the similarity
-scatter, and the examples it got most confidently wrong.
+matrices, per-class precision / recall / F1 and their macro means, the least-squares line through
+the similarity scatter, and the examples it got most confidently wrong.
 
 These are the error analyses of the four reports ("Tuning Up BERT" Section 6: Fig. 5, normalised
 confusion matrices for SST-5 and QQP; Fig. 6, predicted vs gold similarity; Tables 7-9, failure
@@ -209,6 +209,12 @@ def per_class(counts):
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
     return [(p, r, f, int(s)) for p, r, f, s in zip(precision, recall, f1, support)]
+
+
+def macro_mean(scores):
+    """(precision, recall, F1) averaged over the classes of per_class's `scores`, each class counting
+    once, whatever its support: the mean of the values, not of their rounded figures."""
+    return tuple(float(np.mean([row[i] for row in scores])) for i in range(3))
 
 
 def least_squares(x, y):

@@ -168,12 +168,12 @@ def confusion_blocks(run):
             f"Rows: gold class; columns: predicted ({legend}). Colour and upper figure: the share of the gold "
             f"row; in brackets the count. {counts.sum()} examples, accuracy {fmt(score(task, td.pred, td.gold))}."
         )
+        scores = analysis.per_class(counts)
         rows = [
             [str(c), names[c] if c < len(names) else "", fmt(p), fmt(r), fmt(f), str(s)]
-            for c, (p, r, f, s) in enumerate(analysis.per_class(counts))
+            for c, (p, r, f, s) in enumerate(scores)
         ]
-        macro = [sum(float(row[i]) for row in rows) / k for i in (2, 3, 4)]
-        rows.append(["macro mean", "", *(fmt(m) for m in macro), str(counts.sum())])
+        rows.append(["macro mean", "", *map(fmt, analysis.macro_mean(scores)), str(counts.sum())])
         table = Table(["class", "meaning", "precision", "recall", "F1", "support"], rows)
         blocks += [Figure(f"{task}-confusion.svg", chart, caption), table]
     return blocks or ["No classification task with dev predictions and gold labels."]

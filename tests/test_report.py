@@ -344,6 +344,24 @@ def test_confusion_matrix_by_hand():
     assert analysis.confusion_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
 
 
+def test_the_macro_mean_is_of_the_per_class_values_not_of_their_rounded_figures(tmp_path):
+    # para, 17 pairs: gold 0 six called 0, five called 1; gold 1 four called 0, two called 1
+    gold, pred = [0] * 11 + [1] * 6, [0] * 6 + [1] * 5 + [0] * 4 + [1] * 2
+    dev, ids = tmp_path / "data", [f"p{i}" for i in range(17)]
+    dev.mkdir()
+    rows = [f"{i}\t{ids[i]}\ta{i}\tb{i}\t{gold[i]}" for i in range(17)]
+    (dev / TASKS["para"].files["dev"]).write_text("\n".join(["\tid\tsentence1\tsentence2\tis_duplicate", *rows]) + "\n")
+    folder = tmp_path / "run"
+    predictions.write(folder / "predictions", "para", "dev", ids, np.array(pred), np.array(pred) * 0.5 + 0.25)
+    (folder / "metrics.json").write_text(json.dumps({"dev": {}, "config": {"data_dir": str(dev)}}))
+    report.main([str(folder)])
+    md = (folder / "report" / "report.md").read_text()
+    # precision 6/10 and 2/7, recall 6/11 and 2/6, F1 2*6/21 and 2*2/13; their means:
+    # 0.442857, 0.439394, 0.439560 (the mean of the rounded 0.6000 and 0.2857 read 0.4428)
+    assert md_row(md, "macro mean") == ["macro mean", "", "0.4429", "0.4394", "0.4396", "17"]
+    assert md_row(md, "1")[2:] == ["0.2857", "0.3333", "0.3077", "6"]
+
+
 def test_least_squares_by_hand():
     assert analysis.least_squares([0, 1, 2], [1, 3, 5]) == (2.0, 1.0)  # on the line y = 2x + 1 (lists too)
     # means 1.5 and 1.5; sum dx*dy = 2.25 - 0.25 - 0.25 + 2.25 = 4, sum dx^2 = 5: slope 0.8, 1.5 - 0.8 * 1.5 = 0.3
