@@ -338,6 +338,9 @@ def test_per_class_precision_recall_f1_by_hand():
     assert analysis.per_class([[0, 0], [1, 0]])[0][:3] == (0.0, 0.0, 0.0)  # no 0 / 0
     # class 1: one example, never predicted: precision 0 / 0 is 0, not nan (nor is class 0's recall)
     assert analysis.per_class([[0, 0], [1, 0]]) == [(0.0, 0.0, 0.0, 0), (0.0, 0.0, 0.0, 1)]
+    # the macro mean: each class once, whatever its support (a class with none too)
+    scores = [(1.0, 0.25, 0.4, 4), (0.0, 0.0, 0.0, 0), (0.5, 0.5, 0.5, 6)]
+    assert analysis.macro_mean(scores) == pytest.approx((0.5, 0.25, 0.3))
 
 
 def test_confusion_matrix_by_hand():
