@@ -376,7 +376,7 @@ def test_least_squares_by_hand():
 def test_confusion_matrices_have_every_class_even_one_never_seen(tmp_path):
     folder = hand_run(tmp_path, SST, PARA)  # sst gold 0 1 2 1, predicted 1 1 0 0: no 3 or 4 anywhere
     run = analysis.load_results(folder)
-    assert analysis.num_classes(run.tasks["sst"]) == 5  # the five columns of the probabilities
+    assert analysis.confusion_size(run.tasks["sst"]) == 5  # the five columns of the probabilities
     report.main([str(folder)])
     assert len(svg_file(folder / "report" / "sst-confusion.svg").findall(".//s:rect[@class='cell']", NS)) == 25
     # para where every gold label and prediction is 0: still paraphrase or not, 2 x 2
@@ -387,7 +387,7 @@ def test_confusion_matrices_have_every_class_even_one_never_seen(tmp_path):
         raw=np.full(4, 0.25),
         examples=[dataclasses.replace(ex, label=0) for ex in para.examples],
     )
-    assert analysis.num_classes(no_pairs) == 2
+    assert analysis.confusion_size(no_pairs) == 2
 
 
 def test_confidence_is_the_probability_of_the_predicted_class_or_the_error(tmp_path):
