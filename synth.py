@@ -467,7 +467,7 @@ def resume_paraphrases(path, n, model, repair=True):
     return set(counts)
 
 
-def check_out(out):
+def out_outside_runs(out):
     """--out as a Path, unless it lies inside a run folder (a train.py run's: synth.py did not make it)."""
     if problem := files.in_a_run(out, "--out"):
         raise data.DataError(problem)
@@ -478,7 +478,7 @@ def paraphrase(args, client):
     """Ask for args.n paraphrases of each row; returns the rows that failed."""
     rows = data.read_examples(args.input, "sst", labelled=True)[: args.limit]
     prompts = {ex.id: PARAPHRASE_PROMPT.format(n=args.n, sentence=ex.text_a.strip()) for ex in rows}
-    out = check_out(args.out)
+    out = out_outside_runs(args.out)
     if args.dry_run:  # the price of what is still to go
         todo = paraphrase_todo(args, rows, out, repair=False)
         # paraphrases are about as long as their source, plus quotes and commas
@@ -594,7 +594,7 @@ def read_labels(path, model, repair=True):
 
 def label(args, client):
     """Label the split's sentences, batch_size per request; returns the sentences that failed."""
-    out = check_out(args.out)
+    out = out_outside_runs(args.out)
     check_label_folder(out, args.model)
     path = args.input or Path(args.data_dir) / TASKS["sst"].files[args.split]
     rows = data.read_examples(path, "sst")[: args.limit]
