@@ -106,6 +106,9 @@ def test_a_long_exhaustive_search_shows_progress(monkeypatch, capsys):
     exhaustive("para", runs, np.ones(4), y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 15 and lines[-1].startswith("  para: 15/15 subsets") and "ETA 0s" in lines[-1]
+    monkeypatch.setattr(ensemble, "PROGRESS_EVERY_S", 10**9)  # a search shorter than that: not a word
+    exhaustive("para", runs, np.ones(4), y)
+    assert capsys.readouterr().out == ""
 
 
 def test_zero_weight_runs_are_never_chosen():
@@ -338,6 +341,10 @@ def breaks(tmp_path, ids, y):
             lambda: (tmp_path / "b" / "metrics.json").write_text("[1, 2"),
             r"b/metrics\.json: not a JSON object",
         ),
+        "metrics.json dev scores not an object": (
+            lambda: (tmp_path / "b" / "metrics.json").write_text('{"config": {}, "dev": ["sts", "para"]}'),
+            r"b/metrics\.json: not a JSON object \(with 'config' and 'dev' objects",
+        ),
     }
 
 
@@ -360,6 +367,11 @@ def test_different_numbers_of_classes(tmp_path):
     with pytest.raises(EnsembleError, match=r"b/predictions/sst-dev-raw\.csv: 2 classes, but .*a's sst dev"):
         run_ensemble(tmp_path, [a, b])
     assert not (tmp_path / "ens").exists()
+    # a run's test predictions with other classes than its own dev predictions: argmax over 2 columns
+    # would write a 5-class test submission of classes 0 and 1 only
+    write_run(tmp_path / "a", {("sst", "test"): (["x"], [[0.5, 0.5]])})
+    with pytest.raises(EnsembleError, match=r"a/predictions/sst-test-raw\.csv: 2 classes, but .*a's sst dev .* 3$"):
+        run_ensemble(tmp_path, [a])
 
 
 @pytest.mark.parametrize(
@@ -472,7 +484,8 @@ def test_gold_classes_must_be_the_runs_classes(tmp_path):
     write_gold(tmp_path, "sst", ["s0", "s1", "s2"], [0, 4, 2])
     three = write_run(tmp_path / "three", {("sst", "dev"): (["s0", "s1", "s2"], np.eye(3)[[0, 1, 2]])})
     with pytest.raises(
-        PredictionFileError, match=r"sst-dev\.csv:3: sentiment 4 is not one of the 3 classes of .*three/"
+        PredictionFileError,
+        match=r"sst-dev\.csv:3: sentiment 4 is not one of the 3 classes of .*three/predictions/sst-dev-raw\.csv$",
     ):
         run_ensemble(tmp_path, [three])
     write_gold(tmp_path, "sst", ["s0", "s1", "s2"], [0, 7, 2])
@@ -534,9 +547,9 @@ def test_a_dev_only_member_is_scored_on_dev_but_not_chosen(tmp_path, two_runs, c
     out = capsys.readouterr().out
     assert f"note: sts: {dev_only} has no test predictions ({dev_only}/predictions/sts-test-raw.csv)" in out
     # alone (no member has test predictions) it is a dev-only ensemble, as before
-    assert (
-        run_ensemble(tmp_path / "alone", [dev_only], data_dir=tmp_path)["tasks"]["sts"]["members"][0]["run"] == dev_only
-    )
+    alone = run_ensemble(tmp_path / "alone", [dev_only], data_dir=tmp_path)["tasks"]["sts"]
+    assert alone["members"][0]["run"] == dev_only and alone["dev_only"] == []
+    assert "no test predictions (" not in capsys.readouterr().out
 
 
 def test_a_negative_seed_is_a_flag_error(capsys):
@@ -670,3 +683,116 @@ def test_train_writes_per_task_best_predictions_that_ensemble_uses(tmp_path):
     info = run_ensemble(tmp_path, [out], "--task-bests", data_dir=tmp_path / "data")
     assert info["tasks"]["para"]["candidates"] == [str(out), str(out / "best-para")]
     assert info["tasks"]["sst"]["candidates"] == [str(out)]
+
+
+# ----------------------------------------------------------------------------
+# pinned by mutation testing: each test fails if ensemble.py's rule is changed as its comment says
+
+
+def test_para_at_exactly_one_half_is_not_a_paraphrase():
+    # P > 0.5, as heads.py decides (whose relu head gives P = 0.5 exactly for cos <= 0): (0.25 + 0.75) / 2 = 0.5 -> 0
+    assert decide("para", np.array([0.5, 0.5000001, 0.4999999])).tolist() == [0, 1, 0]
+    assert decide("para", combine(np.array([[0.25], [0.75]]), [1, 1])).tolist() == [0]
+
+
+def test_members_rows_in_another_order_are_matched_by_id(tmp_path):
+    # b's file lists the rows backwards: p3 0.3, p2 0.6, p1 0.4, p0 0.7. By id the mean with a is
+    # p0 (0.9 + 0.7) / 2 = 0.8, p1 (0.2 + 0.4) / 2 = 0.3, p2 0.7, p3 0.2; by line it would be 0.6, 0.4, 0.6, 0.4.
+    ids, y = ["p0", "p1", "p2", "p3"], [1, 0, 1, 0]
+    write_gold(tmp_path, "para", ids, y)
+    a = write_run(tmp_path / "a", {("para", "dev"): (ids, [0.9, 0.2, 0.8, 0.1])})
+    b = write_run(tmp_path / "b", {("para", "dev"): (ids[::-1], [0.3, 0.6, 0.4, 0.7])})
+    info = run_ensemble(tmp_path, [a, b], "--all")
+    assert info["tasks"]["para"]["singles"] == {a: 1.0, b: 1.0}  # b by line: 0, 1, 0, 1, all wrong
+    got_ids, raw = predictions.read_raw(tmp_path / "ens" / "predictions" / "para-dev-raw.csv")
+    assert got_ids == ids and np.allclose(raw, [0.8, 0.3, 0.7, 0.2])
+
+
+def test_ties_keep_the_smaller_then_earlier_choice():
+    # a and b are the same perfect run: every subset and every greedy ensemble scores 1.0
+    y = np.array([1, 0])
+    runs = np.array([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9]])
+    assert exhaustive("para", runs, np.ones(3), y).tolist() == [1, 0, 0]
+    # greedy: step 1 adds a (the first of a, b); steps 2 and 3 tie at 1.0 and are not kept
+    assert greedy("para", runs, np.ones(3), y, steps=3).tolist() == [1, 0, 0]
+
+
+def test_zero_weight_runs_are_not_candidates_even_alone():
+    # y mostly 0; a (weight 1) is wrong on every row. b has weight 0: alone it would be the empty
+    # average (0/0), which predicts class 0 and scores 3/4, so counting it a candidate would choose it.
+    y = np.array([0, 0, 0, 1])
+    runs = np.array([[0.9, 0.9, 0.9, 0.1], [0.1, 0.1, 0.1, 0.9]])
+    assert exhaustive("para", runs, np.array([1.0, 0.0]), y).tolist() == [1, 0]
+    assert greedy("para", runs, np.array([1.0, 0.0]), y, steps=2).tolist() == [1, 0]
+
+
+def test_the_runs_with_test_predictions_must_not_all_weigh_0(tmp_path, two_runs):
+    ids, y = two_runs
+    llm = write_run(tmp_path / "llm", {("sts", "dev"): (ids, y)})  # dev only: never chosen, weight or not
+    with pytest.raises(EnsembleError, match=r"--weights: every run with sts test predictions has weight 0"):
+        run_ensemble(tmp_path, [tmp_path / "a", llm], "--weights", "0", "1")
+    assert not (tmp_path / "ens").exists()
+
+
+def test_course_files_from_the_one_run_that_records_them(tmp_path, two_runs):
+    # a records its data dir, b (like synth.py label's metrics.json) records none: a's files are used
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({"config": {"data_dir": str(tmp_path)}}))
+    (tmp_path / "b" / "metrics.json").write_text("{}")
+    argv = [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ens")]
+    info = ensemble.ensemble(ensemble.parse_args(argv))
+    assert info["config"]["sts_dev"] == str(tmp_path / "sts-dev.csv")
+    # both record the same missing folder: the message names the first run's metrics.json
+    for name in "ab":
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"config": {"data_dir": str(tmp_path / "gone")}}))
+    argv[-1] = str(tmp_path / "ens2")
+    with pytest.raises(EnsembleError, match=r"gone/sts-dev\.csv: no such file \(the sts dev labels, from .*/a/metrics"):
+        ensemble.ensemble(ensemble.parse_args(argv))
+
+
+def test_course_files_default_to_data_when_no_run_records_them(tmp_path, two_runs, monkeypatch):
+    (tmp_path / "data").mkdir()
+    for name in ("sts-dev.csv", "sts-test-student.csv"):
+        shutil.copy(tmp_path / name, tmp_path / "data" / name)
+    monkeypatch.chdir(tmp_path)
+    info = ensemble.ensemble(ensemble.parse_args(["a", "b", "--out", "ens"]))
+    assert (info["config"]["sts_dev"], info["config"]["sts_test"]) == ("data/sts-dev.csv", "data/sts-test-student.csv")
+
+
+def test_a_long_id_list_is_cut_to_three():
+    assert ensemble.brief(["a", "b", "c"]) == "['a', 'b', 'c']"
+    assert ensemble.brief(["a", "b", "c", "d"]) == "['a', 'b', 'c', ...]"
+
+
+def test_subsets_are_scored_with_their_weights():
+    # y = 1, 0; a = 0.9, 0.9 and b = 0.45, 0.2 are each right once. With weights 1 and 3 their mean is
+    # (0.9 + 1.35) / 4 = 0.5625 -> 1 and (0.9 + 0.6) / 4 = 0.375 -> 0: both right; unweighted 0.675, 0.55: one.
+    y = np.array([1, 0])
+    runs = np.array([[0.9, 0.9], [0.45, 0.2]])
+    assert exhaustive("para", runs, np.array([1.0, 3.0]), y).tolist() == [1, 1]
+    assert exhaustive("para", runs, np.array([1.0, 1.0]), y).tolist() == [1, 0]
+    # greedy: a (the first of two 0.5s), then b, weighted, 1.0; and with the runs in the other order
+    assert greedy("para", runs, np.array([1.0, 3.0]), y, steps=2).tolist() == [1, 1]
+    assert greedy("para", runs[::-1], np.array([3.0, 1.0]), y, steps=2).tolist() == [1, 1]
+    assert greedy("para", runs, np.array([1.0, 1.0]), y, steps=2).tolist() == [1, 0]
+
+
+def test_a_choice_is_made_even_when_every_ensemble_scores_0():
+    # both runs are wrong on both rows, and so is every mean of them: accuracy 0 everywhere.
+    # The first run is kept, alone (and all sts predictions constant: r is 0 for every ensemble).
+    y = np.array([1, 0])
+    runs = np.array([[0.1, 0.9], [0.2, 0.8]])
+    assert exhaustive("para", runs, np.ones(2), y).tolist() == [1, 0]
+    assert greedy("para", runs, np.ones(2), y, steps=3).tolist() == [1, 0]
+    flat = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    assert greedy("sts", flat, np.ones(2), np.array([0.0, 2.5, 5.0]), steps=3).tolist() == [1, 0]
+
+
+def test_all_leaves_out_the_runs_of_weight_0(tmp_path):
+    folders = write_dev_runs(tmp_path, "para", *complementary_para())
+    info = run_ensemble(tmp_path, folders, "--all", "--weights", "1", "0", "2", "1")
+    members = info["tasks"]["para"]["members"]
+    assert [(m["run"], m["count"], m["weight"]) for m in members] == [
+        (folders[0], 1, 1.0),
+        (folders[2], 1, 2.0),
+        (folders[3], 1, 1.0),
+    ]
