@@ -143,6 +143,7 @@ def test_cli_uses_greedy_beyond_max_exhaustive_and_writes_the_members(tmp_path):
     info = run_ensemble(tmp_path, folders, "--max-exhaustive", "3")
     assert info["tasks"]["sts"]["method"] == "greedy"
     assert [(m["run"], m["count"]) for m in info["tasks"]["sts"]["members"]] == [(folders[0], 2), (folders[1], 1)]
+    assert [m["weight"] for m in info["tasks"]["sts"]["members"]] == [1.0, 1.0]  # the run's --weights, not count * it
     assert info["dev"]["sts"] > 0.99
     two = run_ensemble(tmp_path / "two", folders, "--max-exhaustive", "3", "--greedy-steps", "2", data_dir=tmp_path)
     assert [m["count"] for m in two["tasks"]["sts"]["members"]] == [1, 1]
@@ -194,6 +195,10 @@ def test_split_dev_is_seeded_disjoint_and_complete():
     assert split_dev(20, 0.3, seed=1)[0].tolist() != choose.tolist()
     with pytest.raises(EnsembleError, match="--select-on 0.01: leaves 0 of 20 dev rows"):
         split_dev(20, 0.01, seed=0)
+    # round(fraction * n) rows, not fewer: 0.66 * 10 = 6.6 -> 7; and never all of them: 0.99 * 20 = 19.8 -> 20
+    assert [len(part) for part in split_dev(10, 0.66, seed=0)] == [7, 3]
+    with pytest.raises(EnsembleError, match=r"--select-on 0.99: leaves 20 of 20 dev rows to choose on; need 1 to 19"):
+        split_dev(20, 0.99, seed=0)
 
 
 def test_select_on_reports_the_held_out_score(tmp_path, capsys):
@@ -796,3 +801,82 @@ def test_all_leaves_out_the_runs_of_weight_0(tmp_path):
         (folders[2], 1, 2.0),
         (folders[3], 1, 1.0),
     ]
+
+
+def test_max_exhaustive_counts_the_runs_that_can_be_chosen(tmp_path):
+    # four runs, one of weight 0: three candidates, so --max-exhaustive 3 still tries every subset
+    folders = write_dev_runs(tmp_path, "para", *complementary_para())
+    info = run_ensemble(tmp_path, folders, "--weights", "1", "1", "1", "0", "--max-exhaustive", "3")
+    assert info["tasks"]["para"]["method"] == "exhaustive"
+
+
+def test_held_out_split_of_unequal_parts_and_a_tie_between_single_runs(tmp_path):
+    # --select-on 0.7 of 10 rows: 7 to choose on, 3 held out. a and b are both right on the 7
+    # choosing rows (a tie: the earlier, a, is the best single run, and {a} the ensemble); on the
+    # held-out rows a is wrong once (2/3) and b never (3/3).
+    n = 10
+    choose, held = split_dev(n, 0.7, seed=0)
+    y = np.arange(n) % 2
+    a = np.where(np.arange(n) == held[0], 1 - y, y) * 0.8 + 0.1  # 0.9 or 0.1
+    b = y * 0.6 + 0.2  # 0.8 or 0.2: always right
+    runs = write_dev_runs(tmp_path, "para", y, [a, b])
+    info = run_ensemble(tmp_path, runs, "--select-on", "0.7")
+    h = info["tasks"]["para"]["held_out"]
+    assert (h["choose_rows"], h["held_out_rows"]) == (7, 3)
+    assert [m["run"] for m in info["tasks"]["para"]["members"]] == [runs[0]]
+    assert h["best_single_run"] == runs[0] and h["best_single"] == pytest.approx(2 / 3)
+    assert h["ensemble_on_choose_rows"] == 1.0 and h["ensemble"] == pytest.approx(2 / 3)
+    assert info["dev"]["para"] == 0.9  # 9 of 10 rows
+
+
+def test_the_dev_table_by_hand(tmp_path, capsys):
+    # sst gold 0, 4, 2: a and b give every class 0.2 (argmax: class 0, right once, 1/3), synth is
+    # certain and right (1.0); para: a and b 0.5 each, together 1.0. overall = plain mean (no sts).
+    y, runs = complementary_para()
+    ids = [f"p{i}" for i in range(len(y))]
+    write_gold(tmp_path, "para", ids, y)
+    write_gold(tmp_path, "sst", ["s0", "s1", "s2"], [0, 4, 2])
+    uniform = np.full((3, 5), 0.2)
+    a, b = (
+        write_run(tmp_path / name, {("para", "dev"): (ids, r), ("sst", "dev"): (["s0", "s1", "s2"], uniform)})
+        for name, r in zip("ab", runs)
+    )
+    synth = write_run(tmp_path / "synth", {("sst", "dev"): (["s0", "s1", "s2"], np.eye(5)[[0, 4, 2]])}, metrics={})
+    info = run_ensemble(tmp_path, [a, b, synth])
+    assert info["note"] == ensemble.OPTIMISM  # chosen on dev: never called honest
+    w = len(synth)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:7] == [
+        f"{'':{w}}  sst           para          overall  plain mean",
+        f"{a:{w}}  0.3333        0.5000        0.4167   0.4167",
+        f"{b:{w}}  0.3333        0.5000        0.4167   0.4167",
+        f"{synth:{w}}  1.0000        -             -",
+        f"{'best single run per task':{w}}  1.0000        0.5000        0.7500   0.7500",
+        f"{'ensemble per task':{w}}  1.0000 (1)    1.0000 (2)    1.0000   1.0000",
+    ]
+    assert lines[8:10] == [
+        f"  sst   {synth}  (exhaustive over 3 runs; no test predictions)",
+        f"  para  {a} + {b}  (exhaustive over 2 runs; no test predictions)",
+    ]
+
+
+def test_greedy_members_counted_twice_are_shown_so(tmp_path, capsys):
+    folders = write_dev_runs(tmp_path, "sts", *weighted_sts())
+    info = run_ensemble(tmp_path, folders, "--max-exhaustive", "3", "--select-on", "0.5")
+    assert info["note"] == f"{ensemble.OPTIMISM}; held_out has the honest scores"
+    counts = [m["count"] for m in info["tasks"]["sts"]["members"]]
+    shown = " + ".join(f"2x {m['run']}" if m["count"] == 2 else m["run"] for m in info["tasks"]["sts"]["members"])
+    assert 2 in counts and 1 in counts  # a run counted twice beside one counted once
+    assert f"  sts   {shown}  (greedy over 4 runs; no test predictions)" in capsys.readouterr().out.splitlines()
+
+
+def test_ensemble_json_overall_plain_mean_and_weights_by_hand(tmp_path):
+    # sts gold 0, 1, 2, 3 and a run 0, 1, 3, 2: deviations -1.5, -0.5, 0.5, 1.5 and -1.5, -0.5, 1.5, 0.5,
+    # r = (2.25 + 0.25 + 0.75 + 0.75) / 5 = 0.8; overall = (r + 1) / 2 = 0.9, plain mean = r = 0.8
+    (a,) = write_dev_runs(tmp_path, "sts", [0, 1, 2, 3], [[0.0, 1.0, 3.0, 2.0]])
+    info = run_ensemble(tmp_path, [a])
+    assert info["dev"]["sts"] == pytest.approx(0.8) and info["weights"] == [1.0]
+    assert (info["overall"], info["plain_mean"]) == (pytest.approx(0.9), pytest.approx(0.8))
+    metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert (metrics["overall"], metrics["plain_mean"]) == (pytest.approx(0.9), pytest.approx(0.8))
+    assert run_ensemble(tmp_path / "w", [a], "--weights", "2", data_dir=tmp_path)["weights"] == [2.0]
