@@ -384,6 +384,7 @@ def test_different_numbers_of_classes(tmp_path):
     [
         (["--weights", "1"], r"--weights: 1 weights for 2 runs"),
         (["--weights", "1", "-1"], r"--weights: must be finite and >= 0"),
+        (["--weights", "1", "inf"], r"--weights: must be finite and >= 0, got \[1\.0, inf\]"),
         (["--weights", "0", "0"], r"--weights: all are 0"),
         (["--select-on", "0.1"], r"--select-on 0.1: leaves 0 of 5 dev rows"),
         (
@@ -867,6 +868,10 @@ def test_greedy_members_counted_twice_are_shown_so(tmp_path, capsys):
     counts = [m["count"] for m in info["tasks"]["sts"]["members"]]
     shown = " + ".join(f"2x {m['run']}" if m["count"] == 2 else m["run"] for m in info["tasks"]["sts"]["members"])
     assert 2 in counts and 1 in counts  # a run counted twice beside one counted once
+    flags = ["--select-on", "0.5", "--max-exhaustive", "3", "--greedy-steps", "1"]  # one run alone: r < 1
+    one = run_ensemble(tmp_path / "one", folders, *flags, data_dir=tmp_path)
+    r = one["held_out"]["dev"]["sts"]  # the held-out overall maps r onto [0, 1]; the plain mean takes it as is
+    assert r < 1 and one["held_out"]["overall"] == pytest.approx((r + 1) / 2) and one["held_out"]["plain_mean"] == r
     assert f"  sts   {shown}  (greedy over 4 runs; no test predictions)" in capsys.readouterr().out.splitlines()
 
 
