@@ -885,3 +885,18 @@ def test_ensemble_json_overall_plain_mean_and_weights_by_hand(tmp_path):
     metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
     assert (metrics["overall"], metrics["plain_mean"]) == (pytest.approx(0.9), pytest.approx(0.8))
     assert run_ensemble(tmp_path / "w", [a], "--weights", "2", data_dir=tmp_path)["weights"] == [2.0]
+
+
+def test_every_run_of_one_task_at_weight_0_is_an_error(tmp_path, two_runs):
+    ids, y = two_runs
+    write_gold(tmp_path, "para", ["p0", "p1"], [0, 1])
+    para = write_run(tmp_path / "para", {("para", "dev"): (["p0", "p1"], [0.2, 0.7])})  # para only
+    with pytest.raises(EnsembleError, match=r"^--weights: every run with sts predictions has weight 0$"):
+        run_ensemble(tmp_path, [tmp_path / "a", para], "--weights", "0", "1")
+    assert not (tmp_path / "ens").exists()
+
+
+def test_an_empty_out_folder_is_used(tmp_path, two_runs):
+    (tmp_path / "ens").mkdir()
+    run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert (tmp_path / "ens" / "ensemble.json").is_file()
