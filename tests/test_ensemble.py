@@ -892,11 +892,29 @@ def test_every_run_of_one_task_at_weight_0_is_an_error(tmp_path, two_runs):
     write_gold(tmp_path, "para", ["p0", "p1"], [0, 1])
     para = write_run(tmp_path / "para", {("para", "dev"): (["p0", "p1"], [0.2, 0.7])})  # para only
     with pytest.raises(EnsembleError, match=r"^--weights: every run with sts predictions has weight 0$"):
-        run_ensemble(tmp_path, [tmp_path / "a", para], "--weights", "0", "1")
+        run_ensemble(tmp_path, [para, tmp_path / "a"], "--weights", "1", "0")
     assert not (tmp_path / "ens").exists()
+    # the weights of a task's runs are those of their places on the command line, not the first ones
+    info = run_ensemble(tmp_path, [para, tmp_path / "a", tmp_path / "b"], "--all", "--weights", "1", "1", "3")
+    assert [(m["run"], m["weight"]) for m in info["tasks"]["sts"]["members"]] == [
+        (str(tmp_path / "a"), 1.0),
+        (str(tmp_path / "b"), 3.0),
+    ]
 
 
 def test_an_empty_out_folder_is_used(tmp_path, two_runs):
     (tmp_path / "ens").mkdir()
     run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
     assert (tmp_path / "ens" / "ensemble.json").is_file()
+
+
+def test_the_test_file_is_the_one_recorded_by_runs_with_test_predictions(tmp_path, two_runs):
+    # a records tmp_path (dev and test files); the dev-only llm records a folder with the same dev
+    # file and no test file: the test ids come from a's, since llm's test file was never read
+    ids, y = two_runs
+    (tmp_path / "other").mkdir()
+    shutil.copy(tmp_path / "sts-dev.csv", tmp_path / "other" / "sts-dev.csv")
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({"config": {"data_dir": str(tmp_path)}}))
+    llm = write_run(tmp_path / "llm", {("sts", "dev"): (ids, y)}, {"config": {"data_dir": str(tmp_path / "other")}})
+    info = ensemble.ensemble(ensemble.parse_args([str(tmp_path / "a"), llm, "--out", str(tmp_path / "ens")]))
+    assert info["config"]["sts_test"] == str(tmp_path / "sts-test-student.csv")
