@@ -918,3 +918,21 @@ def test_the_test_file_is_the_one_recorded_by_runs_with_test_predictions(tmp_pat
     llm = write_run(tmp_path / "llm", {("sts", "dev"): (ids, y)}, {"config": {"data_dir": str(tmp_path / "other")}})
     info = ensemble.ensemble(ensemble.parse_args([str(tmp_path / "a"), llm, "--out", str(tmp_path / "ens")]))
     assert info["config"]["sts_test"] == str(tmp_path / "sts-test-student.csv")
+
+
+@pytest.mark.parametrize(
+    "flags, message, boundary",
+    [
+        (["--max-exhaustive", "-1"], "--max-exhaustive must be at least 0", ["--max-exhaustive", "0"]),
+        (["--greedy-steps", "0"], "--greedy-steps must be at least 1", ["--greedy-steps", "1"]),
+        (["--max-per-task", "0"], "--max-per-task must be at least 1", ["--max-per-task", "1"]),
+        (["--select-on", "1"], "--select-on must be a fraction between 0 and 1, got 1.0", ["--select-on", "0.99"]),
+        (["--select-on", "0"], "--select-on must be a fraction between 0 and 1, got 0.0", ["--select-on", "0.01"]),
+        (["--all", "--max-per-task", "2"], "--all chooses nothing on dev", ["--all"]),
+    ],
+)
+def test_flag_values_out_of_range_are_refused(flags, message, boundary, capsys):
+    with pytest.raises(SystemExit):
+        ensemble.parse_args(["a", *flags])
+    assert message in capsys.readouterr().err
+    ensemble.parse_args(["a", *boundary])  # the nearest value allowed is
