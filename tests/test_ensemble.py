@@ -2,6 +2,7 @@
 prediction files built so the best one is known, the held-out score of --select-on, every error,
 and end to end on two tiny train.py runs."""
 
+import errno
 import json
 import shutil
 import subprocess
@@ -936,3 +937,17 @@ def test_flag_values_out_of_range_are_refused(flags, message, boundary, capsys):
         ensemble.parse_args(["a", *flags])
     assert message in capsys.readouterr().err
     ensemble.parse_args(["a", *boundary])  # the nearest value allowed is
+
+
+def test_an_out_that_cannot_be_renamed_to_for_another_reason_says_so(tmp_path, two_runs, monkeypatch):
+    rename = ensemble.os.rename
+
+    def denied(src, dst):  # e.g. a folder whose parent this user may not write: not "another process"
+        if Path(dst) == tmp_path / "ens":
+            raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+        rename(src, dst)
+
+    monkeypatch.setattr(ensemble.os, "rename", denied)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        run_ensemble(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "ens").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".ens")] == []
