@@ -1,6 +1,8 @@
 """Tests for data.py: reading and validating the task files, encoding, padding, batch order,
 and resuming a batch stream."""
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -48,6 +50,24 @@ def test_pandas_quoting(tmp_path):
     assert all(ex.text_b is None for ex in examples)
 
 
+def test_text_lines_counts_from_one_and_drops_the_line_end_only():
+    # CRLF line ends lose their \r too (predictions.py and synth.py read through text_lines);
+    # spaces and a blank line stay, and a last line without its \n is still a line
+    raw = b"a\r\n b \n\nlast"
+    assert list(data.text_lines("f", io.BytesIO(raw))) == [(1, "a"), (2, " b "), (3, ""), (4, "last")]
+
+
+def test_empty_file_headers_without_id_and_unknown_tasks_are_named(tmp_path):
+    path = write(tmp_path, "sst.csv", "")
+    with pytest.raises(data.DataError, match=r"sst\.csv:1: empty file, expected a header row"):
+        data.read_examples(path, "sst")
+    path = write(tmp_path, "sst.csv", "\tsentence\tsentiment\n0\tfine\t1\n")
+    with pytest.raises(data.DataError, match=r"sst\.csv:1: no column 'id' in header"):
+        data.read_examples(path, "sst")
+    with pytest.raises(ValueError, match="unknown task 'sts5'"):
+        data.read_examples(path, "sts5")
+
+
 def test_unclosed_quote_is_an_error_where_it_opens(tmp_path):
     # A quote opened on line 4 and closed on line 5: read as CSV records, rows c and d merge
     # into one example labelled 2, silently. Every course row fits on one line, so say so.
@@ -62,8 +82,10 @@ def test_unclosed_quote_is_an_error_where_it_opens(tmp_path):
 
 def test_a_very_long_sentence_is_read_not_taken_for_an_open_quote(tmp_path):
     long = ("a long sentence " * 9000)[:140_000]  # over csv's 131072-character field limit
+    limit = csv.field_size_limit()
     path = write(tmp_path, "sst.csv", SST_HEADER + f"0\ta\t{long}\t1\n" + f'1\tb\t"{long}"\t2\n')
     assert [ex.text_a for ex in data.read_examples(path, "sst")] == [long, long]
+    assert csv.field_size_limit() == limit  # raised for the long line only, not for every csv reader after
     path = write(tmp_path, "sst.csv", SST_HEADER + f'0\ta\t"{long}\t1\n')  # an open quote is still one
     with pytest.raises(data.DataError, match=r"sst\.csv:2: malformed CSV"):
         data.read_examples(path, "sst")
@@ -172,12 +194,16 @@ def test_malformed_rows(tmp_path):
     path = write(tmp_path, "f.csv", SST_HEADER + "0\ta\tx\t1\n1\ta\ty\t2\n")
     with pytest.raises(data.DataError, match=r"f\.csv:3: duplicate id 'a' \(first on line 2\)"):
         data.read_examples(path, "sst")
+    path = write(tmp_path, "f.csv", SST_HEADER + "0\ta\tx\t1\n1\t\ty\t2\n")
+    with pytest.raises(data.DataError, match=r"f\.csv:3: empty id"):
+        data.read_examples(path, "sst")
     with pytest.raises(data.DataError, match=r"nothere\.csv"):
         data.read_examples(tmp_path / "nothere.csv", "sst")
 
 
 def test_empty_sentence_is_legal_and_empty_label_skipped(tmp_path, capsys):
-    text = PAIR_HEADER.format("is_duplicate") + "0\ta\t\ty\t1.0\n1\tb\tx\ty\t\n2\tc\tx\ty\t0.0\n3\td\tx\ty\t\n"
+    # line 5's label is a space: empty too, not a label that fails to parse
+    text = PAIR_HEADER.format("is_duplicate") + "0\ta\t\ty\t1.0\n1\tb\tx\ty\t\n2\tc\tx\ty\t0.0\n3\td\tx\ty\t \n"
     path = write(tmp_path, "quora-dev.csv", text)
     examples = data.read_examples(path, "para")
     assert [(ex.id, ex.text_a) for ex in examples] == [("a", ""), ("c", "x")]
@@ -186,12 +212,31 @@ def test_empty_sentence_is_legal_and_empty_label_skipped(tmp_path, capsys):
     assert err.count("skipped") == 1
 
 
+def test_skipped_rows_are_listed_up_to_ten(capsys):
+    data.report_skipped("f.csv", list(range(3, 13)))
+    assert (
+        capsys.readouterr().err
+        == "f.csv: skipped 10 rows with an empty label (lines 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)\n"
+    )
+    data.report_skipped("f.csv", list(range(3, 14)))
+    assert capsys.readouterr().err == (
+        "f.csv: skipped 11 rows with an empty label (lines 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, ...)\n"
+    )
+    data.report_skipped("f.csv", [])
+    assert capsys.readouterr().err == ""
+
+
 def test_num_classes(tmp_path):
     path = write(tmp_path, "binary.csv", SST_HEADER + "0\ta\tgood\t1\n1\tb\tbad\t0\n2\tc\tfine\t1\n")
     assert data.num_classes(data.read_examples(path, "sst"), path) == 2
     assert data.num_classes(data.read_examples(path, "sst"), path, given=5) == 5
     with pytest.raises(ValueError):
         data.num_classes([data.Example("a", "x", None, None)])
+    with pytest.raises(ValueError, match="integer class labels"):  # an sts file's labels are no classes
+        data.num_classes([data.Example("a", "x", None, 1), data.Example("b", "y", None, 2.5)])
+    assert data.num_classes(data.read_examples(path, "sst"), path, given=2) == 2
+    with pytest.raises(ValueError, match="at least 2, got 1"):
+        data.num_classes(data.read_examples(path, "sst"), path, given=1)
 
 
 def test_label_outside_the_classes_is_an_error(tmp_path):
@@ -199,11 +244,16 @@ def test_label_outside_the_classes_is_an_error(tmp_path):
     path = write(tmp_path, "sst-train.csv", SST_HEADER + rows)
     examples = data.read_examples(path, "sst")
     # inferred: a 7 would make 8 classes, but 5 and 6 never occur
-    with pytest.raises(data.DataError, match=r"sst-train\.csv:8: sentiment 7 implies 8 classes .*\[5, 6\] never occur"):
+    with pytest.raises(
+        data.DataError, match=r"sst-train\.csv:8: sentiment 7 implies 8 classes 0\.\.7, but \[5, 6\] never"
+    ):
         data.num_classes(examples, path)
     with pytest.raises(data.DataError, match=r"sst-train\.csv:8: sentiment 7 is not a class 0\.\.4"):
         data.num_classes(examples, path, given=5)
     assert data.num_classes(examples, path, given=8) == 8  # said explicitly: classes 5 and 6 may be empty
+    # the first label outside 0..K-1 is K itself
+    with pytest.raises(data.DataError, match=r"sst-train\.csv:8: sentiment 7 is not a class 0\.\.6"):
+        data.num_classes(examples, path, given=7)
 
 
 def synth_line(id_="x1-syn0", source="x1", label=3, text="a fine film", model="m", **extra):
@@ -215,6 +265,8 @@ def test_read_synth(tmp_path):
     path = write(
         tmp_path, "synth.jsonl", synth_line() + synth_line("x1-syn1", text="good") + synth_line("y-syn0", "y", 0)
     )
+    with pytest.raises(data.DataError, match=r"absent\.jsonl: cannot read"):
+        data.read_synth(tmp_path / "absent.jsonl")
     examples = data.read_synth(path)
     assert [(ex.id, ex.text_a, ex.text_b, ex.label) for ex in examples] == [
         ("x1-syn0", "a fine film", None, 3),
@@ -236,6 +288,7 @@ def test_read_synth(tmp_path):
         (synth_line("x1-syn1", label=-1), "label must be an integer"),
         (synth_line("x2-syn1"), "is not '{source_id}-syn{k}'"),
         (synth_line("x1-synA"), "is not '{source_id}-syn{k}'"),
+        (synth_line("12"), "is not '{source_id}-syn{k}'"),  # digits, but no "x1-syn" before them
         (synth_line("x1-syn0"), "duplicate id 'x1-syn0' \\(first on line 1\\)"),
     ],
 )
