@@ -4,6 +4,7 @@ and resuming a batch stream."""
 import csv
 import io
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -299,6 +300,117 @@ def test_read_synth_names_file_and_line(tmp_path, bad, problem):
     path.write_bytes(synth_line().encode() + synth_line("x1-syn1", text="caf").encode().replace(b"caf", b"caf\xe9"))
     with pytest.raises(data.DataError, match=r"synth\.jsonl:2: not UTF-8 text \(byte 0xe9"):
         data.read_synth(path)
+
+
+# ----------------------------------------------------------------------------
+# a run's files: read_split, load_task_data, --sst-synth, fingerprints, mlm.py's sentences
+
+
+def run_args(folder, **given):
+    """train.py's arguments that data.py reads: no file named, so every file is --data-dir's."""
+    names = {f"{task}_{split}": None for task in TASKS for split in ("train", "dev", "test")}
+    return SimpleNamespace(**{"data_dir": str(folder), "num_classes": None, "sst_synth": None, **names, **given})
+
+
+def sst_file(folder, split, labels, header=SST_HEADER):
+    rows = "".join(f"{i}\t{split}{i}\tsentence {i}\t{y}\n" for i, y in enumerate(labels))
+    return write(folder, TASKS["sst"].files[split], header + rows)
+
+
+def test_read_split_needs_labels_and_rows_and_warns_of_default_files_only(tmp_path, capsys):
+    logged = []
+    args = run_args(tmp_path)
+    write(tmp_path, TASKS["sst"].files["train"], "\tid\tsentence\n0\ta\tfine\n")
+    with pytest.raises(data.DataError, match=r"ids-sst-train\.csv:1: no label column 'sentiment'"):
+        data.read_split(args, "sst", "train", logged.append)
+    dev = sst_file(tmp_path, "dev", [])
+    with pytest.raises(data.DataError, match=rf"^{dev}: no examples$"):
+        data.read_split(args, "sst", "dev", logged.append)
+    assert data.read_split(args, "sst", "test", logged.append) is None
+    assert logged == [
+        f"sst: no test file at {tmp_path / TASKS['sst'].files['test']}, so no test predictions (set --sst-test)"
+    ]
+
+    # the course's 8544 rows, one with an empty label (skipped, but a row of the file all the same)
+    train = sst_file(tmp_path, "train", [i % 5 for i in range(8543)] + [""])
+    logged.clear()
+    assert len(data.read_split(args, "sst", "train", logged.append)) == 8543
+    assert logged == []
+    assert "ids-sst-train.csv: skipped 1 rows with an empty label (lines 8545)" in capsys.readouterr().err
+    small = sst_file(tmp_path, "train", [0, 1, 2])
+    assert len(data.read_split(args, "sst", "train", logged.append)) == 3
+    assert logged == [f"warning: {train} has 3 rows; the course file has 8544"]
+    logged.clear()
+    assert len(data.read_split(run_args(tmp_path, sst_train=str(small)), "sst", "train", logged.append)) == 3
+    assert logged == []  # a file named with --sst-train is not the course's: its size is the user's
+
+
+def single_or_cross(task):
+    return "single" if task == "sst" else "cross"
+
+
+def test_load_task_data_checks_sentiment_labels_of_train_and_dev(tmp_path, tokenizer):
+    header = PAIR_HEADER.format("similarity")
+    write(tmp_path, TASKS["sts"].files["train"], header + "0\tt1\ta\tb\t1.5\n1\tt2\tc\td\t4\n")
+    write(tmp_path, TASKS["sts"].files["dev"], header + "0\tv1\ta\tb\t0\n")
+    splits, classes, synth = data.load_task_data(run_args(tmp_path), ["sts"], tokenizer, single_or_cross, print)
+    assert classes == 5 and synth is None  # no sentiment task: the default 5 classes
+    assert splits["train"]["sts"].example_ids == ["t1", "t2"] and splits["train"]["sts"].labels.tolist() == [1.5, 4.0]
+    assert splits["dev"]["sts"].example_ids == ["v1"] and splits["test"] == {}
+
+    sst_file(tmp_path, "train", [0, 1, 2, 3, 4])
+    dev = sst_file(tmp_path, "dev", [0, 1, 2, 3, 4, 5])  # a dev label the model has no class for
+    with pytest.raises(data.DataError, match=rf"^{dev}:7: sentiment 5 is not a class 0\.\.4 \(--num-classes 5\)"):
+        data.load_task_data(run_args(tmp_path), ["sst"], tokenizer, single_or_cross, print)
+    train = sst_file(tmp_path, "train", [0, 1, 2, 3, 4, 7])
+    with pytest.raises(data.DataError, match=rf"^{train}:7: sentiment 7 implies 8 classes"):
+        data.load_task_data(run_args(tmp_path), ["sst"], tokenizer, single_or_cross, print)
+
+
+def test_sst_synth_rows_join_by_their_source_id(tmp_path):
+    # course ids are hex, but an id may hold "-syn": a paraphrase's source is what precedes its last "-syn"
+    real = [data.Example(id_, "x", None, y) for id_, y in (("a-syn1", 2), ("a-syn2", 3), ("b", 0), ("b-syn0", 1))]
+    synth = write(
+        tmp_path, "synth.jsonl", synth_line("a-syn1-syn0", "a-syn1", 2) + synth_line("a-syn2-syn0", "a-syn2", 3)
+    )
+    logged = []
+    loaded = data.load_sst_synth(run_args(tmp_path, sst_synth=str(synth)), real, 5, logged.append)
+    assert [ex.id for ex in loaded["rows"]] == ["a-syn1-syn0", "a-syn2-syn0"]
+    assert {k: loaded[k] for k in ("file", "examples", "sources")} == {"file": str(synth), "examples": 2, "sources": 2}
+    assert logged == [f"sst: + 2 synthetic paraphrases of 2 training sentences from {synth}"]
+    for bad, problem in (
+        (synth_line("b-syn0", "b", 1), "id 'b-syn0' is also an id of the real training rows"),
+        (synth_line("b-syn1", "b", 5), "b-syn1 has label 5; sentiment has 5 classes"),
+    ):
+        write(tmp_path, "synth.jsonl", synth_line("b-syn2", "b", 0) + bad)
+        with pytest.raises(data.DataError, match=rf"^{synth}:2: {problem}$"):
+            data.load_sst_synth(run_args(tmp_path, sst_synth=str(synth)), real, 5)
+
+
+def test_data_fingerprint_covers_train_dev_test_and_synth(tmp_path):
+    for split in ("train", "dev", "test"):
+        sst_file(tmp_path, split, [0, 1])
+    write(tmp_path, TASKS["sts"].files["train"], "one")  # no sts dev or test file: nothing to hash
+    synth = write(tmp_path, "synth.jsonl", "two")
+    hashes = data.data_fingerprint(run_args(tmp_path, sst_synth=str(synth)), ["sst", "sts"])
+    names = [*(TASKS["sst"].files[split] for split in ("train", "dev", "test")), TASKS["sts"].files["train"]]
+    assert list(hashes) == [str(tmp_path / name) for name in names] + [str(synth)]
+    # sha256 of the three bytes "one" and "two" (`printf one | sha256sum`)
+    assert hashes[str(tmp_path / "sts-train.csv")] == "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+    assert hashes[str(synth)] == "3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3"
+
+
+def test_train_sentences_are_both_sentences_of_every_training_row(tmp_path):
+    sst_file(tmp_path, "train", [3, ""])  # an empty label: mlm.py reads no labels, the sentence counts
+    write(tmp_path, TASKS["para"].files["train"], PAIR_HEADER.format("is_duplicate") + "0\tp1\tq a\tq b\t1\n")
+    write(tmp_path, TASKS["sts"].files["train"], PAIR_HEADER.format("similarity") + "0\tt1\tx\ty\t\n1\tt2\tz\tw\t2\n")
+    sentences, paths = data.train_sentences(run_args(tmp_path))
+    assert sentences == ["sentence 0", "sentence 1", "q a", "q b", "x", "y", "z", "w"]
+    assert paths == [str(tmp_path / TASKS[task].files["train"]) for task in ("sst", "para", "sts")]
+    # a dev row in a training file is refused, its label empty or not
+    dev = write(tmp_path, TASKS["para"].files["dev"], PAIR_HEADER.format("is_duplicate") + "0\tp1\tq a\tq b\t\n")
+    with pytest.raises(data.DataError, match=rf"quora-train\.csv:2: id 'p1' is also row 2 of the dev file {dev}"):
+        data.train_sentences(run_args(tmp_path))
 
 
 # ----------------------------------------------------------------------------
