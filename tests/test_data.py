@@ -504,6 +504,44 @@ def test_collate_pads_to_longest_in_batch(tokenizer):
     assert test.labels is None and "labels" not in data.collate(test, [0])
 
 
+def test_encode_checks_its_settings_and_labels(tokenizer):
+    with pytest.raises(ValueError, match="pair_encoding must be 'cross', 'bi' or 'single', got 'crosss'"):
+        data.encode(tokenizer, [data.Example("a", "x", "y", 1.0)], "crosss")
+    with pytest.raises(ValueError, match="some examples have labels and some do not"):
+        data.encode(tokenizer, [data.Example("a", "x", None, 1), data.Example("b", "y", None, None)])
+    mixed = data.encode(tokenizer, [data.Example("a", "x", None, 1), data.Example("b", "y", None, 2.5)])
+    assert mixed.labels.dtype == np.float32 and mixed.labels.tolist() == [1.0, 2.5]  # 2.5 not cut to 2
+    # bi-encoded: an example's length is its longer sentence's ([CLS] b [SEP] is 3, [CLS] b b b [SEP] 5)
+    pairs = [data.Example("p1", "b", "b b b", 1.0), data.Example("p2", "b b b b", "b", 0.0)]
+    assert data.encode(tokenizer, pairs, "bi").lengths.tolist() == [5, 6]
+
+
+def hand_pairs():
+    """Two cross-encoded pairs by hand: [CLS]=2 7 8 [SEP]=3 9 [SEP], and [CLS] 5 [SEP] 6 [SEP]."""
+    ids = [np.array([2, 7, 8, 3, 9, 3], dtype=np.int32), np.array([2, 5, 3, 6, 3], dtype=np.int32)]
+    types = [np.array([0, 0, 0, 0, 1, 1], dtype=np.int8), np.array([0, 0, 0, 1, 1], dtype=np.int8)]
+    return data.TaskData(["p", "q"], [(ids, types)], np.array([1.0, 0.0], dtype=np.float32), np.array([6, 5]))
+
+
+def test_collate_swaps_the_pairs_of_the_batch_in_its_order():
+    batch = data.collate(hand_pairs(), [1, 0], swap=[True, False])  # q swapped: [CLS] 6 [SEP] 5 [SEP]
+    assert batch["input_ids"].tolist() == [[2, 6, 3, 5, 3, 0], [2, 7, 8, 3, 9, 3]]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]]
+    assert batch["labels"].tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError):  # a swap flag per example, no fewer
+        data.collate(hand_pairs(), [0, 1], swap=[True])
+    assert data.collate(hand_pairs(), (1, 0))["labels"].tolist() == [0.0, 1.0]  # any sequence of indices
+
+
+def test_subset_keeps_each_example_with_its_own_label_and_length():
+    for indices in ([1, 0], (1, 0)):
+        part = data.subset(hand_pairs(), indices)
+        assert part.example_ids == ["q", "p"] and part.labels.tolist() == [0.0, 1.0] and part.lengths.tolist() == [5, 6]
+        assert [x.tolist() for x in part.seqs[0][0]] == [[2, 5, 3, 6, 3], [2, 7, 8, 3, 9, 3]]
+        assert [x.tolist() for x in part.seqs[0][1]] == [[0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 1]]
+
+
 # ----------------------------------------------------------------------------
 # batch order
 
@@ -520,6 +558,14 @@ def test_batch_order_covers_every_index_once_and_is_deterministic():
         assert all(len(b) == 16 for b in batches if len(b) != 1003 % 16)
         assert batches == data.batch_order(lengths, 16, torch.Generator().manual_seed(1), bucket=bucket)
         assert batches != data.batch_order(lengths, 16, torch.Generator().manual_seed(2), bucket=bucket)
+
+
+def test_batch_order_keeps_the_index_past_a_whole_number_of_chunks():
+    # chunks of 2 batches of 2: five examples are one chunk of four and one of one
+    for size in (1, 5):
+        for bucket in (True, False):
+            batches = data.batch_order(np.arange(size), 2, torch.Generator().manual_seed(0), bucket, bucket_batches=2)
+            assert sorted(i for b in batches for i in b) == list(range(size))
 
 
 def test_buckets_reduce_padding():
@@ -566,6 +612,8 @@ def test_batch_stream_resumes_exactly():
     assert [next(other_seed) for _ in range(7)] != expected[:7]
     with pytest.raises(ValueError, match="cannot resume"):
         data.BatchStream(task, batch_size=4, seed=7).load_state_dict(state)
+    with pytest.raises(ValueError, match="cannot stream batches from an empty task"):
+        data.BatchStream(lengths_only([]), batch_size=8, seed=7)
 
 
 # Literal rows of the course files (headers and quoting as in data/, which the tests cannot rely on:
@@ -609,5 +657,7 @@ def test_overfit_batch_is_a_full_batch_never_a_short_tail():
     task = type("Task", (), {"lengths": lengths})()
     firsts = [next(data.BatchStream(task, 10, seed, overfit=True)) for seed in range(30)]
     assert all(len(batch) == 10 for batch in firsts)
+    stream = data.BatchStream(task, 10, 0, overfit=True)
+    assert [next(stream) for _ in range(3)] == [firsts[0]] * 3  # the same batch on every pass
     tails = [next(data.BatchStream(task, 10, seed)) for seed in range(30)]
     assert any(len(batch) < 10 for batch in tails)  # without it the first batch is sometimes the tail
