@@ -223,7 +223,7 @@ def read_synth(path):
                 if not (isinstance(label, int) and not isinstance(label, bool) and label >= 0):
                     raise DataError(f"{path}:{line}: label must be an integer class >= 0, got {label!r}")
                 k = id_.removeprefix(f"{source}-syn")
-                if not source or k == id_ or not k.isdigit():
+                if not source or k == id_ or not (k.isascii() and k.isdigit()):
                     raise DataError(f"{path}:{line}: id {id_!r} is not '{{source_id}}-syn{{k}}' for {source!r}")
                 if id_ in seen:
                     raise DataError(f"{path}:{line}: duplicate id {id_!r} (first on line {seen[id_]})")

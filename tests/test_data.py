@@ -289,6 +289,7 @@ def test_read_synth(tmp_path):
         (synth_line("x1-syn1", label=-1), "label must be an integer"),
         (synth_line("x2-syn1"), "is not '{source_id}-syn{k}'"),
         (synth_line("x1-synA"), "is not '{source_id}-syn{k}'"),
+        (synth_line("x1-syn\u00b2"), "is not '{source_id}-syn{k}'"),  # str.isdigit's superscript two: no 0-9
         (synth_line("12"), "is not '{source_id}-syn{k}'"),  # digits, but no "x1-syn" before them
         (synth_line("x1-syn0"), "duplicate id 'x1-syn0' \\(first on line 1\\)"),
     ],
