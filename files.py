@@ -309,7 +309,7 @@ def _read(path):
     except FileNotFoundError:
         return None
     parts = text.split()
-    return text if len(parts) == 2 and parts[0].isdigit() else ""
+    return text if len(parts) == 2 and parts[0].isascii() and parts[0].isdigit() else ""
 
 
 def _stale(holder):

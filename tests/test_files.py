@@ -3,6 +3,7 @@ following them, and name the file and device when the disk is full."""
 
 import errno
 import os
+import socket
 import subprocess
 import sys
 
@@ -154,6 +155,10 @@ def test_the_lock_is_released_on_an_error_and_names_a_foreign_file(tmp_path):
         raise RuntimeError("boom")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
     (tmp_path / "run" / files.LOCK).write_text("not a lock\n")
+    with pytest.raises(files.LockError, match="not a lock"), files.locked(tmp_path / "run"):
+        pass
+    # a "pid" that str.isdigit takes but int() does not (superscript two), on this host
+    (tmp_path / "run" / files.LOCK).write_text(f"\u00b2 {socket.gethostname()}\n")
     with pytest.raises(files.LockError, match="not a lock"), files.locked(tmp_path / "run"):
         pass
     (tmp_path / "file").write_text("")
