@@ -3,6 +3,7 @@ scripted failures and retries, the reply contract, resume after a kill, Ctrl-C, 
 credentials kept secret, label folders and models never mixed, and label mode's accuracy and
 confusion matrix worked out by hand."""
 
+import argparse
 import collections
 import json
 import os
@@ -796,3 +797,143 @@ def test_a_second_process_on_the_same_output_is_refused_before_any_request(serve
     assert synth.main(["label", "--data-dir", str(tmp_path), "--out", str(folder), *FAST]) == 0
     assert sorted(p.name for p in tmp_path.iterdir() if "lock" in p.name) == []
     assert not (folder / files.LOCK).exists()
+
+
+# ----------------------------------------------------------------------------
+# pinned where mutations of synth.py survived: contract bounds, token counts, cost, metrics, secrets
+
+
+def test_paraphrase_contract_bounds():
+    source = "a good film"  # 11 characters: a paraphrase may have 4 * 11 + 100 = 144
+    assert synth.check_paraphrases(json.dumps(["x" * 144, "two"]), source, 2) == ["x" * 144, "two"]
+    with pytest.raises(synth.Rejected, match="far longer than its source"):
+        synth.check_paraphrases(json.dumps(["x" * 145, "two"]), source, 2)
+    with pytest.raises(synth.Rejected, match="wrong number of paraphrases"):
+        synth.check_paraphrases('["one", "two", "three"]', source, 2)  # one too many is not n either
+    with pytest.raises(synth.Rejected, match="not JSON"):
+        synth.check_paraphrases("```", source, 2)  # a fence and nothing else
+    # a fence ends at the last ```: one inside a paraphrase stays
+    assert synth.check_paraphrases('```json\n["a ``` b", "two"]\n```', source, 2) == ["a ``` b", "two"]
+
+
+def test_label_contract_bounds():
+    for reply in ("[-1, 0, 1]", "[0, 1, 2, 3]"):  # below class 0; one label too many
+        with pytest.raises(synth.Rejected):
+            synth.check_labels(reply, 3)
+
+
+def completion_bytes(usage, content="[1]"):
+    reply = {"choices": [{"message": {"role": "assistant", "content": content}}]}
+    return json.dumps(reply if usage is None else {**reply, "usage": usage}).encode()
+
+
+def test_token_counts_at_their_bounds():
+    stats = synth.Stats()
+    client = synth.Client("http://127.0.0.1:1/v1", FAKE_KEY, "m", 1.0, 0, 1.0, 0, stats)
+    assert client.read_reply(completion_bytes({"prompt_tokens": 3, "completion_tokens": 4})) == "[1]"
+    assert client.read_reply(completion_bytes({"prompt_tokens": 0, "completion_tokens": 10**8})) == "[1]"
+    assert client.read_reply(completion_bytes(None)) == "[1]"  # no usage: nothing billed
+    assert (stats.counts["prompt_tokens"], stats.counts["completion_tokens"]) == (3, 4 + 10**8)
+    for usage in (
+        {"prompt_tokens": -1},
+        {"completion_tokens": 10**8 + 1},
+        {"prompt_tokens": True},
+        {"prompt_tokens": 1.0},
+    ):
+        with pytest.raises(synth.Rejected, match="usage is not token counts"):
+            client.read_reply(completion_bytes(usage))
+    with pytest.raises(synth.Rejected, match="not a chat completion"):
+        client.read_reply(completion_bytes({}, content=None))
+    # a reply of exactly MAX_REPLY_BYTES is read; one byte more is not
+    exact = completion_bytes({})
+    exact = exact[:-1] + b', "pad": "' + b"x" * (synth.MAX_REPLY_BYTES - len(exact) - 11) + b'"}'
+    assert len(exact) == synth.MAX_REPLY_BYTES and client.read_reply(exact) == "[1]"
+    with pytest.raises(synth.Rejected, match="reply over 1 MiB"):
+        client.read_reply(exact[:-2] + b'x"}')
+    assert (stats.counts["prompt_tokens"], stats.counts["completion_tokens"]) == (3, 4 + 10**8)
+
+
+def test_cost_by_list_price_and_by_flags():
+    def cost(model, prompt, completion, price_in=None, price_out=None):
+        args = argparse.Namespace(model=model, price_in=price_in, price_out=price_out)
+        return synth.cost_text(args, prompt, completion)
+
+    # gpt-4o: $2.50 per 1M prompt tokens, $10 per 1M completion tokens
+    assert cost("gpt-4o", 1_000_000, 100_000).startswith("estimated cost $3.5000 ")  # 2.5 + 1.0
+    assert cost("gpt-4o-mini", 2_000_000, 1_000_000).startswith("estimated cost $0.9000 ")  # 0.30 + 0.60
+    assert cost("gpt-3.5-turbo", 2_000_000, 0).startswith("estimated cost $1.0000 ")  # 2 * 0.50
+    assert cost("gpt-4-turbo", 0, 1_000_000).startswith("estimated cost $30.0000 ")
+    # a flag replaces one list price, the other stays; 0 is a price (a local server), not "unset"
+    assert cost("gpt-4o", 1_000_000, 1_000_000, price_in=1).startswith("estimated cost $11.0000 ")  # 1 + 10
+    assert cost("gpt-4o", 1_000_000, 1_000_000, price_out=1).startswith("estimated cost $3.5000 ")  # 2.5 + 1
+    assert cost("gpt-4o", 1_000_000, 1_000_000, price_in=0, price_out=0).startswith("estimated cost $0.0000 ")
+    # an unlisted model needs both prices
+    assert cost("local", 10, 10, price_in=1).startswith("cost unknown: no price listed for local")
+    assert cost("local", 10, 10, price_out=1).startswith("cost unknown: no price listed for local")
+    assert cost("local", 10**6, 10**6, price_in=1, price_out=3).startswith("estimated cost $4.0000 ")
+
+
+def test_label_metrics_of_every_split_are_kept_and_overall_is_dev_only(server, tmp_path):
+    sst_file(tmp_path / "ids-sst-dev.csv", [("d0", "sentence 0", 1), ("d1", "sentence 1", 3)])
+    (tmp_path / TASKS["sst"].files["test"]).write_text("\tid\tsentence\n0\tt0\tsentence 2\n")
+    sst_file(tmp_path / "ids-sst-train.csv", [("r0", "sentence 3", 4)])
+    server.labels = {"sentence 0": 1, "sentence 1": 2, "sentence 2": 0, "sentence 3": 4}  # dev: 1 of 2 right
+    argv = ["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST]
+    for split in ("dev", "test", "train"):
+        assert synth.main([*argv, "--split", split]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["dev"] == {"sst": 0.5} and metrics["train"] == {"sst": 1.0} and "test" not in metrics
+    assert metrics["overall"] == 0.5  # dev's, not train's 1.0
+    assert sorted(metrics["config"]) == ["dev", "test", "train"]
+    assert metrics["confusion"]["dev"]["sst"][3] == [0, 0, 1, 0, 0]  # gold 3 said 2
+    assert metrics["confusion"]["train"]["sst"][4] == [0, 0, 0, 0, 1]
+    assert sorted(metrics["confusion"]) == ["dev", "train"]
+
+
+def test_redact_blanks_every_form_of_every_secret():
+    try:
+        # the key holds the URL's password: the longer secret goes first, so none of the key shows
+        synth.set_secrets("sk-abc123-xyz9", ["http://alice:abc123@h/v1"])
+        assert synth.redact("sk-abc123-xyz9 alice") == "[key] [credentials]"
+        synth.set_secrets("sk-key-0000", ["http://user%40x:p%40ss-word@h/v1"])  # both percent-encoded
+        text = "user%40x p%40ss-word user@x p@ss-word"
+        assert synth.redact(text) == " ".join(["[credentials]"] * 4)
+        synth.set_secrets("abcd", [])  # 4 characters: blanked
+        assert synth.redact("xabcdx") == "x[key]x"
+        synth.set_secrets("abc", ["http://u:pw@h"])  # under 4: left alone, as are "u" and "pw"
+        assert synth.redact("abc u pw") == "abc u pw"
+    finally:
+        synth.SECRETS.clear()
+
+
+def test_proxy_credentials_of_upper_case_variables_are_secrets(server, tmp_path, monkeypatch, capsys):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1)])
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy-user:proxy-PASS-5432@127.0.0.1:9")
+    try:
+        argv = ["paraphrase", "--input", str(src), "--out", str(tmp_path / "s.jsonl"), "--dry-run"]
+        assert synth.main(argv) == 0
+        assert synth.redact("proxy-user proxy-PASS-5432") == "[credentials] [credentials]"
+    finally:
+        synth.SECRETS.clear()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--batch-size", "0", "--batch-size must be at least 1"),
+        ("--limit", "0", "--limit must be at least 1"),
+        ("--max-retries", "-1", "--max-retries must be at least 0"),
+    ],
+)
+def test_counts_below_their_minimum_are_refused(flag, value, message, capsys):
+    with pytest.raises(SystemExit):
+        synth.parse_args(["label", flag, value])
+    assert message in capsys.readouterr().err
+
+
+def test_flags_at_their_bounds_are_taken():
+    args = synth.parse_args(["label", "--timeout", "3600", "--backoff", "600", "--max-retries", "0"])
+    assert (args.timeout, args.backoff, args.max_retries) == (3600.0, 600.0, 0)
+    args = synth.parse_args(["label", "--price-in", "0", "--price-out", "0", "--rpm", "0", "--limit", "1"])
+    assert (args.price_in, args.price_out, args.rpm, args.limit) == (0.0, 0.0, 0.0, 1)
