@@ -937,3 +937,23 @@ def test_flags_at_their_bounds_are_taken():
     assert (args.timeout, args.backoff, args.max_retries) == (3600.0, 600.0, 0)
     args = synth.parse_args(["label", "--price-in", "0", "--price-out", "0", "--rpm", "0", "--limit", "1"])
     assert (args.price_in, args.price_out, args.rpm, args.limit) == (0.0, 0.0, 0.0, 1)
+
+
+def test_resume_checks_every_record_before_it_appends(server, tmp_path):
+    src = sst_file(tmp_path / "train.csv", [("a", "sentence a", 1), ("b", "sentence b", 2)])
+    out = tmp_path / "s.jsonl"
+    # row a's one paraphrase under the id of another row: resuming would count a as done
+    record = {"id": "b-syn0", "source_id": "a", "label": 1, "text": "a paraphrase", "model": "gpt-3.5-turbo"}
+    out.write_text(synth.record_line(record), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"s\.jsonl:1: id 'b-syn0' is not '\{source_id\}-syn\{k\}' for 'a'"):
+        synth.main(["paraphrase", "--input", str(src), "--out", str(out), "--n", "1", *FAST])
+    assert server.requests == [] and out.read_text(encoding="utf-8") == synth.record_line(record)
+
+
+def test_resume_refuses_a_row_with_more_paraphrases_than_n(tmp_path):
+    out = tmp_path / "s.jsonl"
+    written = as_dicts(expected_records([("a", "sentence a", 1)], 2, "m"))  # a-syn0, a-syn1
+    out.write_text("".join(map(synth.record_line, written)), encoding="utf-8")
+    with pytest.raises(data.DataError, match=r"row 'a' has 2 paraphrases, not --n 1"):
+        synth.resume_paraphrases(out, 1, "m")
+    assert synth.resume_paraphrases(out, 2, "m") == {"a"}
