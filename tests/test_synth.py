@@ -308,6 +308,7 @@ def test_limit_dry_run_and_missing_key(server, tmp_path, capsys, monkeypatch):
     assert synth.main([*base, "--limit", "3", "--dry-run"]) == 0
     stdout = capsys.readouterr().out
     assert "3 rows; 2 already in" in stdout and "\n1 requests, about" in stdout and "Sentence: sentence 2" in stdout
+    assert "prompt + 22 completion tokens" in stdout  # the row to go only: 4 * (10 / 4 + 3)
     assert out.read_bytes() == before and len(server.requests) == 2
     with pytest.raises(SystemExit, match="error: .*Is a directory"):
         synth.main([*base, "--out", str(tmp_path)])
@@ -450,6 +451,7 @@ def test_label_failures_write_no_predictions(server, tmp_path, capsys):
     assert not (out / "predictions").exists() and not (out / "metrics.json").exists()
     assert synth.main([*argv, "--dry-run"]) == 0  # prices the failed batch only (it once priced all 4)
     assert "2 labelled already, 2 to go" in (stdout := capsys.readouterr().out) and "\n1 requests" in stdout
+    assert "prompt + 4 completion tokens" in stdout  # 2 tokens a label to go, not 2 * 4
     assert synth.main(argv) == 0  # the rerun asks only for the failed batch
     assert collections.Counter(r[0] for r in server.requests) == {"sentence 0": 1, "sentence 2": 3}
     assert predictions.read_output(out / "predictions" / "sst-dev-output.csv")[1].tolist() == [1, 1, 1, 1]
@@ -957,3 +959,12 @@ def test_resume_refuses_a_row_with_more_paraphrases_than_n(tmp_path):
     with pytest.raises(data.DataError, match=r"row 'a' has 2 paraphrases, not --n 1"):
         synth.resume_paraphrases(out, 1, "m")
     assert synth.resume_paraphrases(out, 2, "m") == {"a"}
+
+
+def test_label_limit_asks_and_scores_the_first_rows_only(server, tmp_path, capsys):
+    sst_file(tmp_path / "ids-sst-dev.csv", [("d0", "sentence 0", 1), ("d1", "sentence 1", 3)])
+    server.labels = {"sentence 0": 1, "sentence 1": 0}
+    out = tmp_path / "run"
+    assert synth.main(["label", "--data-dir", str(tmp_path), "--out", str(out), "--limit", "1", *FAST]) == 0
+    assert "accuracy 1.0000 (1/1)" in capsys.readouterr().out and [r[0] for r in server.requests] == ["sentence 0"]
+    assert predictions.read_output(out / "predictions" / "sst-dev-output.csv")[0] == ["d0"]
