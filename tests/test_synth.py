@@ -7,6 +7,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -968,3 +969,26 @@ def test_label_limit_asks_and_scores_the_first_rows_only(server, tmp_path, capsy
     assert synth.main(["label", "--data-dir", str(tmp_path), "--out", str(out), "--limit", "1", *FAST]) == 0
     assert "accuracy 1.0000 (1/1)" in capsys.readouterr().out and [r[0] for r in server.requests] == ["sentence 0"]
     assert predictions.read_output(out / "predictions" / "sst-dev-output.csv")[0] == ["d0"]
+
+
+GOOD_LABEL = {"id": "d0", "label": 1, "model": "gpt-3.5-turbo", "prompt": synth.LABEL_PROMPT_ID}
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"prompt": None}, "expected a record {'id', 'label', 'model', 'prompt'}"),  # None: the field left out
+        ({"id": 0}, "expected a record {'id': str, 'label': 0-4"),
+        ({"label": True}, "expected a record {'id': str, 'label': 0-4"),
+        ({"label": 5}, "expected a record {'id': str, 'label': 0-4"),
+        ({"prompt": "0123456789ab"}, "labelled with another prompt"),
+    ],
+)
+def test_label_journal_records_are_checked(server, tmp_path, change, problem):
+    sst_file(tmp_path / "ids-sst-dev.csv", [("d0", "sentence 0", 1)])
+    (tmp_path / "run").mkdir()
+    record = {k: v for k, v in {**GOOD_LABEL, **change}.items() if v is not None}
+    (tmp_path / "run" / "sst-dev-labels.jsonl").write_text(synth.record_line(record))
+    with pytest.raises(SystemExit, match=rf"sst-dev-labels\.jsonl:1: {re.escape(problem)}"):
+        synth.main(["label", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), *FAST])
+    assert server.requests == []
