@@ -17,6 +17,17 @@ def test_the_table_is_complete_and_consistent():
     assert [TASKS[t].is_pair for t in TASK_NAMES] == [False, True, True]
 
 
+def test_the_columns_are_the_course_files_headers():
+    # The course CSVs' headers: id, sentence, sentiment / id, sentence1, sentence2, is_duplicate /
+    # id, sentence1, sentence2, similarity. A pair is read in its file's order: sentence1 first.
+    columns = {t: (TASKS[t].text_columns, TASKS[t].label_column) for t in TASK_NAMES}
+    assert columns == {
+        "sst": (("sentence",), "sentiment"),
+        "para": (("sentence1", "sentence2"), "is_duplicate"),
+        "sts": (("sentence1", "sentence2"), "similarity"),
+    }
+
+
 def test_accuracy_and_pearson_by_hand():
     assert score("sst", [0, 1, 2, 4], [0, 1, 3, 4]) == 0.75
     assert score("para", np.array([1, 0]), np.array([1, 1])) == 0.5
