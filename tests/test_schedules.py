@@ -41,6 +41,15 @@ def test_annealed_probabilities_follow_the_formula():
     assert all(math.isclose(last[t], n**0.2 / total) for t, n in sizes.items())
 
 
+def test_annealed_alpha_by_hand_and_with_one_or_two_epochs():
+    # alpha = 1 - 0.8 e / (E - 1), e 0-based: E = 5 gives 1, 0.8, 0.6, 0.4, 0.2
+    assert [annealed_alpha(e, 5) for e in range(5)] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    assert [annealed_alpha(e, 2) for e in range(2)] == pytest.approx([1.0, 0.2])  # the last epoch is 0.2 already
+    assert annealed_alpha(0, 1) == 1.0  # one epoch: the first, alpha 1 (no division by E - 1 = 0)
+    sizes = {"sst": 100, "para": 300}
+    assert task_probabilities("annealed", sizes, 0, 1) == pytest.approx({"sst": 0.25, "para": 0.75})  # proportional
+
+
 def test_uniform_and_proportional_probabilities_by_hand():
     sizes = {"sst": 100, "para": 300, "sts": 100}
     assert task_probabilities("uniform", sizes, 0, 3) == pytest.approx({"sst": 1 / 3, "para": 1 / 3, "sts": 1 / 3})
@@ -57,6 +66,24 @@ def test_sampled_frequencies_match_the_formula(name):
             assert abs(counts[task] / 6000 - p) < 0.02, (task, counts[task], p)
     assert epoch_tasks(s, 1) == epoch_tasks(Schedule(name, sizes, BATCHES, 3, steps_per_epoch=6000, seed=3), 1)
     assert epoch_tasks(s, 1) != epoch_tasks(Schedule(name, sizes, BATCHES, 3, steps_per_epoch=6000, seed=4), 1)
+
+
+def test_two_tasks_are_sampled_too():
+    # Two tasks are several: proportional draws para with p = 300 / 400 = 0.75, every step one task.
+    s = Schedule("proportional", {"sst": 100, "para": 300}, {"sst": 5, "para": 12}, 2, steps_per_epoch=4000, seed=0)
+    counts = Counter(tuple(s.tasks_for_step(1, i)) for i in range(4000))
+    assert set(counts) == {("sst",), ("para",)} and abs(counts[("para",)] / 4000 - 0.75) < 0.03
+
+
+def test_another_seed_or_epoch_draws_anew():
+    # Each step's generator is seeded from (seed, epoch, step); seeds 3 and 4 give unrelated draws,
+    # not one sequence shifted by a step (which a seed added to the step number would give).
+    a, b = (Schedule("uniform", SIZES, BATCHES, 3, steps_per_epoch=400, seed=k) for k in (3, 4))
+    assert epoch_tasks(b, 0)[:-1] != epoch_tasks(a, 0)[1:]
+    assert epoch_tasks(b, 0) != epoch_tasks(a, 0)  # the seed counts from the first epoch on
+    # nor is an epoch the one before it read backwards (seed 0: the epoch's own offset alone)
+    zero = Schedule("uniform", SIZES, BATCHES, 3, steps_per_epoch=400, seed=0)
+    assert epoch_tasks(zero, 1)[1:] != epoch_tasks(zero, 0)[:0:-1]
 
 
 # ----------------------------------------------------------------------------
@@ -123,6 +150,8 @@ def test_bad_settings_are_refused():
         schedule("nope")
     with pytest.raises(ValueError, match="needs --steps-per-epoch"):
         Schedule("annealed", SIZES, BATCHES, 2)
+    with pytest.raises(ValueError, match="needs --steps-per-epoch"):  # two tasks are already several
+        Schedule("uniform", {"sst": 80, "sts": 45}, {"sst": 5, "sts": 3}, 2)
     with pytest.raises(ValueError, match="para is not among"):
         Schedule("staggered", {"sst": 1, "sts": 1}, {"sst": 1, "sts": 1}, 2)
     with pytest.raises(IndexError):
