@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from losses import dual_objective_loss, dual_probabilities, ordinal_log_loss, sentiment_loss
+from losses import dual_objective_loss, dual_probabilities, ordinal_log_loss, pearson_loss, sentiment_loss
 
 
 def test_ordinal_log_loss_by_hand():
@@ -92,3 +92,14 @@ def test_dual_probabilities_are_normalised_sigmoids():
     s = torch.sigmoid(logits)
     assert torch.allclose(probs, s / s.sum(-1, keepdim=True))
     assert torch.allclose(probs.sum(-1), torch.ones(2)) and not torch.allclose(probs, logits.softmax(-1))
+    # s(x) + s(-x) = 1, so logits (0.5, -0.5) give the sigmoids themselves: (s(0.5), s(-0.5))
+    half = 1 / (1 + math.exp(-0.5))  # 0.6225
+    assert torch.allclose(dual_probabilities(torch.tensor([[0.5, -0.5]])), torch.tensor([[half, 1 - half]]))
+
+
+def test_pearson_loss_of_fractional_scores_by_hand():
+    # scores (0.5, 1.5, 3.5), labels (0.25, 2.25, 2.25): centred x = (-4, -1, 5) / 3, y = (-4, 2, 2) / 3,
+    # r = 24 / sqrt(42 * 24) = sqrt(4 / 7); the fractions count (no rounding to whole scores)
+    scores, labels = torch.tensor([0.5, 1.5, 3.5]), torch.tensor([0.25, 2.25, 2.25])
+    assert pearson_loss(scores, labels).item() == pytest.approx(1 - math.sqrt(4 / 7))
+    assert pearson_loss(labels, scores).item() == pytest.approx(1 - math.sqrt(4 / 7))
