@@ -20,6 +20,16 @@ def test_ordinal_log_loss_by_hand():
     assert math.isclose(ordinal_log_loss(logits, torch.tensor([1])).item(), -2 * math.log(0.75), rel_tol=1e-6)
 
 
+def test_losses_of_bfloat16_logits_are_computed_in_float32():
+    # Under bf16 autocast the heads give bf16 logits; the losses still compute in float32 (bf16 keeps
+    # 8 bits of mantissa: log(2/3) there is off by about 1e-3). Zeros are exact in bf16.
+    zeros = torch.zeros(1, 3, dtype=torch.bfloat16)
+    oll = ordinal_log_loss(zeros, torch.tensor([0]))
+    assert oll.dtype == torch.float32 and math.isclose(oll.item(), 3 * math.log(1.5), rel_tol=1e-6)
+    dual = dual_objective_loss(zeros, torch.tensor([0]))
+    assert dual.dtype == torch.float32 and math.isclose(dual.item(), 3 * math.log(2), rel_tol=1e-6)
+
+
 def test_ordinal_log_loss_is_the_formula_and_stays_finite():
     torch.manual_seed(0)
     logits, labels = torch.randn(6, 5) * 3, torch.tensor([0, 1, 2, 3, 4, 2])
