@@ -81,9 +81,10 @@ def test_another_seed_or_epoch_draws_anew():
     a, b = (Schedule("uniform", SIZES, BATCHES, 3, steps_per_epoch=400, seed=k) for k in (3, 4))
     assert epoch_tasks(b, 0)[:-1] != epoch_tasks(a, 0)[1:]
     assert epoch_tasks(b, 0) != epoch_tasks(a, 0)  # the seed counts from the first epoch on
-    # nor is an epoch the one before it read backwards (seed 0: the epoch's own offset alone)
+    # nor is an epoch the one before it, read backwards or shifted (seed 0: the epoch's own offset alone)
     zero = Schedule("uniform", SIZES, BATCHES, 3, steps_per_epoch=400, seed=0)
     assert epoch_tasks(zero, 1)[1:] != epoch_tasks(zero, 0)[:0:-1]
+    assert epoch_tasks(zero, 1)[:-1] != epoch_tasks(zero, 0)[1:]  # nor shifted by a step
 
 
 # ----------------------------------------------------------------------------
