@@ -301,10 +301,13 @@ def test_limit_dry_run_and_missing_key(server, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     assert synth.main([*base, "--limit", "2"]) == 0
     assert as_tuples(records(out)) == expected_records(rows[:2], 4, "gpt-3.5-turbo")
-    # A dry run prices only what is still to go (it once priced all 3 rows), and changes nothing,
-    # not even a torn last line that a real run would cut.
+    # A dry run prices only what is still to go (it once priced all 3 rows), and changes nothing:
+    # neither an interrupted row's records (r2: 1 of 4) that a real run would remove, nor a torn
+    # last line that a real run would cut.
+    r2 = {"id": "r2-syn0", "source_id": "r2", "label": 1, "text": "a paraphrase", "model": "gpt-3.5-turbo"}
     with open(out, "ab") as f:
-        f.write(b'{"id": "r2-syn0", "sour')
+        f.write((json.dumps(r2) + "\n").encode())
+        f.write(b'{"id": "r2-syn1", "sour')
     before = out.read_bytes()
     assert synth.main([*base, "--limit", "3", "--dry-run"]) == 0
     stdout = capsys.readouterr().out
@@ -450,7 +453,12 @@ def test_label_failures_write_no_predictions(server, tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert "2 failed" in stdout and "  d2: rejected: labels not integers 0-4" in stdout
     assert not (out / "predictions").exists() and not (out / "metrics.json").exists()
+    journal = out / "sst-dev-labels.jsonl"
+    with open(journal, "ab") as f:  # a torn last line: the real run cuts it, a dry run leaves it
+        f.write(b'{"id": "d2", "lab')
+    before = journal.read_bytes()
     assert synth.main([*argv, "--dry-run"]) == 0  # prices the failed batch only (it once priced all 4)
+    assert journal.read_bytes() == before
     assert "2 labelled already, 2 to go" in (stdout := capsys.readouterr().out) and "\n1 requests" in stdout
     assert "prompt + 4 completion tokens" in stdout  # 2 tokens a label to go, not 2 * 4
     assert synth.main(argv) == 0  # the rerun asks only for the failed batch
